@@ -1,0 +1,264 @@
+"""The one typed configuration every part reads (`/etc/kiosk/kiosk.toml` by default).
+
+One table per part. An unknown or misspelt key, or a value of the wrong type, is refused at
+start-up with the file and the dotted key named — never a silent default (frigate's rule).
+"""
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from kiosk.errors import ConfigError
+
+DEFAULT_PATH = Path("/etc/kiosk/kiosk.toml")
+SCHEMA_VERSION = 1
+KIOSK_ID_RE = re.compile(r"^[a-z0-9-]{1,32}$")
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KioskTable(_Table):
+    """Who this kiosk is: its site and id (MQTT client id, TLS CN and registry key)."""
+
+    site: str = "clinic"
+    id: str = "kiosk-1"
+    language: str = "en"
+    languages: list[str] = ["en", "es"]
+
+    @field_validator("id", "site")
+    @classmethod
+    def _id_syntax(cls, v: str) -> str:
+        if not KIOSK_ID_RE.match(v):
+            raise ValueError("must match [a-z0-9-]{1,32}")
+        return v
+
+
+class PathsTable(_Table):
+    """Where state lives. Relative paths are resolved against the config file's folder."""
+
+    state_dir: Path = Path("/var/lib/kiosk")
+    models_dir: Path = Path("/opt/kiosk/models")
+
+
+class KeysTable(_Table):
+    """Key files (PKCS#8 / SubjectPublicKeyInfo PEM). Private keys must be mode 0600."""
+
+    kiosk_key: Path = Path("/etc/kiosk/keys/kiosk.key")
+    sealing_key: Path = Path("/etc/kiosk/keys/sealing.key")
+    issuer_public: list[Path] = [Path("/etc/kiosk/keys/issuer.pub")]
+    log_public: Path = Path("/etc/kiosk/keys/log.pub")
+    log_name: str = "clinic.example/log"
+
+
+class BrokerTable(_Table):
+    """The MQTT 5 broker. TLS files are optional on loopback, required elsewhere by policy."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    keepalive: int = Field(30, ge=5, le=3600)
+    session_expiry: int = Field(7 * 24 * 3600, ge=0)
+    max_inflight: int = Field(20, ge=1, le=65535)
+
+
+class CameraTable(_Table):
+    """The camera backend and its mode."""
+
+    backend: Literal["auto", "picamera2", "opencv", "files", "synthetic"] = "auto"
+    device: str = "0"
+    source: Path | None = None  # folder or video for the "files" backend
+    width: int = Field(640, ge=160, le=4096)
+    height: int = Field(480, ge=120, le=4096)
+    fps: float = Field(15.0, gt=0, le=120)
+
+
+class NfcTable(_Table):
+    """The PN532 reader on a serial port (HSU)."""
+
+    backend: Literal["pn532", "none"] = "pn532"
+    port: str = "/dev/serial0"
+    baudrate: int = 115200
+    timeout_s: float = Field(1.0, gt=0, le=30)
+
+
+class VisionTable(_Table):
+    """Face verification thresholds (chosen from measurements; see README)."""
+
+    match_threshold: float = Field(0.5, gt=0, lt=2)
+    detect_every: int = Field(5, ge=1, le=100)
+    min_face_px: int = Field(80, ge=20)
+
+
+class PassTable(_Table):
+    """How the kiosk judges passes and presentations."""
+
+    qr_window_s: int = Field(30, ge=5, le=300)
+    qr_windows_accepted: int = Field(1, ge=0, le=4)  # neighbours either side
+    revocation_grace_s: int = Field(24 * 3600, ge=0)
+    clock_skew_s: int = Field(120, ge=0)
+
+
+class OutboxTable(_Table):
+    """The kiosk's durable outbox."""
+
+    path: Path = Path("outbox.sqlite3")  # under paths.state_dir unless absolute
+    resend_after_s: float = Field(10.0, gt=0)
+
+
+class GatewayTable(_Table):
+    """The ledger gateway: its log store and acceptance bounds."""
+
+    store: Literal["sqlite", "postgres"] = "sqlite"
+    sqlite_path: Path = Path("ledger.sqlite3")
+    postgres_dsn: str = "postgresql://127.0.0.1/test"
+    postgres_schema: str = "kiosk_ledger"
+    log_key: Path = Path("/etc/kiosk/keys/log.key")
+    registry_path: Path = Path("registry.sqlite3")
+    client_id: str = "gateway-1"
+    share_group: str = "gateways"
+    max_message_bytes: int = Field(256 * 1024, ge=1024)
+    max_skew_s: int = Field(300, ge=0)
+    max_age_s: int = Field(30 * 24 * 3600, ge=60)
+
+
+class ConsentTable(_Table):
+    """The clinic's consent template: what the patient is asked to agree to today."""
+
+    document_id: str = "clinic-consent"
+    version: str = "1"
+    organization: str = "Organization/clinic"
+    purpose: list[str] = ["TREAT"]
+    actions: list[str] = ["access"]
+    actors: list[str] = ["Practitioner/care-team"]
+    valid_days: int = Field(365, ge=1)
+    text: dict[str, str] = {
+        "en": "I agree that the care team of this clinic may access my records to treat me.",
+        "es": "Acepto que el equipo de esta clínica acceda a mis datos para atenderme.",
+    }
+
+
+class EngineTable(_Table):
+    """Check-in state machine timeouts and retries."""
+
+    credential_timeout_s: float = Field(60.0, gt=0)
+    face_timeout_s: float = Field(20.0, gt=0)
+    consent_timeout_s: float = Field(90.0, gt=0)
+    done_display_s: float = Field(5.0, ge=0)
+    max_face_attempts: int = Field(3, ge=1, le=10)
+
+
+class Config(_Table):
+    """The whole configuration file."""
+
+    schema_version: int = SCHEMA_VERSION
+    kiosk: KioskTable = KioskTable()
+    paths: PathsTable = PathsTable()
+    keys: KeysTable = KeysTable()
+    broker: BrokerTable = BrokerTable()
+    camera: CameraTable = CameraTable()
+    nfc: NfcTable = NfcTable()
+    vision: VisionTable = VisionTable()
+    passes: PassTable = PassTable()
+    outbox: OutboxTable = OutboxTable()
+    gateway: GatewayTable = GatewayTable()
+    consent: ConsentTable = ConsentTable()
+    engine: EngineTable = EngineTable()
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_schema(cls, v: int) -> int:
+        if v != SCHEMA_VERSION:
+            raise ValueError(f"this kiosk understands schema_version {SCHEMA_VERSION}")
+        return v
+
+    def state_path(self, p: Path) -> Path:
+        """`p` resolved against the state directory unless it is absolute."""
+        return p if p.is_absolute() else self.paths.state_dir / p
+
+
+def _resolve(data: dict, base: Path) -> dict:
+    """Resolve relative paths in the file against the file's own folder."""
+    paths = data.get("paths")
+    if isinstance(paths, dict):
+        for k, v in paths.items():
+            if isinstance(v, str) and not Path(v).is_absolute():
+                paths[k] = str(base / v)
+    keys = data.get("keys")
+    if isinstance(keys, dict):
+        for k, v in keys.items():
+            if isinstance(v, str) and not Path(v).is_absolute():
+                keys[k] = str(base / v) if k != "log_name" else v
+            elif isinstance(v, list):
+                keys[k] = [str(base / x) if isinstance(x, str) and not Path(x).is_absolute() else x for x in v]
+    gw = data.get("gateway")
+    if isinstance(gw, dict) and isinstance(gw.get("log_key"), str) and not Path(gw["log_key"]).is_absolute():
+        gw["log_key"] = str(base / gw["log_key"])
+    return data
+
+
+def load(path: Path | str | None = None) -> Config:
+    """Read and validate a config file; raise ConfigError naming the file and the key."""
+    path = Path(path) if path is not None else DEFAULT_PATH
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config ({e.strerror})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    return from_dict(_resolve(data, path.parent.resolve()), source=str(path))
+
+
+def from_dict(data: dict, source: str = "<config>") -> Config:
+    """Validate a config given as a dict (tests, demo)."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        if first["type"] == "extra_forbidden":
+            raise ConfigError(f"{source}: unknown key '{key}'") from None
+        raise ConfigError(f"{source}: bad value for '{key}': {first['msg']}") from None
+
+
+def to_toml(cfg: Config) -> str:
+    """Render a config as TOML (for `kiosk provision` and the demo). Flat tables only."""
+    def val(v: object) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, Path):
+            return _q(str(v))
+        if isinstance(v, str):
+            return _q(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(val(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{_q(k)} = {val(x)}" for k, x in v.items()) + " }"
+        raise TypeError(type(v))
+
+    lines = [f"schema_version = {cfg.schema_version}"]
+    for name in type(cfg).model_fields:
+        table = getattr(cfg, name)
+        if not isinstance(table, BaseModel):
+            continue
+        lines.append(f"\n[{name}]")
+        for k in type(table).model_fields:
+            v = getattr(table, k)
+            if v is not None:
+                lines.append(f"{k} = {val(v)}")
+    return "\n".join(lines) + "\n"
+
+
+def _q(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'

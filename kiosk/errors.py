@@ -1,0 +1,131 @@
+"""One root for the project's own errors, and one verdict type for checks.
+
+Library exceptions (pyserial, paho, psycopg, dlib, cbor2, nacl) are caught where the
+library is called and re-raised as one of these; nothing above that boundary imports a
+library's exception types. The CLI turns a KioskError into one line and an exit code.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class KioskError(Exception):
+    """Root of every error the project raises on purpose. `exit_code` is what the CLI returns."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason or type(self).__name__
+
+
+class ConfigError(KioskError):
+    """A configuration file is missing, unreadable, or holds an unknown key or a wrong type."""
+
+    exit_code = 78  # EX_CONFIG (sysexits.h)
+
+
+class FormatError(KioskError):
+    """Bytes or text that do not decode as the format they claim to be."""
+
+    exit_code = 65  # EX_DATAERR
+
+
+class VerificationError(KioskError):
+    """A signature, proof or credential that decodes but does not verify."""
+
+    exit_code = 2
+
+
+class KeyFileError(KioskError):
+    """A key file is missing, unreadable, of the wrong kind, or has unsafe permissions."""
+
+    exit_code = 77  # EX_NOPERM
+
+
+class HardwareError(KioskError):
+    """A device (camera, reader, display) failed or is absent."""
+
+    exit_code = 69  # EX_UNAVAILABLE
+
+
+class NfcError(HardwareError):
+    """The NFC reader or the card/phone in its field misbehaved (timeout, bad frame, status word)."""
+
+
+class CameraError(HardwareError):
+    """The camera could not deliver frames."""
+
+
+class TransportError(KioskError):
+    """The broker or the network failed."""
+
+    exit_code = 69
+
+
+class StoreError(KioskError):
+    """A database (outbox, log store) failed or holds inconsistent data."""
+
+    exit_code = 74  # EX_IOERR
+
+
+class LogIntegrityError(StoreError):
+    """The Merkle log contradicts itself or an earlier checkpoint: an alarm, never ignored."""
+
+
+class Reason(str, enum.Enum):
+    """Machine-readable reasons of a verdict. Values are stable: they go into JSON and MQTT."""
+
+    OK = "ok"
+    MALFORMED = "malformed"
+    BAD_SIGNATURE = "bad-signature"
+    UNKNOWN_ISSUER = "unknown-issuer"
+    UNKNOWN_KIOSK = "unknown-kiosk"
+    EXPIRED = "expired"
+    NOT_YET_VALID = "not-yet-valid"
+    REVOKED = "revoked"
+    REPLAYED = "replayed"
+    STALE = "stale"
+    WRONG_SITE = "wrong-site"
+    WRONG_KIOSK = "wrong-kiosk"
+    CLOCK_UNSYNCED = "clock-unsynced"
+    REVOCATION_LIST_STALE = "revocation-list-stale"
+    TOO_LARGE = "too-large"
+    FUTURE = "created-in-future"
+    TOO_OLD = "too-old"
+    BAD_PROOF = "bad-proof"
+    INCONSISTENT = "inconsistent"
+    WRONG_ENTRY = "wrong-entry"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of a check: `ok`, a machine-readable `reason`, and a human `detail`.
+
+    `detail` never holds personal data: it names fields and positions, not their values.
+    `data` carries what a successful check produced (decoded claims, etc.).
+    """
+
+    ok: bool
+    reason: Reason
+    detail: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def good(cls, detail: str = "", **data: Any) -> "Verdict":
+        return cls(True, Reason.OK, detail, dict(data))
+
+    @classmethod
+    def bad(cls, reason: Reason, detail: str) -> "Verdict":
+        return cls(False, reason, detail)
+
+    def as_json(self) -> dict[str, Any]:
+        """The verdict as JSON-safe data (without `data`, which may hold bytes)."""
+        return {"ok": self.ok, "reason": self.reason.value, "detail": self.detail}
+
+    def __bool__(self) -> bool:
+        return self.ok

@@ -78,6 +78,8 @@ class CameraTable(_Table):
     width: int = Field(640, ge=160, le=4096)
     height: int = Field(480, ge=120, le=4096)
     fps: float = Field(15.0, gt=0, le=120)
+    loop: bool = True  # files/synthetic: start again at the end
+    realtime: bool = True  # synthetic: pace frames at `fps` (tests turn it off)
 
 
 class NfcTable(_Table):
@@ -93,8 +95,9 @@ class VisionTable(_Table):
     """Face verification thresholds (chosen from measurements; see README)."""
 
     match_threshold: float = Field(0.5, gt=0, lt=2)
-    detect_every: int = Field(5, ge=1, le=100)
-    min_face_px: int = Field(80, ge=20)
+    detect_every: int = Field(5, ge=1, le=100)  # full-frame detection every N frames; ROI re-detect between
+    min_face_px: int = Field(110, ge=20)  # quality gate: narrower faces get "face.come_closer"
+    detect_min_face_px: int = Field(100, ge=20)  # smallest face the full-frame detector looks for
 
 
 class PassTable(_Table):

@@ -1,0 +1,204 @@
+"""Ledger entries, their bodies, and the two MQTT messages that carry them (DESIGN §7).
+
+Leaf: the exact bytes of a COSE_Sign1 by the kiosk key over the deterministic CBOR map
+  {v, type, entry_id, site, kiosk, created, patient?, body_hash, refs}
+`created` is Unix time in milliseconds; `refs` are entry hashes of the same session.
+entry_hash = SHA-256(leaf) names an entry and is the dedup key.
+
+Body: deterministic CBOR map with a random `salt`; body_hash = SHA-256(salt ‖ body bytes).
+Personal data lives only in the body, which can be erased without breaking any proof.
+
+Record (kiosk → gateway): {leaf, body, presentation, last_size}
+Receipt (gateway → kiosk): {entry_hash, status, reason, leaf_index, checkpoint, inclusion, consistency}
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from nacl.signing import SigningKey, VerifyKey
+
+from kiosk.errors import FormatError, Reason, VerificationError
+from kiosk.protocol import cbor, cose
+
+VERSION = 1
+TYPES = ("check-in", "consent", "consent-withdrawal", "staff-override", "kiosk-event")
+ID_RE = re.compile(r"^[a-z0-9-]{1,32}$")
+MAX_BODY = 192 * 1024
+MAX_RECORD = 256 * 1024
+STATUS_ACCEPTED, STATUS_DUPLICATE, STATUS_REJECTED = "accepted", "duplicate", "rejected"
+
+
+def entry_hash(leaf: bytes) -> bytes:
+    """SHA-256 of the leaf bytes (not the RFC 9162 leaf hash, which is the tree's business)."""
+    return hashlib.sha256(leaf).digest()
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The signed, PHI-free part of an entry."""
+
+    type: str
+    entry_id: bytes
+    site: str
+    kiosk: str
+    created: int
+    body_hash: bytes
+    refs: tuple[bytes, ...] = ()
+    patient: str | None = None
+    v: int = VERSION
+
+    def to_map(self) -> dict:
+        m = {"v": self.v, "type": self.type, "entry_id": self.entry_id, "site": self.site,
+             "kiosk": self.kiosk, "created": self.created, "body_hash": self.body_hash,
+             "refs": list(self.refs)}
+        if self.patient is not None:
+            m["patient"] = self.patient
+        return m
+
+
+def make_body(content: Mapping[str, object], salt: bytes | None = None) -> tuple[bytes, bytes]:
+    """Encode a body with a fresh salt; return (body bytes, body_hash)."""
+    if "salt" in content:
+        raise ValueError("content may not carry its own salt")
+    salt = salt or os.urandom(16)
+    body = cbor.dumps({"salt": salt, **content})
+    return body, hashlib.sha256(salt + body).digest()
+
+
+def body_hash_of(body: bytes) -> bytes:
+    """Recompute a body's hash from its bytes; FormatError if it has no salt."""
+    m = cbor.loads(body, "body")
+    if not isinstance(m, dict) or not isinstance(m.get("salt"), bytes) or len(m["salt"]) < 16:
+        raise FormatError("body: missing its salt")
+    return hashlib.sha256(m["salt"] + body).digest()
+
+
+def decode_body(body: bytes) -> dict:
+    """The body's content (salt removed)."""
+    m = cbor.loads(body, "body")
+    if not isinstance(m, dict):
+        raise FormatError("body: expected a map")
+    return {k: v for k, v in m.items() if k != "salt"}
+
+
+def new_envelope(type: str, *, site: str, kiosk: str, body_hash: bytes, created_ms: int,
+                 refs: tuple[bytes, ...] = (), patient: str | None = None) -> Envelope:
+    """A new envelope with a random entry id."""
+    env = Envelope(type, os.urandom(16), site, kiosk, created_ms, body_hash, tuple(refs), patient)
+    _check_envelope(env.to_map())
+    return env
+
+
+def sign_leaf(env: Envelope, kiosk_key: SigningKey) -> bytes:
+    """The leaf: a COSE_Sign1 by the kiosk key over the envelope."""
+    return cose.sign1(cbor.dumps(env.to_map()), kiosk_key)
+
+
+def _check_envelope(m: object) -> dict:
+    cbor.expect_map(m, "leaf", {"v": int, "type": str, "entry_id": bytes, "site": str, "kiosk": str,
+                                "created": int, "body_hash": bytes, "refs": list}, {"patient": str})
+    assert isinstance(m, dict)
+    if m["v"] != VERSION:
+        raise FormatError("leaf: unknown version")
+    if m["type"] not in TYPES:
+        raise FormatError("leaf: unknown entry type")
+    if not ID_RE.match(m["kiosk"]) or not ID_RE.match(m["site"]):
+        raise FormatError("leaf: bad kiosk or site id")
+    if len(m["entry_id"]) != 16 or len(m["body_hash"]) != 32:
+        raise FormatError("leaf: bad entry_id or body_hash length")
+    if m["created"] < 0 or not all(isinstance(r, bytes) and len(r) == 32 for r in m["refs"]) \
+            or len(m["refs"]) > 8:
+        raise FormatError("leaf: bad created time or refs")
+    if "patient" in m and not (1 <= len(m["patient"]) <= 64):
+        raise FormatError("leaf: bad patient id")
+    return m
+
+
+def decode_leaf(leaf: bytes) -> tuple[Envelope, bytes | None]:
+    """Decode a leaf without verifying its signature: (envelope, signer kid)."""
+    msg = cose.decode_sign1(leaf, "leaf")
+    m = _check_envelope(cbor.loads(msg.payload, "leaf payload"))
+    return Envelope(m["type"], m["entry_id"], m["site"], m["kiosk"], m["created"], m["body_hash"],
+                    tuple(m["refs"]), m.get("patient"), m["v"]), msg.kid
+
+
+def open_leaf(leaf: bytes, kiosk_key_for: Callable[[str], VerifyKey | None]) -> Envelope:
+    """Decode and verify a leaf against the registry's key for the kiosk it names."""
+    env, _ = decode_leaf(leaf)
+    key = kiosk_key_for(env.kiosk)
+    if key is None:
+        raise VerificationError("leaf: kiosk is not in the registry", reason=Reason.UNKNOWN_KIOSK.value)
+    cose.verify_sign1(leaf, key, "leaf")
+    return env
+
+
+@dataclass(frozen=True)
+class Record:
+    """The record message a kiosk publishes: leaf, body, presentation, last_size."""
+
+    leaf: bytes
+    body: bytes
+    presentation: dict | None
+    last_size: int
+
+    def to_cbor(self) -> bytes:
+        return cbor.dumps({"leaf": self.leaf, "body": self.body, "presentation": self.presentation,
+                           "last_size": self.last_size})
+
+
+def decode_record(data: bytes) -> Record:
+    """Decode a record message; FormatError (too-large or malformed) names the problem."""
+    if not isinstance(data, (bytes, bytearray)):
+        raise FormatError("record: expected bytes")
+    if len(data) > MAX_RECORD:
+        raise FormatError("record: larger than the size limit", reason=Reason.TOO_LARGE.value)
+    m = cbor.expect_map(cbor.loads(bytes(data), "record"), "record",
+                        {"leaf": bytes, "body": bytes, "last_size": int}, {"presentation": dict})
+    if "presentation" not in m:
+        raise FormatError("record: missing field 'presentation'")
+    if len(m["body"]) > MAX_BODY or m["last_size"] < 0:
+        raise FormatError("record: bad body size or last_size")
+    return Record(m["leaf"], m["body"], m["presentation"], m["last_size"])
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The gateway's answer to a record."""
+
+    entry_hash: bytes
+    status: str
+    reason: str = ""
+    leaf_index: int | None = None
+    checkpoint: bytes | None = None
+    inclusion: tuple[bytes, ...] = ()
+    consistency: tuple[bytes, ...] = ()
+
+    @property
+    def accepted(self) -> bool:
+        return self.status in (STATUS_ACCEPTED, STATUS_DUPLICATE)
+
+    def to_cbor(self) -> bytes:
+        return cbor.dumps({"entry_hash": self.entry_hash, "status": self.status, "reason": self.reason,
+                           "leaf_index": self.leaf_index, "checkpoint": self.checkpoint,
+                           "inclusion": list(self.inclusion), "consistency": list(self.consistency)})
+
+
+def decode_receipt(data: bytes) -> Receipt:
+    """Decode a receipt message (structure only; net.receipt verifies its proofs)."""
+    m = cbor.expect_map(cbor.loads(data, "receipt"), "receipt",
+                        {"entry_hash": bytes, "status": str, "reason": str, "inclusion": list,
+                         "consistency": list},
+                        {"leaf_index": int, "checkpoint": bytes})
+    if m["status"] not in (STATUS_ACCEPTED, STATUS_DUPLICATE, STATUS_REJECTED):
+        raise FormatError("receipt: unknown status")
+    for name in ("inclusion", "consistency"):
+        if len(m[name]) > 64 or not all(isinstance(h, bytes) for h in m[name]):
+            raise FormatError(f"receipt: bad {name} proof")
+    if m["status"] != STATUS_REJECTED and (m.get("leaf_index") is None or m.get("checkpoint") is None):
+        raise FormatError("receipt: an accepted receipt needs leaf_index and checkpoint")
+    return Receipt(m["entry_hash"], m["status"], m["reason"], m.get("leaf_index"), m.get("checkpoint"),
+                   tuple(m["inclusion"]), tuple(m["consistency"]))

@@ -1,0 +1,40 @@
+"""Face templates sealed to the clinic's X25519 sealing key (libsodium sealed box).
+
+A photographed QR therefore leaks no biometric: only a kiosk holding the sealing private key
+opens it. Each sealed copy is labelled with the sealing key's kid, so rotation can seal to
+both the current and the next key (DESIGN §7 "Keys").
+"""
+from __future__ import annotations
+
+from nacl.exceptions import CryptoError
+from nacl.public import PrivateKey, PublicKey, SealedBox
+
+from kiosk.errors import Reason, VerificationError
+from kiosk.protocol.keys import kid as key_id
+
+TEMPLATE_BYTES = 256  # 128 × float16 (the shared template encoding)
+
+
+def seal(template: bytes, recipients: list[PublicKey]) -> list[list[bytes]]:
+    """Seal the template bytes to every recipient key: [[kid, sealed box], ...]."""
+    if len(template) != TEMPLATE_BYTES:
+        raise ValueError(f"a template is {TEMPLATE_BYTES} bytes")
+    return [[key_id(pk), SealedBox(pk).encrypt(template)] for pk in recipients]
+
+
+def open_sealed(sealed: list[list[bytes]], keys: list[PrivateKey]) -> bytes:
+    """Open the copy sealed to one of our keys; VerificationError when none opens."""
+    ours = {key_id(k.public_key): k for k in keys}
+    for kid, box in sealed:
+        key = ours.get(kid)
+        if key is None:
+            continue
+        try:
+            out = SealedBox(key).decrypt(box)
+        except CryptoError:
+            break
+        if len(out) == TEMPLATE_BYTES:
+            return out
+        break
+    raise VerificationError("sealed template does not open with this kiosk's sealing key",
+                            reason=Reason.BAD_SIGNATURE.value)

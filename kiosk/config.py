@@ -5,7 +5,6 @@ start-up with the file and the dotted key named — never a silent default (frig
 """
 from __future__ import annotations
 
-import re
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -16,7 +15,7 @@ from kiosk.errors import ConfigError
 
 DEFAULT_PATH = Path("/etc/kiosk/kiosk.toml")
 SCHEMA_VERSION = 1
-KIOSK_ID_RE = re.compile(r"^[a-z0-9-]{1,32}$")
+from kiosk.protocol.config_ids import ID_RE as KIOSK_ID_RE
 
 
 class _Table(BaseModel):

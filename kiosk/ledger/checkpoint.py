@@ -123,7 +123,7 @@ def verifier_key_text(name: str, key: nacl.signing.VerifyKey) -> str:
 
 def parse_verifier_key(text: str) -> NoteVerifier:
     """Parse a verifier key text; FormatError if malformed, VerificationError if its id is wrong."""
-    parts = text.split("+")
+    parts = text.split("+", 2)  # the base64 key may itself hold '+'
     if len(parts) != 3:
         raise FormatError("verifier key must be name+keyid+key")
     name, id_hex, key_b64 = parts

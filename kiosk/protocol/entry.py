@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -26,7 +25,7 @@ from kiosk.protocol import cbor, cose
 
 VERSION = 1
 TYPES = ("check-in", "consent", "consent-withdrawal", "staff-override", "kiosk-event")
-ID_RE = re.compile(r"^[a-z0-9-]{1,32}$")
+from kiosk.protocol.config_ids import ID_RE
 MAX_BODY = 192 * 1024
 MAX_RECORD = 256 * 1024
 STATUS_ACCEPTED, STATUS_DUPLICATE, STATUS_REJECTED = "accepted", "duplicate", "rejected"

@@ -70,6 +70,8 @@ class Scene:
     anchors: per face, the point of the portrait (fractions) that lands on the slot centre.
     brightness: multiplier on pixel values (0.2 = a dark room). blur: Gaussian sigma in px.
     noise: Gaussian sensor noise sigma in grey levels.
+    scales: per-face scale overriding `scale` (two people of different portrait framing).
+    rotate: in-plane rotation of each portrait in degrees (a tilted head), anticlockwise.
     """
 
     faces: tuple[int, ...] = (0,)
@@ -79,6 +81,8 @@ class Scene:
     brightness: float = 1.0
     blur: float = 0.0
     noise: float = 0.0
+    scales: tuple[float, ...] = ()
+    rotate: float = 0.0
 
 
 NOBODY = Scene(faces=())
@@ -104,11 +108,15 @@ def render(portraits: Sequence[np.ndarray], scene: Scene, size: tuple[int, int] 
     n = len(scene.faces)
     for k, idx in enumerate(scene.faces):
         img = portraits[idx]
-        s = scene.scale * height / img.shape[0]
+        s = (scene.scales[k] if k < len(scene.scales) else scene.scale) * height / img.shape[0]
         rw, rh = max(1, round(img.shape[1] * s)), max(1, round(img.shape[0] * s))
         interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
         resized = cv2.resize(np.ascontiguousarray(img), (rw, rh), interpolation=interp)
         ax, ay = scene.anchors[k] if k < len(scene.anchors) else (0.5, 0.5)
+        if scene.rotate:
+            # rotate about the anchor (the face), filling the corners by edge replication
+            rot = cv2.getRotationMatrix2D((ax * rw, ay * rh), scene.rotate, 1.0)
+            resized = cv2.warpAffine(resized, rot, (rw, rh), borderMode=cv2.BORDER_REPLICATE)
         slot_x0, slot_x1 = round(width * k / n), round(width * (k + 1) / n)
         cx = (slot_x0 + slot_x1) / 2 + scene.shift[0] * width
         cy = height / 2 + scene.shift[1] * height

@@ -1,0 +1,95 @@
+"""`kiosk issuer`: init, enroll, revoke, revocations — the clinic's enrolment desk."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("issuer", help="enrolment desk: issuer keys, passes, revocations")
+    p.add_argument("--dir", type=Path, default=Path("/etc/kiosk/issuer"), help="issuer folder")
+    s = p.add_subparsers(dest="issuer_cmd", metavar="ACTION", required=True)
+    i = s.add_parser("init", help="create the issuer key and the kiosk sealing key pair")
+    i.add_argument("--site", required=True, help="site id, [a-z0-9-]{1,32}")
+    i.add_argument("--name", help="issuer name written into passes")
+    i.set_defaults(func=_init)
+    e = s.add_parser("enroll", help="enrol a patient: photo + wallet key → signed pass")
+    e.add_argument("photo", type=Path, nargs="?", help="the patient's photo (one face)")
+    e.add_argument("--wallet", type=Path, required=True, help="the patient's wallet folder (kiosk wallet create)")
+    e.add_argument("--no-biometric", action="store_true",
+                   help="the patient declined biometric matching: no template; the front desk confirms identity")
+    e.add_argument("--valid-days", type=int, default=365)
+    e.add_argument("--models", type=Path, help="dlib models folder (default: the installed one)")
+    e.set_defaults(func=_enroll)
+    r = s.add_parser("revoke", help="add a pass id to the signed revocation list")
+    r.add_argument("pass_id", help="pass id in hex (kiosk wallet show prints it)")
+    r.set_defaults(func=_revoke)
+    lst = s.add_parser("revocations", help="sign the current revocation list (and publish it retained)")
+    lst.add_argument("--out", type=Path, help="write the signed list here")
+    lst.add_argument("--next-update-hours", type=float, default=24.0)
+    lst.add_argument("--broker", help="HOST:PORT of the MQTT broker to publish to (retained)")
+    lst.set_defaults(func=_revocations)
+
+
+def _init(args: argparse.Namespace) -> int:
+    from kiosk.issuer.issuer import Issuer
+
+    iss = Issuer.init(args.dir, args.site, args.name)
+    print(f"issuer for site {iss.site} created in {args.dir}")
+    print(f"install {args.dir}/for-kiosks/sealing.key on each kiosk, then remove it from this host")
+    return 0
+
+
+def _enroll(args: argparse.Namespace) -> int:
+    from kiosk.errors import KioskError
+    from kiosk.issuer.issuer import Issuer, write_pass_files
+    from kiosk.wallet.wallet import Wallet
+
+    iss = Issuer(args.dir)
+    wallet = Wallet.load(args.wallet)
+    template = None
+    if not args.no_biometric:
+        if args.photo is None:
+            raise KioskError("a photo is needed (or --no-biometric when the patient declines matching)")
+        from kiosk.vision.enroll import template_from_photo
+        from kiosk.vision.template import template_to_bytes
+
+        template = template_to_bytes(template_from_photo(args.photo))
+    enrolled = iss.enroll(wallet.public_key, template, valid_days=args.valid_days)
+    wallet.store_pass(enrolled.pass_bytes)
+    paths = write_pass_files(args.wallet, enrolled.pass_bytes)
+    print(json.dumps({"patient": enrolled.patient, "pass_id": enrolled.pass_id.hex(),
+                      "biometric": template is not None, "files": [str(p) for p in paths]}, indent=2))
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    from kiosk.errors import FormatError
+    from kiosk.issuer.issuer import Issuer
+
+    try:
+        pid = bytes.fromhex(args.pass_id)
+    except ValueError:
+        raise FormatError("pass id must be hex") from None
+    Issuer(args.dir).revoke(pid)
+    print(f"pass {args.pass_id} revoked; run `kiosk issuer revocations` to sign and publish the list")
+    return 0
+
+
+def _revocations(args: argparse.Namespace) -> int:
+    from kiosk.issuer.issuer import Issuer
+
+    iss = Issuer(args.dir)
+    signed = iss.revocation_list(next_update_s=int(args.next_update_hours * 3600))
+    out = args.out or args.dir / "revocations.cose"
+    out.write_bytes(signed)
+    print(f"signed revocation list written to {out}")
+    if args.broker:
+        from kiosk.net.mqtt_once import publish_retained
+
+        host, _, port = args.broker.rpartition(":")
+        publish_retained(host or "127.0.0.1", int(port), f"clinic/{iss.site}/issuer/revocations", signed,
+                         client_id=f"{iss.site}-issuer")
+        print("published retained on the revocations topic")
+    return 0

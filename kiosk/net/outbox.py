@@ -1,0 +1,370 @@
+"""The kiosk's durable outbox: SQLite in WAL mode with synchronous=FULL (DESIGN §5).
+
+A record (leaf, body, presentation) enters in one transaction with the rest of its session
+(a check-in and its consent are two leaves written together) and leaves only when a verified
+receipt arrives. Then the row is deleted — body and presentation gone — and a PHI-free
+receipt line stays (entry hash, leaf index, checkpoint size). A rejected record is *parked*
+with the gateway's reason for staff, never silently dropped.
+
+The outbox also holds the kiosk's trust state as a witness of the log: the last accepted
+checkpoint (size, root, signed note) and the roots of the checkpoints accepted before it, so a
+receipt's consistency proof can be checked from the size its record named. Alarms (forged
+receipts, an inconsistent log) are kept here too, for staff and `kiosk doctor`.
+
+One connection per Outbox object, guarded by a lock, so the publisher thread and the engine
+can share it; several processes may open the same file (WAL + busy timeout). Every sqlite
+error, a full disk included, becomes StoreError.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+from kiosk.errors import FormatError, StoreError
+from kiosk.protocol import cbor
+from kiosk.protocol.entry import entry_hash as hash_leaf
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    entry_hash   BLOB NOT NULL UNIQUE,
+    session      INTEGER NOT NULL,
+    leaf         BLOB NOT NULL,
+    body         BLOB NOT NULL,
+    presentation BLOB,               -- deterministic CBOR of the presentation map, or NULL
+    created      REAL NOT NULL,      -- wall-clock seconds, for "oldest entry age"
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    last_sent    REAL,
+    base_size    INTEGER,            -- last_size the record carries; fixed at its first send
+    parked       INTEGER NOT NULL DEFAULT 0,
+    reason       TEXT,
+    parked_at    REAL
+);
+CREATE INDEX IF NOT EXISTS entries_pending ON entries(parked, seq);
+CREATE TABLE IF NOT EXISTS receipts (
+    entry_hash      BLOB PRIMARY KEY,
+    leaf_index      INTEGER NOT NULL,
+    checkpoint_size INTEGER NOT NULL,
+    completed_at    REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS trust (
+    id        INTEGER PRIMARY KEY CHECK (id = 1),
+    size      INTEGER NOT NULL,
+    root_hash BLOB NOT NULL,
+    note      BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    size      INTEGER PRIMARY KEY,
+    root_hash BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alarms (
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    at     REAL NOT NULL,
+    kind   TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (id INTEGER PRIMARY KEY AUTOINCREMENT);
+"""
+MAX_ALARMS = 1000          # a flood of forged receipts must not fill the disk
+MAX_RECEIPT_LINES = 100_000
+MAX_CHECKPOINT_HISTORY = 10_000
+
+SessionRecord = tuple[bytes, bytes, "dict | None"]
+
+
+class TrustedCheckpoint(NamedTuple):
+    """The last checkpoint this kiosk accepted: tree size, root hash and the signed note."""
+
+    size: int
+    root_hash: bytes
+    note: bytes
+
+
+class ReceiptSummary(NamedTuple):
+    """What stays of a record once its receipt verified: no body, no presentation."""
+
+    leaf_index: int
+    checkpoint_size: int
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """A record waiting for its receipt."""
+
+    entry_hash: bytes
+    leaf: bytes
+    body: bytes
+    presentation: dict | None
+    created: float
+    attempts: int
+    base_size: int | None
+    session: int
+
+
+@dataclass(frozen=True)
+class ParkedEntry:
+    """A record the gateway rejected, kept for staff with the gateway's reason."""
+
+    entry_hash: bytes
+    reason: str
+    created: float
+    parked_at: float
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """Something staff and IT must look at (a forged receipt, an inconsistent log)."""
+
+    id: int
+    at: float
+    kind: str
+    detail: str
+
+
+class Outbox:
+    """The durable outbox at `path` (created 0600 if absent)."""
+
+    def __init__(self, path: Path | str, *, busy_timeout_s: float = 30.0) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Create the file 0600 ourselves: sqlite would use the umask, and the WAL and
+            # SHM files inherit the main file's mode.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            os.chmod(self.path, 0o600)
+            self._db = sqlite3.connect(str(self.path), timeout=busy_timeout_s,
+                                       isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
+            with self._tx():
+                for stmt in SCHEMA.split(";"):
+                    if stmt.strip():
+                        self._db.execute(stmt)
+        except sqlite3.Error as e:
+            raise StoreError(f"outbox {self.path.name}: cannot open ({_what(e)})") from None
+        except OSError as e:
+            raise StoreError(f"outbox {self.path.name}: cannot create ({e.strerror})") from None
+
+    # ------------------------------------------------------------------ plumbing
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction; any sqlite error rolls back and becomes StoreError."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as e:
+                raise StoreError(f"outbox: cannot begin a transaction ({_what(e)})") from None
+            try:
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException as e:
+                try:
+                    self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # sqlite may already have rolled back (e.g. SQLITE_FULL)
+                if isinstance(e, sqlite3.Error):
+                    raise StoreError(f"outbox: write failed ({_what(e)})") from None
+                raise
+
+    def _query(self, sql: str, args: Sequence[object] = ()) -> list[tuple]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.Error as e:
+                raise StoreError(f"outbox: read failed ({_what(e)})") from None
+
+    def close(self) -> None:
+        """Close the connection (the file stays)."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> "Outbox":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ records
+
+    def add_session(self, records: Sequence[SessionRecord]) -> list[bytes]:
+        """Store the records of one session in one transaction; return their entry hashes.
+
+        Either every record is durable when this returns, or none is (StoreError). A leaf
+        already in the outbox is not stored twice.
+        """
+        if not records:
+            return []
+        rows = []
+        for leaf, body, presentation in records:
+            if not isinstance(leaf, bytes) or not isinstance(body, bytes):
+                raise FormatError("outbox: leaf and body must be bytes")
+            pres = cbor.dumps(presentation) if presentation is not None else None
+            rows.append((hash_leaf(leaf), leaf, body, pres))
+        now = time.time()
+        with self._tx() as db:
+            session = db.execute("INSERT INTO sessions DEFAULT VALUES").lastrowid
+            db.execute("DELETE FROM sessions WHERE id < ?", (session,))  # only the counter matters
+            for h, leaf, body, pres in rows:
+                db.execute("INSERT OR IGNORE INTO entries (entry_hash, session, leaf, body, "
+                           "presentation, created) VALUES (?, ?, ?, ?, ?, ?)",
+                           (h, session, leaf, body, pres, now))
+        return [r[0] for r in rows]
+
+    def _entry(self, row: tuple) -> OutboxEntry:
+        h, leaf, body, pres, created, attempts, base, session = row
+        return OutboxEntry(h, leaf, body, cbor.loads(pres, "presentation") if pres else None,
+                           created, attempts, base, session)
+
+    _COLS = "entry_hash, leaf, body, presentation, created, attempts, base_size, session"
+
+    def pending(self, limit: int = 100, exclude: frozenset[bytes] | set[bytes] = frozenset()
+                ) -> list[OutboxEntry]:
+        """Up to `limit` records waiting for a receipt, oldest first, skipping `exclude`."""
+        out: list[OutboxEntry] = []
+        with self._lock:
+            try:
+                cur = self._db.execute(f"SELECT {self._COLS} FROM entries WHERE parked = 0 "
+                                       "ORDER BY seq")
+                for row in cur:
+                    if row[0] in exclude:
+                        continue
+                    out.append(self._entry(row))
+                    if len(out) >= limit:
+                        break
+                cur.close()
+            except sqlite3.Error as e:
+                raise StoreError(f"outbox: read failed ({_what(e)})") from None
+        return out
+
+    def get(self, entry_hash: bytes) -> OutboxEntry | None:
+        """The waiting or parked record named `entry_hash`, or None."""
+        rows = self._query(f"SELECT {self._COLS} FROM entries WHERE entry_hash = ?", (entry_hash,))
+        return self._entry(rows[0]) if rows else None
+
+    def mark_sent(self, entry_hash: bytes, base_size: int) -> int:
+        """Count a send; fix the record's `last_size` at its first send. Return that size.
+
+        Every send of one record names the same base size, so every receipt for it carries a
+        consistency proof from the same checkpoint (see net.receipt).
+        """
+        with self._tx() as db:
+            db.execute("UPDATE entries SET attempts = attempts + 1, last_sent = ?, "
+                       "base_size = COALESCE(base_size, ?) WHERE entry_hash = ?",
+                       (time.time(), base_size, entry_hash))
+            row = db.execute("SELECT base_size FROM entries WHERE entry_hash = ?",
+                             (entry_hash,)).fetchone()
+        return row[0] if row else base_size
+
+    def rebase(self, entry_hash: bytes, base_size: int) -> None:
+        """Give a record a new base size (its old base is no longer in the history)."""
+        with self._tx() as db:
+            db.execute("UPDATE entries SET base_size = ? WHERE entry_hash = ?",
+                       (base_size, entry_hash))
+
+    def complete(self, entry_hash: bytes, summary: ReceiptSummary,
+                 checkpoint: TrustedCheckpoint | None = None) -> bool:
+        """A verified receipt: delete the record, keep its receipt line, maybe advance trust.
+
+        Returns False if the record was no longer there (a second receipt for it).
+        """
+        with self._tx() as db:
+            gone = db.execute("DELETE FROM entries WHERE entry_hash = ?", (entry_hash,)).rowcount
+            if gone:
+                db.execute("INSERT OR REPLACE INTO receipts VALUES (?, ?, ?, ?)",
+                           (entry_hash, summary.leaf_index, summary.checkpoint_size, time.time()))
+                db.execute("DELETE FROM receipts WHERE rowid <= (SELECT MAX(rowid) FROM receipts)"
+                           " - ?", (MAX_RECEIPT_LINES,))
+            if checkpoint is not None:
+                self._advance(db, checkpoint)
+        return bool(gone)
+
+    def park(self, entry_hash: bytes, reason: str) -> None:
+        """A rejection: keep the record for staff with the gateway's reason."""
+        with self._tx() as db:
+            db.execute("UPDATE entries SET parked = 1, reason = ?, parked_at = ? "
+                       "WHERE entry_hash = ?", (reason[:200], time.time(), entry_hash))
+
+    def parked(self) -> list[ParkedEntry]:
+        """The rejected records, oldest first."""
+        return [ParkedEntry(*r) for r in self._query(
+            "SELECT entry_hash, reason, created, parked_at, attempts FROM entries "
+            "WHERE parked = 1 ORDER BY seq")]
+
+    def receipt(self, entry_hash: bytes) -> ReceiptSummary | None:
+        """The receipt line of a completed record, or None."""
+        rows = self._query("SELECT leaf_index, checkpoint_size FROM receipts WHERE entry_hash = ?",
+                           (entry_hash,))
+        return ReceiptSummary(*rows[0]) if rows else None
+
+    def depth(self) -> int:
+        """How many records wait for a receipt (parked ones not counted)."""
+        return self._query("SELECT COUNT(*) FROM entries WHERE parked = 0")[0][0]
+
+    def oldest_age_s(self, now: float | None = None) -> float | None:
+        """Age in seconds of the oldest waiting record, or None when the outbox is empty."""
+        oldest = self._query("SELECT MIN(created) FROM entries WHERE parked = 0")[0][0]
+        return None if oldest is None else max(0.0, (now or time.time()) - oldest)
+
+    # ------------------------------------------------------------------ trust state
+
+    def last_checkpoint(self) -> TrustedCheckpoint | None:
+        """The largest checkpoint this kiosk accepted, or None before the first receipt."""
+        rows = self._query("SELECT size, root_hash, note FROM trust WHERE id = 1")
+        return TrustedCheckpoint(*rows[0]) if rows else None
+
+    def set_last_checkpoint(self, size: int, root_hash: bytes, note: bytes) -> bool:
+        """Record an accepted checkpoint; trust only moves forward. True if it moved."""
+        with self._tx() as db:
+            return self._advance(db, TrustedCheckpoint(size, root_hash, note))
+
+    def _advance(self, db: sqlite3.Connection, cp: TrustedCheckpoint) -> bool:
+        db.execute("INSERT OR IGNORE INTO checkpoints VALUES (?, ?)", (cp.size, cp.root_hash))
+        row = db.execute("SELECT size FROM trust WHERE id = 1").fetchone()
+        if row is not None and row[0] >= cp.size:
+            return False
+        db.execute("INSERT OR REPLACE INTO trust VALUES (1, ?, ?, ?)",
+                   (cp.size, cp.root_hash, cp.note))
+        db.execute("DELETE FROM checkpoints WHERE size < (SELECT size FROM checkpoints "
+                   "ORDER BY size DESC LIMIT 1 OFFSET ?)", (MAX_CHECKPOINT_HISTORY,))
+        return True
+
+    def checkpoint_root(self, size: int) -> bytes | None:
+        """The root of an accepted checkpoint of `size`, if the history still holds it."""
+        rows = self._query("SELECT root_hash FROM checkpoints WHERE size = ?", (size,))
+        return rows[0][0] if rows else None
+
+    # ------------------------------------------------------------------ alarms
+
+    def raise_alarm(self, kind: str, detail: str) -> None:
+        """Keep an alarm for staff; `detail` must hold no personal data."""
+        with self._tx() as db:
+            db.execute("INSERT INTO alarms (at, kind, detail) VALUES (?, ?, ?)",
+                       (time.time(), kind, detail[:500]))
+            db.execute("DELETE FROM alarms WHERE id <= (SELECT MAX(id) FROM alarms) - ?",
+                       (MAX_ALARMS,))
+
+    def alarms(self, since_id: int = 0) -> list[Alarm]:
+        """Alarms with an id above `since_id`, oldest first."""
+        return [Alarm(*r) for r in self._query(
+            "SELECT id, at, kind, detail FROM alarms WHERE id > ? ORDER BY id", (since_id,))]
+
+    def clear_alarms(self) -> None:
+        """Staff acknowledged the alarms."""
+        with self._tx() as db:
+            db.execute("DELETE FROM alarms")
+
+
+def _what(e: sqlite3.Error) -> str:
+    """A short, data-free description of a sqlite error (its message names no values)."""
+    return str(e).split("\n")[0][:120] or type(e).__name__

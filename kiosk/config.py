@@ -129,6 +129,10 @@ class GatewayTable(_Table):
     max_message_bytes: int = Field(256 * 1024, ge=1024)
     max_skew_s: int = Field(300, ge=0)
     max_age_s: int = Field(30 * 24 * 3600, ge=60)
+    batch_size: int = Field(32, ge=1, le=1000)  # records appended per transaction, at most
+    # a consent whose check-in is still being appended (by another gateway of the shared
+    # subscription) waits this long for it before it is rejected
+    ref_wait_s: float = Field(10.0, ge=0, le=600)
 
 
 class ConsentTable(_Table):
@@ -155,6 +159,17 @@ class EngineTable(_Table):
     consent_timeout_s: float = Field(90.0, gt=0)
     done_display_s: float = Field(5.0, ge=0)
     max_face_attempts: int = Field(3, ge=1, le=10)
+    # a face seen and then gone this long means the patient walked away
+    absent_timeout_s: float = Field(5.0, gt=0)
+    # the optional second tap (patient-key consent signature); "skip" ends it early
+    consent_tap_timeout_s: float = Field(10.0, ge=0)
+    # pause after a failed face attempt, so the next attempt sees a new pose
+    retry_pause_s: float = Field(1.0, ge=0)
+    # how often a failed reader or camera is tried again
+    hardware_retry_s: float = Field(30.0, gt=0)
+    poll_interval_s: float = Field(0.1, gt=0, le=5)
+    # the liveness step; "none" runs no check and every check-in record says so
+    liveness: Literal["none"] = "none"
 
 
 class Config(_Table):

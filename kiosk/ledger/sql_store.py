@@ -278,4 +278,5 @@ def translate(library_error: type[BaseException] | tuple[type[BaseException], ..
     try:
         yield
     except library_error as e:
-        raise StoreError(f"{what}: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}") from e
+        lines = str(e).strip().splitlines()
+        raise StoreError(f"{what}: {type(e).__name__}: {lines[0] if lines else ''}") from e

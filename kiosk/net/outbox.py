@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS entries (
     created      REAL NOT NULL,      -- wall-clock seconds, for "oldest entry age"
     attempts     INTEGER NOT NULL DEFAULT 0,
     last_sent    REAL,
-    base_size    INTEGER,            -- last_size the record carries; fixed at its first send
+    base_size    INTEGER,            -- last_size the record carries, fixed at its first send
     parked       INTEGER NOT NULL DEFAULT 0,
     reason       TEXT,
     parked_at    REAL
@@ -106,6 +106,7 @@ class OutboxEntry:
     attempts: int
     base_size: int | None
     session: int
+    parked: bool = False
 
 
 @dataclass(frozen=True)
@@ -222,11 +223,11 @@ class Outbox:
         return [r[0] for r in rows]
 
     def _entry(self, row: tuple) -> OutboxEntry:
-        h, leaf, body, pres, created, attempts, base, session = row
+        h, leaf, body, pres, created, attempts, base, session, parked = row
         return OutboxEntry(h, leaf, body, cbor.loads(pres, "presentation") if pres else None,
-                           created, attempts, base, session)
+                           created, attempts, base, session, bool(parked))
 
-    _COLS = "entry_hash, leaf, body, presentation, created, attempts, base_size, session"
+    _COLS = "entry_hash, leaf, body, presentation, created, attempts, base_size, session, parked"
 
     def pending(self, limit: int = 100, exclude: frozenset[bytes] | set[bytes] = frozenset()
                 ) -> list[OutboxEntry]:

@@ -29,6 +29,7 @@ _ctx = COSE.new(deterministic_header=True)
 class Sign1:
     """A decoded, not yet verified COSE_Sign1."""
 
+    protected_bytes: bytes
     protected: dict
     unprotected: dict
     payload: bytes
@@ -45,9 +46,9 @@ def _private_cose_key(key: SigningKey) -> COSEKey:
     return COSEKey.new({1: 1, -1: 6, -2: pub, -4: bytes(key), 3: ALG_EDDSA, 2: key_id(pub)})
 
 
-def _public_cose_key(key: VerifyKey) -> COSEKey:
-    pub = bytes(key)
-    return COSEKey.new({1: 1, -1: 6, -2: pub, 3: ALG_EDDSA, 2: key_id(pub)})
+def _public_cose_key(key: VerifyKey, kid: bytes) -> COSEKey:
+    # cwt picks the key whose kid equals the message's, so label it with that kid
+    return COSEKey.new({1: 1, -1: 6, -2: bytes(key), 3: ALG_EDDSA, 2: kid})
 
 
 def sign1(payload: bytes, key: SigningKey) -> bytes:
@@ -77,7 +78,7 @@ def decode_sign1(data: bytes, what: str = "COSE_Sign1") -> Sign1:
         raise FormatError(f"{what}: algorithm is not EdDSA (-8)")
     if len(sig) != 64:
         raise FormatError(f"{what}: Ed25519 signature must be 64 bytes")
-    return Sign1(prot, unprot, payload, sig)
+    return Sign1(prot_bytes, prot, unprot, payload, sig)
 
 
 def verify_sign1(data: bytes, keys: Mapping[bytes, VerifyKey] | VerifyKey,
@@ -94,7 +95,10 @@ def verify_sign1(data: bytes, keys: Mapping[bytes, VerifyKey] | VerifyKey,
     if kid is None or kid not in keys:
         raise VerificationError(f"{what}: signed by an unknown key", reason=Reason.UNKNOWN_ISSUER.value)
     try:
-        payload = _ctx.decode(data, _public_cose_key(keys[kid]))
+        # cwt reads only tagged messages; RFC 9052 §2 also allows untagged ones
+        tagged = cbor2.dumps(cbor2.CBORTag(COSE_SIGN1_TAG, [msg.protected_bytes, msg.unprotected,
+                                                            msg.payload, msg.signature]))
+        payload = _ctx.decode(tagged, _public_cose_key(keys[kid], kid))
     except Exception:  # cwt raises VerifyError/DecodeError; either way the signature fails
         raise VerificationError(f"{what}: signature does not verify", reason=Reason.BAD_SIGNATURE.value) from None
     return payload, kid

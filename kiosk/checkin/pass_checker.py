@@ -1,0 +1,43 @@
+"""The kiosk's PassChecker: `presentation.verify` with this kiosk's configuration and state.
+
+State that changes at run time comes in through callables: the current revocation list
+(updated from the retained MQTT topic) and whether the clock is synchronised (the Pi has no
+RTC; QR time windows are refused until it is — DESIGN §7 "Revocation and time").
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from nacl.signing import VerifyKey
+
+from kiosk.checkin.ports import Clock, Credential, SystemClock
+from kiosk.config import PassTable
+from kiosk.errors import Verdict
+from kiosk.protocol import presentation
+from kiosk.protocol.revocation import RevocationList
+
+
+class ProtocolPassChecker:
+    """Verifies presentations for one kiosk; one replay cache across all sessions."""
+
+    def __init__(self, *, site: str, kiosk: str, issuers: Mapping[bytes, VerifyKey], passes: PassTable,
+                 revocations: Callable[[], RevocationList | None],
+                 clock_synced: Callable[[], bool] = lambda: True, clock: Clock | None = None,
+                 replay: presentation.ReplayCache | None = None) -> None:
+        self.site, self.kiosk = site, kiosk
+        self.issuers = dict(issuers)
+        self.passes = passes
+        self.revocations = revocations
+        self.clock_synced = clock_synced
+        self.clock = clock or SystemClock()
+        self.replay = replay if replay is not None else presentation.ReplayCache()
+
+    def check(self, credential: Credential) -> Verdict:
+        """Verify at the current wall time; `data["pass"]` holds the PatientPass on success."""
+        fresh = presentation.Freshness(
+            site=self.site, kiosk=self.kiosk, nonce=credential.nonce, window_s=self.passes.qr_window_s,
+            windows_accepted=self.passes.qr_windows_accepted, clock_synced=bool(self.clock_synced()))
+        return presentation.verify(
+            credential.presentation, self.issuers, now=int(self.clock.time()), revocations=self.revocations(),
+            fresh=fresh, revocation_grace_s=self.passes.revocation_grace_s, skew_s=self.passes.clock_skew_s,
+            replay=self.replay)

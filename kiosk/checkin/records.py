@@ -1,0 +1,123 @@
+"""The two ledger entries of a check-in session: check-in and consent (DESIGN §7).
+
+Both leaves are signed by the kiosk key and written in ONE outbox transaction; the consent
+leaf's `refs` names the check-in leaf's entry hash. Both records carry the session's
+presentation, so the gateway can judge the pass at `created`.
+
+The optional patient-key consent signature signs `{ctx: kiosk-consent-v1, site, kiosk,
+nonce, body_hash}` where body_hash is the hash of the consent body *without* its
+`patient_sig` field (same salt). A verifier removes `patient_sig`, re-encodes the map in
+deterministic CBOR and hashes salt ‖ bytes: `signed_body_hash()` does exactly that.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+from dataclasses import dataclass
+
+from nacl.signing import SigningKey
+
+from kiosk.protocol import cbor, entry
+from kiosk.protocol.consent import ConsentTerms, build_consent, consent_body
+from kiosk.protocol.patient_pass import PatientPass
+from kiosk.protocol.presentation import Presentation
+
+BINDING_PATIENT_KEY = "patient-key+face"  # a phone signed the presentation; the face matched
+BINDING_FACE_ONLY = "face-only"           # a Type 4 card has no patient key (DESIGN §7)
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    """What the session established, PHI-free except the pseudonymous patient id."""
+
+    site: str
+    kiosk: str
+    channel: str                 # nfc | qr
+    presentation: Presentation
+    pass_: PatientPass
+    face_attempts: int
+    liveness_status: str
+    liveness_method: str
+    created_ms: int
+
+
+def checkin_content(f: SessionFacts) -> dict:
+    """The check-in body: how the patient was bound to the pass. No distance, no template."""
+    return {
+        "kind": "check-in",
+        "channel": f.channel,
+        "presentation_kind": f.presentation.kind,
+        "presentation_hash": f.presentation.presentation_hash,
+        "pass_id": f.pass_.pass_id,
+        "binding": BINDING_FACE_ONLY if f.presentation.kind == "card" else BINDING_PATIENT_KEY,
+        "face": {"verified": True, "attempts": f.face_attempts},
+        "liveness": {"status": f.liveness_status, "method": f.liveness_method},
+    }
+
+
+def consent_content(terms: ConsentTerms, *, patient: str, permit: bool, when: dt.datetime,
+                    language: str, text: str, strokes: list, signature_png: bytes) -> dict:
+    """The consent body content (FHIR R4 Consent inside) before any patient signature."""
+    resource = build_consent(terms, patient=patient, permit=permit, when=when, language=language, text=text)
+    return consent_body(resource, document_id=terms.document_id, version=terms.version, language=language,
+                        text=text, strokes=strokes, signature_png=signature_png)
+
+
+def signed_body_hash(body: bytes) -> bytes:
+    """The hash a patient's consent signature covers: the body without `patient_sig`."""
+    m = cbor.loads(body, "consent body")
+    salt = m["salt"]
+    m.pop("patient_sig", None)
+    return hashlib.sha256(salt + cbor.dumps(m)).digest()
+
+
+def make_session_records(f: SessionFacts, kiosk_key: SigningKey, consent_body_bytes: bytes,
+                         ) -> tuple[list[tuple[bytes, bytes, dict | None]], list[bytes]]:
+    """Sign the check-in and consent leaves; return (outbox records, entry hashes)."""
+    ci_body, ci_hash = entry.make_body(checkin_content(f))
+    ci_env = entry.new_envelope("check-in", site=f.site, kiosk=f.kiosk, body_hash=ci_hash,
+                                created_ms=f.created_ms, patient=f.pass_.patient)
+    ci_leaf = entry.sign_leaf(ci_env, kiosk_key)
+    ci_entry = entry.entry_hash(ci_leaf)
+    co_hash = entry.body_hash_of(consent_body_bytes)
+    co_env = entry.new_envelope("consent", site=f.site, kiosk=f.kiosk, body_hash=co_hash,
+                                created_ms=f.created_ms, refs=(ci_entry,), patient=f.pass_.patient)
+    co_leaf = entry.sign_leaf(co_env, kiosk_key)
+    pres = f.presentation.to_map()
+    records = [(ci_leaf, ci_body, pres), (co_leaf, consent_body_bytes, pres)]
+    return records, [ci_entry, entry.entry_hash(co_leaf)]
+
+
+def with_patient_sig(body: bytes, statement: bytes, signature: bytes) -> bytes:
+    """The consent body with the patient's signature added (same salt, so same signed hash)."""
+    m = cbor.loads(body, "consent body")
+    m["patient_sig"] = {"statement": statement, "sig": signature}
+    return cbor.dumps(m)
+
+
+def signature_png(strokes: list, size: tuple[int, int] = (600, 200)) -> bytes:
+    """Render finger strokes to a small black-on-white PNG kept with the consent (DESIGN §7).
+
+    Strokes are [[x, y, t_ms], ...] in any pixel frame; they are fitted into `size`.
+    """
+    from PIL import Image, ImageDraw
+
+    img = Image.new("L", size, 255)
+    pts = [(p[0], p[1]) for s in strokes for p in s]
+    if pts:
+        x0, y0 = min(p[0] for p in pts), min(p[1] for p in pts)
+        x1, y1 = max(p[0] for p in pts), max(p[1] for p in pts)
+        pad = 10
+        sx = (size[0] - 2 * pad) / max(1, x1 - x0)
+        sy = (size[1] - 2 * pad) / max(1, y1 - y0)
+        s = min(sx, sy)
+        draw = ImageDraw.Draw(img)
+        for stroke in strokes:
+            line = [(pad + (p[0] - x0) * s, pad + (p[1] - y0) * s) for p in stroke]
+            if len(line) == 1:
+                line = line * 2
+            draw.line(line, fill=0, width=3)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()

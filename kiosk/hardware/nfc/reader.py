@@ -1,0 +1,195 @@
+"""The kiosk's NFC reader: passes and signatures in, no frames in sight.
+
+    reader = NfcReader("/dev/serial0", 115200, timeout=1.0)
+    cred = reader.wait_for_credential(timeout=30)   # None when nobody tapped
+    if cred and cred.kind == "phone":
+        statement, signature = cred.sign_presentation(site, kiosk, nonce)
+    reader.close()
+
+A phone is recognised by SELECT of our AID succeeding (see `pass_app`); otherwise the
+NFC Forum Type 4 NDEF application is tried for a clinic-issued card (see `type4`). Every
+failure is `kiosk.errors.NfcError` with a machine-readable `reason` ("timeout",
+"card-lost", "card-error", "not-a-pass", "link-error", "port-unavailable", ...). Nothing
+here logs pass bytes, nonces or signatures.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from kiosk.errors import FormatError, NfcError
+from kiosk.hardware.nfc import apdu as A
+from kiosk.hardware.nfc import pass_app, type4
+from kiosk.hardware.nfc.pn532 import Pn532, TargetA
+from kiosk.hardware.nfc.transport import SerialTransport
+
+log = logging.getLogger(__name__)
+
+CHUNK = 0xF0  # R-APDU data per exchange: fits one normal PN532 frame with status and SW
+MAX_PASS = 8192
+POLL_INTERVAL = 0.05
+
+
+@dataclass
+class NfcCredential:
+    """What was tapped: `kind` "phone" or "card" and the pass (COSE_Sign1 bytes).
+
+    A phone can sign while it stays in the field; a card cannot sign at all.
+    """
+
+    kind: Literal["phone", "card"]
+    pass_bytes: bytes = field(repr=False)
+    _reader: "NfcReader | None" = field(default=None, repr=False, compare=False)
+    _session: int = field(default=0, repr=False, compare=False)
+
+    def sign_presentation(self, site: str, kiosk: str, nonce: bytes) -> tuple[bytes, bytes]:
+        """Have the phone sign `{ctx: "kiosk-nfc-v1", site, kiosk, nonce, pass_hash}`
+        (DESIGN.md §7). Returns (statement CBOR bytes, Ed25519 signature)."""
+        return self._sign(pass_app.P1_PRESENTATION, site, kiosk, nonce, None)
+
+    def sign_consent(self, site: str, kiosk: str, nonce: bytes,
+                     body_hash: bytes) -> tuple[bytes, bytes]:
+        """Have the phone sign `{ctx: "kiosk-consent-v1", site, kiosk, nonce, body_hash}`."""
+        if len(body_hash) != 32:
+            raise NfcError("body_hash must be 32 bytes", reason="bad-request")
+        return self._sign(pass_app.P1_CONSENT, site, kiosk, nonce, body_hash)
+
+    def _sign(self, p1: int, site: str, kiosk: str, nonce: bytes,
+              body_hash: bytes | None) -> tuple[bytes, bytes]:
+        if self.kind != "phone" or self._reader is None:
+            raise NfcError("a card cannot sign; only a phone can", reason="cannot-sign")
+        if not pass_app.NONCE_MIN <= len(nonce) <= pass_app.NONCE_MAX:
+            raise NfcError("the nonce must be 16..32 bytes", reason="bad-request")
+        return self._reader._sign(self._session, p1, site, kiosk, nonce, body_hash)
+
+
+class NfcReader:
+    """A PN532 on a serial port, ready to read passes."""
+
+    def __init__(self, port: str, baudrate: int = 115200, timeout: float = 1.0, *,
+                 retries: int = 3) -> None:
+        self.timeout = timeout
+        self._transport = SerialTransport(port, baudrate, timeout)
+        self._chip = Pn532(self._transport, timeout=timeout, retries=retries)
+        self._target: TargetA | None = None
+        self._session = 0
+        try:
+            self._transport.wake_up()
+            self._chip.sam_configuration()
+            self._chip.set_retries(passive=0x02)  # bounded polling, never "forever"
+        except NfcError:
+            self._transport.close()
+            raise
+
+    @classmethod
+    def from_config(cls, nfc: object) -> "NfcReader":
+        """Open the reader a `kiosk.config.NfcTable` describes."""
+        return cls(nfc.port, nfc.baudrate, nfc.timeout_s)  # type: ignore[attr-defined]
+
+    def firmware_version(self) -> str:
+        """The chip and firmware, e.g. "PN532 v1.6"."""
+        return str(self._chip.get_firmware_version())
+
+    def wait_for_credential(self, timeout: float) -> NfcCredential | None:
+        """Poll the field until a phone or card with a pass is read, or `timeout` passes.
+
+        A target that is neither (no pass application, no NDEF pass) is released and
+        polling goes on. A credential that leaves the field mid-read raises
+        NfcError(reason="card-lost").
+        """
+        deadline = time.monotonic() + timeout
+        self._release()
+        while True:
+            target = self._chip.in_list_passive_target_106a(timeout=min(self.timeout, 1.0))
+            if target is not None:
+                self._target = target
+                self._session += 1
+                if target.iso_dep:
+                    cred = self._read_phone() or self._read_card()
+                    if cred is not None:
+                        return cred
+                log.info("a target without a pass was in the field; ignored")
+                self._release()
+            if time.monotonic() + POLL_INTERVAL >= deadline:
+                return None
+            time.sleep(POLL_INTERVAL)
+
+    def close(self) -> None:
+        """Release any target and close the port."""
+        try:
+            self._release()
+        finally:
+            self._transport.close()
+
+    def __enter__(self) -> "NfcReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- internals ----------------------------------------------------------------------
+    def _release(self) -> None:
+        if self._target is not None:
+            self._chip.in_release(0)
+            self._target = None
+
+    def _transmit_raw(self, command: bytes) -> bytes:
+        if self._target is None:
+            raise NfcError("no card or phone in the field", reason="card-lost")
+        return self._chip.in_data_exchange(self._target.number, command)
+
+    def _transmit(self, command: A.CommandApdu) -> A.ResponseApdu:
+        try:
+            return A.ResponseApdu.decode(self._transmit_raw(command.encode()))
+        except FormatError:
+            raise NfcError("the card sent a malformed answer", reason="card-error") from None
+
+    def _read_phone(self) -> NfcCredential | None:
+        r = self._transmit(A.select_aid(pass_app.AID))
+        if not r.ok:
+            return None
+        if len(r.data) < 3 or r.data[0] != pass_app.VERSION:
+            raise NfcError("unsupported pass application version", reason="card-error")
+        size = int.from_bytes(r.data[1:3], "big")
+        if not 0 < size <= MAX_PASS:
+            raise NfcError("the phone offers no usable pass", reason="not-a-pass")
+        blob = bytearray()
+        while len(blob) < size:
+            r = self._transmit(A.read_binary(len(blob), min(CHUNK, size - len(blob))))
+            if r.sw not in (A.SW_OK, A.SW_END_OF_FILE) or not r.data:
+                raise NfcError(f"the phone refused to send its pass (SW {r.sw:04X})",
+                               reason="card-error")
+            blob += r.data
+        return NfcCredential("phone", bytes(blob[:size]), self, self._session)
+
+    def _read_card(self) -> NfcCredential | None:
+        try:
+            message = type4.read_ndef(self._transmit_raw, MAX_PASS)
+            blob = type4.extract_pass(message)
+        except FormatError:
+            return None
+        if not blob:
+            return None
+        return NfcCredential("card", blob)
+
+    def _sign(self, session: int, p1: int, site: str, kiosk: str, nonce: bytes,
+              body_hash: bytes | None) -> tuple[bytes, bytes]:
+        if session != self._session or self._target is None:
+            raise NfcError("that phone is no longer in the field", reason="card-lost")
+        data = pass_app.encode_sign_data(site, kiosk, nonce, body_hash)
+        r = self._transmit(A.CommandApdu(pass_app.CLA_PROPRIETARY, pass_app.INS_SIGN, p1, 0,
+                                         data, CHUNK))
+        out = bytearray(r.data)
+        while r.sw & 0xFF00 == A.SW_BYTES_REMAINING and len(out) < 4096:
+            left = r.sw & 0xFF or 256
+            r = self._transmit(A.CommandApdu(0x00, A.INS_GET_RESPONSE, 0, 0,
+                                             le=min(left, CHUNK)))
+            out += r.data
+        if r.sw == A.SW_CONDITIONS_NOT_SATISFIED:
+            raise NfcError("the phone declined to sign", reason="declined")
+        if not r.ok or len(out) <= pass_app.SIGNATURE_LEN:
+            raise NfcError(f"the phone could not sign (SW {r.sw:04X})", reason="card-error")
+        sig = pass_app.SIGNATURE_LEN
+        return bytes(out[:-sig]), bytes(out[-sig:])

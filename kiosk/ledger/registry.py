@@ -1,0 +1,222 @@
+"""The kiosk registry: kiosk id → Ed25519 public key, active or revoked (DESIGN §7 "Keys").
+
+A stolen kiosk is revoked here and the gateway refuses its leaves from that moment on
+(the gateway asks the registry for every message, so no restart is needed). SQLite at
+`gateway.registry_path` by default; a table in the log's PostgreSQL schema when several
+gateways share one log, so they all see the same registry.
+"""
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from nacl.signing import VerifyKey
+
+from kiosk.config import KIOSK_ID_RE, Config
+from kiosk.errors import FormatError, StoreError
+
+ACTIVE, REVOKED = "active", "revoked"
+
+
+@dataclass(frozen=True)
+class KioskRecord:
+    """One registered kiosk. `public_key` is the raw 32-byte Ed25519 key."""
+
+    kiosk_id: str
+    public_key: bytes
+    status: str
+    added_at: int
+    revoked_at: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status == ACTIVE
+
+    @property
+    def verify_key(self) -> VerifyKey:
+        return VerifyKey(self.public_key)
+
+
+def _check_id(kiosk_id: str) -> str:
+    if not isinstance(kiosk_id, str) or not KIOSK_ID_RE.match(kiosk_id):
+        raise FormatError("kiosk id must match [a-z0-9-]{1,32}")
+    return kiosk_id
+
+
+class KioskRegistry:
+    """The registry interface; `SqliteRegistry` and `PostgresRegistry` implement it."""
+
+    def add(self, kiosk_id: str, key: VerifyKey, *, replace: bool = False) -> KioskRecord:
+        """Register a kiosk as active. An existing id is refused unless `replace` (re-keying)."""
+        raise NotImplementedError
+
+    def revoke(self, kiosk_id: str) -> KioskRecord:
+        """Mark a kiosk revoked; StoreError if it is not registered."""
+        raise NotImplementedError
+
+    def get(self, kiosk_id: str) -> KioskRecord | None:
+        raise NotImplementedError
+
+    def list(self) -> list[KioskRecord]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def key_for(self, kiosk_id: str) -> VerifyKey | None:
+        """The key of an active kiosk, or None (unknown or revoked)."""
+        rec = self.get(kiosk_id)
+        return rec.verify_key if rec is not None and rec.active else None
+
+    def __enter__(self) -> "KioskRegistry":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _row(r: tuple) -> KioskRecord:
+    return KioskRecord(r[0], bytes(r[1]), r[2], int(r[3]), None if r[4] is None else int(r[4]))
+
+
+class SqliteRegistry(KioskRegistry):
+    """The registry in a SQLite file (WAL; safe for the CLI and a running gateway at once)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False,
+                                       isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("""CREATE TABLE IF NOT EXISTS kiosks (
+                kiosk_id TEXT PRIMARY KEY, public_key BLOB NOT NULL, status TEXT NOT NULL,
+                added_at INTEGER NOT NULL, revoked_at INTEGER)""")
+        except sqlite3.Error as e:
+            raise StoreError(f"{self.path}: cannot open the kiosk registry ({e})") from None
+
+    def _q(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.Error as e:
+                raise StoreError(f"kiosk registry: {e}") from None
+
+    def add(self, kiosk_id: str, key: VerifyKey, *, replace: bool = False) -> KioskRecord:
+        _check_id(kiosk_id)
+        now = int(time.time())
+        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
+        with self._lock:
+            try:
+                cur = self._db.execute(f"{verb} INTO kiosks VALUES (?, ?, ?, ?, NULL)",
+                                       (kiosk_id, bytes(key), ACTIVE, now))
+            except sqlite3.Error as e:
+                raise StoreError(f"kiosk registry: {e}") from None
+        if cur.rowcount == 0:
+            raise StoreError(f"kiosk {kiosk_id} is already registered (use --replace to re-key it)")
+        rec = self.get(kiosk_id)
+        assert rec is not None
+        return rec
+
+    def revoke(self, kiosk_id: str) -> KioskRecord:
+        _check_id(kiosk_id)
+        self._q("UPDATE kiosks SET status = ?, revoked_at = COALESCE(revoked_at, ?) WHERE kiosk_id = ?",
+                (REVOKED, int(time.time()), kiosk_id))
+        rec = self.get(kiosk_id)
+        if rec is None:
+            raise StoreError(f"kiosk {kiosk_id} is not registered")
+        return rec
+
+    def get(self, kiosk_id: str) -> KioskRecord | None:
+        rows = self._q("SELECT kiosk_id, public_key, status, added_at, revoked_at FROM kiosks "
+                       "WHERE kiosk_id = ?", (kiosk_id,))
+        return _row(rows[0]) if rows else None
+
+    def list(self) -> list[KioskRecord]:
+        return [_row(r) for r in self._q("SELECT kiosk_id, public_key, status, added_at, revoked_at "
+                                         "FROM kiosks ORDER BY kiosk_id")]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class PostgresRegistry(KioskRegistry):
+    """The registry as table `kiosks` in the log's PostgreSQL schema (created if missing)."""
+
+    def __init__(self, dsn: str, schema: str) -> None:
+        import psycopg
+        from psycopg import sql
+
+        self._psycopg = psycopg
+        self._lock = threading.Lock()
+        self._table = sql.Identifier(schema, "kiosks")
+        try:
+            self._db = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+            self._db.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+            self._db.execute(sql.SQL("""CREATE TABLE IF NOT EXISTS {} (
+                kiosk_id TEXT PRIMARY KEY, public_key BYTEA NOT NULL, status TEXT NOT NULL,
+                added_at BIGINT NOT NULL, revoked_at BIGINT)""").format(self._table))
+        except psycopg.Error as e:
+            raise StoreError(f"kiosk registry: cannot open PostgreSQL ({type(e).__name__})") from None
+
+    def _q(self, query: str, args: tuple = ()) -> list[tuple]:
+        from psycopg import sql
+
+        with self._lock:
+            try:
+                cur = self._db.execute(sql.SQL(query).format(t=self._table), args)
+                return cur.fetchall() if cur.description else []
+            except self._psycopg.Error as e:
+                raise StoreError(f"kiosk registry: {type(e).__name__}") from None
+
+    def add(self, kiosk_id: str, key: VerifyKey, *, replace: bool = False) -> KioskRecord:
+        _check_id(kiosk_id)
+        conflict = ("DO UPDATE SET public_key = EXCLUDED.public_key, status = EXCLUDED.status, "
+                    "added_at = EXCLUDED.added_at, revoked_at = NULL") if replace else "DO NOTHING"
+        rows = self._q("INSERT INTO {t} VALUES (%s, %s, %s, %s, NULL) ON CONFLICT (kiosk_id) "
+                       + conflict + " RETURNING kiosk_id",
+                       (kiosk_id, bytes(key), ACTIVE, int(time.time())))
+        if not rows:
+            raise StoreError(f"kiosk {kiosk_id} is already registered (use --replace to re-key it)")
+        rec = self.get(kiosk_id)
+        assert rec is not None
+        return rec
+
+    def revoke(self, kiosk_id: str) -> KioskRecord:
+        _check_id(kiosk_id)
+        self._q("UPDATE {t} SET status = %s, revoked_at = COALESCE(revoked_at, %s) WHERE kiosk_id = %s",
+                (REVOKED, int(time.time()), kiosk_id))
+        rec = self.get(kiosk_id)
+        if rec is None:
+            raise StoreError(f"kiosk {kiosk_id} is not registered")
+        return rec
+
+    def get(self, kiosk_id: str) -> KioskRecord | None:
+        rows = self._q("SELECT kiosk_id, public_key, status, added_at, revoked_at FROM {t} "
+                       "WHERE kiosk_id = %s", (kiosk_id,))
+        return _row(rows[0]) if rows else None
+
+    def list(self) -> list[KioskRecord]:
+        return [_row(r) for r in self._q("SELECT kiosk_id, public_key, status, added_at, revoked_at "
+                                         "FROM {t} ORDER BY kiosk_id")]
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._db.close()
+            except self._psycopg.Error:
+                pass
+
+
+def open_registry(cfg: Config) -> KioskRegistry:
+    """The registry the configuration names: PostgreSQL with a postgres store, else SQLite."""
+    gw = cfg.gateway
+    if gw.store == "postgres":
+        return PostgresRegistry(gw.postgres_dsn, gw.postgres_schema)
+    return SqliteRegistry(cfg.state_path(gw.registry_path))

@@ -1,0 +1,179 @@
+"""Every verdict of pass and presentation verification, each from a case that produces it."""
+from __future__ import annotations
+
+import os
+
+import pytest
+from nacl.public import PrivateKey
+from nacl.signing import SigningKey
+
+from kiosk.errors import Reason, VerificationError
+from kiosk.protocol import patient_pass, presentation, revocation, sealing
+from kiosk.protocol.presentation import Freshness, Presentation, ReplayCache
+from kiosk.wallet.wallet import Wallet, WalletError
+
+from protocol_world import NOW, SITE
+
+
+def _nfc(world, nonce=b"n" * 16, kiosk="kiosk-1", site=SITE):
+    stmt, sig = world.wallet.sign_nfc(site, kiosk, nonce)
+    return Presentation("nfc", world.pass_bytes, stmt, sig)
+
+
+def _verify(world, pres, *, now=NOW, rl="fresh", fresh=None, replay=None):
+    rl = world.revocations() if rl == "fresh" else rl
+    fresh = fresh or Freshness(site=SITE, kiosk="kiosk-1", nonce=b"n" * 16)
+    return presentation.verify(pres, world.issuers, now=now, revocations=rl, fresh=fresh, replay=replay)
+
+
+def test_valid_nfc_presentation(world):
+    v = _verify(world, _nfc(world))
+    assert v.ok and v.reason is Reason.OK
+    assert v.data["pass"].patient == "p-0011"
+
+
+def test_bad_signature_of_issuer(world):
+    raw = bytearray(world.pass_bytes)
+    raw[-5] ^= 0x40  # inside the signature
+    v = patient_pass.verify(bytes(raw), world.issuers, now=NOW, revocations=world.revocations())
+    assert v.reason is Reason.BAD_SIGNATURE
+
+
+def test_unknown_issuer(world):
+    other = SigningKey.generate()
+    raw = patient_pass.issue(other, issuer="x", site=SITE, patient="p-1", patient_key=world.wallet.public_key,
+                             template=None, sealing_keys=[], now=NOW, valid_s=100)
+    v = patient_pass.verify(raw, world.issuers, now=NOW, revocations=world.revocations())
+    assert v.reason is Reason.UNKNOWN_ISSUER
+
+
+def test_expired_and_not_yet_valid(world):
+    p = patient_pass.decode(world.pass_bytes)
+    assert patient_pass.verify(world.pass_bytes, world.issuers, now=p.expires_at + 1000,
+                               revocations=world.revocations(next_update=p.expires_at + 5000)).reason is Reason.EXPIRED
+    assert patient_pass.verify(world.pass_bytes, world.issuers, now=p.not_before - 1000,
+                               revocations=world.revocations()).reason is Reason.NOT_YET_VALID
+
+
+def test_revoked_at_time(world):
+    pid = patient_pass.decode(world.pass_bytes).pass_id
+    assert _verify(world, _nfc(world), rl=world.revocations({pid: NOW - 10})).reason is Reason.REVOKED
+    # revoked after the moment judged (the gateway judges at `created`): still valid then
+    assert _verify(world, _nfc(world), rl=world.revocations({pid: NOW + 10})).ok
+
+
+def test_revocation_list_missing_or_stale(world):
+    assert _verify(world, _nfc(world), rl=None).reason is Reason.REVOCATION_LIST_STALE
+    stale = world.revocations(next_update=NOW - 2 * 86400)
+    assert _verify(world, _nfc(world), rl=stale).reason is Reason.REVOCATION_LIST_STALE
+
+
+def test_revocation_list_forged_or_other_site(world):
+    raw = revocation.sign(SigningKey.generate(), site=SITE, revoked={}, issued=NOW, next_update=NOW + 9, seq=1)
+    with pytest.raises(VerificationError):
+        revocation.verify(raw, world.issuers)
+    raw = revocation.sign(world.issuer, site="elsewhere", revoked={}, issued=NOW, next_update=NOW + 9, seq=1)
+    with pytest.raises(VerificationError):
+        revocation.verify(raw, world.issuers, site=SITE)
+
+
+def test_replayed_presentation(world):
+    cache = ReplayCache()
+    pres = _nfc(world)
+    assert _verify(world, pres, replay=cache).ok
+    assert _verify(world, pres, replay=cache).reason is Reason.REPLAYED
+
+
+def test_stale_nfc_answer_to_another_challenge(world):
+    assert _verify(world, _nfc(world, nonce=b"x" * 16)).reason is Reason.STALE
+
+
+def test_nfc_statement_for_another_kiosk(world):
+    assert _verify(world, _nfc(world, kiosk="kiosk-9")).reason is Reason.WRONG_KIOSK
+
+
+def test_wallet_refuses_another_site(world):
+    with pytest.raises(WalletError):
+        world.wallet.sign_nfc("elsewhere", "kiosk-1", b"n" * 16)
+
+
+def test_qr_windows(world):
+    text = world.wallet.qr_text(now=NOW)
+    pres = presentation.from_qr_text(text)
+    fresh = Freshness(site=SITE)
+    assert _verify(world, pres, fresh=fresh).ok
+    assert _verify(world, pres, fresh=fresh, now=NOW + 31).ok  # the neighbouring window (drift)
+    assert _verify(world, pres, fresh=fresh, now=NOW + 120).reason is Reason.STALE
+    unsynced = Freshness(site=SITE, clock_synced=False)
+    assert _verify(world, pres, fresh=unsynced).reason is Reason.CLOCK_UNSYNCED
+
+
+def test_statement_bound_to_another_pass_is_malformed(world):
+    other = Wallet.create()
+    raw = patient_pass.issue(world.issuer, issuer="i", site=SITE, patient="p-2", patient_key=other.public_key,
+                             template=None, sealing_keys=[], now=NOW - 10, valid_s=1000)
+    other.store_pass(raw)
+    stmt, sig = other.sign_nfc(SITE, "kiosk-1", b"n" * 16)
+    assert _verify(world, Presentation("nfc", world.pass_bytes, stmt, sig)).reason is Reason.MALFORMED
+
+
+def test_signature_by_someone_else_is_bad(world):
+    stmt, _ = world.wallet.sign_nfc(SITE, "kiosk-1", b"n" * 16)
+    sig = SigningKey.generate().sign(stmt).signature
+    assert _verify(world, Presentation("nfc", world.pass_bytes, stmt, sig)).reason is Reason.BAD_SIGNATURE
+
+
+def test_malformed_pass(world):
+    v = patient_pass.verify(b"\xa1\x01", world.issuers, now=NOW, revocations=world.revocations())
+    assert v.reason is Reason.MALFORMED and "COSE_Sign1" in v.detail or "pass" in v.detail
+
+
+def test_wrong_site_pass(world):
+    v = patient_pass.verify(world.pass_bytes, world.issuers, now=NOW, revocations=world.revocations(),
+                            site="other-site")
+    assert v.reason is Reason.WRONG_SITE
+
+
+def test_card_presentation_needs_no_signature(world):
+    v = _verify(world, Presentation("card", world.pass_bytes))
+    assert v.ok and v.data["presentation"].kind == "card"
+
+
+def test_sealed_template_opens_only_with_the_kiosk_key(world):
+    p = patient_pass.decode(world.pass_bytes)
+    assert p.has_template
+    assert sealing.open_sealed([list(x) for x in p.sealed_templates], [world.sealing]) == world.template
+    with pytest.raises(VerificationError):
+        sealing.open_sealed([list(x) for x in p.sealed_templates], [PrivateKey.generate()])
+    # a tampered box does not open either
+    kid, box = p.sealed_templates[0]
+    with pytest.raises(VerificationError):
+        sealing.open_sealed([[kid, box[:-1] + bytes([box[-1] ^ 1])]], [world.sealing])
+    assert world.template not in world.pass_bytes
+
+
+def test_rotation_seals_to_both_keys(world):
+    nxt = PrivateKey.generate()
+    raw = patient_pass.issue(world.issuer, issuer="i", site=SITE, patient="p-3", patient_key=world.wallet.public_key,
+                             template=world.template, sealing_keys=[world.sealing.public_key, nxt.public_key],
+                             now=NOW, valid_s=100)
+    sealed = [list(x) for x in patient_pass.decode(raw).sealed_templates]
+    assert sealing.open_sealed(sealed, [nxt]) == world.template
+    assert sealing.open_sealed(sealed, [world.sealing]) == world.template
+
+
+def test_consent_signature(world):
+    body_hash = os.urandom(32)
+    stmt, sig = world.wallet.sign_consent(SITE, "kiosk-1", b"c" * 16, body_hash)
+    p = patient_pass.decode(world.pass_bytes)
+    assert presentation.verify_consent_signature(p, stmt, sig, site=SITE, kiosk="kiosk-1", body_hash=body_hash).ok
+    bad = presentation.verify_consent_signature(p, stmt, sig, site=SITE, kiosk="kiosk-1", body_hash=os.urandom(32))
+    assert bad.reason is Reason.MALFORMED
+
+
+def test_no_phi_claims_in_the_pass(world):
+    import cbor2
+
+    from kiosk.protocol import cose
+    claims = cbor2.loads(cose.decode_sign1(world.pass_bytes).payload)
+    assert set(claims) == {1, 2, 4, 5, 6, 7, 8, patient_pass.SITE, patient_pass.SEALED}

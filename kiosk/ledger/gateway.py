@@ -1,0 +1,356 @@
+"""The ledger gateway's core: validate record messages, append them, answer with receipts.
+
+No MQTT here (gateway_mqtt.py is the shell): `Gateway.handle_batch` takes (topic kiosk id,
+payload) pairs and returns one outcome each, so every rule is testable with a store in a
+temporary directory. The checks, in order (DESIGN §5, §7):
+
+  size cap → record decodes → leaf decodes → leaf kiosk = topic kiosk → kiosk registered
+  and active → kiosk signature → *already in the log?* (a resend gets the existing entry's
+  receipt, before any rule that time or state could change) → body hash → site → created
+  time within [now - max_age, now + max_skew] → presentation valid at `created` (issuer
+  signature, expiry, revocation as of `created`, patient signature, freshness) → leaf
+  patient = pass patient → session rule (replay).
+
+Session rule: see sessions.py. Entries of type staff-override and kiosk-event may carry no
+presentation. A consent must name, in `refs`, the entry that owns its presentation (a
+check-in already in the log, or earlier in the same batch). When the owner is not in the
+log yet — a check-in still being appended by the other gateway of the shared subscription —
+the shell may *defer* the consent and retry it for `ref_wait_s` before rejecting it.
+
+Accepted entries of one batch are appended in one transaction and one checkpoint is signed
+for the batch. Nothing about a message's content is logged: kiosk id, entry hash prefix
+and reason only.
+"""
+from __future__ import annotations
+
+import collections
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from nacl.signing import SigningKey, VerifyKey
+
+from kiosk.config import KIOSK_ID_RE, Config, GatewayTable, PassTable
+from kiosk.errors import FormatError, KioskError, Reason, VerificationError
+from kiosk.ledger.checkpoint import Checkpoint, sign_checkpoint
+from kiosk.ledger.registry import KioskRegistry
+from kiosk.ledger.sessions import SessionTable
+from kiosk.ledger.store import LogStore
+from kiosk.protocol import entry, presentation, revocation
+from kiosk.protocol.entry import Envelope, Receipt, Record
+
+log = logging.getLogger(__name__)
+
+NO_PRESENTATION_TYPES = ("staff-override", "kiosk-event")
+JOINING_TYPES = ("consent",)  # may never start a session of their own
+
+
+class _Reject(Exception):
+    def __init__(self, reason: Reason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
+class _Missing(Exception):
+    """The entry's session owner is not in the log (yet)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one message: a receipt for `kiosk`, nothing (dropped), or deferred."""
+
+    kiosk: str | None
+    receipt: Receipt | None
+    deferred: bool = False
+
+
+@dataclass
+class _Candidate:
+    pos: int
+    kiosk: str
+    record: Record
+    env: Envelope
+    eh: bytes
+    pres_hash: bytes | None
+    duplicate_index: int | None = None
+
+
+def _hex8(h: bytes) -> str:
+    return h.hex()[:8]
+
+
+class Gateway:
+    """Validation, append and receipts over a LogStore, a kiosk registry and a session table."""
+
+    def __init__(self, *, store: LogStore, registry: KioskRegistry, sessions: SessionTable,
+                 log_key: SigningKey, log_name: str, site: str,
+                 issuers: Mapping[bytes, VerifyKey], settings: GatewayTable | None = None,
+                 passes: PassTable | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.store, self.registry, self.sessions = store, registry, sessions
+        self.log_key, self.log_name, self.site = log_key, log_name, site
+        self.issuers = dict(issuers)
+        self.settings = settings or GatewayTable()
+        self.passes = passes or PassTable()
+        self.clock = clock
+        self._revocations: revocation.RevocationList | None = None
+        self._counts: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()  # one batch at a time per gateway
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> "Gateway":
+        """Open store, registry, session table and keys as the configuration says."""
+        from kiosk.ledger.registry import open_registry
+        from kiosk.ledger.sessions import open_sessions
+        from kiosk.ledger.store import open_store
+        from kiosk.protocol import keys
+
+        gw = cfg.gateway
+        issuers = {}
+        for p in cfg.keys.issuer_public:
+            k = keys.load_verify_key(p)
+            issuers[keys.kid(k)] = k
+        log_key = keys.load_signing_key(gw.log_key)
+        store = open_store(gw, sqlite_path=str(cfg.state_path(gw.sqlite_path)))
+        return cls(store=store, registry=open_registry(cfg), sessions=open_sessions(cfg),
+                   log_key=log_key, log_name=cfg.keys.log_name, site=cfg.kiosk.site,
+                   issuers=issuers, settings=gw, passes=cfg.passes)
+
+    def close(self) -> None:
+        for part in (self.sessions, self.registry, self.store):
+            try:
+                part.close()
+            except KioskError:
+                pass
+
+    # ------------------------------------------------------------------ revocations
+    def set_revocations(self, data: bytes) -> bool:
+        """Adopt a signed revocation list for this site unless an equal or newer one is held."""
+        try:
+            rl = revocation.verify(data, self.issuers, site=self.site)
+        except KioskError as e:
+            self._count("revocations-rejected")
+            log.warning("revocation list refused: %s", e.reason)
+            return False
+        current = self._revocations
+        if current is not None and (rl.seq, rl.issued) <= (current.seq, current.issued):
+            return False
+        self._revocations = rl
+        log.info("revocation list seq %d adopted (%d entries)", rl.seq, len(rl.revoked))
+        return True
+
+    @property
+    def revocations(self) -> revocation.RevocationList | None:
+        return self._revocations
+
+    # ------------------------------------------------------------------ stats
+    def _count(self, key: str) -> None:
+        self._counts[key] += 1
+
+    def stats(self) -> dict[str, int]:
+        """Messages counted by outcome: accepted, duplicate, dropped, deferred, and each reason."""
+        return dict(self._counts)
+
+    # ------------------------------------------------------------------ entry points
+    def handle_record(self, topic_kiosk: str | None, payload: bytes) -> Receipt | None:
+        """One message, judged with no deferral. None: dropped (no kiosk to answer)."""
+        return self.handle_batch([(topic_kiosk, payload)])[0].receipt
+
+    def handle_batch(self, items: Sequence[tuple[str | None, bytes]], *,
+                     may_defer: Sequence[bool] | None = None) -> list[Outcome]:
+        """Judge, append and answer a batch; one Outcome per item, in order.
+
+        `may_defer[i]` lets item i wait for its session's owner instead of being rejected.
+        A store failure raises StoreError with nothing answered (the kiosks resend).
+        """
+        may_defer = list(may_defer) if may_defer is not None else [False] * len(items)
+        with self._lock:
+            return self._batch(list(items), may_defer)
+
+    # ------------------------------------------------------------------ the batch
+    def _batch(self, items: list[tuple[str | None, bytes]], may_defer: list[bool]) -> list[Outcome]:
+        out: list[Outcome | None] = [None] * len(items)
+        cands: list[_Candidate] = []
+        now_ms = int(self.clock() * 1000)
+        for pos, (kiosk, payload) in enumerate(items):
+            if not isinstance(kiosk, str) or not KIOSK_ID_RE.match(kiosk):
+                self._count("dropped")
+                log.warning("record dropped: its topic names no valid kiosk")
+                out[pos] = Outcome(None, None)
+                continue
+            try:
+                cands.append(self._check(pos, kiosk, payload, now_ms))
+            except _Reject as r:
+                out[pos] = self._reject(kiosk, self._payload_hash(payload), r)
+        accepted: list[_Candidate] = []
+        in_batch: dict[bytes, _Candidate] = {}
+        for c in cands:
+            if c.duplicate_index is not None:
+                continue
+            if c.eh in in_batch:  # the same leaf twice in one batch: the second is a resend
+                continue
+            try:
+                self._session_rule(c, in_batch)
+            except _Reject as r:
+                out[c.pos] = self._reject(c.kiosk, c.eh, r)
+                continue
+            except _Missing:
+                if may_defer[c.pos]:
+                    self._count("deferred")
+                    out[c.pos] = Outcome(c.kiosk, None, deferred=True)
+                    continue
+                out[c.pos] = self._reject(c.kiosk, c.eh, _Reject(
+                    Reason.WRONG_ENTRY, "the session this entry refers to is not in the log"))
+                continue
+            in_batch[c.eh] = c
+            accepted.append(c)
+        answer = [c for c in cands if out[c.pos] is None]
+        if not answer:
+            return [o for o in out if o is not None]  # type: ignore[misc]
+        for c in accepted:
+            self.store.put_body(c.env.body_hash, c.record.body)
+        results = {r.entry_hash: r for r in self.store.append([c.record.leaf for c in accepted])}
+        size, note = self._checkpoint()
+        for c in answer:
+            if c.duplicate_index is not None:
+                index, status = c.duplicate_index, entry.STATUS_DUPLICATE
+            else:
+                r = results[c.eh]
+                first = in_batch.get(c.eh)
+                dup = r.duplicate or (first is not None and first.pos != c.pos)
+                index, status = r.index, entry.STATUS_DUPLICATE if dup else entry.STATUS_ACCEPTED
+            last = c.record.last_size
+            consistency = self.store.consistency_proof(last, size) if 0 < last < size else []
+            receipt = Receipt(c.eh, status, "", index, note,
+                              tuple(self.store.inclusion_proof(index, size)), tuple(consistency))
+            self._count(status)
+            log.info("%s kiosk=%s entry=%s index=%d size=%d", status, c.kiosk, _hex8(c.eh), index, size)
+            out[c.pos] = Outcome(c.kiosk, receipt)
+        return out  # type: ignore[return-value]
+
+    def _checkpoint(self) -> tuple[int, bytes]:
+        """A signed checkpoint for the log as it is now (reusing a saved one of that size)."""
+        size = self.store.size()
+        latest = self.store.latest_checkpoint()
+        if latest is not None and latest[0] == size:
+            return latest
+        cp = Checkpoint(self.log_name, size, self.store.root_hash(size))
+        note = sign_checkpoint(cp, self.log_name, self.log_key)
+        self.store.save_checkpoint(size, note)
+        return size, note
+
+    def latest_checkpoint(self) -> bytes | None:
+        """The newest saved checkpoint note (to publish retained at start-up)."""
+        latest = self.store.latest_checkpoint()
+        return latest[1] if latest else None
+
+    def _reject(self, kiosk: str, eh: bytes, r: _Reject) -> Outcome:
+        self._count(r.reason.value)
+        log.warning("rejected kiosk=%s entry=%s reason=%s", kiosk, _hex8(eh), r.reason.value)
+        log.debug("rejection detail: %s", r.detail)
+        return Outcome(kiosk, Receipt(eh, entry.STATUS_REJECTED, r.reason.value))
+
+    @staticmethod
+    def _payload_hash(payload: object) -> bytes:
+        """The leaf's entry hash if the payload gets that far, else SHA-256 of the payload."""
+        data = bytes(payload) if isinstance(payload, (bytes, bytearray, memoryview)) else b""
+        try:
+            return entry.entry_hash(entry.decode_record(data).leaf)
+        except KioskError:
+            return hashlib.sha256(data).digest()
+
+    # ------------------------------------------------------------------ stateless checks
+    def _check(self, pos: int, kiosk: str, payload: bytes, now_ms: int) -> _Candidate:
+        if not isinstance(payload, (bytes, bytearray, memoryview)):
+            raise _Reject(Reason.MALFORMED, "payload is not bytes")
+        if len(payload) > self.settings.max_message_bytes:
+            raise _Reject(Reason.TOO_LARGE, "message is larger than the gateway accepts")
+        try:
+            record = entry.decode_record(bytes(payload))
+            env, _ = entry.decode_leaf(record.leaf)
+        except FormatError as e:
+            raise _Reject(_reason(e, Reason.MALFORMED), e.message) from None
+        eh = entry.entry_hash(record.leaf)
+        if env.kiosk != kiosk:
+            raise _Reject(Reason.WRONG_KIOSK, "leaf names another kiosk than the topic")
+        reg = self.registry.get(kiosk)
+        if reg is None:
+            raise _Reject(Reason.UNKNOWN_KIOSK, "kiosk is not in the registry")
+        if not reg.active:
+            raise _Reject(Reason.REVOKED, "kiosk has been revoked")
+        try:
+            entry.open_leaf(record.leaf, lambda k: reg.verify_key if k == kiosk else None)
+        except KioskError as e:
+            raise _Reject(_reason(e, Reason.BAD_SIGNATURE), e.message) from None
+        c = _Candidate(pos, kiosk, record, env, eh, None)
+        c.duplicate_index = self.store.find(eh)
+        if c.duplicate_index is not None:
+            return c  # a resend: answered with the entry already in the log
+        try:
+            if entry.body_hash_of(record.body) != env.body_hash:
+                raise _Reject(Reason.MALFORMED, "body does not match the leaf's body_hash")
+        except FormatError as e:
+            raise _Reject(Reason.MALFORMED, e.message) from None
+        if env.site != self.site:
+            raise _Reject(Reason.WRONG_SITE, "leaf names another site")
+        if env.created > now_ms + self.settings.max_skew_s * 1000:
+            raise _Reject(Reason.FUTURE, "entry was created in the future")
+        if env.created < now_ms - self.settings.max_age_s * 1000:
+            raise _Reject(Reason.TOO_OLD, "entry is older than the gateway accepts")
+        c.pres_hash = self._check_presentation(env, record.presentation)
+        return c
+
+    def _check_presentation(self, env: Envelope, pres_map: dict | None) -> bytes | None:
+        if pres_map is None:
+            if env.type in NO_PRESENTATION_TYPES:
+                return None
+            raise _Reject(Reason.MALFORMED, "this entry type needs a presentation")
+        try:
+            pres = presentation.Presentation.from_map(pres_map)
+        except KioskError as e:
+            raise _Reject(Reason.MALFORMED, e.message) from None
+        # DESIGN §7: validity, revocation and freshness are judged at the entry's created time
+        v = presentation.verify(
+            pres, self.issuers, now=env.created // 1000, revocations=self._revocations,
+            fresh=presentation.Freshness(self.site, kiosk=env.kiosk,
+                                         window_s=self.passes.qr_window_s,
+                                         windows_accepted=self.passes.qr_windows_accepted),
+            revocation_grace_s=self.passes.revocation_grace_s, skew_s=self.passes.clock_skew_s)
+        if not v.ok:
+            raise _Reject(v.reason, v.detail)
+        if env.patient != v.data["pass"].patient:
+            raise _Reject(Reason.MALFORMED, "leaf patient does not match the pass")
+        return pres.presentation_hash
+
+    # ------------------------------------------------------------------ sessions
+    def _session_rule(self, c: _Candidate, in_batch: Mapping[bytes, _Candidate]) -> None:
+        """Raise _Reject for a replay, _Missing when the session's owner is not in the log."""
+        if c.pres_hash is None:
+            return
+        owner = self.sessions.owner(c.pres_hash)
+        if owner is None:
+            if c.env.type in JOINING_TYPES:
+                raise _Missing()
+            owner = self.sessions.claim(c.pres_hash, c.eh)
+            if owner == c.eh:
+                return
+        if owner == c.eh:
+            return  # a resend whose first append did not happen
+        if owner not in c.env.refs:
+            raise _Reject(Reason.REPLAYED, "presentation was used in another session")
+        owner_entry = in_batch.get(owner)
+        if owner_entry is not None:
+            if owner_entry.pres_hash != c.pres_hash:  # cannot happen: owner was claimed with it
+                raise _Reject(Reason.REPLAYED, "presentation belongs to another session")
+            return
+        if self.store.find(owner) is None:
+            raise _Missing()
+
+
+def _reason(e: KioskError, default: Reason) -> Reason:
+    try:
+        return Reason(e.reason)
+    except ValueError:
+        return default

@@ -1,0 +1,133 @@
+"""TLS material for the broker: a clinic CA, the broker's server certificate, and one client
+certificate per kiosk (CN = kiosk id) or service (gateway, issuer). Tests and provisioning.
+
+Mosquitto maps the client certificate's CN to the MQTT username (`use_identity_as_username`),
+and the ACL file's `%u` patterns then give each kiosk its own topics only (DESIGN §7). Keys
+are ECDSA P-256 (fast to make, accepted by every OpenSSL that Mosquitto links against),
+written as PKCS#8 PEM with mode 0600.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from kiosk.config import KIOSK_ID_RE
+from kiosk.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class CertPair:
+    """A certificate and its private key on disk."""
+
+    cert: Path
+    key: Path
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def _save(pair: CertPair, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> CertPair:
+    _write(pair.key, key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()), 0o600)
+    _write(pair.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    return pair
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+class CertificateAuthority:
+    """A self-signed CA that issues the broker's and the clients' certificates."""
+
+    def __init__(self, directory: Path | str, name: str = "clinic kiosk CA",
+                 days: int = 3650) -> None:
+        self.directory = Path(directory)
+        self.pair = CertPair(self.directory / "ca.crt", self.directory / "ca.key")
+        self.days = days
+        if self.pair.cert.exists() and self.pair.key.exists():
+            self._key = serialization.load_pem_private_key(self.pair.key.read_bytes(), None)
+            self._cert = x509.load_pem_x509_certificate(self.pair.cert.read_bytes())
+            return
+        self._key = ec.generate_private_key(ec.SECP256R1())
+        now = dt.datetime.now(dt.timezone.utc)
+        self._cert = (
+            x509.CertificateBuilder().subject_name(_name(name)).issuer_name(_name(name))
+            .public_key(self._key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False,
+                                         False), critical=True)
+            .sign(self._key, hashes.SHA256()))
+        _save(self.pair, self._cert, self._key)
+
+    @property
+    def cert_path(self) -> Path:
+        return self.pair.cert
+
+    def _issue(self, cn: str, out: CertPair, *, server_hosts: list[str] | None) -> CertPair:
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = dt.datetime.now(dt.timezone.utc)
+        b = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(self._cert.subject)
+             .public_key(key.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now - dt.timedelta(minutes=5))
+             .not_valid_after(now + dt.timedelta(days=min(self.days, 825)))
+             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True))
+        if server_hosts is not None:
+            sans: list[x509.GeneralName] = []
+            for h in server_hosts:
+                try:
+                    sans.append(x509.IPAddress(ipaddress.ip_address(h)))
+                except ValueError:
+                    sans.append(x509.DNSName(h))
+            b = (b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+                 .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                                critical=False))
+        else:
+            b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
+                                critical=False)
+        return _save(out, b.sign(self._key, hashes.SHA256()), key)
+
+    def issue_server(self, hosts: list[str], directory: Path | str | None = None,
+                     name: str = "broker") -> CertPair:
+        """The broker's certificate, valid for `hosts` (IP addresses or DNS names)."""
+        d = Path(directory) if directory else self.directory
+        return self._issue(hosts[0], CertPair(d / f"{name}.crt", d / f"{name}.key"),
+                           server_hosts=hosts)
+
+    def issue_client(self, identity: str, directory: Path | str | None = None) -> CertPair:
+        """A client certificate whose CN is `identity` (a kiosk id, or `gateway-1`, ...)."""
+        if not KIOSK_ID_RE.match(identity):
+            raise ConfigError("client identity must match [a-z0-9-]{1,32}")
+        d = Path(directory) if directory else self.directory
+        return self._issue(identity, CertPair(d / f"{identity}.crt", d / f"{identity}.key"),
+                           server_hosts=None)
+
+
+def make_test_pki(directory: Path | str, clients: list[str],
+                  hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
+                  ) -> tuple[CertificateAuthority, CertPair, dict[str, CertPair]]:
+    """A CA, a server certificate for `hosts` and a client certificate per identity."""
+    ca = CertificateAuthority(directory)
+    server = ca.issue_server(list(hosts))
+    return ca, server, {c: ca.issue_client(c) for c in clients}

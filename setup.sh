@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Set up the clinic kiosk.
+#   ./setup.sh --dev    any Debian machine: system packages, .venv with test extras, models, Mosquitto
+#   ./setup.sh          on a Raspberry Pi: the same, plus the pieces a kiosk needs (see README)
+# Safe to re-run: each step checks before it acts.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+
+DEV=0
+for arg in "$@"; do
+  case "$arg" in
+    --dev) DEV=1 ;;
+    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown option $arg" >&2; exit 64 ;;
+  esac
+done
+
+is_pi() { grep -qs "Raspberry Pi" /proc/device-tree/model; }
+if [ "$DEV" = 0 ] && ! is_pi; then
+  echo "setup.sh: this is not a Raspberry Pi; use ./setup.sh --dev for development, demo and tests" >&2
+  exit 64
+fi
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+# --- system packages (only what is missing, so a re-run costs nothing) ---
+PKGS=(python3 python3-venv python3-dev mosquitto mosquitto-clients libgl1 libglib2.0-0)
+if [ "$DEV" = 1 ]; then PKGS+=(postgresql); else PKGS+=(python3-picamera2 chrony); fi
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# --- Python environment ---
+PY=${PYTHON:-python3}
+"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "setup.sh: Python 3.11+ needed" >&2; exit 69; }
+if [ ! -x .venv/bin/python ]; then
+  echo "==> creating .venv"
+  if [ "$DEV" = 1 ]; then "$PY" -m venv .venv; else "$PY" -m venv --system-site-packages .venv; fi
+fi
+VPY=.venv/bin/python
+# setuptools < 81: face_recognition_models imports pkg_resources (DESIGN §7)
+$VPY -m pip install -q --upgrade pip 'setuptools<81' wheel
+if [ "$DEV" = 1 ]; then
+  echo "==> installing the kiosk package with test and demo extras"
+  $VPY -m pip install -q -e '.[test,demo]'
+else
+  # the Pi keeps the OS's numpy (picamera2 is built against it): constraints pin around it
+  echo "==> installing the kiosk package for the Pi"
+  cons=$(mktemp)
+  cat constraints-pi.txt > "$cons"
+  osnp=$($VPY -c 'import numpy; print(numpy.__version__)' 2>/dev/null || true)
+  [ -n "$osnp" ] && echo "numpy==$osnp" >> "$cons"
+  $VPY -m pip install -q -c "$cons" -e '.[demo]'
+  rm -f "$cons"
+fi
+
+# --- models: from PyPI's face_recognition_models, checked against models/MANIFEST.json ---
+if ! $VPY -m kiosk.vision.models verify models/ >/dev/null 2>&1; then
+  echo "==> installing dlib models into models/"
+  $VPY -m kiosk.vision.models install models/
+fi
+$VPY -m kiosk.vision.models verify models/
+
+if [ "$DEV" = 0 ]; then
+  echo "==> Raspberry Pi kiosk set-up"
+  "$ROOT/firmware_configs/install-pi.sh" "$ROOT"
+fi
+
+echo "==> done. Try: .venv/bin/kiosk demo"

@@ -1,0 +1,56 @@
+"""Template encoding (256 bytes, little-endian float16) and the 1:1 decision."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kiosk.errors import FormatError
+from kiosk.vision.template import TEMPLATE_BYTES, template_from_bytes, template_to_bytes
+from kiosk.vision.verify import FaceVerifier, compare
+
+
+def _t(seed: int = 0) -> np.ndarray:
+    v = np.random.default_rng(seed).normal(0, 0.09, 128)
+    return v.astype(np.float16)
+
+
+def test_round_trip_is_exact() -> None:
+    t = _t()
+    b = template_to_bytes(t)
+    assert len(b) == TEMPLATE_BYTES == 256
+    back = template_from_bytes(b)
+    assert back.dtype == np.float16 and back.shape == (128,)
+    assert np.array_equal(back, t)
+    assert b[:2] == np.float16(t[0]).astype("<f2").tobytes()  # little-endian on any host
+
+
+@pytest.mark.parametrize("n", [0, 1, 128, 255, 257, 512])
+def test_wrong_lengths_refused(n: int) -> None:
+    with pytest.raises(FormatError, match="256 bytes"):
+        template_from_bytes(b"\x00" * n)
+
+
+def test_nan_and_shape_refused() -> None:
+    bad = _t()
+    bad[5] = np.nan
+    with pytest.raises(FormatError):
+        template_from_bytes(bad.astype("<f2").tobytes())
+    with pytest.raises(FormatError):
+        template_to_bytes(bad)
+    with pytest.raises(FormatError):
+        template_to_bytes(np.zeros(127, np.float16))
+    with pytest.raises(FormatError):
+        template_from_bytes("x" * 256)  # type: ignore[arg-type]
+
+
+def test_compare_and_verifier() -> None:
+    a, b = _t(1), _t(2)
+    assert compare(a, a) == 0.0
+    d = compare(a, b)
+    assert d == pytest.approx(float(np.linalg.norm(a.astype(np.float64) - b.astype(np.float64))), rel=1e-5)
+    v = FaceVerifier(threshold=d + 0.01)
+    assert v.verify(a, b).match
+    assert not FaceVerifier(threshold=d).verify(a, b).match  # strictly below the threshold
+    assert v.verify_any(a, [b, a]).distance == 0.0
+    with pytest.raises(FormatError):
+        compare(a, np.zeros(64, np.float16))

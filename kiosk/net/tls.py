@@ -131,3 +131,28 @@ def make_test_pki(directory: Path | str, clients: list[str],
     ca = CertificateAuthority(directory)
     server = ca.issue_server(list(hosts))
     return ca, server, {c: ca.issue_client(c) for c in clients}
+
+
+BROKER_TEMPLATES = Path(__file__).resolve().parents[2] / "firmware_configs" / "mosquitto"
+
+
+def render_broker_conf(out_dir: Path | str, *, cafile: Path, certfile: Path, keyfile: Path,
+                       templates: Path | None = None, port: int | None = None,
+                       host: str | None = None, directory: Path | None = None) -> str:
+    """Render `kiosk-broker.conf` and `acl` from the templates; write the ACL into `out_dir`.
+
+    Returns the configuration text. Placeholders left as None (`{port}`, `{host}`, `{dir}`)
+    stay in the text for `MosquittoBroker`, which fills them when it picks a port.
+    """
+    src = Path(templates) if templates else BROKER_TEMPLATES
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    acl = out / "acl"
+    _write(acl, (src / "acl").read_bytes(), 0o644)
+    text = (src / "kiosk-broker.conf").read_text()
+    values = {"{cafile}": cafile, "{certfile}": certfile, "{keyfile}": keyfile, "{aclfile}": acl,
+              "{port}": port, "{host}": host, "{dir}": directory}
+    for k, v in values.items():
+        if v is not None:
+            text = text.replace(k, str(v))
+    return text

@@ -7,7 +7,7 @@ import pytest
 from kiosk.errors import FormatError
 from kiosk.hardware.nfc import type4
 
-from .conftest import realistic_pass
+from nfc_fakes import realistic_pass
 
 
 @pytest.mark.parametrize("n", [0, 10, 255, 256, 900])

@@ -9,7 +9,7 @@ from kiosk.errors import FormatError
 from kiosk.hardware.nfc import apdu as A
 from kiosk.hardware.nfc.pass_app import AID, PassApplication, encode_sign_data
 
-from .conftest import FakeWallet, realistic_pass
+from nfc_fakes import FakeWallet, realistic_pass
 
 H = bytes.fromhex
 

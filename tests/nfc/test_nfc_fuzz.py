@@ -10,7 +10,7 @@ from kiosk.hardware.nfc import frames as F
 from kiosk.hardware.nfc import type4
 from kiosk.hardware.nfc.pass_app import AID, PassApplication, encode_sign_data
 
-from .conftest import FakeWallet, realistic_pass
+from nfc_fakes import FakeWallet, realistic_pass
 
 FRAME_TYPES = (F.Ack, F.Nack, F.ErrorFrame, F.InformationFrame, F.ChecksumError)
 

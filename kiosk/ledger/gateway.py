@@ -282,8 +282,10 @@ class Gateway:
             raise _Reject(Reason.REVOKED, "kiosk has been revoked")
         try:
             entry.open_leaf(record.leaf, lambda k: reg.verify_key if k == kiosk else None)
-        except KioskError as e:
-            raise _Reject(_reason(e, Reason.BAD_SIGNATURE), e.message) from None
+        except FormatError as e:
+            raise _Reject(Reason.MALFORMED, e.message) from None
+        except KioskError as e:  # another key's kid or a bad signature: not this kiosk's leaf
+            raise _Reject(Reason.BAD_SIGNATURE, e.message) from None
         c = _Candidate(pos, kiosk, record, env, eh, None)
         c.duplicate_index = self.store.find(eh)
         if c.duplicate_index is not None:

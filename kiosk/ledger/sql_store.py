@@ -70,11 +70,11 @@ class SqlLogStore:
             found: dict[tuple[int, int], bytes] = {}
             for i in range(0, len(nodes), 200):
                 chunk = nodes[i:i + 200]
-                values = ", ".join(["(CAST(? AS INTEGER), CAST(? AS BIGINT))"] * len(chunk))
+                # OR of point lookups: SQLite scans the table for a row-value IN (VALUES ...)
+                where = " OR ".join(["(level = ? AND idx = ?)"] * len(chunk))
                 params = [x for node in chunk for x in node]
-                rows = cur.execute(self._q(
-                    f"SELECT level, idx, hash FROM nodes WHERE (level, idx) IN (VALUES {values})"),
-                    params).fetchall()
+                rows = cur.execute(self._q(f"SELECT level, idx, hash FROM nodes WHERE {where}"),
+                                   params).fetchall()
                 found.update({(int(r[0]), int(r[1])): bytes(r[2]) for r in rows})
             try:
                 return [found[tuple(n)] for n in nodes]

@@ -23,7 +23,7 @@ def _lfw(shared_data: Path, name: str) -> list[Path]:
 
 def test_lfw_same_and_different(shared_data: Path) -> None:
     a = [template_from_photo(p) for p in _lfw(shared_data, "Abdullah_Gul")[:3]]
-    b = [template_from_photo(p) for p in _lfw(shared_data, "Abdoulaye_Wade")[:3]]
+    b = [template_from_photo(p) for p in _lfw(shared_data, "Abdullah")[:3]]
     assert len(a) == 3 and len(b) == 3
     same = [compare(a[0], x) for x in a[1:]] + [compare(b[0], x) for x in b[1:]]
     cross = [compare(x, y) for x in a for y in b]

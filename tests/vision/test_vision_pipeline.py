@@ -65,9 +65,10 @@ def test_tracking_skips_full_detection_and_follows(portraits: list[np.ndarray]) 
     assert [o.full_detection for o in obs] == [True, False, False, True, False, False]
     assert all(o.ok for o in obs)
     xs = [o.box.centre[0] for o in obs if o.box is not None]
-    # the box follows the face: 6.4 px to the right per frame, within detector jitter
-    # (ROI and full-frame passes search different pyramid scales, so boxes jitter by ~10 px)
-    assert all(abs(x - xs[0] - 6.4 * k) < 14 for k, x in enumerate(xs))
+    # the box follows the face, 6.4 px to the right per frame, within detector jitter: HOG
+    # places boxes on its 8-px cell grid of the resized frame, 10 px at the kiosk's 0.8 scale
+    assert all(abs(x - xs[0] - 6.4 * k) < 20 for k, x in enumerate(xs))
+    assert xs[-1] - xs[0] > 16
     pipe.reset()
     assert pipe.process(cam_frame := render(portraits, scenes[0])).full_detection and cam_frame is not None
 

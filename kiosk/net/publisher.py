@@ -1,0 +1,389 @@
+"""The kiosk's MQTT 5 publisher: outbox → gateway, receipts → verified → outbox (DESIGN §3, §5).
+
+One thread owns one paho client (a fresh one per connection, so paho keeps no queue of its
+own across reconnects: what to resend is the outbox's business alone). It:
+
+- connects as the kiosk id with clean_start=False and a session expiry, so receipts sent
+  while the kiosk was away wait in its broker session; TLS with the kiosk's own certificate
+  when configured; last will "offline" retained on its status topic, "online" on connect;
+- subscribes to its receipts topic (QoS 1) and the retained checkpoint topic;
+- publishes waiting records at QoS 1, at most `max_inflight` awaiting their receipts; a
+  record without a verified receipt goes out again after any (re)connect or restart and
+  after `resend_after_s` — the gateway answers a resend with the entry already in the log,
+  which is how "exactly once" works;
+- verifies every receipt (net.receipt) before the outbox forgets a record;
+- reconnects with capped exponential backoff and jitter.
+
+Engine / demo, in-process:
+
+    outbox = Outbox(cfg.state_path(cfg.outbox.path))
+    pub = Publisher.from_config(cfg, outbox)
+    pub.start()
+    outbox.add_session([...]); pub.wake()
+    pub.health()          # connected, depth, parked, alarms, last checkpoint size
+    pub.stop()
+
+As its own process (the kill test, a split deployment): `python -m kiosk.net.publisher
+--config kiosk.toml` (SIGTERM or SIGINT stops it cleanly).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import signal
+import ssl
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from kiosk.config import Config
+from kiosk.errors import KioskError, TransportError
+from kiosk.ledger.checkpoint import NoteVerifier, open_checkpoint
+from kiosk.net import topics
+from kiosk.net.outbox import Outbox
+from kiosk.net.receipt import ALARM_INCONSISTENT, Outcome, load_verifier, process_receipt
+from kiosk.protocol.entry import Record
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PublisherSettings:
+    """Everything the publisher needs besides the outbox and the log's verifier key."""
+
+    site: str
+    kiosk_id: str
+    host: str = "127.0.0.1"
+    port: int = 1883
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    keepalive: int = 30
+    session_expiry: int = 7 * 24 * 3600
+    max_inflight: int = 20
+    resend_after_s: float = 10.0
+    origin: str | None = None      # checkpoint origin line; None = the log key's name
+    poll_s: float = 0.5            # look for records another process added
+    backoff_min_s: float = 0.2
+    backoff_max_s: float = 30.0
+    connect_timeout_s: float = 10.0
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> "PublisherSettings":
+        b = cfg.broker
+        return cls(site=cfg.kiosk.site, kiosk_id=cfg.kiosk.id, host=b.host, port=b.port,
+                   tls_ca=b.tls_ca, tls_cert=b.tls_cert, tls_key=b.tls_key,
+                   keepalive=b.keepalive, session_expiry=b.session_expiry,
+                   max_inflight=b.max_inflight, resend_after_s=cfg.outbox.resend_after_s,
+                   origin=cfg.keys.log_name)
+
+
+@dataclass(frozen=True)
+class PublisherHealth:
+    """What staff mode and `kiosk doctor` show. No PHI: counts, sizes and ids only."""
+
+    connected: bool
+    depth: int
+    parked: int
+    oldest_age_s: float | None
+    inflight: int
+    alarms: int
+    last_checkpoint_size: int | None
+    log_size_seen: int | None      # size of the latest retained checkpoint (signature checked)
+    last_error: str | None
+
+
+def backoff_delay(attempt: int, low: float, high: float, rng: random.Random) -> float:
+    """Capped exponential backoff with "equal jitter": half fixed, half random.
+
+    The random half keeps a room full of kiosks from reconnecting in lockstep after the
+    broker comes back.
+    """
+    cap = min(high, low * (2 ** min(attempt, 30)))
+    return cap / 2 + rng.uniform(0, cap / 2)
+
+
+class Publisher:
+    """Moves records from the outbox to the gateway and verified receipts back, in a thread."""
+
+    def __init__(self, settings: PublisherSettings, outbox: Outbox, verifier: NoteVerifier,
+                 *, rng: random.Random | None = None) -> None:
+        self.s = settings
+        self.outbox = outbox
+        self.verifier = verifier
+        self.origin = settings.origin or verifier.name
+        self._records_topic = topics.records(settings.site, settings.kiosk_id)
+        self._receipts_topic = topics.receipts(settings.site, settings.kiosk_id)
+        self._status_topic = topics.status(settings.site, settings.kiosk_id)
+        self._checkpoint_topic = topics.checkpoint(settings.site)
+        self._rng = rng or random.Random()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._client: mqtt.Client | None = None
+        self._connected = False
+        self._inflight: dict[bytes, float] = {}   # entry hash → monotonic time sent
+        self._last_error: str | None = None
+        self._log_size_seen: int | None = None
+        self._next_poll = 0.0
+        self.counts = {o.value: 0 for o in Outcome} | {"sent": 0, "connects": 0}
+
+    @classmethod
+    def from_config(cls, cfg: Config, outbox: Outbox | None = None) -> "Publisher":
+        """A publisher for the configured kiosk, broker, outbox and log key."""
+        outbox = outbox or Outbox(cfg.state_path(cfg.outbox.path))
+        return cls(PublisherSettings.from_config(cfg), outbox,
+                   load_verifier(cfg.keys.log_public, cfg.keys.log_name))
+
+    # ------------------------------------------------------------------ public API
+
+    def start(self) -> "Publisher":
+        """Start the publishing thread (returns at once; connection happens in the thread)."""
+        if self._thread and self._thread.is_alive():
+            return self
+        if self.s.tls_cert and not (self.s.tls_key and self.s.tls_ca):
+            raise TransportError("broker: tls_cert needs tls_key and tls_ca")
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="kiosk-publisher", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Say "offline", disconnect and join the thread. Waiting records stay in the outbox."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout_s)
+            self._thread = None
+
+    def wake(self) -> None:
+        """New records are in the outbox: send them now rather than at the next poll."""
+        self._wake.set()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def health(self) -> PublisherHealth:
+        """A snapshot for the UI and doctor (reads the outbox; safe from any thread)."""
+        cp = self.outbox.last_checkpoint()
+        return PublisherHealth(
+            connected=self._connected, depth=self.outbox.depth(), parked=len(self.outbox.parked()),
+            oldest_age_s=self.outbox.oldest_age_s(), inflight=len(self._inflight),
+            alarms=len(self.outbox.alarms()), last_checkpoint_size=cp.size if cp else None,
+            log_size_seen=self._log_size_seen, last_error=self._last_error)
+
+    def __enter__(self) -> "Publisher":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ the thread
+
+    def _run(self) -> None:
+        attempt = 0
+        while not self._stop.is_set():
+            if self._client is None:
+                try:
+                    self._connect()
+                except (OSError, ssl.SSLError, ValueError, TransportError) as e:
+                    self._fail(f"connect: {type(e).__name__}: {str(e)[:80]}")
+                    self._stop.wait(backoff_delay(attempt, self.s.backoff_min_s,
+                                                  self.s.backoff_max_s, self._rng))
+                    attempt += 1
+                    continue
+                started = time.monotonic()
+            try:
+                rc = self._client.loop(timeout=0.05)
+            except Exception as e:  # noqa: BLE001 - paho raises assorted socket errors here
+                rc = mqtt.MQTT_ERR_CONN_LOST
+                self._last_error = f"loop: {type(e).__name__}"
+            if rc != mqtt.MQTT_ERR_SUCCESS or (
+                    not self._connected and time.monotonic() - started > self.s.connect_timeout_s):
+                self._fail(self._last_error or f"connection lost ({mqtt.error_string(rc)})")
+                self._stop.wait(backoff_delay(attempt, self.s.backoff_min_s,
+                                              self.s.backoff_max_s, self._rng))
+                attempt += 1
+                continue
+            if self._connected:
+                attempt = 0
+                try:
+                    self._pump()
+                except KioskError as e:  # the outbox failed (disk full…): keep trying
+                    self._last_error = f"outbox: {e.message}"
+                    log.error("publisher: %s", e.message)
+                    self._stop.wait(1.0)
+        self._shutdown()
+
+    def _new_client(self) -> mqtt.Client:
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.s.kiosk_id,
+                        protocol=mqtt.MQTTv5)
+        if self.s.tls_ca:
+            c.tls_set(ca_certs=str(self.s.tls_ca),
+                      certfile=str(self.s.tls_cert) if self.s.tls_cert else None,
+                      keyfile=str(self.s.tls_key) if self.s.tls_key else None,
+                      cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        # the broker's ack window; ours (records awaiting receipts) is enforced in _pump
+        c.max_inflight_messages_set(self.s.max_inflight)
+        c.will_set(self._status_topic, b"offline", qos=1, retain=True)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_message = self._on_message
+        return c
+
+    def _connect(self) -> None:
+        c = self._new_client()
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.s.session_expiry
+        c.connect(self.s.host, self.s.port, keepalive=self.s.keepalive, clean_start=False,
+                  properties=props)
+        self._client = c
+
+    def _fail(self, why: str) -> None:
+        """Drop the connection; everything in flight goes out again after reconnecting."""
+        if self._last_error != why:
+            log.warning("publisher: %s", why)
+        self._last_error = why
+        self._connected = False
+        if self._client is not None:
+            try:
+                self._client.disconnect()
+                self._client.loop(timeout=0.01)
+            except Exception:  # noqa: BLE001 - the socket is already gone
+                pass
+            self._client = None
+
+    def _shutdown(self) -> None:
+        c, self._client = self._client, None
+        if c is not None and self._connected:
+            try:
+                info = c.publish(self._status_topic, b"offline", qos=1, retain=True)
+                deadline = time.monotonic() + 2.0
+                while not info.is_published() and time.monotonic() < deadline:
+                    c.loop(timeout=0.05)
+                c.disconnect()
+                c.loop(timeout=0.05)
+            except Exception:  # noqa: BLE001 - best effort; the will says "offline" anyway
+                pass
+        self._connected = False
+
+    # ------------------------------------------------------------------ callbacks
+
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
+                    reason: object, properties: object) -> None:
+        if getattr(reason, "is_failure", False):
+            self._last_error = f"broker refused the connection ({reason})"
+            log.error("publisher: %s", self._last_error)
+            return
+        self._connected = True
+        self._last_error = None
+        self.counts["connects"] += 1
+        self._inflight.clear()  # no receipt yet for these: send them again
+        self._next_poll = 0.0
+        client.subscribe([(self._receipts_topic, 1), (self._checkpoint_topic, 1)])
+        client.publish(self._status_topic, b"online", qos=1, retain=True)
+        log.info("publisher: connected to %s:%d (session present: %s)", self.s.host,
+                 self.s.port, flags.session_present)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object,
+                       reason: object, properties: object) -> None:
+        self._connected = False
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        try:
+            if msg.topic == self._receipts_topic:
+                self._on_receipt(msg.payload)
+            elif msg.topic == self._checkpoint_topic:
+                self._on_checkpoint(msg.payload)
+        except KioskError as e:
+            self._last_error = f"receipt: {e.message}"
+            log.error("publisher: %s", e.message)
+
+    def _on_receipt(self, payload: bytes) -> None:
+        res = process_receipt(self.outbox, payload, self.verifier, self.origin)
+        self.counts[res.outcome.value] += 1
+        if res.entry_hash is not None and res.outcome in (
+                Outcome.ACCEPTED, Outcome.PARKED, Outcome.UNKNOWN, Outcome.STALE_BASE):
+            # done, or (stale base) to be sent again at once with its new base
+            self._inflight.pop(res.entry_hash, None)
+            self._next_poll = 0.0
+        # REFUSED / INCONSISTENT: the record stays in flight until resend_after_s, then goes
+        # out again; the alarm is already in the outbox for staff.
+
+    def _on_checkpoint(self, payload: bytes) -> None:
+        """The retained checkpoint: check its signature and that it contradicts nothing."""
+        if not payload:
+            return
+        try:
+            cp = open_checkpoint(bytes(payload), self.verifier, self.origin)
+        except KioskError as e:
+            log.warning("publisher: retained checkpoint refused: %s", e.message)
+            return
+        known = self.outbox.checkpoint_root(cp.size)
+        if known is not None and known != cp.root_hash:
+            self.outbox.raise_alarm(ALARM_INCONSISTENT,
+                                    f"retained checkpoint {cp.size} differs from the accepted one")
+        self._log_size_seen = max(self._log_size_seen or 0, cp.size)
+
+    # ------------------------------------------------------------------ sending
+
+    def _pump(self) -> None:
+        now = time.monotonic()
+        for h, sent in list(self._inflight.items()):
+            if now - sent >= self.s.resend_after_s:
+                del self._inflight[h]  # no verified receipt in time: send it again
+                self._next_poll = 0.0
+        room = self.s.max_inflight - len(self._inflight)
+        if room <= 0 or not (self._wake.is_set() or now >= self._next_poll):
+            return
+        self._wake.clear()
+        self._next_poll = now + self.s.poll_s
+        trusted = self.outbox.last_checkpoint()
+        current = trusted.size if trusted else 0
+        assert self._client is not None
+        for e in self.outbox.pending(room, exclude=set(self._inflight)):
+            base = self.outbox.mark_sent(e.entry_hash, current)
+            payload = Record(e.leaf, e.body, e.presentation, base).to_cbor()
+            info = self._client.publish(self._records_topic, payload, qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                break  # connection went away; the loop notices and reconnects
+            self._inflight[e.entry_hash] = now
+            self.counts["sent"] += 1
+            log.debug("publisher: sent %s (attempt %d)", e.entry_hash[:6].hex(), e.attempts + 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the publisher as its own process until SIGTERM/SIGINT."""
+    from kiosk.config import load
+    from kiosk.log import setup_logging
+
+    ap = argparse.ArgumentParser(prog="python -m kiosk.net.publisher")
+    ap.add_argument("--config", type=Path, default=None)
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        pub = Publisher.from_config(load(args.config))
+    except KioskError as e:
+        print(f"kiosk: {e.message}", file=sys.stderr)
+        return e.exit_code
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    pub.start()
+    done.wait()
+    pub.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

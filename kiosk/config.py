@@ -66,6 +66,8 @@ class BrokerTable(_Table):
     keepalive: int = Field(30, ge=5, le=3600)
     session_expiry: int = Field(7 * 24 * 3600, ge=0)
     max_inflight: int = Field(20, ge=1, le=65535)
+    reconnect_min_s: float = Field(0.5, gt=0, le=60)  # kiosk publisher backoff, doubled per
+    reconnect_max_s: float = Field(30.0, gt=0, le=3600)  # failure up to the cap, with jitter
 
 
 class CameraTable(_Table):
@@ -91,7 +93,7 @@ class NfcTable(_Table):
 
 
 class VisionTable(_Table):
-    """Face verification thresholds (chosen from measurements; see README)."""
+    """Face detection, tracking and verification (threshold measured: docs/face-evaluation.md)."""
 
     match_threshold: float = Field(0.5, gt=0, lt=2)
     detect_every: int = Field(5, ge=1, le=100)  # full-frame detection every N frames; ROI re-detect between

@@ -72,7 +72,7 @@ class PublisherSettings:
     resend_after_s: float = 10.0
     origin: str | None = None      # checkpoint origin line; None = the log key's name
     poll_s: float = 0.5            # look for records another process added
-    backoff_min_s: float = 0.2
+    backoff_min_s: float = 0.5
     backoff_max_s: float = 30.0
     connect_timeout_s: float = 10.0
 
@@ -83,7 +83,8 @@ class PublisherSettings:
                    tls_ca=b.tls_ca, tls_cert=b.tls_cert, tls_key=b.tls_key,
                    keepalive=b.keepalive, session_expiry=b.session_expiry,
                    max_inflight=b.max_inflight, resend_after_s=cfg.outbox.resend_after_s,
-                   origin=cfg.keys.log_name)
+                   origin=cfg.keys.log_name, backoff_min_s=b.reconnect_min_s,
+                   backoff_max_s=b.reconnect_max_s)
 
 
 @dataclass(frozen=True)

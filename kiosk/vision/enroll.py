@@ -57,7 +57,7 @@ def face_from_photo(path_or_array: str | Path | np.ndarray, models_dir: Path | N
     grey = to_grey(image)
     boxes = detect_faces_in_photo(grey)
     idx, problem = pick_subject(boxes, limits.crowd_ratio)
-    if problem == FACE_NONE or idx is None and not boxes:
+    if problem == FACE_NONE:
         raise FormatError("no face found in the photo; use a clear, front-facing photo of the patient")
     if problem == FACE_TOO_MANY or idx is None:
         raise FormatError(f"the photo shows {len(boxes)} faces; use a photo of the patient alone")

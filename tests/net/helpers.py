@@ -76,3 +76,23 @@ class MiniLog:
             if last_size else ())
         fields.update(override)
         return entry.Receipt(**fields)
+
+
+def make_event_session(kiosk_key: SigningKey, kiosk: str = "kiosk-1") -> list[tuple[bytes, bytes, None]]:
+    """Two linked kiosk-event entries (no presentation needed): the gateway accepts them
+    without a patient pass, so transport tests need no issuer."""
+    leaf1, body1 = make_leaf(kiosk_key, kiosk=kiosk, type="kiosk-event")
+    leaf2, body2 = make_leaf(kiosk_key, kiosk=kiosk, type="kiosk-event",
+                             refs=(entry.entry_hash(leaf1),))
+    return [(leaf1, body1, None), (leaf2, body2, None)]
+
+
+def ledger_hashes(path) -> list[bytes]:
+    """Entry hashes in a SQLite log, in index order (a fresh read-only look)."""
+    from kiosk.ledger.sqlite_store import SqliteLogStore
+
+    store = SqliteLogStore(path)
+    try:
+        return [entry.entry_hash(leaf) for _, leaf in store.iter_leaves()]
+    finally:
+        store.close()

@@ -86,7 +86,7 @@ def test_link_faults_are_recovered(emulator, reader, wallet, nonce, fault) -> No
 
 
 def test_persistent_corruption_gives_clean_error(emulator, reader) -> None:
-    emulator.inject(Fault.CORRUPT_CHECKSUM, count=100)
+    emulator.inject(Fault.CORRUPT_CHECKSUM, count=1000)
     with pytest.raises(NfcError) as e:
         reader.firmware_version()
     assert e.value.reason in ("link-error", "timeout")
@@ -104,12 +104,12 @@ def test_slow_card_within_timeout_succeeds(emulator, wallet) -> None:
 def test_slow_card_past_timeout_is_clean_error(emulator, wallet) -> None:
     with NfcReader(emulator.path, 115200, timeout=0.3) as r:
         emulator.place(phone_card(wallet))
-        emulator.inject(Fault.SLOW_CARD, delay=3.0)
+        emulator.inject(Fault.SLOW_CARD, delay=20.0)
         t = time.monotonic()
         with pytest.raises(NfcError) as e:
             r.wait_for_credential(5)
         assert e.value.reason == "timeout"
-        assert time.monotonic() - t < 3.0  # the driver gave up and aborted, did not wait it out
+        assert time.monotonic() - t < 15.0  # the driver aborted; it did not wait the card out
         assert r.firmware_version() == "PN532 v1.6"  # and the chip still answers
 
 
@@ -193,8 +193,11 @@ def test_baud_rate_change(emulator) -> None:
         t.close()
 
 
-def test_cli_probe(emulator, capsys) -> None:
+def test_cli_probe(emulator, capsys, monkeypatch) -> None:
+    import kiosk.log
     from kiosk.cli import main
+
+    monkeypatch.setattr(kiosk.log, "setup_logging", lambda verbose=False: None)
 
     assert main(["nfc", "probe", "--port", emulator.path, "--baudrate", "115200", "--timeout", "1"]) == 0
     assert "PN532 v1.6" in capsys.readouterr().out

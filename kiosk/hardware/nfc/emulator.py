@@ -115,6 +115,7 @@ class Pn532Emulator:
 
     def __init__(self, baudrate: int = 115200, *, pace: bool = True, link: str | None = None) -> None:
         self.baudrate = baudrate
+        self.baud_history = [baudrate]
         self.pace = pace
         self.link = link  # optional symlink path to the pty (nfcpy wants /dev/NAME)
         self.counters = Counters()
@@ -221,6 +222,8 @@ class Pn532Emulator:
             return False
         if data:
             self.counters.bytes_in += len(data)
+            if self.pace:  # the host's bytes, too, take 10 bits each to arrive
+                time.sleep(len(data) * 10 / self.baudrate)
             self._queue.extend(self._parser.feed(data))
         return bool(data)
 
@@ -259,14 +262,16 @@ class Pn532Emulator:
     def _handle(self, f: frames.Frame) -> None:
         if isinstance(f, frames.Nack):
             if self._last_response:
-                self._send(self._last_response)
+                self._send(self._maybe_corrupt(self._last_response))
             return
         if isinstance(f, frames.Ack):
-            if self._pending_baud:  # §7.2.8: the new rate applies after the host's ACK
-                self.baudrate, self._pending_baud = self._pending_baud, None
+            self._switch_baud()
             return
         if not isinstance(f, frames.InformationFrame) or f.tfi != frames.TFI_HOST or not f.data:
             return  # bad checksum or not for us: ignored, no ACK; the host resends
+        # nfcpy reopens the port right after its ACK, and the close's TCOFLUSH can eat that
+        # ACK on a pty; a command at the new rate shows the host switched anyway
+        self._switch_baud()
         noise = self._take(Fault.NOISE)
         if noise:
             self._send(noise.noise)
@@ -286,9 +291,17 @@ class Pn532Emulator:
             return
         frame = frames.encode_response(f.command, result)  # type: ignore[arg-type]
         self._last_response = frame
-        if self._take(Fault.CORRUPT_CHECKSUM):
-            frame = frame[:-2] + bytes([frame[-2] ^ 0x5A]) + frame[-1:]
-        self._send(frame)
+        self._send(self._maybe_corrupt(frame))
+
+    def _switch_baud(self) -> None:
+        if self._pending_baud:  # §7.2.8: the new rate applies after the host's ACK
+            self.baudrate, self._pending_baud = self._pending_baud, None
+            self.baud_history.append(self.baudrate)
+
+    def _maybe_corrupt(self, frame: bytes) -> bytes:
+        if self._take(Fault.CORRUPT_CHECKSUM):  # flip bits of the DCS byte
+            return frame[:-2] + bytes([frame[-2] ^ 0x5A]) + frame[-1:]
+        return frame
 
     # --- commands (UM0701-02 §7) ------------------------------------------------------
     def _execute(self, cmd: int, p: bytes) -> bytes | str | None:

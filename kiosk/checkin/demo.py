@@ -1,0 +1,371 @@
+"""`kiosk demo`: the whole system on one machine, and a scripted morning at the clinic.
+
+Brings up a private Mosquitto, the ledger gateway (in-process, SQLite log), an issuer, a
+kiosk key registered with the gateway, two patients whose wallets were enrolled from the two
+public-domain portraits (or `--faces DIR`), the PN532 emulator on a pty driven by the real
+reader code, and a camera fed frames synthesised from the portraits. Then it runs five
+check-ins, prints each outcome and the receipts, and verifies the log.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kiosk.checkin import engine as EN
+from kiosk.checkin import events as E
+from kiosk.checkin.headless import HeadlessDriver, ScriptedPatient
+from kiosk.hardware.camera.base import Camera, Frame
+from kiosk.hardware.camera.synthetic import DEMO_FACE_CENTRES, NOBODY, Scene, demo_scenes, render
+from kiosk.protocol import entry
+
+SITE, KIOSK, LOG_NAME = "clinic", "kiosk-1", "demo.clinic.example/log"
+
+
+class DemoCamera(Camera):
+    """What stands in front of the kiosk: a person (synthesised from a portrait), a phone
+    showing a QR code, or nobody. The demo director switches between them."""
+
+    name = "demo"
+
+    def __init__(self, portraits: dict[str, np.ndarray], size: tuple[int, int] = (640, 480)) -> None:
+        self._names = list(portraits)
+        self._portraits = [portraits[n] for n in self._names]
+        self._size = size
+        self._scenes = {n: self._scenes_for(i, n) for i, n in enumerate(self._names)}
+        self._person: str | None = None
+        self._qr: np.ndarray | None = None
+        self._index = 0
+        self._lock = threading.Lock()
+        self._rng = np.random.default_rng(7)
+
+    def _scenes_for(self, i: int, name: str) -> list[Scene]:
+        if name in DEMO_FACE_CENTRES:
+            return demo_scenes(i, name, face_px=170.0, frames=24, seed=i)
+        # a user's own photo (--faces): assume a head-and-shoulders portrait, face centred
+        return [Scene(faces=(i,), scale=1.0 + 0.03 * np.sin(k), noise=2.0) for k in range(24)]
+
+    def show_person(self, name: str | None) -> None:
+        with self._lock:
+            self._person, self._qr = name, None
+
+    def show_qr(self, text: str) -> None:
+        """A phone held up to the camera: the QR fills most of the view."""
+        import segno
+
+        m = np.array(segno.make(text, error="m", micro=False).matrix, dtype=np.uint8)
+        m = np.pad(m, 4)  # quiet zone
+        w, h = self._size
+        scale = max(1, min(w, h) * 9 // 10 // m.shape[0])
+        img = np.where(np.kron(m, np.ones((scale, scale), np.uint8)) > 0, 20, 235).astype(np.uint8)
+        canvas = np.full((h, w), 200, np.uint8)
+        y0, x0 = (h - img.shape[0]) // 2, (w - img.shape[1]) // 2
+        canvas[y0:y0 + img.shape[0], x0:x0 + img.shape[1]] = img
+        with self._lock:
+            self._qr = np.repeat(canvas[:, :, None], 3, axis=2)
+
+    def read(self) -> Frame:
+        with self._lock:
+            person, qr, i = self._person, self._qr, self._index
+            self._index += 1
+        if qr is not None:
+            image = qr
+        elif person is None:
+            image = render(self._portraits, NOBODY, self._size)
+        else:
+            scenes = self._scenes[person]
+            image = render(self._portraits, scenes[i % len(scenes)], self._size, self._rng)
+        return Frame(image, time.monotonic_ns(), i)
+
+    def close(self) -> None:
+        pass
+
+    def lock_exposure(self, locked: bool) -> None:
+        pass
+
+    def lock_white_balance(self, locked: bool) -> None:
+        pass
+
+
+@dataclass
+class Step:
+    """One scripted visit and the outcome the demo expects of it."""
+
+    label: str
+    channel: str               # nfc | qr
+    holder: str                # whose wallet / pass is presented
+    face: str                  # whose face the camera sees
+    patient: ScriptedPatient
+    expect: str
+    expect_reason: str = ""
+    outcome: Any = None
+
+    @property
+    def as_expected(self) -> bool:
+        o = self.outcome
+        return o is not None and o.status == self.expect and (not self.expect_reason or o.reason == self.expect_reason)
+
+
+@dataclass
+class DemoResult:
+    steps: list[Step]
+    receipts: list[tuple[bytes, str, int, int]] = field(default_factory=list)  # hash, type, index, size
+    ledger: list[tuple[int, str, str, bool]] = field(default_factory=list)      # index, type, kiosk, sig ok
+    verify_ok: bool = False
+    verify_line: str = ""
+    kiosk_public: bytes = b""
+    workdir: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        expected_entries = sum(2 for s in self.steps if s.expect in (EN.CHECKED_IN, EN.CONSENT_DECLINED))
+        return (all(s.as_expected for s in self.steps) and self.verify_ok
+                and len(self.ledger) == expected_entries == len(self.receipts)
+                and all(ok for *_, ok in self.ledger))
+
+
+def _portraits(faces_dir: Path | None) -> dict[str, np.ndarray]:
+    if faces_dir is None:
+        from kiosk.hardware.camera.synthetic import demo_portraits
+
+        return demo_portraits()
+    from kiosk.vision.enroll import load_photo
+
+    files = sorted(p for p in Path(faces_dir).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    if len(files) < 2:
+        from kiosk.errors import ConfigError
+
+        raise ConfigError(f"{faces_dir}: --faces needs a folder with at least two photos (jpg/png)")
+    return {f"face{i + 1}": load_photo(p) for i, p in enumerate(files[:2])}
+
+
+def _config(work: Path, port: int, nfc_port: str) -> Any:
+    from kiosk import config
+
+    return config.from_dict({
+        "kiosk": {"site": SITE, "id": KIOSK},
+        "paths": {"state_dir": str(work / "state")},
+        "keys": {"kiosk_key": str(work / "kiosk" / "kiosk.key"),
+                 "sealing_key": str(work / "issuer" / "for-kiosks" / "sealing.key"),
+                 "issuer_public": [str(work / "issuer" / "issuer.pub")],
+                 "log_public": str(work / "gateway" / "log.pub"), "log_name": LOG_NAME},
+        "broker": {"port": port},
+        "nfc": {"port": nfc_port},
+        "outbox": {"resend_after_s": 3.0},
+        "gateway": {"log_key": str(work / "gateway" / "log.key")},
+        "engine": {"credential_timeout_s": 20.0, "face_timeout_s": 20.0, "consent_timeout_s": 15.0,
+                   "done_display_s": 0.0, "retry_pause_s": 0.2, "consent_tap_timeout_s": 8.0,
+                   "poll_interval_s": 0.05, "absent_timeout_s": 5.0},
+    }, source="demo")
+
+
+def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
+             out: Any = print) -> DemoResult:
+    """Run the scripted demo; `out` receives each printed line."""
+    from kiosk.hardware.nfc.emulator import Pn532Emulator, phone_card
+    from kiosk.issuer.issuer import Issuer
+    from kiosk.ledger.gateway import Gateway
+    from kiosk.ledger.gateway_mqtt import GatewayService
+    from kiosk.ledger.registry import open_registry
+    from kiosk.net import topics
+    from kiosk.net.broker import MosquittoBroker
+    from kiosk.net.mqtt_once import publish_retained
+    from kiosk.protocol import keys
+    from kiosk.vision.enroll import template_from_photo
+    from kiosk.vision.template import template_to_bytes
+    from kiosk.wallet.wallet import Wallet
+
+    t0 = time.monotonic()
+    work = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="kiosk-demo-"))
+    work.mkdir(parents=True, exist_ok=True)
+    stack: list = []
+    try:
+        broker = MosquittoBroker(directory=work / "broker").start()
+        stack.append(broker.stop)
+        emu = Pn532Emulator(pace=False)
+        nfc_port = emu.start()
+        stack.append(emu.stop)
+        cfg = _config(work, broker.port, nfc_port)
+        # --- enrolment desk: issuer, patients' wallets (made first: the wallet owns its key)
+        issuer = Issuer.init(work / "issuer", SITE)
+        portraits = _portraits(faces_dir)
+        names = list(portraits)
+        wallets: dict[str, Wallet] = {}
+        for n in names:
+            w = Wallet.create()
+            tpl = template_to_bytes(template_from_photo(portraits[n]))
+            w.store_pass(issuer.enroll(w.public_key, tpl).pass_bytes)
+            wallets[n] = w
+        lost = Wallet.create()  # a third pass (the first patient's old phone), reported lost
+        lost.store_pass(issuer.enroll(lost.public_key, template_to_bytes(template_from_photo(portraits[names[0]]))).pass_bytes)
+        from kiosk.protocol import patient_pass
+        issuer.revoke(patient_pass.decode(lost.pass_bytes).pass_id)
+        wallets["revoked"] = lost
+        rl_bytes = issuer.revocation_list()
+        # --- gateway host: log key, kiosk registry, gateway service
+        keys.new_signing_key(work / "gateway" / "log.key", work / "gateway" / "log.pub")
+        kiosk_key = keys.new_signing_key(work / "kiosk" / "kiosk.key", work / "kiosk" / "kiosk.pub")
+        (work / "state").mkdir(parents=True, exist_ok=True)
+        reg = open_registry(cfg)
+        reg.add(KIOSK, kiosk_key.verify_key)
+        reg.close()
+        publish_retained("127.0.0.1", broker.port, topics.revocations(SITE), rl_bytes, client_id="issuer-demo")
+        gw = GatewayService(Gateway.from_config(cfg), cfg.broker, site=SITE, settings=cfg.gateway).start()
+        stack.append(gw.stop)
+        if not gw.wait_ready(15):
+            raise RuntimeError("gateway did not come up")
+        deadline = time.monotonic() + 10
+        while gw.gateway.revocations is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # --- the kiosk
+        from kiosk.checkin.runtime import build_runtime
+        from kiosk.hardware.nfc.reader import NfcReader
+
+        camera = DemoCamera(portraits)
+        reader = NfcReader(nfc_port, cfg.nfc.baudrate, cfg.nfc.timeout_s)
+        stack.append(reader.close)
+        ui = HeadlessDriver()
+        rt = build_runtime(cfg, ui=ui, camera=camera, reader=reader, listen_revocations=True,
+                           nfc_repeat_guard_s=0.5)
+        stack.append(rt.close)
+        rt.revocations.offer(rl_bytes)
+        out(f"kiosk demo: site {SITE}, kiosk {KIOSK}, broker 127.0.0.1:{broker.port}, "
+            f"NFC reader on {nfc_port} (emulated PN532), work dir {work}")
+        out(f"  patients: {len(names)} enrolled from {'--faces' if faces_dir else 'public-domain portraits'}"
+            f" ({', '.join(names)}), plus one revoked pass; setup {time.monotonic() - t0:.1f} s")
+
+        a, b = names[0], names[1]
+        steps = [
+            Step(f"{a} taps their phone (NFC), signs the consent on a second tap", "nfc", a, a,
+                 ScriptedPatient(second_tap=True), EN.CHECKED_IN),
+            Step(f"{b} shows the QR code on their phone", "qr", b, b, ScriptedPatient(language="es"),
+                 EN.CHECKED_IN),
+            Step(f"a stranger ({b}'s face) taps {a}'s phone", "nfc", a, b, ScriptedPatient(), EN.FACE_MISMATCH),
+            Step("a revoked pass is tapped", "nfc", "revoked", a, ScriptedPatient(), EN.PASS_REFUSED, "revoked"),
+            Step(f"{b} taps their phone and declines the consent", "nfc", b, b,
+                 ScriptedPatient(decision="decline", strokes=()), EN.CONSENT_DECLINED),
+        ]
+        # the phone leaves the reader once read, and comes back when the kiosk asks for the 2nd tap
+        current: dict[str, Any] = {}
+
+        def credential_read(ev: E.Event) -> None:
+            # the phone leaves the reader; a QR phone is lowered and the face comes into view
+            emu.remove()
+            camera.show_person(current["face"])
+
+        ui.on(E.READING, credential_read)
+        ui.on(E.CONSENT_TAP_TO_SIGN, lambda ev: current.get("second_tap") and emu.place(phone_card(current["w"])))
+        ui.on(E.CONSENT_PATIENT_SIGNED, lambda ev: emu.remove())
+        for i, st in enumerate(steps, 1):
+            w = wallets[st.holder]
+            current.update(w=w, second_tap=st.patient.second_tap, face=st.face)
+            ui.set_patient(st.patient)
+            camera.show_person(st.face)
+            if st.channel == "nfc":
+                emu.place(phone_card(w))
+            else:
+                camera.show_qr(w.qr_text())
+            st.outcome = rt.engine.run_once()
+            emu.remove()
+            camera.show_person(None)
+            o = st.outcome
+            what = o.status + (f" ({o.reason})" if o.reason else "")
+            if o.entries:
+                what += f", consent {o.consent}" + (", patient-signed" if o.patient_signed else "")
+                what += ", entries " + " ".join(h.hex()[:12] for h in o.entries)
+            out(f"[{i}] {st.label}: {what} -> {'as expected' if st.as_expected else 'UNEXPECTED'}")
+
+        result = DemoResult(steps, kiosk_public=bytes(kiosk_key.verify_key), workdir=work)
+        expected = [h for st in steps if st.outcome for h in st.outcome.entries]
+        _await_receipts(rt.outbox, expected, timeout_s=30.0)
+        out("receipts (verified by the kiosk: signed checkpoint, inclusion, consistency):")
+        leaves = _ledger_leaves(cfg)
+        for h in expected:
+            r = rt.outbox.receipt(h)
+            typ = entry.decode_leaf(leaves[h])[0].type if h in leaves else "?"
+            if r is None:
+                out(f"  {h.hex()[:12]}  {typ:9s} NO RECEIPT")
+                continue
+            result.receipts.append((h, typ, r.leaf_index, r.checkpoint_size))
+            out(f"  {h.hex()[:12]}  {typ:9s} leaf index {r.leaf_index}, checkpoint size {r.checkpoint_size}")
+        _verify_ledger(cfg, result, out)
+        took = time.monotonic() - t0
+        n_ok = sum(s.as_expected for s in steps)
+        out(f"demo: {n_ok}/{len(steps)} outcomes as expected, {len(result.ledger)} ledger entries, "
+            f"log {'verified' if result.verify_ok else 'NOT verified'} ({took:.1f} s) -> "
+            f"{'OK' if result.ok else 'FAILED'}")
+        return result
+    finally:
+        for fn in reversed(stack):
+            try:
+                fn()
+            except Exception:
+                pass
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _await_receipts(outbox: Any, hashes: list[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if all(outbox.receipt(h) is not None for h in hashes):
+            return
+        time.sleep(0.1)
+
+
+def _store(cfg: Any) -> Any:
+    from kiosk.ledger.sqlite_store import SqliteLogStore
+
+    return SqliteLogStore(cfg.state_path(cfg.gateway.sqlite_path))
+
+
+def _ledger_leaves(cfg: Any) -> dict[bytes, bytes]:
+    """entry hash → leaf, for every entry in the log."""
+    from kiosk.ledger.audit import iter_entries
+
+    store = _store(cfg)
+    try:
+        return {entry.entry_hash(leaf): leaf for _, leaf in iter_entries(store)}
+    finally:
+        store.close()
+
+
+def _verify_ledger(cfg: Any, result: DemoResult, out: Any) -> None:
+    """`kiosk ledger verify` logic, plus: every leaf is signed by the demo kiosk's key."""
+    from nacl.signing import VerifyKey
+
+    from kiosk.errors import KioskError
+    from kiosk.ledger.audit import iter_entries, verify_log
+    from kiosk.ledger.checkpoint import NoteVerifier
+    from kiosk.protocol import keys
+
+    kiosk_pub = VerifyKey(result.kiosk_public)
+    store = _store(cfg)
+    try:
+        report = verify_log(store, NoteVerifier(LOG_NAME, keys.load_verify_key(cfg.keys.log_public)), LOG_NAME)
+        for idx, leaf in iter_entries(store):
+            try:
+                env = entry.open_leaf(leaf, lambda k: kiosk_pub if k == KIOSK else None)
+                result.ledger.append((idx, env.type, env.kiosk, True))
+            except KioskError:
+                env, _ = entry.decode_leaf(leaf)
+                result.ledger.append((idx, env.type, env.kiosk, False))
+    finally:
+        store.close()
+    cp = report.checkpoint
+    result.verify_ok = report.ok and report.checkpoint_verified and cp is not None and cp.size == report.entries
+    types = ", ".join(f"{t}" for _, t, _, _ in result.ledger)
+    if report.ok:
+        result.verify_line = (f"ok: {report.entries} entries ({types}), checkpoint at size "
+                              f"{cp.size if cp else '-'} matches, log signature "
+                              f"{'verified' if report.checkpoint_verified else 'NOT checked'}, "
+                              f"all leaves signed by {KIOSK}: {all(ok for *_, ok in result.ledger)}")
+    else:
+        result.verify_line = "FAILED: " + "; ".join(f"{f.kind}: {f.detail}" for f in report.findings[:3])
+    out("ledger verify: " + result.verify_line)

@@ -1,0 +1,185 @@
+"""Assemble a kiosk from its configuration: keys, reader, camera, pipeline, outbox, publisher,
+revocation list, and the engine over them. Shared by `kiosk run` and `kiosk demo`.
+
+A device that will not open is reported to staff and left out: the engine runs with what
+works (a kiosk with no reader still takes QR codes; one with no camera sends NFC patients to
+the front desk).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kiosk.checkin import events as E
+from kiosk.checkin.adapters import FaceAdapter, NfcAdapter, OutboxSink, QrAdapter, TemplateMatcher
+from kiosk.checkin.engine import CheckinEngine
+from kiosk.checkin.pass_checker import ProtocolPassChecker
+from kiosk.checkin.ports import Clock, SystemClock, UiPort
+from kiosk.config import Config
+from kiosk.errors import HardwareError, KioskError
+from kiosk.protocol import keys, revocation
+from kiosk.protocol.revocation import RevocationList
+
+log = logging.getLogger(__name__)
+
+
+class RevocationState:
+    """The newest verified revocation list this kiosk holds (from MQTT, or a file)."""
+
+    def __init__(self, issuers: dict, site: str) -> None:
+        self.issuers, self.site = issuers, site
+        self._current: RevocationList | None = None
+        self._lock = threading.Lock()
+        self._client: Any = None
+
+    def __call__(self) -> RevocationList | None:
+        return self._current
+
+    def offer(self, data: bytes) -> bool:
+        """Adopt a signed list if it verifies and is newer than the one held."""
+        try:
+            rl = revocation.verify(data, self.issuers, site=self.site)
+        except KioskError as e:
+            log.warning("revocation list refused: %s", e.reason)
+            return False
+        with self._lock:
+            cur = self._current
+            if cur is not None and (rl.seq, rl.issued) <= (cur.seq, cur.issued):
+                return False
+            self._current = rl
+        log.info("revocation list seq %d adopted", rl.seq)
+        return True
+
+    def listen(self, cfg: Config) -> None:
+        """Follow the retained `clinic/{site}/issuer/revocations` topic (paho, in its own thread)."""
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        from kiosk.net import topics
+
+        topic = topics.revocations(cfg.kiosk.site)
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{cfg.kiosk.id}-rl", protocol=mqtt.MQTTv5)
+        if cfg.broker.tls_ca is not None:
+            c.tls_set(ca_certs=str(cfg.broker.tls_ca),
+                      certfile=str(cfg.broker.tls_cert) if cfg.broker.tls_cert else None,
+                      keyfile=str(cfg.broker.tls_key) if cfg.broker.tls_key else None)
+        c.on_connect = lambda cl, *_: cl.subscribe(topic, qos=1)
+        c.on_message = lambda cl, ud, msg: self.offer(bytes(msg.payload))
+        try:
+            c.connect_async(cfg.broker.host, cfg.broker.port, keepalive=cfg.broker.keepalive)
+            c.loop_start()
+        except (OSError, ValueError) as e:
+            log.warning("revocation listener cannot start: %s", e)
+            return
+        self._client = c
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.loop_stop()
+            self._client.disconnect()
+            self._client = None
+
+
+@dataclass
+class KioskRuntime:
+    """The assembled kiosk; `close()` releases everything in reverse order."""
+
+    engine: CheckinEngine
+    outbox: Any
+    publisher: Any
+    revocations: RevocationState
+    camera: Any = None
+    reader: Any = None
+    _closers: list = field(default_factory=list)
+
+    def close(self) -> None:
+        for fn in reversed(self._closers):
+            try:
+                fn()
+            except Exception as e:  # closing must not hide the first error; log and go on
+                log.warning("close failed: %s", e)
+        self._closers.clear()
+
+
+def build_runtime(cfg: Config, *, ui: UiPort, camera: Any = None, reader: Any = None,
+                  start_publisher: bool = True, listen_revocations: bool = True,
+                  clock: Clock | None = None, nfc_repeat_guard_s: float = 3.0) -> KioskRuntime:
+    """Build the kiosk the config describes. `camera`/`reader` override the configured devices."""
+    from kiosk.net.outbox import Outbox
+
+    clock = clock or SystemClock()
+    closers: list = []
+    kiosk_key = keys.load_signing_key(cfg.keys.kiosk_key)
+    sealing_keys = [keys.load_sealing_key(cfg.keys.sealing_key)]
+    issuers = {}
+    for p in cfg.keys.issuer_public:
+        k = keys.load_verify_key(p)
+        issuers[keys.kid(k)] = k
+    alerts: list[str] = []
+
+    if reader is None and cfg.nfc.backend == "pn532":
+        from kiosk.hardware.nfc.reader import NfcReader
+
+        try:
+            reader = NfcReader.from_config(cfg.nfc)
+            closers.append(reader.close)
+        except HardwareError as e:
+            log.error("NFC reader unavailable: %s", e.reason)
+            alerts.append("nfc-failure")
+    if camera is None:
+        from kiosk.hardware.camera import open_camera
+
+        try:
+            camera = open_camera(cfg.camera)
+            closers.append(camera.close)
+        except HardwareError as e:
+            log.error("camera unavailable: %s", e.reason)
+            alerts.append("camera-failure")
+
+    sources: list = []
+    nfc = None
+    if reader is not None:
+        nfc = NfcAdapter(reader, cfg.kiosk.site, cfg.kiosk.id, repeat_guard_s=nfc_repeat_guard_s, clock=clock)
+        sources.append(nfc)
+    faces = None
+    if camera is not None:
+        from kiosk.vision.pipeline import FacePipeline
+
+        models = cfg.paths.models_dir if cfg.paths.models_dir.is_dir() else None
+        sources.append(QrAdapter(camera))
+        faces = FaceAdapter(camera, FacePipeline(cfg.vision, models_dir=models))
+
+    outbox = Outbox(cfg.state_path(cfg.outbox.path))
+    closers.append(outbox.close)
+    publisher = None
+    if start_publisher:
+        from kiosk.net.publisher import Publisher
+
+        publisher = Publisher.from_config(cfg, outbox).start()
+        closers.append(publisher.stop)
+    rl = RevocationState(issuers, cfg.kiosk.site)
+    rl_file = cfg.paths.state_dir / "revocations.cose"
+    if rl_file.is_file():
+        rl.offer(rl_file.read_bytes())
+    if listen_revocations:
+        rl.listen(cfg)
+        closers.append(rl.close)
+
+    checker = ProtocolPassChecker(site=cfg.kiosk.site, kiosk=cfg.kiosk.id, issuers=issuers, passes=cfg.passes,
+                                  revocations=rl, clock=clock)
+    engine = CheckinEngine(site=cfg.kiosk.site, kiosk=cfg.kiosk.id, kiosk_key=kiosk_key, engine=cfg.engine,
+                           consent=cfg.consent, sources=sources, faces=faces,
+                           matcher=TemplateMatcher(sealing_keys, cfg.vision.match_threshold),
+                           checker=checker, sink=OutboxSink(outbox, publisher), ui=ui, clock=clock,
+                           default_language=cfg.kiosk.language, consent_signer=nfc)
+    for kind in alerts:
+        ui.emit(E.Event(E.STAFF_ALERT, {"kind": kind}, clock.monotonic_ns()))
+    return KioskRuntime(engine, outbox, publisher, rl, camera, reader, closers)
+
+
+def state_file(cfg: Config, name: str) -> Path:
+    """A file in the kiosk's state directory."""
+    return cfg.paths.state_dir / name

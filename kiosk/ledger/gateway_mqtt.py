@@ -1,0 +1,293 @@
+"""The gateway's MQTT 5 shell (paho-mqtt 2.x) around the pure core in gateway.py.
+
+- Subscribes to `$share/{group}/clinic/{site}/kiosk/+/records` (QoS 1) with a fixed client
+  id, clean_start False and a session expiry: when a gateway dies Mosquitto holds its queued
+  messages for that client id instead of dropping them (DESIGN §7), and a restarted gateway
+  gets them back. Messages are acknowledged by hand, after they were answered, so a record
+  whose append did not happen is delivered again.
+- Subscribes to the retained `clinic/{site}/issuer/revocations`, and at start-up holds
+  records up to REVOCATION_WAIT_S until that list has arrived.
+- A worker thread drains what has arrived (at most `batch_size`) into one `handle_batch`
+  call: one transaction, one signed checkpoint. Receipts go to each kiosk's `receipts`
+  topic (QoS 1); the checkpoint is published retained on `clinic/{site}/ledger/checkpoint`.
+- A consent whose check-in another gateway is still appending is deferred and retried for
+  `ref_wait_s`, then judged for good.
+- Nothing a message holds can stop the worker: bad input is answered and counted; a store
+  failure leaves the batch unacknowledged (redelivered on reconnect, and kiosks resend).
+
+Run in-process (demo, tests):
+
+    svc = GatewayService(Gateway.from_config(cfg), cfg.broker, site=cfg.kiosk.site,
+                         settings=cfg.gateway)
+    svc.start(); svc.wait_ready(10) ... svc.stop()
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+from kiosk.config import BrokerTable, Config, GatewayTable
+from kiosk.errors import KioskError, TransportError
+from kiosk.ledger.gateway import Gateway
+from kiosk.net import topics
+
+log = logging.getLogger(__name__)
+
+REVOCATION_WAIT_S = 10.0  # at start-up, hold records this long for the retained revocation list
+
+
+@dataclass
+class _Msg:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    first_seen: float
+
+
+class GatewayService:
+    """One gateway process's MQTT side. `start()` returns at once; `stop()` ends it."""
+
+    def __init__(self, gateway: Gateway, broker: BrokerTable | None = None, *, site: str | None = None,
+                 settings: GatewayTable | None = None, client_id: str | None = None) -> None:
+        self.gateway = gateway
+        self.broker = broker or BrokerTable()
+        self.site = site or gateway.site
+        self.settings = settings or gateway.settings
+        self.client_id = client_id or self.settings.client_id
+        self._queue: queue.Queue[_Msg] = queue.Queue()
+        self._deferred: list[_Msg] = []
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._client = None
+        self._sub_mid: int | None = None
+        self._errors = 0
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> "GatewayService":
+        return cls(Gateway.from_config(cfg), cfg.broker, site=cfg.kiosk.site, settings=cfg.gateway)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> "GatewayService":
+        """Connect (in the background; paho reconnects by itself) and start the worker."""
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+        from paho.mqtt.packettypes import PacketTypes
+        from paho.mqtt.properties import Properties
+
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                        protocol=mqtt.MQTTv5, manual_ack=True)
+        c.on_connect = self._on_connect
+        c.on_subscribe = self._on_subscribe
+        c.on_message = self._on_message
+        c.on_disconnect = self._on_disconnect
+        c.max_inflight_messages_set(self.broker.max_inflight)
+        c.reconnect_delay_set(min_delay=1, max_delay=10)
+        b = self.broker
+        if b.tls_ca or b.tls_cert:
+            try:
+                c.tls_set(ca_certs=str(b.tls_ca) if b.tls_ca else None,
+                          certfile=str(b.tls_cert) if b.tls_cert else None,
+                          keyfile=str(b.tls_key) if b.tls_key else None)
+            except (OSError, ValueError) as e:
+                raise TransportError(f"gateway: cannot load TLS files ({e})") from None
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = b.session_expiry
+        try:
+            c.connect_async(b.host, b.port, keepalive=b.keepalive, clean_start=False, properties=props)
+        except (OSError, ValueError) as e:
+            raise TransportError(f"gateway: cannot connect to {b.host}:{b.port} ({e})") from None
+        self._client = c
+        self._stop.clear()
+        c.loop_start()
+        self._worker = threading.Thread(target=self._work, name=f"gateway-{self.client_id}", daemon=True)
+        self._worker.start()
+        note = self.gateway.latest_checkpoint()
+        if note is not None:
+            self._publish(topics.checkpoint(self.site), note, retain=True)
+        return self
+
+    def wait_ready(self, timeout_s: float = 30.0) -> bool:
+        """True once connected and subscribed."""
+        return self._ready.wait(timeout_s)
+
+    def request_stop(self) -> None:
+        """Ask run_forever() to return (safe from a signal handler)."""
+        self._stop.set()
+
+    def stop(self, close_gateway: bool = True) -> None:
+        """Finish the batch in hand, disconnect (the session stays on the broker), stop."""
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.join(timeout=30)
+        if self._client is not None:
+            try:
+                self._client.disconnect()
+            except Exception:  # paho raises on a socket that is already gone
+                pass
+            self._client.loop_stop()
+        self._ready.clear()
+        if close_gateway:
+            self.gateway.close()
+
+    def run_forever(self) -> None:
+        """Start, tell systemd we are ready, and serve until stop() (or a signal) is called."""
+        self.start()
+        self.wait_ready(30)
+        sd_notify("READY=1")
+        interval = _watchdog_interval()
+        while not self._stop.wait(interval or 3600):
+            if interval:
+                sd_notify("WATCHDOG=1")
+
+    def stats(self) -> dict[str, int]:
+        s = self.gateway.stats()
+        s["queued"] = self._queue.qsize()
+        s["waiting"] = len(self._deferred)
+        return s
+
+    # ------------------------------------------------------------------ paho callbacks
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.warning("gateway %s: broker refused the connection (%s)", self.client_id, reason_code)
+            return
+        from paho.mqtt.subscribeoptions import SubscribeOptions
+
+        opts = SubscribeOptions(qos=1)
+        result, mid = client.subscribe([(topics.shared_records(self.site, self.settings.share_group), opts),
+                                        (topics.revocations(self.site), opts)])
+        self._sub_mid = mid
+        log.info("gateway %s connected (session present: %s)", self.client_id,
+                 bool(getattr(flags, "session_present", False)))
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        if mid == self._sub_mid:
+            if any(rc.is_failure for rc in reason_codes):
+                log.error("gateway %s: subscription refused (%s)", self.client_id,
+                          [str(rc) for rc in reason_codes])
+                return
+            self._ready.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self._ready.clear()
+        if not self._stop.is_set():
+            log.warning("gateway %s disconnected (%s); reconnecting", self.client_id, reason_code)
+
+    def _on_message(self, client, userdata, message) -> None:
+        try:
+            if message.topic == topics.revocations(self.site):
+                self.gateway.set_revocations(bytes(message.payload))
+                self._ack(message.mid, message.qos)
+                return
+            self._queue.put(_Msg(message.topic, bytes(message.payload), message.mid, message.qos,
+                                 time.monotonic()))
+        except Exception:  # a callback that raises would stop paho's loop
+            log.exception("gateway: could not take a message")
+
+    # ------------------------------------------------------------------ the worker
+    def _work(self) -> None:
+        started = time.monotonic()
+        while not self._stop.is_set():
+            # Records queued for our session arrive at once on connect, before the retained
+            # revocation list; without a list every pass would be refused, so wait a little.
+            if self.gateway.revocations is None and time.monotonic() - started < REVOCATION_WAIT_S:
+                time.sleep(0.05)
+                continue
+            try:
+                batch = self._next_batch()
+                if batch:
+                    self._process(batch)
+            except Exception:  # never die: log, back off a little, go on
+                self._errors += 1
+                log.exception("gateway worker: batch failed; its messages stay unacknowledged")
+                time.sleep(0.5)
+
+    def _next_batch(self) -> list[_Msg]:
+        size = self.settings.batch_size
+        batch = self._deferred[:size]
+        self._deferred = self._deferred[size:]
+        timeout = 0.25 if batch else 0.5
+        try:
+            if len(batch) < size:
+                batch.append(self._queue.get(timeout=timeout))
+        except queue.Empty:
+            if batch:
+                time.sleep(0.1)  # only deferred ones: give the other gateway a moment
+            return batch
+        while len(batch) < size:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _process(self, batch: list[_Msg]) -> None:
+        now = time.monotonic()
+        items = [(topics.kiosk_of_records(m.topic, self.site), m.payload) for m in batch]
+        may_defer = [now - m.first_seen < self.settings.ref_wait_s for m in batch]
+        try:
+            outcomes = self.gateway.handle_batch(items, may_defer=may_defer)
+        except KioskError as e:
+            # the store failed: nothing was answered; leave the messages unacknowledged
+            log.error("gateway: batch of %d not appended (%s)", len(batch), e.message)
+            self._errors += 1
+            time.sleep(1.0)
+            self._deferred = batch + self._deferred
+            return
+        published = False
+        for m, o in zip(batch, outcomes):
+            if o.deferred:
+                self._deferred.append(m)
+                continue
+            if o.receipt is not None and o.kiosk is not None:
+                self._publish(topics.receipts(self.site, o.kiosk), o.receipt.to_cbor())
+                if o.receipt.checkpoint is not None and not published:
+                    self._publish(topics.checkpoint(self.site), o.receipt.checkpoint, retain=True)
+                    published = True
+            self._ack(m.mid, m.qos)
+
+    def _publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        if self._client is None:
+            return
+        info = self._client.publish(topic, payload, qos=1, retain=retain)
+        if info.rc != 0:  # not connected: paho queues QoS 1 anyway; note it
+            log.debug("publish to %s queued (rc %s)", topic, info.rc)
+
+    def _ack(self, mid: int, qos: int) -> None:
+        if self._client is not None and qos > 0:
+            try:
+                self._client.ack(mid, qos)
+            except Exception:  # the connection went away: the broker will redeliver
+                log.debug("ack of mid %d failed", mid)
+
+
+# ---------------------------------------------------------------------- systemd notify
+
+def sd_notify(state: str) -> bool:
+    """Send one sd_notify datagram if systemd asked for it (Type=notify); False otherwise."""
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr:
+        return False
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.connect(addr)
+            s.sendall(state.encode())
+        return True
+    except OSError:
+        return False
+
+
+def _watchdog_interval() -> float | None:
+    usec = os.environ.get("WATCHDOG_USEC")
+    try:
+        return int(usec) / 2e6 if usec else None
+    except ValueError:
+        return None

@@ -1,0 +1,189 @@
+"""The gateway over MQTT: a real Mosquitto on a free port, the gateway in threads of this process."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from kiosk.config import BrokerTable, GatewayTable
+from kiosk.ledger import merkle
+from kiosk.ledger.checkpoint import open_checkpoint
+from kiosk.ledger.gateway import Gateway
+from kiosk.ledger.gateway_mqtt import GatewayService
+from kiosk.ledger.registry import PostgresRegistry, SqliteRegistry
+from kiosk.ledger.sessions import PostgresSessions, SqliteSessions
+from kiosk.ledger.sqlite_store import SqliteLogStore
+from kiosk.net import topics
+from kiosk.protocol import entry
+
+from .conftest import PG_DSN, check_receipt
+from .factories import KIOSK
+from .mqtt_helpers import TestClient, wait_until
+
+pytestmark = pytest.mark.mosquitto
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+def _service(world, broker, store, registry, sessions, client_id="gateway-1", **settings):
+    gw_settings = GatewayTable(client_id=client_id, **settings)
+    gw = Gateway(store=store, registry=registry, sessions=sessions, log_key=world.log_key,
+                 log_name=world.log_name, site=world.site, issuers=world.issuers, settings=gw_settings)
+    svc = GatewayService(gw, BrokerTable(port=broker.port, session_expiry=600), settings=gw_settings)
+    svc.start()
+    assert svc.wait_ready(30), "gateway did not subscribe"
+    return svc
+
+
+def _sqlite_service(world, broker, tmp_path, kiosks=(KIOSK,), **settings):
+    registry = SqliteRegistry(tmp_path / "registry.sqlite3")
+    for k in kiosks:
+        if registry.get(k) is None:
+            registry.add(k, world.kiosk_key(k).verify_key)
+    return _service(world, broker, SqliteLogStore(tmp_path / "ledger.sqlite3"), registry,
+                    SqliteSessions(tmp_path / "ledger.sqlite3"), **settings)
+
+
+def _publish_revocations(world, client):
+    now = _now()
+    client.publish(topics.revocations(world.site),
+                   world.revocations(issued=now - 3600, next_update=now + 86400), retain=True)
+
+
+@pytest.fixture
+def kiosk_client(mosquitto, world):
+    c = TestClient(mosquitto.port, [topics.all_receipts(world.site)])
+    _publish_revocations(world, c)
+    yield c
+    c.close()
+
+
+def test_records_get_receipts_and_checkpoint_is_retained(world, mosquitto, tmp_path, kiosk_client):
+    svc = _sqlite_service(world, mosquitto, tmp_path)
+    try:
+        wait_until(lambda: svc.gateway.revocations is not None, what="the revocation list")
+        leaves, payloads = [], []
+        for _ in range(3):
+            for payload, leaf in world.session(world.patient(now=_now()), created_ms=_now() * 1000):
+                kiosk_client.publish(topics.records(world.site, KIOSK), payload)
+                leaves.append(leaf)
+                payloads.append(payload)
+        got = kiosk_client.receipts(len(leaves))
+        for leaf in leaves:
+            (r,) = got[entry.entry_hash(leaf)]
+            assert r.status == "accepted"
+            check_receipt(world, leaf, r)
+        assert svc.gateway.store.size() == 6
+        # a kiosk that connects later finds the newest checkpoint retained
+        late = TestClient(mosquitto.port, [topics.checkpoint(world.site)])
+        note = late.retained(topics.checkpoint(world.site))
+        late.close()
+        assert open_checkpoint(note, world.verifier, world.log_name).size == 6
+        # a resend gets the same entry back
+        kiosk_client.publish(topics.records(world.site, KIOSK), payloads[0])
+        (again,) = kiosk_client.receipts(1)[entry.entry_hash(leaves[0])]
+        assert again.status == "duplicate" and again.leaf_index == 0
+    finally:
+        svc.stop()
+
+
+def test_hostile_input_is_answered_and_the_gateway_keeps_serving(world, mosquitto, tmp_path, kiosk_client):
+    svc = _sqlite_service(world, mosquitto, tmp_path, max_message_bytes=16384)
+    try:
+        wait_until(lambda: svc.gateway.revocations is not None, what="the revocation list")
+        t = topics.records(world.site, KIOSK)
+        junk = os.urandom(500)
+        kiosk_client.publish(t, junk)
+        kiosk_client.publish(t, os.urandom(20000))
+        p = world.patient(now=_now())
+        stranger, _ = world.record("check-in", kiosk="kiosk-x", pres=world.nfc(p, "kiosk-x"),
+                                   patient=p.patient_id, created_ms=_now() * 1000)
+        kiosk_client.publish(topics.records(world.site, "kiosk-x"), stranger)
+        kiosk_client.publish(t, b"")
+        got = kiosk_client.receipts(4)
+        reasons = sorted(r.reason for rs in got.values() for r in rs)
+        assert reasons == ["malformed", "malformed", "too-large", "unknown-kiosk"]
+        assert all(r.status == "rejected" for rs in got.values() for r in rs)
+        # a topic that is not a kiosk's records topic is dropped silently
+        kiosk_client.publish(f"clinic/{world.site}/kiosk/UPPER/records", b"x")
+        # ...and the next honest record still lands
+        (c1, l1), _ = world.session(p, created_ms=_now() * 1000)
+        kiosk_client.publish(t, c1)
+        (r,) = kiosk_client.receipts(1)[entry.entry_hash(l1)]
+        check_receipt(world, l1, r)
+        stats = svc.stats()
+        assert stats["malformed"] == 2 and stats["too-large"] == 1 and stats["unknown-kiosk"] == 1
+        assert stats["accepted"] == 1
+    finally:
+        svc.stop()
+
+
+def test_records_sent_while_the_gateway_is_down_arrive_after_restart(world, mosquitto, tmp_path, kiosk_client):
+    svc = _sqlite_service(world, mosquitto, tmp_path)
+    wait_until(lambda: svc.gateway.revocations is not None, what="the revocation list")
+    svc.stop()  # the persistent session stays on the broker and queues for gateway-1
+    sessions = [world.session(world.patient(now=_now()), created_ms=_now() * 1000) for _ in range(2)]
+    for sess in sessions:
+        for payload, _ in sess:
+            kiosk_client.publish(topics.records(world.site, KIOSK), payload)
+    svc = _sqlite_service(world, mosquitto, tmp_path)
+    try:
+        got = kiosk_client.receipts(4)
+        for sess in sessions:
+            for _, leaf in sess:
+                assert got[entry.entry_hash(leaf)][0].status == "accepted"
+    finally:
+        svc.stop()
+
+
+@pytest.mark.postgres
+def test_two_gateways_share_one_postgres_log(world, mosquitto, pg_schema, kiosk_client):
+    kiosks = ("kiosk-1", "kiosk-2")
+    services = []
+    reg = PostgresRegistry(PG_DSN, pg_schema)
+    for k in kiosks:
+        reg.add(k, world.kiosk_key(k).verify_key)
+    reg.close()
+    from kiosk.ledger.postgres_store import PostgresLogStore
+
+    for cid in ("gateway-a", "gateway-b"):
+        services.append(_service(world, mosquitto, PostgresLogStore(PG_DSN, schema=pg_schema),
+                                 PostgresRegistry(PG_DSN, pg_schema), PostgresSessions(PG_DSN, pg_schema),
+                                 client_id=cid, batch_size=8))
+    try:
+        for svc in services:
+            wait_until(lambda: svc.gateway.revocations is not None, what="the revocation list")
+        leaves = []
+        for i in range(20):
+            k = kiosks[i % 2]
+            for payload, leaf in world.session(world.patient(now=_now()), kiosk=k, created_ms=_now() * 1000):
+                kiosk_client.publish(topics.records(world.site, k), payload)
+                leaves.append(leaf)
+        got = kiosk_client.receipts(len(leaves), timeout_s=120)
+        store = services[0].gateway.store
+        assert store.size() == len(leaves)
+        indices = set()
+        for leaf in leaves:
+            (r,) = got[entry.entry_hash(leaf)]
+            assert r.status == "accepted", r.reason
+            check_receipt(world, leaf, r)
+            indices.add(r.leaf_index)
+        assert indices == set(range(len(leaves)))  # every entry exactly once
+        # one consistent tree: every checkpoint any gateway signed is a prefix of the final one
+        stored = [leaf for _, leaf in store.iter_leaves()]
+        assert sorted(stored) == sorted(leaves)
+        final = merkle.root_from_leaf_hashes([merkle.leaf_hash(x) for x in stored])
+        assert final == store.root_hash()
+        for r in (r for rs in got.values() for r in rs):
+            cp = open_checkpoint(r.checkpoint, world.verifier, world.log_name)
+            assert cp.root_hash == merkle.root_from_leaf_hashes(
+                [merkle.leaf_hash(x) for x in stored[:cp.size]])
+        counts = [svc.stats().get("accepted", 0) for svc in services]
+        assert sum(counts) == len(leaves)
+        assert all(counts), f"the shared subscription should spread the load: {counts}"
+    finally:
+        for svc in services:
+            svc.stop()

@@ -1,0 +1,76 @@
+"""Publisher against a real Mosquitto and the real gateway process."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from kiosk.net.outbox import Outbox
+from kiosk.net.publisher import Publisher, backoff_delay
+
+from .conftest import Env, wait_for
+from .helpers import ledger_hashes, make_event_session
+
+pytestmark = pytest.mark.mosquitto
+
+
+def test_backoff_is_capped_and_jittered() -> None:
+    import random
+
+    rng = random.Random(1)
+    delays = [backoff_delay(a, 0.2, 30.0, rng) for a in range(40)]
+    assert all(0.1 <= d <= 30.0 for d in delays)
+    assert max(delays[20:]) <= 30.0 and min(delays[20:]) >= 15.0
+    assert len({round(d, 6) for d in delays[20:]}) > 1  # jitter
+
+
+def test_entries_arrive_and_outbox_empties(env: Env, broker, gateway) -> None:
+    cfg = env.cfg("kiosk-1")
+    ob = Outbox(cfg.state_path(cfg.outbox.path))
+    pub = Publisher.from_config(cfg, ob).start()
+    try:
+        hashes = []
+        for _ in range(10):
+            hashes += ob.add_session(make_event_session(env.kiosk_keys["kiosk-1"]))
+            pub.wake()
+        wait_for(lambda: ob.depth() == 0, 60, what="outbox to empty")
+        h = pub.health()
+        assert h.connected and h.depth == 0 and h.alarms == 0 and h.parked == 0
+        assert h.last_checkpoint_size == 20
+        assert sorted(ledger_hashes(env.root / "gw" / "ledger.sqlite3")) == sorted(hashes)
+        assert all(ob.receipt(x) is not None for x in hashes)
+    finally:
+        pub.stop()
+
+
+def test_unregistered_kiosk_is_rejected_and_parked(env: Env, broker, gateway) -> None:
+    key = env.add_kiosk("kiosk-9", register=False)
+    cfg = env.cfg("kiosk-9")
+    ob = Outbox(cfg.state_path(cfg.outbox.path))
+    with Publisher.from_config(cfg, ob) as pub:
+        hashes = ob.add_session(make_event_session(key, kiosk="kiosk-9"))
+        pub.wake()
+        wait_for(lambda: len(ob.parked()) == 2, 60, what="both entries parked")
+        assert {p.reason for p in ob.parked()} == {"unknown-kiosk"}
+        assert ob.depth() == 0 and pub.health().parked == 2
+    assert ledger_hashes(env.root / "gw" / "ledger.sqlite3") == []
+    assert all(ob.get(h) is not None for h in hashes)  # kept for staff, not dropped
+
+
+def test_broker_down_for_a_while(env: Env, broker, gateway) -> None:
+    cfg = env.cfg("kiosk-1")
+    ob = Outbox(cfg.state_path(cfg.outbox.path))
+    with Publisher.from_config(cfg, ob) as pub:
+        wait_for(lambda: pub.connected, 30, what="publisher to connect")
+        broker.stop()
+        wait_for(lambda: not pub.connected, 30, what="publisher to notice")
+        hashes = []
+        for _ in range(5):
+            hashes += ob.add_session(make_event_session(env.kiosk_keys["kiosk-1"]))
+            pub.wake()
+        time.sleep(2.0)
+        assert ob.depth() == 10 and not pub.health().connected  # they wait
+        broker.start()
+        wait_for(lambda: ob.depth() == 0, 90, what="outbox to empty after the outage")
+    assert sorted(ledger_hashes(env.root / "gw" / "ledger.sqlite3")) == sorted(hashes)

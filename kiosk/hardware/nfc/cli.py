@@ -19,8 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     emu = sub.add_parser("emulate", help="run a PN532 emulator on a pseudo-terminal")
     emu.add_argument("--baudrate", type=int, default=115200)
     emu.add_argument("--card", choices=("phone", "tag", "none"), default="phone",
-                     help="what sits in the field: a phone (demo wallet) or a Type 4 tag")
-    emu.add_argument("--pass-file", default=None, help="pass bytes (COSE) to serve")
+                     help="what sits in the field: a phone (the wallet) or a Type 4 tag with its pass")
+    emu.add_argument("--wallet", required=True, help="an enrolled wallet folder (kiosk wallet create + issuer enroll)")
     emu.add_argument("--link", default=None, help="also make this symlink to the pty")
     emu.set_defaults(func=_emulate)
 
@@ -46,17 +46,13 @@ def _emulate(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from kiosk.errors import NfcError
-    from kiosk.hardware.nfc.demo_wallet import DemoWallet
     from kiosk.hardware.nfc.emulator import Pn532Emulator, phone_card, type4_card
+    from kiosk.wallet.wallet import Wallet
 
-    try:
-        blob = Path(args.pass_file).read_bytes() if args.pass_file else None
-    except OSError as e:
-        raise NfcError(f"cannot read {args.pass_file}: {e.strerror}", reason="bad-request") from None
+    wallet = Wallet.load(Path(args.wallet))
+    wallet.pass_bytes  # an unenrolled wallet is refused here, before the emulator starts
     emu = Pn532Emulator(args.baudrate, link=args.link)
     path = emu.start()
-    wallet = DemoWallet(blob)
     if args.card == "phone":
         emu.place(phone_card(wallet))
     elif args.card == "tag":

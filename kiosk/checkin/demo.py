@@ -232,7 +232,7 @@ def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
         stack.append(reader.close)
         ui = HeadlessDriver()
         rt = build_runtime(cfg, ui=ui, camera=camera, reader=reader, listen_revocations=True,
-                           nfc_repeat_guard_s=0.5)
+                           nfc_repeat_guard_s=0.0)  # the director takes each phone away itself
         stack.append(rt.close)
         rt.revocations.offer(rl_bytes)
         out(f"kiosk demo: site {SITE}, kiosk {KIOSK}, broker 127.0.0.1:{broker.port}, "

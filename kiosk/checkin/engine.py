@@ -24,7 +24,7 @@ from kiosk.checkin import records
 from kiosk.checkin.ports import (Clock, Credential, CredentialSource, FaceMatcher, FaceSource, LivenessCheck,
                                  NotConfiguredLiveness, PassChecker, RecordSink, SystemClock, UiPort)
 from kiosk.config import ConsentTable, EngineTable
-from kiosk.errors import FormatError, HardwareError, KioskError, Reason, StoreError, VerificationError
+from kiosk.errors import FormatError, HardwareError, KioskError, Reason, Verdict, VerificationError
 from kiosk.protocol import entry, presentation
 from kiosk.protocol.consent import ConsentTerms, text_sha256
 from kiosk.protocol.patient_pass import PatientPass
@@ -192,7 +192,7 @@ class CheckinEngine:
         try:
             v = self.checker.check(s.credential)
         except KioskError as e:
-            v = presentation.Verdict.bad(Reason.MALFORMED, e.message)
+            v = Verdict.bad(Reason.MALFORMED, e.message)
         if not v.ok:
             if v.reason in (Reason.REVOCATION_LIST_STALE, Reason.CLOCK_UNSYNCED):
                 self._emit(E.STAFF_ALERT, kind=v.reason.value)

@@ -2,7 +2,9 @@
 
 The store comes from `--db FILE` (a SQLite log) or from `--config FILE` (`[gateway]` table);
 the log's verifier key from `--vkey TEXT`, or from the config's `keys.log_public` and
-`keys.log_name`. (`history` and `consent-check` come later, built on kiosk.ledger.audit.)
+`keys.log_name`. `history` and `consent-check` (kiosk.ledger.consent_check) read one
+patient's trail; with `--config` they also check the leaves' kiosk signatures against the
+kiosk registry. `consent-check` exits 0 for permit and 3 for deny.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from kiosk.errors import KioskError, LogIntegrityError, StoreError
 
 def register(subparsers: Any) -> None:
     """Add `ledger` and its subcommands to the `kiosk` parser."""
-    ledger = subparsers.add_parser("ledger", help="audit the Merkle log (verify, prove, checkpoint)")
+    ledger = subparsers.add_parser("ledger", help="audit the Merkle log (verify, prove, checkpoint, history, consent-check)")
     sub = ledger.add_subparsers(dest="ledger_command", metavar="SUBCOMMAND")
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -47,6 +49,22 @@ def register(subparsers: Any) -> None:
     p.add_argument("--sign", action="store_true", help="sign and save a checkpoint for the current size")
     p.add_argument("--key", type=Path, help="log private key (PKCS#8 PEM; default gateway.log_key)")
     p.set_defaults(func=cmd_checkpoint)
+
+    p = sub.add_parser("history", help="one patient's consent trail, in log order")
+    common(p)
+    p.add_argument("--patient", required=True, help="pseudonymous patient id (as in the leaves)")
+    p.set_defaults(func=cmd_history)
+
+    p = sub.add_parser("consent-check",
+                       help="permit or deny from the patient's consent entries, with proofs "
+                            "(exit 0 permit, 3 deny)")
+    common(p)
+    p.add_argument("--patient", required=True, help="pseudonymous patient id")
+    p.add_argument("--actor", required=True, help="actor reference, e.g. Organization/clinic")
+    p.add_argument("--action", required=True, help="consent action code, e.g. access")
+    p.add_argument("--at", help="ISO 8601 time (default: now; without an offset: UTC)")
+    p.add_argument("--purpose", help="purpose of use code, e.g. TREAT")
+    p.set_defaults(func=cmd_consent_check)
     ledger.set_defaults(func=lambda args: (ledger.print_help(), 64)[1])
 
 
@@ -187,3 +205,104 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
         ctx.store.close()
     sys.stdout.write(note.decode("utf-8"))
     return 0
+
+
+# ---------------------------------------------------------------------------- consent trail
+
+EXIT_DENY = 3
+
+
+def _kiosk_keys(ctx: _Context):
+    """kiosk id -> key from the registry the config names, or None (no --config / registry)."""
+    if ctx.cfg is None:
+        return None, None
+    from kiosk.ledger.registry import open_registry
+
+    gw = ctx.cfg.gateway
+    if gw.store != "postgres" and not ctx.cfg.state_path(gw.registry_path).is_file():
+        return None, None
+    registry = open_registry(ctx.cfg)
+
+    def key_for(kiosk_id: str):
+        rec = registry.get(kiosk_id)
+        return rec.verify_key if rec is not None else None  # revoked kiosks' old leaves stand
+    return key_for, registry
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """`kiosk ledger history --patient ID`: the patient's trail, in log order."""
+    from kiosk.ledger.consent_check import history
+
+    ctx = _Context(args)
+    key_for, registry = _kiosk_keys(ctx)
+    try:
+        items = history(ctx.store, args.patient, kiosk_key_for=key_for)
+        size = ctx.store.size()
+    finally:
+        ctx.store.close()
+        if registry is not None:
+            registry.close()
+    if args.json:
+        print(json.dumps({"patient": args.patient, "tree_size": size,
+                          "entries": [i.as_json() for i in items]}, indent=2))
+        return 0
+    if not items:
+        print(f"no entries for this patient in {size} entries")
+    for i in items:
+        line = f"#{i.index:<6} {i.created_iso}  {i.type:<18} {i.kiosk:<12} {i.entry_hash.hex()[:16]}"
+        if i.consent is not None:
+            c = i.consent
+            period = f"{_iso(c.start)}..{_iso(c.end)}"
+            line += (f"  {c.decision} {period} actors={','.join(c.actors) or '*'} "
+                     f"actions={','.join(c.actions) or '*'} purposes={','.join(c.purposes) or '*'}"
+                     + ("" if c.status == "active" else f" status={c.status}"))
+        elif i.body == "erased":
+            line += "  body erased (leaf and proofs still stand)"
+        elif i.body != "stored":
+            line += f"  body {i.body}"
+        if i.refs:
+            line += "  refs=" + ",".join(r.hex()[:16] for r in i.refs)
+        print(line)
+    if key_for is None:
+        print("note: no kiosk registry given (--config); leaf signatures not checked",
+              file=sys.stderr)
+    return 0
+
+
+def _iso(t) -> str:
+    return "-" if t is None else t.isoformat().replace("+00:00", "Z")
+
+
+def cmd_consent_check(args: argparse.Namespace) -> int:
+    """`kiosk ledger consent-check`: permit (exit 0) or deny (exit 3), with verified proofs."""
+    import datetime as dt
+
+    from kiosk.ledger.consent_check import consent_check, parse_time
+
+    at = parse_time(args.at) if args.at else dt.datetime.now(dt.timezone.utc)
+    ctx = _Context(args)
+    key_for, registry = _kiosk_keys(ctx)
+    try:
+        d = consent_check(ctx.store, args.patient, args.actor, args.action, at, args.purpose,
+                          verifier=ctx.verifier, origin=ctx.origin, kiosk_key_for=key_for)
+    finally:
+        ctx.store.close()
+        if registry is not None:
+            registry.close()
+    if args.json:
+        print(json.dumps(d.as_json(), indent=2))
+    else:
+        print(f"{d.verdict.upper()} ({d.reason}): {d.detail}")
+        for e in d.entries:
+            p = e.proof
+            print(f"  {e.role:<10} #{e.item.index} {e.item.created_iso} {e.item.type} "
+                  f"entry {e.item.entry_hash.hex()}")
+            print(f"             inclusion proof ({len(p.inclusion)} hashes) in tree size {p.size}"
+                  + (f", consistent with checkpoint size {p.from_size}" if p.from_size else "")
+                  + ": verified")
+        anchor = ("no signed checkpoint saved" if d.checkpoint_size is None else
+                  f"checkpoint at size {d.checkpoint_size}"
+                  + (" (signature verified)" if d.checkpoint_verified else
+                     " (signature not checked: no log key given)"))
+        print(f"tree size {d.tree_size}, root {_b64(d.root)}; {anchor}")
+    return 0 if d.permitted else EXIT_DENY

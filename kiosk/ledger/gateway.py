@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from nacl.signing import SigningKey, VerifyKey
 
 from kiosk.config import KIOSK_ID_RE, Config, GatewayTable, PassTable
-from kiosk.errors import FormatError, KioskError, Reason, VerificationError
+from kiosk.errors import FormatError, KioskError, Reason
 from kiosk.ledger.checkpoint import Checkpoint, sign_checkpoint
 from kiosk.ledger.registry import KioskRegistry
 from kiosk.ledger.sessions import SessionTable
@@ -184,6 +184,12 @@ class Gateway:
                 cands.append(self._check(pos, kiosk, payload, now_ms))
             except _Reject as r:
                 out[pos] = self._reject(kiosk, self._payload_hash(payload), r)
+            except KioskError:
+                raise  # the store or registry failed: nothing is answered, kiosks resend
+            except Exception as e:  # a decoder bug must not stop the gateway: refuse the message
+                log.error("unexpected %s while checking a record from kiosk=%s", type(e).__name__, kiosk)
+                out[pos] = self._reject(kiosk, self._payload_hash(payload),
+                                        _Reject(Reason.MALFORMED, "record could not be checked"))
         accepted: list[_Candidate] = []
         in_batch: dict[bytes, _Candidate] = {}
         for c in cands:
@@ -258,7 +264,7 @@ class Gateway:
         data = bytes(payload) if isinstance(payload, (bytes, bytearray, memoryview)) else b""
         try:
             return entry.entry_hash(entry.decode_record(data).leaf)
-        except KioskError:
+        except Exception:  # not a record: name the payload itself
             return hashlib.sha256(data).digest()
 
     # ------------------------------------------------------------------ stateless checks

@@ -233,9 +233,9 @@ class GatewayService:
         may_defer = [now - m.first_seen < self.settings.ref_wait_s for m in batch]
         try:
             outcomes = self.gateway.handle_batch(items, may_defer=may_defer)
-        except KioskError as e:
-            # the store failed: nothing was answered; leave the messages unacknowledged
-            log.error("gateway: batch of %d not appended (%s)", len(batch), e.message)
+        except Exception as e:  # the store failed: nothing was answered; retry, unacknowledged
+            log.error("gateway: batch of %d not appended (%s)", len(batch),
+                      e.message if isinstance(e, KioskError) else type(e).__name__)
             self._errors += 1
             time.sleep(1.0)
             self._deferred = batch + self._deferred

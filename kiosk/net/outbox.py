@@ -267,6 +267,20 @@ class Outbox:
                              (entry_hash,)).fetchone()
         return row[0] if row else base_size
 
+    def mark_sent_many(self, entry_hashes: Sequence[bytes], base_size: int) -> dict[bytes, int]:
+        """`mark_sent` for several records in one transaction (one fsync for a whole window)."""
+        now = time.time()
+        out: dict[bytes, int] = {}
+        with self._tx() as db:
+            for h in entry_hashes:
+                db.execute("UPDATE entries SET attempts = attempts + 1, last_sent = ?, "
+                           "base_size = COALESCE(base_size, ?) WHERE entry_hash = ?",
+                           (now, base_size, h))
+                row = db.execute("SELECT base_size FROM entries WHERE entry_hash = ?",
+                                 (h,)).fetchone()
+                out[h] = row[0] if row else base_size
+        return out
+
     def rebase(self, entry_hash: bytes, base_size: int) -> None:
         """Give a record a new base size (its old base is no longer in the history)."""
         with self._tx() as db:
@@ -289,6 +303,25 @@ class Outbox:
             if checkpoint is not None:
                 self._advance(db, checkpoint)
         return bool(gone)
+
+    def complete_many(self, items: Sequence[tuple[bytes, ReceiptSummary, TrustedCheckpoint]]
+                      ) -> int:
+        """`complete` for several verified receipts in one transaction; return how many
+        records were still there."""
+        if not items:
+            return 0
+        now, gone = time.time(), 0
+        with self._tx() as db:
+            for h, summary, cp in items:
+                if db.execute("DELETE FROM entries WHERE entry_hash = ?", (h,)).rowcount:
+                    gone += 1
+                    db.execute("INSERT OR REPLACE INTO receipts VALUES (?, ?, ?, ?)",
+                               (h, summary.leaf_index, summary.checkpoint_size, now))
+            for cp in sorted({c for _, _, c in items}, key=lambda c: c.size):
+                self._advance(db, cp)
+            db.execute("DELETE FROM receipts WHERE rowid <= (SELECT MAX(rowid) FROM receipts)"
+                       " - ?", (MAX_RECEIPT_LINES,))
+        return gone
 
     def park(self, entry_hash: bytes, reason: str) -> None:
         """A rejection: keep the record for staff with the gateway's reason."""

@@ -36,6 +36,7 @@ import ssl
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +50,8 @@ from kiosk.errors import KioskError, TransportError
 from kiosk.ledger.checkpoint import NoteVerifier, open_checkpoint
 from kiosk.net import topics
 from kiosk.net.outbox import Outbox
-from kiosk.net.receipt import ALARM_INCONSISTENT, Outcome, load_verifier, process_receipt
+from kiosk.net.receipt import (ALARM_INCONSISTENT, Outcome, ReceiptResult, load_verifier,
+                               process_receipt)
 from kiosk.protocol.entry import Record
 
 log = logging.getLogger(__name__)
@@ -116,7 +118,10 @@ class Publisher:
     """Moves records from the outbox to the gateway and verified receipts back, in a thread."""
 
     def __init__(self, settings: PublisherSettings, outbox: Outbox, verifier: NoteVerifier,
-                 *, rng: random.Random | None = None) -> None:
+                 *, rng: random.Random | None = None,
+                 on_receipt: Callable[[ReceiptResult], None] | None = None) -> None:
+        """`on_receipt` is called in the publisher thread after each receipt was handled
+        (the engine can tell a waiting patient "your check-in is recorded"); keep it short."""
         self.s = settings
         self.outbox = outbox
         self.verifier = verifier
@@ -126,6 +131,7 @@ class Publisher:
         self._status_topic = topics.status(settings.site, settings.kiosk_id)
         self._checkpoint_topic = topics.checkpoint(settings.site)
         self._rng = rng or random.Random()
+        self._on_result = on_receipt
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -138,11 +144,12 @@ class Publisher:
         self.counts = {o.value: 0 for o in Outcome} | {"sent": 0, "connects": 0}
 
     @classmethod
-    def from_config(cls, cfg: Config, outbox: Outbox | None = None) -> "Publisher":
+    def from_config(cls, cfg: Config, outbox: Outbox | None = None, *,
+                    on_receipt: Callable[[ReceiptResult], None] | None = None) -> "Publisher":
         """A publisher for the configured kiosk, broker, outbox and log key."""
         outbox = outbox or Outbox(cfg.state_path(cfg.outbox.path))
         return cls(PublisherSettings.from_config(cfg), outbox,
-                   load_verifier(cfg.keys.log_public, cfg.keys.log_name))
+                   load_verifier(cfg.keys.log_public, cfg.keys.log_name), on_receipt=on_receipt)
 
     # ------------------------------------------------------------------ public API
 
@@ -204,7 +211,7 @@ class Publisher:
                     continue
                 started = time.monotonic()
             try:
-                rc = self._client.loop(timeout=0.05)
+                rc = self._client.loop(timeout=0.01)  # bounds how long wake() waits
             except Exception as e:  # noqa: BLE001 - paho raises assorted socket errors here
                 rc = mqtt.MQTT_ERR_CONN_LOST
                 self._last_error = f"loop: {type(e).__name__}"
@@ -319,6 +326,11 @@ class Publisher:
             self._next_poll = 0.0
         # REFUSED / INCONSISTENT: the record stays in flight until resend_after_s, then goes
         # out again; the alarm is already in the outbox for staff.
+        if self._on_result is not None:
+            try:
+                self._on_result(res)
+            except Exception:  # noqa: BLE001 - a listener's bug must not stop the publisher
+                log.exception("publisher: on_receipt listener failed")
 
     def _on_checkpoint(self, payload: bytes) -> None:
         """The retained checkpoint: check its signature and that it contradicts nothing."""
@@ -351,9 +363,13 @@ class Publisher:
         trusted = self.outbox.last_checkpoint()
         current = trusted.size if trusted else 0
         assert self._client is not None
-        for e in self.outbox.pending(room, exclude=set(self._inflight)):
-            base = self.outbox.mark_sent(e.entry_hash, current)
-            payload = Record(e.leaf, e.body, e.presentation, base).to_cbor()
+        batch = self.outbox.pending(room, exclude=set(self._inflight))
+        if not batch:
+            return
+        # the base is fixed (durably) before the record first leaves; see net.receipt
+        bases = self.outbox.mark_sent_many([e.entry_hash for e in batch], current)
+        for e in batch:
+            payload = Record(e.leaf, e.body, e.presentation, bases[e.entry_hash]).to_cbor()
             info = self._client.publish(self._records_topic, payload, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 break  # connection went away; the loop notices and reconnects

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,48 +135,75 @@ class ReceiptResult:
 
 def process_receipt(outbox: Outbox, data: bytes, verifier: NoteVerifier,
                     origin: str | None = None) -> ReceiptResult:
-    """Handle one receipt message end to end against the outbox.
+    """Handle one receipt message end to end against the outbox (see process_receipts)."""
+    return process_receipts(outbox, [data], verifier, origin)[0]
 
-    Never raises for bad input: every failure is an outcome, and the alarming ones are
-    recorded with `outbox.raise_alarm` (details name hash prefixes and sizes, no PHI).
-    StoreError from the outbox itself propagates.
+
+def process_receipts(outbox: Outbox, messages: Sequence[bytes], verifier: NoteVerifier,
+                     origin: str | None = None) -> list[ReceiptResult]:
+    """Handle receipt messages end to end against the outbox; one result per message.
+
+    Verified receipts are completed together in one outbox transaction (one fsync for a
+    burst of receipts, not one each). Never raises for bad input: every failure is an
+    outcome, and the alarming ones are recorded with `outbox.raise_alarm` (details name
+    hash prefixes and sizes, no PHI). StoreError from the outbox itself propagates.
     """
+    results: list[ReceiptResult] = []
+    done: list[tuple[bytes, ReceiptSummary, TrustedCheckpoint]] = []
+    batch_roots: dict[int, bytes] = {}  # checkpoints accepted in this batch, not yet stored
+
+    def root_at(size: int) -> bytes | None:
+        return batch_roots.get(size) or outbox.checkpoint_root(size)
+
+    for data in messages:
+        res, ok = _judge(outbox, data, verifier, origin, root_at, {h for h, _, _ in done})
+        if ok is not None:
+            batch_roots.setdefault(ok.checkpoint.size, ok.checkpoint.root_hash)
+            done.append((ok.entry_hash, ReceiptSummary(ok.leaf_index, ok.checkpoint.size),
+                         ok.trusted))
+        results.append(res)
+    outbox.complete_many(done)
+    return results
+
+
+def _judge(outbox: Outbox, data: bytes, verifier: NoteVerifier, origin: str | None,
+           root_at: Callable[[int], bytes | None], completed: set[bytes]
+           ) -> tuple[ReceiptResult, AcceptedReceipt | None]:
     try:
         receipt = decode_receipt(data)
     except FormatError as e:
         outbox.raise_alarm(ALARM_MALFORMED, e.message)
         log.warning("receipt malformed: %s", e.message)
-        return ReceiptResult(Outcome.MALFORMED, None, e.message)
+        return ReceiptResult(Outcome.MALFORMED, None, e.message), None
     h = receipt.entry_hash
     tag = h[:6].hex()
-    entry = outbox.get(h)
+    entry = None if h in completed else outbox.get(h)
     if entry is None or entry.parked:
         log.debug("receipt for %s: no record waiting", tag)
-        return ReceiptResult(Outcome.UNKNOWN, h)
+        return ReceiptResult(Outcome.UNKNOWN, h), None
     if receipt.status == "rejected":
         reason = receipt.reason or Reason.REJECTED.value
         outbox.park(h, reason)
         log.warning("record %s rejected by the gateway: %s", tag, reason[:80])
-        return ReceiptResult(Outcome.PARKED, h, reason)
-    trusted = outbox.last_checkpoint()
+        return ReceiptResult(Outcome.PARKED, h, reason), None
     try:
         ok = verify_receipt(entry.leaf, receipt, verifier, origin=origin,
-                            base_size=entry.base_size or 0, root_at=outbox.checkpoint_root)
+                            base_size=entry.base_size or 0, root_at=root_at)
     except StaleBaseError as e:
+        trusted = outbox.last_checkpoint()
         outbox.rebase(h, trusted.size if trusted else 0)
         log.info("record %s: %s; rebased", tag, e.message)
-        return ReceiptResult(Outcome.STALE_BASE, h, e.message)
+        return ReceiptResult(Outcome.STALE_BASE, h, e.message), None
     except LogIntegrityError as e:
         outbox.raise_alarm(ALARM_INCONSISTENT, f"entry {tag}: {e.message}")
         log.error("LOG INTEGRITY ALARM for entry %s: %s", tag, e.message)
-        return ReceiptResult(Outcome.INCONSISTENT, h, e.message)
+        return ReceiptResult(Outcome.INCONSISTENT, h, e.message), None
     except VerificationError as e:
         outbox.raise_alarm(ALARM_FORGED, f"entry {tag}: {e.message}")
         log.error("receipt for %s refused: %s", tag, e.message)
-        return ReceiptResult(Outcome.REFUSED, h, e.message)
-    outbox.complete(h, ReceiptSummary(ok.leaf_index, ok.checkpoint.size), ok.trusted)
+        return ReceiptResult(Outcome.REFUSED, h, e.message), None
     log.debug("record %s in the log at %d (size %d)", tag, ok.leaf_index, ok.checkpoint.size)
-    return ReceiptResult(Outcome.ACCEPTED, h)
+    return ReceiptResult(Outcome.ACCEPTED, h), ok
 
 
 def load_verifier(log_public: Path | str, log_name: str) -> NoteVerifier:

@@ -55,6 +55,14 @@ class TestClient:
             n += 1
         return got
 
+    def receipt_for(self, entry_hash: bytes, timeout_s: float = 60) -> entry.Receipt:
+        """The first receipt naming `entry_hash` (others are skipped)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            got = self.receipts(1, max(0.01, deadline - time.monotonic()))
+            if entry_hash in got:
+                return got[entry_hash][0]
+
     def retained(self, topic: str, timeout_s: float = 20) -> bytes:
         deadline = time.monotonic() + timeout_s
         while True:

@@ -330,3 +330,14 @@ def test_stats_count_every_outcome(world, gateway):
     gateway.handle_record(KIOSK, c1)
     gateway.handle_record(KIOSK, b"\x00")
     assert gateway.stats() == {"accepted": 1, "duplicate": 1, "malformed": 1}
+
+
+def test_a_decoder_bug_is_a_rejection_not_a_crash(world, gateway, monkeypatch):
+    from kiosk.ledger import gateway as gateway_module
+
+    def boom(data):
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(gateway_module.entry, "decode_record", boom)
+    r = gateway.handle_record(KIOSK, b"\xa0")
+    assert (r.status, r.reason) == ("rejected", "malformed")

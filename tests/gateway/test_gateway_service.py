@@ -187,3 +187,17 @@ def test_two_gateways_share_one_postgres_log(world, mosquitto, pg_schema, kiosk_
     finally:
         for svc in services:
             svc.stop()
+
+
+def test_consent_whose_checkin_never_comes_is_rejected_after_the_wait(world, mosquitto, tmp_path,
+                                                                      kiosk_client):
+    svc = _sqlite_service(world, mosquitto, tmp_path, ref_wait_s=0.5)
+    try:
+        wait_until(lambda: svc.gateway.revocations is not None, what="the revocation list")
+        _, (c2, l2) = world.session(world.patient(now=_now()), created_ms=_now() * 1000)
+        kiosk_client.publish(topics.records(world.site, KIOSK), c2)
+        r = kiosk_client.receipt_for(entry.entry_hash(l2))
+        assert (r.status, r.reason) == ("rejected", "wrong-entry")
+        assert svc.stats()["deferred"] >= 1
+    finally:
+        svc.stop()

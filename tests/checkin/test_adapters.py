@@ -1,0 +1,115 @@
+"""The real adapters: the PN532 driver over the emulator's pty, QR from camera frames."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kiosk.checkin.adapters import NfcAdapter, OutboxSink, QrAdapter
+from kiosk.checkin.demo import DemoCamera
+from kiosk.errors import FormatError
+from kiosk.protocol import presentation
+
+from .fakes import KIOSK, SITE, FakeClock, Rig
+
+
+@pytest.fixture
+def reader_and_emu():
+    from kiosk.hardware.nfc.emulator import Pn532Emulator
+    from kiosk.hardware.nfc.reader import NfcReader
+
+    emu = Pn532Emulator(pace=False)
+    port = emu.start()
+    reader = NfcReader(port, 115200, 1.0)
+    yield reader, emu
+    reader.close()
+    emu.stop()
+
+
+def test_nfc_phone_presentation_and_second_tap(reader_and_emu) -> None:
+    from kiosk.hardware.nfc.emulator import phone_card
+
+    reader, emu = reader_and_emu
+    rig = Rig()
+    w = rig.enroll(1)
+    nfc = NfcAdapter(reader, SITE, KIOSK, repeat_guard_s=0)
+    assert nfc.poll(0.1) is None  # empty field
+    emu.place(phone_card(w))
+    cred = nfc.poll(1.0)
+    assert cred is not None and cred.channel == "nfc" and cred.presentation.kind == "nfc"
+    assert cred.consent_signer is nfc and len(cred.nonce) == 16
+    v = rig.engine()[0].checker.check(cred)
+    assert v.ok, v
+    body_hash = bytes(32)
+    stmt, sig = nfc.sign_consent(w.pass_bytes, body_hash, 1.0)
+    pp = v.data["pass"]
+    assert presentation.verify_consent_signature(pp, stmt, sig, site=SITE, kiosk=KIOSK, body_hash=body_hash).ok
+    # somebody else's phone is not asked to sign this patient's consent
+    other = rig.enroll(2)
+    emu.place(phone_card(other))
+    assert nfc.sign_consent(w.pass_bytes, body_hash, 0.2) is None
+
+
+def test_nfc_phone_left_on_reader_is_not_a_new_checkin(reader_and_emu) -> None:
+    from kiosk.hardware.nfc.emulator import phone_card
+
+    reader, emu = reader_and_emu
+    w = Rig().enroll(1)
+    clock = FakeClock()
+    nfc = NfcAdapter(reader, SITE, KIOSK, repeat_guard_s=3.0, clock=clock)
+    emu.place(phone_card(w))
+    assert nfc.poll(1.0) is not None
+    assert nfc.poll(0.2) is None
+    clock.sleep(10)
+    assert nfc.poll(1.0) is not None
+
+
+def test_nfc_type4_card(reader_and_emu) -> None:
+    from kiosk.hardware.nfc.emulator import type4_card
+
+    reader, emu = reader_and_emu
+    w = Rig().enroll(1)
+    emu.place(type4_card(w.pass_bytes))
+    cred = NfcAdapter(reader, SITE, KIOSK, repeat_guard_s=0).poll(1.0)
+    assert cred is not None and cred.presentation == presentation.Presentation("card", w.pass_bytes)
+    assert cred.nonce is None
+
+
+def test_qr_from_camera_frames() -> None:
+    from kiosk.hardware.camera.synthetic import demo_portraits
+
+    rig = Rig()
+    w = rig.enroll(1)
+    cam = DemoCamera(demo_portraits())
+    qr = QrAdapter(cam)
+    cam.show_person("astronaut")
+    assert qr.poll(0.1) is None
+    text = w.qr_text(rig.clock.time())
+    cam.show_qr(text)
+    cred = qr.poll(0.1)
+    assert cred is not None and cred.channel == "qr" and cred.presentation.kind == "qr"
+    assert rig.engine()[0].checker.check(cred).ok
+    assert qr.poll(0.1) is None  # still in view: not a second credential
+    cam.show_qr("KP1:" + "%%%")  # our prefix, broken payload
+    with pytest.raises(FormatError):
+        qr.poll(0.1)
+
+
+def test_outbox_sink_one_transaction(tmp_path) -> None:
+    from kiosk.net.outbox import Outbox
+
+    class Pub:
+        woken = 0
+
+        def wake(self) -> None:
+            Pub.woken += 1
+
+    from kiosk.protocol import entry
+    from nacl.signing import SigningKey
+
+    key = SigningKey.generate()
+    body, h = entry.make_body({"x": 1})
+    leaf = entry.sign_leaf(entry.new_envelope("kiosk-event", site=SITE, kiosk=KIOSK, body_hash=h,
+                                              created_ms=1), key)
+    with Outbox(tmp_path / "o.sqlite3") as ob:
+        OutboxSink(ob, Pub()).write_session([(leaf, body, None)])
+        assert ob.depth() == 1 and Pub.woken == 1

@@ -51,10 +51,12 @@ from kiosk.ledger.checkpoint import NoteVerifier, open_checkpoint
 from kiosk.net import topics
 from kiosk.net.outbox import Outbox
 from kiosk.net.receipt import (ALARM_INCONSISTENT, Outcome, ReceiptResult, load_verifier,
-                               process_receipt)
+                               process_receipts)
 from kiosk.protocol.entry import Record
 
 log = logging.getLogger(__name__)
+
+RECEIPT_BATCH = 64  # receipts verified and completed per outbox transaction, at most
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ class Publisher:
         self._status_topic = topics.status(settings.site, settings.kiosk_id)
         self._checkpoint_topic = topics.checkpoint(settings.site)
         self._rng = rng or random.Random()
+        self._receipts: list[bytes] = []  # read, not yet verified
         self._on_result = on_receipt
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -210,11 +213,7 @@ class Publisher:
                     attempt += 1
                     continue
                 started = time.monotonic()
-            try:
-                rc = self._client.loop(timeout=0.01)  # bounds how long wake() waits
-            except Exception as e:  # noqa: BLE001 - paho raises assorted socket errors here
-                rc = mqtt.MQTT_ERR_CONN_LOST
-                self._last_error = f"loop: {type(e).__name__}"
+            rc = self._read()
             if rc != mqtt.MQTT_ERR_SUCCESS or (
                     not self._connected and time.monotonic() - started > self.s.connect_timeout_s):
                 self._fail(self._last_error or f"connection lost ({mqtt.error_string(rc)})")
@@ -225,12 +224,28 @@ class Publisher:
             if self._connected:
                 attempt = 0
                 try:
+                    self._handle_receipts()
                     self._pump()
                 except KioskError as e:  # the outbox failed (disk full…): keep trying
                     self._last_error = f"outbox: {e.message}"
                     log.error("publisher: %s", e.message)
                     self._stop.wait(1.0)
         self._shutdown()
+
+    def _read(self) -> int:
+        """Run the network loop; while receipts keep arriving, read on (up to a batch)."""
+        assert self._client is not None
+        try:
+            rc = self._client.loop(timeout=0.01)  # bounds how long wake() waits
+            while rc == mqtt.MQTT_ERR_SUCCESS and 0 < len(self._receipts) < RECEIPT_BATCH:
+                before = len(self._receipts)
+                rc = self._client.loop(timeout=0)
+                if len(self._receipts) == before:
+                    break
+            return rc
+        except Exception as e:  # noqa: BLE001 - paho raises assorted socket errors here
+            self._last_error = f"loop: {type(e).__name__}"
+            return mqtt.MQTT_ERR_CONN_LOST
 
     def _new_client(self) -> mqtt.Client:
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.s.kiosk_id,
@@ -309,28 +324,37 @@ class Publisher:
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
         try:
             if msg.topic == self._receipts_topic:
-                self._on_receipt(msg.payload)
+                self._receipts.append(bytes(msg.payload))  # verified in _handle_receipts
             elif msg.topic == self._checkpoint_topic:
                 self._on_checkpoint(msg.payload)
         except KioskError as e:
             self._last_error = f"receipt: {e.message}"
             log.error("publisher: %s", e.message)
 
-    def _on_receipt(self, payload: bytes) -> None:
-        res = process_receipt(self.outbox, payload, self.verifier, self.origin)
-        self.counts[res.outcome.value] += 1
-        if res.entry_hash is not None and res.outcome in (
-                Outcome.ACCEPTED, Outcome.PARKED, Outcome.UNKNOWN, Outcome.STALE_BASE):
-            # done, or (stale base) to be sent again at once with its new base
-            self._inflight.pop(res.entry_hash, None)
-            self._next_poll = 0.0
-        # REFUSED / INCONSISTENT: the record stays in flight until resend_after_s, then goes
-        # out again; the alarm is already in the outbox for staff.
-        if self._on_result is not None:
-            try:
-                self._on_result(res)
-            except Exception:  # noqa: BLE001 - a listener's bug must not stop the publisher
-                log.exception("publisher: on_receipt listener failed")
+    def _handle_receipts(self) -> None:
+        """Verify the receipts read so far, completing them in one outbox transaction."""
+        if not self._receipts:
+            return
+        batch, self._receipts = self._receipts, []
+        try:
+            results = process_receipts(self.outbox, batch, self.verifier, self.origin)
+        except KioskError:
+            self._receipts = batch + self._receipts  # the outbox failed: try again later
+            raise
+        for res in results:
+            self.counts[res.outcome.value] += 1
+            if res.entry_hash is not None and res.outcome in (
+                    Outcome.ACCEPTED, Outcome.PARKED, Outcome.UNKNOWN, Outcome.STALE_BASE):
+                # done, or (stale base) to be sent again at once with its new base
+                self._inflight.pop(res.entry_hash, None)
+                self._next_poll = 0.0
+            # REFUSED / INCONSISTENT: the record stays in flight until resend_after_s, then
+            # goes out again; the alarm is already in the outbox for staff.
+            if self._on_result is not None:
+                try:
+                    self._on_result(res)
+                except Exception:  # noqa: BLE001 - a listener's bug must not stop the publisher
+                    log.exception("publisher: on_receipt listener failed")
 
     def _on_checkpoint(self, payload: bytes) -> None:
         """The retained checkpoint: check its signature and that it contradicts nothing."""

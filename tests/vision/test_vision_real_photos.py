@@ -5,7 +5,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 
 from kiosk.config import VisionTable
 from kiosk.hardware.camera.synthetic import NOBODY, Scene, render

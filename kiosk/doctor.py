@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import socket
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,28 +19,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip", action="append", default=[], choices=["nfc", "camera", "broker"],
                    help="skip a check (e.g. on a desk without the device)")
     p.set_defaults(func=_doctor)
-
-
-def clock_synced() -> bool | None:
-    """Whether the system clock is NTP-synchronised (None when it cannot be told)."""
-    try:
-        out = subprocess.run(["timedatectl", "show", "-p", "NTPSynchronized", "--value"],
-                             capture_output=True, text=True, timeout=5)
-        if out.returncode == 0 and out.stdout.strip() in ("yes", "no"):
-            return out.stdout.strip() == "yes"
-    except (OSError, subprocess.TimeoutExpired):
-        pass
-    try:  # adjtimex via the kernel: STA_UNSYNC clear means synchronised
-        import ctypes
-
-        class Timex(ctypes.Structure):
-            _fields_ = [("modes", ctypes.c_uint), ("pad", ctypes.c_long * 40)]
-        libc = ctypes.CDLL(None, use_errno=True)
-        t = Timex()
-        state = libc.adjtimex(ctypes.byref(t))
-        return state != 5 if state >= 0 else None  # 5 = TIME_ERROR (unsynchronised)
-    except Exception:
-        return None
 
 
 def _checks(cfg, skip: list[str]) -> list[tuple[str, Callable[[], tuple[str, str]]]]:
@@ -70,6 +47,7 @@ def _checks(cfg, skip: list[str]) -> list[tuple[str, Callable[[], tuple[str, str
         return (FAIL, "; ".join(problems)) if problems else (OK, "kiosk, sealing, log and issuer keys load")
 
     def clock():
+        from kiosk.clock_sync import clock_synced
         s = clock_synced()
         if s is None:
             return WARN, "cannot tell whether the clock is synchronised"

@@ -192,6 +192,10 @@ def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
         nfc_port = emu.start()
         stack.append(emu.stop)
         cfg = _config(work, broker.port, nfc_port)
+        from kiosk.config import to_toml
+        # kept with --keep, so `kiosk ledger verify|history`, `kiosk outbox` and `kiosk doctor`
+        # can look at what the demo left (the broker and emulator ports die with the demo)
+        (work / "kiosk.toml").write_text(to_toml(cfg))
         # --- enrolment desk: issuer, patients' wallets (made first: the wallet owns its key)
         issuer = Issuer.init(work / "issuer", SITE)
         portraits = _portraits(faces_dir)
@@ -232,7 +236,10 @@ def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
         stack.append(reader.close)
         ui = HeadlessDriver()
         rt = build_runtime(cfg, ui=ui, camera=camera, reader=reader, listen_revocations=True,
-                           nfc_repeat_guard_s=0.0)  # the director takes each phone away itself
+                           nfc_repeat_guard_s=0.0,  # the director takes each phone away itself
+                           # the simulated phones read the same host clock as the kiosk, so
+                           # their QR windows agree whether or not NTP has set that clock
+                           clock_synced=lambda: True)
         stack.append(rt.close)
         rt.revocations.offer(rl_bytes)
         out(f"kiosk demo: site {SITE}, kiosk {KIOSK}, broker 127.0.0.1:{broker.port}, "

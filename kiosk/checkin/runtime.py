@@ -11,6 +11,7 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from kiosk.checkin import events as E
@@ -18,6 +19,7 @@ from kiosk.checkin.adapters import FaceAdapter, NfcAdapter, OutboxSink, QrAdapte
 from kiosk.checkin.engine import CheckinEngine
 from kiosk.checkin.pass_checker import ProtocolPassChecker
 from kiosk.checkin.ports import Clock, SystemClock, UiPort
+from kiosk.clock_sync import ClockSyncState
 from kiosk.config import Config
 from kiosk.errors import HardwareError, KioskError
 from kiosk.protocol import keys, revocation
@@ -106,7 +108,8 @@ class KioskRuntime:
 
 def build_runtime(cfg: Config, *, ui: UiPort, camera: Any = None, reader: Any = None,
                   start_publisher: bool = True, listen_revocations: bool = True,
-                  clock: Clock | None = None, nfc_repeat_guard_s: float = 3.0) -> KioskRuntime:
+                  clock: Clock | None = None, nfc_repeat_guard_s: float = 3.0,
+                  clock_synced: Callable[[], bool] | None = None) -> KioskRuntime:
     """Build the kiosk the config describes. `camera`/`reader` override the configured devices."""
     from kiosk.net.outbox import Outbox
 
@@ -169,7 +172,7 @@ def build_runtime(cfg: Config, *, ui: UiPort, camera: Any = None, reader: Any = 
         closers.append(rl.close)
 
     checker = ProtocolPassChecker(site=cfg.kiosk.site, kiosk=cfg.kiosk.id, issuers=issuers, passes=cfg.passes,
-                                  revocations=rl, clock=clock)
+                                  revocations=rl, clock=clock, clock_synced=clock_synced or ClockSyncState())
     engine = CheckinEngine(site=cfg.kiosk.site, kiosk=cfg.kiosk.id, kiosk_key=kiosk_key, engine=cfg.engine,
                            consent=cfg.consent, sources=sources, faces=faces,
                            matcher=TemplateMatcher(sealing_keys, cfg.vision.match_threshold),

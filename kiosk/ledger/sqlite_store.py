@@ -1,6 +1,7 @@
 """The SQLite log store: one file, WAL, synchronous=FULL, writers serialised by BEGIN IMMEDIATE."""
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,6 +47,10 @@ class SqliteLogStore(SqlLogStore):
         super().__init__()
         self.path = Path(path)
         with self._guard():
+            if not self.path.exists():
+                # the body store holds personal data: 0600 from the first byte (the WAL and
+                # shared-memory files SQLite makes beside it copy this mode)
+                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
             # autocommit mode: transactions are explicit (BEGIN IMMEDIATE for writers)
             self._conn = sqlite3.connect(str(self.path), timeout=busy_timeout_s,
                                          isolation_level=None, check_same_thread=False)

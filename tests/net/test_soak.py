@@ -2,6 +2,7 @@
 random moments, the broker is restarted (cleanly and by SIGKILL) and the gateway too."""
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
@@ -52,7 +53,9 @@ class PublisherProcess:
 
 
 def test_soak_with_kills(env: Env, broker, gateway) -> None:
-    rng = random.Random(20240607)
+    seed = int(os.environ.get("KIOSK_SOAK_SEED", random.randrange(1 << 32)))
+    print(f"soak seed {seed} (KIOSK_SOAK_SEED={seed} repeats the kill schedule)")
+    rng = random.Random(seed)
     cfg_path = env.write_cfg("kiosk-1")
     cfg = env.cfg("kiosk-1")
     ob = Outbox(cfg.state_path(cfg.outbox.path))
@@ -86,9 +89,9 @@ def test_soak_with_kills(env: Env, broker, gateway) -> None:
         wait_for(lambda: ob.depth() == 0, 180, interval_s=0.25, what="outbox to empty")
     finally:
         pub.stop()
-    print("chaos events:", events)
+    print("chaos events:", events, "seed", seed)
     in_log = ledger_hashes(env.root / "gw" / "ledger.sqlite3")
-    assert len(in_log) == len(set(in_log)) == len(written) == 2 * SESSIONS
+    assert len(in_log) == len(set(in_log)) == len(written) == 2 * SESSIONS, f"seed {seed}"
     assert set(in_log) == set(written)
     assert ob.parked() == [] and ob.alarms() == []
     assert ob.last_checkpoint().size == len(written)

@@ -1,0 +1,61 @@
+"""`kiosk doctor` on a provisioned-looking config, and the clock-sync gate for QR passes."""
+from __future__ import annotations
+
+import socket
+
+from kiosk.cli import main
+from kiosk.clock_sync import ClockSyncState
+from kiosk.config import from_dict, to_toml
+from kiosk.protocol import keys
+
+
+def _config(tmp_path, broker_port: int) -> str:
+    k = tmp_path / "keys"
+    keys.new_signing_key(k / "kiosk.key", k / "kiosk.pub")
+    keys.new_sealing_key(k / "sealing.key")
+    keys.new_signing_key(k / "issuer.key", k / "issuer.pub")
+    keys.new_signing_key(k / "log.key", k / "log.pub")
+    cfg = from_dict({"kiosk": {"site": "clinic", "id": "kiosk-7"},
+                     "paths": {"state_dir": str(tmp_path / "state")},
+                     "keys": {"kiosk_key": str(k / "kiosk.key"), "sealing_key": str(k / "sealing.key"),
+                              "issuer_public": [str(k / "issuer.pub")], "log_public": str(k / "log.pub")},
+                     "broker": {"port": broker_port}})
+    f = tmp_path / "kiosk.toml"
+    f.write_text(to_toml(cfg))
+    return str(f)
+
+
+def test_doctor_reports_each_part(tmp_path, capsys):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        cfg = _config(tmp_path, s.getsockname()[1])
+        code = main(["doctor", "--config", cfg, "--skip", "nfc", "--skip", "camera"])
+    out = capsys.readouterr().out
+    assert "OK    keys" in out and "OK    broker" in out and "models" in out
+    assert code in (0, 1)
+
+
+def test_doctor_names_a_missing_key_and_a_dead_broker(tmp_path, capsys):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]  # bound, never listening: connection refused
+        cfg = _config(tmp_path, dead)
+        (tmp_path / "keys" / "kiosk.key").unlink()
+        code = main(["doctor", "--config", cfg, "--skip", "nfc", "--skip", "camera"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAIL  keys" in out and "kiosk key" in out
+    assert "FAIL  broker" in out
+
+
+def test_clock_state_refuses_until_synchronised_then_stays():
+    answers = iter([False, True, False])
+    state = ClockSyncState(probe=lambda: next(answers), recheck_s=0.0)
+    assert state() is False
+    assert state() is True
+    assert state() is True  # once synchronised, not asked again
+
+
+def test_unknown_clock_state_is_trusted():
+    assert ClockSyncState(probe=lambda: None)() is True

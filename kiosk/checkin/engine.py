@@ -25,6 +25,7 @@ from kiosk.checkin.ports import (Clock, Credential, CredentialSource, FaceMatche
                                  NotConfiguredLiveness, PassChecker, RecordSink, SystemClock, UiPort)
 from kiosk.config import ConsentTable, EngineTable
 from kiosk.errors import FormatError, HardwareError, KioskError, Reason, Verdict, VerificationError
+from kiosk.protocol import consent as consent_format
 from kiosk.protocol import entry, presentation
 from kiosk.protocol.consent import ConsentTerms, text_sha256
 from kiosk.protocol.patient_pass import PatientPass
@@ -329,7 +330,7 @@ class CheckinEngine:
         if s.credential.presentation.kind == "card" or signer is None or self.cfg.consent_tap_timeout_s <= 0:
             return body
         assert s.pass_ is not None
-        signed_hash = records.signed_body_hash(body)
+        signed_hash = consent_format.signed_body_hash(body)
         self._emit(E.CONSENT_TAP_TO_SIGN, timeout_s=self.cfg.consent_tap_timeout_s)
         deadline = self.clock.monotonic() + self.cfg.consent_tap_timeout_s
         while self.clock.monotonic() < deadline:
@@ -354,7 +355,7 @@ class CheckinEngine:
             if v.ok:
                 self._emit(E.CONSENT_PATIENT_SIGNED)
                 s.extra["patient_signed"] = True
-                return records.with_patient_sig(body, stmt, sig)
+                return consent_format.with_patient_sig(body, stmt, sig)
             self._emit(E.CONSENT_PATIENT_SIG_SKIPPED, reason=v.reason.value)
             return body
         self._emit(E.CONSENT_PATIENT_SIG_SKIPPED, reason="timeout")

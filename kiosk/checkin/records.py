@@ -4,15 +4,11 @@ Both leaves are signed by the kiosk key and written in ONE outbox transaction; t
 leaf's `refs` names the check-in leaf's entry hash. Both records carry the session's
 presentation, so the gateway can judge the pass at `created`.
 
-The optional patient-key consent signature signs `{ctx: kiosk-consent-v1, site, kiosk,
-nonce, body_hash}` where body_hash is the hash of the consent body *without* its
-`patient_sig` field (same salt). A verifier removes `patient_sig`, re-encodes the map in
-deterministic CBOR and hashes salt ‖ bytes: `signed_body_hash()` does exactly that.
+The optional patient-key consent signature covers `kiosk.protocol.consent.signed_body_hash`.
 """
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import io
 from dataclasses import dataclass
 
@@ -64,14 +60,6 @@ def consent_content(terms: ConsentTerms, *, patient: str, permit: bool, when: dt
                         text=text, strokes=strokes, signature_png=signature_png)
 
 
-def signed_body_hash(body: bytes) -> bytes:
-    """The hash a patient's consent signature covers: the body without `patient_sig`."""
-    m = cbor.loads(body, "consent body")
-    salt = m["salt"]
-    m.pop("patient_sig", None)
-    return hashlib.sha256(salt + cbor.dumps(m)).digest()
-
-
 def make_session_records(f: SessionFacts, kiosk_key: SigningKey, consent_body_bytes: bytes,
                          ) -> tuple[list[tuple[bytes, bytes, dict | None]], list[bytes]]:
     """Sign the check-in and consent leaves; return (outbox records, entry hashes)."""
@@ -87,13 +75,6 @@ def make_session_records(f: SessionFacts, kiosk_key: SigningKey, consent_body_by
     pres = f.presentation.to_map()
     records = [(ci_leaf, ci_body, pres), (co_leaf, consent_body_bytes, pres)]
     return records, [ci_entry, entry.entry_hash(co_leaf)]
-
-
-def with_patient_sig(body: bytes, statement: bytes, signature: bytes) -> bytes:
-    """The consent body with the patient's signature added (same salt, so same signed hash)."""
-    m = cbor.loads(body, "consent body")
-    m["patient_sig"] = {"statement": statement, "sig": signature}
-    return cbor.dumps(m)
 
 
 def signature_png(strokes: list, size: tuple[int, int] = (600, 200)) -> bytes:

@@ -39,8 +39,10 @@ from kiosk.ledger.checkpoint import Checkpoint, sign_checkpoint
 from kiosk.ledger.registry import KioskRegistry
 from kiosk.ledger.sessions import SessionTable
 from kiosk.ledger.store import LogStore
+from kiosk.protocol import consent as consent_format
 from kiosk.protocol import entry, presentation, revocation
 from kiosk.protocol.entry import Envelope, Receipt, Record
+from kiosk.protocol.patient_pass import PatientPass
 
 log = logging.getLogger(__name__)
 
@@ -307,13 +309,34 @@ class Gateway:
             raise _Reject(Reason.FUTURE, "entry was created in the future")
         if env.created < now_ms - self.settings.max_age_s * 1000:
             raise _Reject(Reason.TOO_OLD, "entry is older than the gateway accepts")
-        c.pres_hash = self._check_presentation(env, record.presentation)
+        c.pres_hash, pass_ = self._check_presentation(env, record.presentation)
+        if env.type == "consent" and pass_ is not None:
+            self._check_patient_consent_sig(env, record.body, pass_)
         return c
 
-    def _check_presentation(self, env: Envelope, pres_map: dict | None) -> bytes | None:
+    def _check_patient_consent_sig(self, env: Envelope, body: bytes, pass_: PatientPass) -> None:
+        """The optional second-tap signature: if a body carries one, it must verify."""
+        try:
+            content = entry.decode_body(body)
+            sig = content.get("patient_sig")
+            if sig is None:
+                return
+            if not isinstance(sig, dict) or not isinstance(sig.get("statement"), bytes) \
+                    or not isinstance(sig.get("sig"), bytes):
+                raise _Reject(Reason.MALFORMED, "patient consent signature is malformed")
+            v = presentation.verify_consent_signature(
+                pass_, sig["statement"], sig["sig"], site=self.site, kiosk=env.kiosk,
+                body_hash=consent_format.signed_body_hash(body))
+        except FormatError as e:
+            raise _Reject(Reason.MALFORMED, e.message) from None
+        if not v.ok:
+            raise _Reject(v.reason, v.detail)
+
+    def _check_presentation(self, env: Envelope, pres_map: dict | None
+                            ) -> tuple[bytes | None, PatientPass | None]:
         if pres_map is None:
             if env.type in NO_PRESENTATION_TYPES:
-                return None
+                return None, None
             raise _Reject(Reason.MALFORMED, "this entry type needs a presentation")
         try:
             pres = presentation.Presentation.from_map(pres_map)
@@ -330,7 +353,7 @@ class Gateway:
             raise _Reject(v.reason, v.detail)
         if env.patient != v.data["pass"].patient:
             raise _Reject(Reason.MALFORMED, "leaf patient does not match the pass")
-        return pres.presentation_hash
+        return pres.presentation_hash, v.data["pass"]
 
     # ------------------------------------------------------------------ sessions
     def _session_rule(self, c: _Candidate, in_batch: Mapping[bytes, _Candidate]) -> None:

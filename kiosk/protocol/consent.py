@@ -4,6 +4,10 @@ The body of a consent entry is
   {"consent": JCS JSON text of the Consent, "document": {id, version, language, text_sha256},
    "signature": {"strokes": [[[x, y, t_ms], ...], ...], "png": bytes}, "patient_sig"?: {...}}
 The Consent names the patient only by the pass's pseudonymous identifier.
+
+The optional patient signature (a second tap) cannot cover a body that contains it, so it
+covers `signed_body_hash`: SHA-256(salt ‖ the body re-encoded without `patient_sig`), the
+same salt kept. Kiosk, gateway and auditors all use this one function.
 """
 from __future__ import annotations
 
@@ -12,6 +16,9 @@ import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
+
+from kiosk.errors import FormatError
+from kiosk.protocol import cbor
 
 PATIENT_ID_SYSTEM = "urn:kiosk:patient-pseudonym"
 _ACT = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
@@ -109,3 +116,20 @@ def consent_body(consent: dict, *, document_id: str, version: str, language: str
     if patient_sig is not None:
         body["patient_sig"] = patient_sig
     return body
+
+
+def signed_body_hash(body: bytes) -> bytes:
+    """The hash a patient's consent signature covers: the body without `patient_sig`."""
+    m = cbor.loads(body, "consent body")
+    if not isinstance(m, dict) or not isinstance(m.get("salt"), bytes):
+        raise FormatError("consent body: missing its salt")
+    salt = m["salt"]
+    m.pop("patient_sig", None)
+    return hashlib.sha256(salt + cbor.dumps(m)).digest()
+
+
+def with_patient_sig(body: bytes, statement: bytes, signature: bytes) -> bytes:
+    """The consent body with the patient's signature added (same salt, so same signed hash)."""
+    m = cbor.loads(body, "consent body")
+    m["patient_sig"] = {"statement": statement, "sig": signature}
+    return cbor.dumps(m)

@@ -13,6 +13,7 @@ from kiosk.checkin.headless import ScriptedPatient
 from kiosk.checkin.ports import FaceReading
 from kiosk.errors import CameraError, FormatError, NfcError, StoreError
 from kiosk.protocol import cbor, cose, entry, presentation, patient_pass
+from kiosk.protocol import consent as consent_format
 
 from .fakes import KIOSK, SITE, FakeFaces, FakeLiveness, FakeSink, Rig, good_face, guidance
 
@@ -64,7 +65,7 @@ def test_nfc_checkin_with_second_tap(rig: Rig) -> None:
     body = sink.sessions[0][1][1]
     ps = co_body["patient_sig"]
     v = presentation.verify_consent_signature(patient_pass.decode(w.pass_bytes), ps["statement"], ps["sig"],
-                                              site=SITE, kiosk=KIOSK, body_hash=records.signed_body_hash(body))
+                                              site=SITE, kiosk=KIOSK, body_hash=consent_format.signed_body_hash(body))
     assert v.ok
     assert entry.body_hash_of(body) == co.body_hash
 
@@ -338,7 +339,7 @@ def test_events_are_ids_with_phi_free_params(rig: Rig) -> None:
 
 def test_signed_body_hash_ignores_only_patient_sig() -> None:
     body, h = entry.make_body({"a": 1})
-    assert records.signed_body_hash(body) == h
-    signed = records.with_patient_sig(body, b"s", b"x" * 64)
-    assert records.signed_body_hash(signed) == h and entry.body_hash_of(signed) != h
+    assert consent_format.signed_body_hash(body) == h
+    signed = consent_format.with_patient_sig(body, b"s", b"x" * 64)
+    assert consent_format.signed_body_hash(signed) == h and entry.body_hash_of(signed) != h
     assert cbor.loads(signed)["patient_sig"] == {"statement": b"s", "sig": b"x" * 64}

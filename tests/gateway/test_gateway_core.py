@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from nacl.signing import SigningKey
 
 from kiosk.ledger.checkpoint import open_checkpoint
-from kiosk.protocol import cbor, entry
+from kiosk.protocol import cbor, entry, presentation
 
 from .conftest import build_gateway, check_receipt
 from .factories import KIOSK, NOW
@@ -341,3 +341,35 @@ def test_a_decoder_bug_is_a_rejection_not_a_crash(world, gateway, monkeypatch):
     monkeypatch.setattr(gateway_module.entry, "decode_record", boom)
     r = gateway.handle_record(KIOSK, b"\xa0")
     assert (r.status, r.reason) == ("rejected", "malformed")
+
+
+# ------------------------------------------------- the optional patient consent signature
+
+def _consent_with_patient_sig(world, p, ci_leaf, pres, *, signer, body_hash=None):
+    from kiosk.protocol import consent as consent_format
+    body, bh = entry.make_body({"consent": "{}"})
+    h = body_hash or consent_format.signed_body_hash(body)
+    stmt = presentation.consent_statement(world.site, KIOSK, os.urandom(16), h)
+    body = consent_format.with_patient_sig(body, stmt, presentation.sign_statement(signer, stmt))
+    bh = entry.body_hash_of(body)
+    env = entry.new_envelope("consent", site=world.site, kiosk=KIOSK, body_hash=bh, created_ms=NOW * 1000 + 1,
+                             refs=(entry.entry_hash(ci_leaf),), patient=p.patient_id)
+    leaf = entry.sign_leaf(env, world.kiosk_key())
+    return entry.Record(leaf, body, pres, 0).to_cbor(), leaf
+
+
+def test_patient_consent_signature_is_checked_where_present(world, gateway):
+    from nacl.signing import SigningKey
+    p = world.patient()
+    pres = world.nfc(p)
+    c1, l1 = world.record("check-in", pres=pres, patient=p.patient_id)
+    _accept(world, gateway, c1, l1)
+    # signed by someone else's key: refused
+    bad, _ = _consent_with_patient_sig(world, p, l1, pres, signer=SigningKey.generate())
+    assert gateway.handle_record(KIOSK, bad).reason == "bad-signature"
+    # signed over another body: refused
+    other, _ = _consent_with_patient_sig(world, p, l1, pres, signer=p.key, body_hash=os.urandom(32))
+    assert gateway.handle_record(KIOSK, other).reason == "malformed"
+    # the patient's own signature over this body: appended
+    good, leaf = _consent_with_patient_sig(world, p, l1, pres, signer=p.key)
+    _accept(world, gateway, good, leaf)

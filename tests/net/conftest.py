@@ -1,7 +1,6 @@
 """Fixtures for transport tests: keys, a config file, a broker, a gateway process."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

@@ -12,7 +12,7 @@ from kiosk.net.outbox import Outbox
 from kiosk.net.receipt import Outcome, process_receipt, verify_receipt
 from kiosk.protocol.entry import STATUS_REJECTED, Receipt, entry_hash
 
-from .helpers import MiniLog, make_leaf, make_session
+from .helpers import MiniLog, make_session
 
 KEY = SigningKey.generate()
 

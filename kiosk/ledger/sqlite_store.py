@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from kiosk.errors import StoreError
 from kiosk.ledger.sql_store import SqlLogStore, translate
 
 SCHEMA = """
@@ -50,7 +51,10 @@ class SqliteLogStore(SqlLogStore):
             if not self.path.exists():
                 # the body store holds personal data: 0600 from the first byte (the WAL and
                 # shared-memory files SQLite makes beside it copy this mode)
-                os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+                try:
+                    os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+                except OSError as e:
+                    raise StoreError(f"{self.path}: cannot create the log ({e.strerror})") from None
             # autocommit mode: transactions are explicit (BEGIN IMMEDIATE for writers)
             self._conn = sqlite3.connect(str(self.path), timeout=busy_timeout_s,
                                          isolation_level=None, check_same_thread=False)

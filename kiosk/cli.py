@@ -18,6 +18,7 @@ from kiosk.errors import KioskError
 COMMAND_MODULES = [
     "kiosk.checkin.cli",      # run, demo
     "kiosk.doctor",           # doctor
+    "kiosk.provision",        # provision
     "kiosk.issuer.cli",       # issuer init|enroll|revoke
     "kiosk.wallet.cli",       # wallet
     "kiosk.protocol.cli",     # pass verify

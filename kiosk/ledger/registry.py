@@ -47,21 +47,47 @@ def _check_id(kiosk_id: str) -> str:
 
 
 class KioskRegistry:
-    """The registry interface; `SqliteRegistry` and `PostgresRegistry` implement it."""
+    """The registry; `SqliteRegistry` and `PostgresRegistry` differ only in their connection.
+
+    Queries are written once, with `{t}` for the table and `%s` for parameters; each backend's
+    `_q` adapts them to its dialect (SQLite ≥ 3.35 has the same upsert and RETURNING).
+    """
+
+    def _q(self, query: str, args: tuple = ()) -> list[tuple]:
+        raise NotImplementedError
 
     def add(self, kiosk_id: str, key: VerifyKey, *, replace: bool = False) -> KioskRecord:
         """Register a kiosk as active. An existing id is refused unless `replace` (re-keying)."""
-        raise NotImplementedError
+        _check_id(kiosk_id)
+        conflict = ("DO UPDATE SET public_key = excluded.public_key, status = excluded.status, "
+                    "added_at = excluded.added_at, revoked_at = NULL") if replace else "DO NOTHING"
+        rows = self._q("INSERT INTO {t} VALUES (%s, %s, %s, %s, NULL) ON CONFLICT (kiosk_id) "
+                       + conflict + " RETURNING kiosk_id",
+                       (kiosk_id, bytes(key), ACTIVE, int(time.time())))
+        if not rows:
+            raise StoreError(f"kiosk {kiosk_id} is already registered (use --replace to re-key it)")
+        rec = self.get(kiosk_id)
+        assert rec is not None
+        return rec
 
     def revoke(self, kiosk_id: str) -> KioskRecord:
         """Mark a kiosk revoked; StoreError if it is not registered."""
-        raise NotImplementedError
+        _check_id(kiosk_id)
+        self._q("UPDATE {t} SET status = %s, revoked_at = COALESCE(revoked_at, %s) WHERE kiosk_id = %s",
+                (REVOKED, int(time.time()), kiosk_id))
+        rec = self.get(kiosk_id)
+        if rec is None:
+            raise StoreError(f"kiosk {kiosk_id} is not registered")
+        return rec
 
     def get(self, kiosk_id: str) -> KioskRecord | None:
-        raise NotImplementedError
+        rows = self._q("SELECT kiosk_id, public_key, status, added_at, revoked_at FROM {t} "
+                       "WHERE kiosk_id = %s", (kiosk_id,))
+        return _row(rows[0]) if rows else None
 
     def list(self) -> list[KioskRecord]:
-        raise NotImplementedError
+        return [_row(r) for r in self._q("SELECT kiosk_id, public_key, status, added_at, revoked_at "
+                                         "FROM {t} ORDER BY kiosk_id")]
 
     def close(self) -> None:
         pass
@@ -100,46 +126,12 @@ class SqliteRegistry(KioskRegistry):
         except sqlite3.Error as e:
             raise StoreError(f"{self.path}: cannot open the kiosk registry ({e})") from None
 
-    def _q(self, sql: str, args: tuple = ()) -> list[tuple]:
+    def _q(self, query: str, args: tuple = ()) -> list[tuple]:
         with self._lock:
             try:
-                return self._db.execute(sql, args).fetchall()
+                return self._db.execute(query.replace("{t}", "kiosks").replace("%s", "?"), args).fetchall()
             except sqlite3.Error as e:
                 raise StoreError(f"kiosk registry: {e}") from None
-
-    def add(self, kiosk_id: str, key: VerifyKey, *, replace: bool = False) -> KioskRecord:
-        _check_id(kiosk_id)
-        now = int(time.time())
-        verb = "INSERT OR REPLACE" if replace else "INSERT OR IGNORE"
-        with self._lock:
-            try:
-                cur = self._db.execute(f"{verb} INTO kiosks VALUES (?, ?, ?, ?, NULL)",
-                                       (kiosk_id, bytes(key), ACTIVE, now))
-            except sqlite3.Error as e:
-                raise StoreError(f"kiosk registry: {e}") from None
-        if cur.rowcount == 0:
-            raise StoreError(f"kiosk {kiosk_id} is already registered (use --replace to re-key it)")
-        rec = self.get(kiosk_id)
-        assert rec is not None
-        return rec
-
-    def revoke(self, kiosk_id: str) -> KioskRecord:
-        _check_id(kiosk_id)
-        self._q("UPDATE kiosks SET status = ?, revoked_at = COALESCE(revoked_at, ?) WHERE kiosk_id = ?",
-                (REVOKED, int(time.time()), kiosk_id))
-        rec = self.get(kiosk_id)
-        if rec is None:
-            raise StoreError(f"kiosk {kiosk_id} is not registered")
-        return rec
-
-    def get(self, kiosk_id: str) -> KioskRecord | None:
-        rows = self._q("SELECT kiosk_id, public_key, status, added_at, revoked_at FROM kiosks "
-                       "WHERE kiosk_id = ?", (kiosk_id,))
-        return _row(rows[0]) if rows else None
-
-    def list(self) -> list[KioskRecord]:
-        return [_row(r) for r in self._q("SELECT kiosk_id, public_key, status, added_at, revoked_at "
-                                         "FROM kiosks ORDER BY kiosk_id")]
 
     def close(self) -> None:
         with self._lock:
@@ -174,37 +166,6 @@ class PostgresRegistry(KioskRegistry):
                 return cur.fetchall() if cur.description else []
             except self._psycopg.Error as e:
                 raise StoreError(f"kiosk registry: {type(e).__name__}") from None
-
-    def add(self, kiosk_id: str, key: VerifyKey, *, replace: bool = False) -> KioskRecord:
-        _check_id(kiosk_id)
-        conflict = ("DO UPDATE SET public_key = EXCLUDED.public_key, status = EXCLUDED.status, "
-                    "added_at = EXCLUDED.added_at, revoked_at = NULL") if replace else "DO NOTHING"
-        rows = self._q("INSERT INTO {t} VALUES (%s, %s, %s, %s, NULL) ON CONFLICT (kiosk_id) "
-                       + conflict + " RETURNING kiosk_id",
-                       (kiosk_id, bytes(key), ACTIVE, int(time.time())))
-        if not rows:
-            raise StoreError(f"kiosk {kiosk_id} is already registered (use --replace to re-key it)")
-        rec = self.get(kiosk_id)
-        assert rec is not None
-        return rec
-
-    def revoke(self, kiosk_id: str) -> KioskRecord:
-        _check_id(kiosk_id)
-        self._q("UPDATE {t} SET status = %s, revoked_at = COALESCE(revoked_at, %s) WHERE kiosk_id = %s",
-                (REVOKED, int(time.time()), kiosk_id))
-        rec = self.get(kiosk_id)
-        if rec is None:
-            raise StoreError(f"kiosk {kiosk_id} is not registered")
-        return rec
-
-    def get(self, kiosk_id: str) -> KioskRecord | None:
-        rows = self._q("SELECT kiosk_id, public_key, status, added_at, revoked_at FROM {t} "
-                       "WHERE kiosk_id = %s", (kiosk_id,))
-        return _row(rows[0]) if rows else None
-
-    def list(self) -> list[KioskRecord]:
-        return [_row(r) for r in self._q("SELECT kiosk_id, public_key, status, added_at, revoked_at "
-                                         "FROM {t} ORDER BY kiosk_id")]
 
     def close(self) -> None:
         with self._lock:

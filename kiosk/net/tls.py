@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kiosk.config import KIOSK_ID_RE
 from kiosk.errors import ConfigError
+from kiosk.protocol.keys import write_atomic
 
 
 @dataclass(frozen=True)
@@ -31,24 +31,11 @@ class CertPair:
     key: Path
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-
-
 def _save(pair: CertPair, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> CertPair:
-    _write(pair.key, key.private_bytes(serialization.Encoding.PEM,
+    write_atomic(pair.key, key.private_bytes(serialization.Encoding.PEM,
                                        serialization.PrivateFormat.PKCS8,
                                        serialization.NoEncryption()), 0o600)
-    _write(pair.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_atomic(pair.cert, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return pair
 
 
@@ -148,7 +135,7 @@ def render_broker_conf(out_dir: Path | str, *, cafile: Path, certfile: Path, key
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     acl = out / "acl"
-    _write(acl, (src / "acl").read_bytes(), 0o644)
+    write_atomic(acl, (src / "acl").read_bytes(), 0o644)
     text = (src / "kiosk-broker.conf").read_text()
     values = {"{cafile}": cafile, "{certfile}": certfile, "{keyfile}": keyfile, "{aclfile}": acl,
               "{port}": port, "{host}": host, "{dir}": directory}

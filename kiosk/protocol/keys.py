@@ -27,7 +27,7 @@ def kid(public_raw: bytes | VerifyKey | PublicKey) -> bytes:
     return hashlib.sha256(bytes(public_raw)).digest()[:8]
 
 
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
+def write_atomic(path: Path, data: bytes, mode: int) -> None:
     """Write-to-temp, fsync, rename: a key file is either whole or absent."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -50,7 +50,7 @@ def save_private_key(path: Path, key: SigningKey | PrivateKey) -> None:
     else:
         raise TypeError(type(key))
     pem = ck.private_bytes(_PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    _write_atomic(Path(path), pem, 0o600)
+    write_atomic(Path(path), pem, 0o600)
 
 
 def save_public_key(path: Path, key: VerifyKey | PublicKey) -> None:
@@ -62,7 +62,7 @@ def save_public_key(path: Path, key: VerifyKey | PublicKey) -> None:
     else:
         raise TypeError(type(key))
     pem = ck.public_bytes(_PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    _write_atomic(Path(path), pem, 0o644)
+    write_atomic(Path(path), pem, 0o644)
 
 
 def _read(path: Path, private: bool) -> bytes:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from nacl.signing import SigningKey
 
-from kiosk.protocol import cbor, entry
+from kiosk.protocol import entry
 from kiosk.protocol.consent import ConsentTerms, build_consent, consent_body
 from kiosk.protocol.patient_pass import PatientPass
 from kiosk.protocol.presentation import Presentation

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
@@ -181,8 +180,3 @@ def build_runtime(cfg: Config, *, ui: UiPort, camera: Any = None, reader: Any = 
     for kind in alerts:
         ui.emit(E.Event(E.STAFF_ALERT, {"kind": kind}, clock.monotonic_ns()))
     return KioskRuntime(engine, outbox, publisher, rl, camera, reader, closers)
-
-
-def state_file(cfg: Config, name: str) -> Path:
-    """A file in the kiosk's state directory."""
-    return cfg.paths.state_dir / name

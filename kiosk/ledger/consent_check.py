@@ -34,7 +34,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from nacl.signing import VerifyKey
 
 from kiosk.errors import FormatError, KioskError, LogIntegrityError, VerificationError
 from kiosk.ledger import merkle

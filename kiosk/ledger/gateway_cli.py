@@ -1,7 +1,6 @@
 """`kiosk gateway run | kiosk add ID --key PUB.pem | kiosk list | kiosk revoke ID`."""
 from __future__ import annotations
 
-import argparse
 import json
 import signal
 from pathlib import Path

@@ -150,6 +150,7 @@ class GatewayService:
         s = self.gateway.stats()
         s["queued"] = self._queue.qsize()
         s["waiting"] = len(self._deferred)
+        s["worker_errors"] = self._errors
         return s
 
     # ------------------------------------------------------------------ paho callbacks

@@ -14,7 +14,7 @@ from kiosk.checkin.headless import HeadlessDriver, ScriptedPatient
 from kiosk.checkin.pass_checker import ProtocolPassChecker
 from kiosk.checkin.ports import Credential, FaceReading, LivenessResult, MatchResult
 from kiosk.config import ConsentTable, EngineTable, PassTable
-from kiosk.errors import StoreError, VerificationError
+from kiosk.errors import StoreError
 from kiosk.protocol import keys, patient_pass, presentation, revocation, sealing
 from kiosk.wallet.wallet import Wallet
 

@@ -1,7 +1,6 @@
 """The real adapters: the PN532 driver over the emulator's pty, QR from camera frames."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from kiosk.checkin.adapters import NfcAdapter, OutboxSink, QrAdapter

@@ -24,7 +24,6 @@ def _need_mosquitto() -> None:
 
 def test_demo_script_ledger_holds_exactly_the_expected_entries(tmp_path: Path) -> None:
     _need_mosquitto()
-    import json
 
     from kiosk.checkin.demo import KIOSK, _ledger_leaves, _store, run_demo
     from kiosk.ledger.audit import iter_entries

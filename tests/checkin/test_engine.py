@@ -11,7 +11,7 @@ from kiosk.checkin import records
 from kiosk.checkin.events import UiInput
 from kiosk.checkin.headless import ScriptedPatient
 from kiosk.checkin.ports import FaceReading
-from kiosk.errors import CameraError, FormatError, NfcError, StoreError
+from kiosk.errors import CameraError, FormatError, NfcError
 from kiosk.protocol import cbor, cose, entry, presentation, patient_pass
 from kiosk.protocol import consent as consent_format
 

@@ -10,7 +10,7 @@ from nacl.signing import SigningKey
 from kiosk.errors import LogIntegrityError, VerificationError
 from kiosk.net.outbox import Outbox
 from kiosk.net.receipt import Outcome, process_receipt, verify_receipt
-from kiosk.protocol.entry import STATUS_REJECTED, Receipt, entry_hash
+from kiosk.protocol.entry import STATUS_REJECTED, Receipt
 
 from .helpers import MiniLog, make_session
 

@@ -12,7 +12,6 @@ import pytest
 from nacl.signing import VerifyKey
 
 from kiosk.errors import NfcError
-from kiosk.hardware.nfc import frames
 from kiosk.hardware.nfc.emulator import Fault, phone_card, type4_card
 from kiosk.hardware.nfc.pn532 import Pn532
 from kiosk.hardware.nfc.reader import NfcReader

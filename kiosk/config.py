@@ -161,6 +161,9 @@ class EngineTable(_Table):
     consent_timeout_s: float = Field(90.0, gt=0)
     done_display_s: float = Field(5.0, ge=0)
     max_face_attempts: int = Field(3, ge=1, le=10)
+    # failed face comparisons count per pass across sessions for this long: a stranger
+    # holding a stolen phone gets max_face_attempts comparisons per window, not per tap
+    face_lockout_s: float = Field(900.0, ge=0)
     # a face seen and then gone this long means the patient walked away
     absent_timeout_s: float = Field(5.0, gt=0)
     # the optional second tap (patient-key consent signature); "skip" ends it early

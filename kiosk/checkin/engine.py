@@ -96,6 +96,7 @@ class CheckinEngine:
         # a QR-phone patient may still tap to sign the consent: the NFC source signs for them
         self.consent_signer = consent_signer
         self._broken: dict[str, float] = {}   # device name → monotonic time to try it again
+        self._face_failures: dict[bytes, list[float]] = {}  # pass id → failed comparisons' times
         self.state = "idle"
 
     # --- helpers ---------------------------------------------------------------------
@@ -216,12 +217,25 @@ class CheckinEngine:
             raise _End(Outcome(PASS_REFUSED, "template-unreadable", channel)) from None
 
     # --- face ------------------------------------------------------------------------
+    def _recent_face_failures(self, pass_id: bytes) -> list[float]:
+        now = self.clock.monotonic()
+        recent = [t for t in self._face_failures.get(pass_id, []) if now - t < self.cfg.face_lockout_s]
+        self._face_failures[pass_id] = recent
+        return recent
+
     def _capture_face(self, s: _Session) -> None:
+        channel = s.credential.channel
+        assert self.faces is not None and s.pass_ is not None
+        # each comparison is a chance for an impostor: the budget belongs to the pass, so
+        # tapping again does not buy more tries (FMR per comparison × budget bounds it)
+        failures = self._recent_face_failures(s.pass_.pass_id)
+        max_attempts = self.cfg.max_face_attempts - len(failures)
+        if max_attempts <= 0:
+            self._emit(E.STAFF_ALERT, kind="face-locked")
+            self._emit(E.SEE_FRONT_DESK, reason="face-locked")
+            raise _End(Outcome(FACE_MISMATCH, "face-locked", channel))
         self._enter("face")
         self._emit(E.FACE_START)
-        assert self.faces is not None
-        channel = s.credential.channel
-        max_attempts = self.cfg.max_face_attempts
         deadline = self.clock.monotonic() + self.cfg.face_timeout_s
         seen_at: float | None = None
         last_guidance: str | None = E.FACE_START
@@ -256,6 +270,7 @@ class CheckinEngine:
             if m.match:
                 self._emit(E.FACE_MATCHED)
                 return
+            failures.append(self.clock.monotonic())
             if s.face_attempts >= max_attempts:
                 self._emit(E.FACE_MISMATCH)
                 self._emit(E.SEE_FRONT_DESK, reason="face-mismatch")

@@ -343,3 +343,27 @@ def test_signed_body_hash_ignores_only_patient_sig() -> None:
     signed = consent_format.with_patient_sig(body, b"s", b"x" * 64)
     assert consent_format.signed_body_hash(signed) == h and entry.body_hash_of(signed) != h
     assert cbor.loads(signed)["patient_sig"] == {"statement": b"s", "sig": b"x" * 64}
+
+
+def test_face_budget_belongs_to_the_pass_not_the_tap(rig: Rig) -> None:
+    """A stranger with a stolen phone does not get fresh comparisons by tapping again."""
+    w = rig.enroll(1)
+    n = rig.engine_cfg.max_face_attempts
+    faces = FakeFaces(rig.clock, [], tail=good_face(9))  # someone else, every frame
+    eng, ui, sink = rig.engine(nfc=[rig.nfc(w), rig.nfc(w)], faces=faces)
+    assert eng.run_once().status == EN.FACE_MISMATCH
+    assert faces.reads == n
+    second = eng.run_once()
+    assert (second.status, second.reason) == (EN.FACE_MISMATCH, "face-locked")
+    assert faces.reads == n, "a locked pass gets no comparison at all"
+    assert {"kind": "face-locked"} in [e.params for e in ui.events if e.id == E.STAFF_ALERT]
+    assert sink.sessions == []
+
+
+def test_face_budget_refills_after_the_lockout(rig: Rig) -> None:
+    w = rig.enroll(1)
+    faces = FakeFaces(rig.clock, [good_face(9)] * rig.engine_cfg.max_face_attempts, tail=good_face(1))
+    eng, ui, sink = rig.engine(nfc=[rig.nfc(w), rig.nfc(w)], faces=faces)
+    assert eng.run_once().status == EN.FACE_MISMATCH
+    rig.clock.sleep(rig.engine_cfg.face_lockout_s + 1)
+    assert eng.run_once().status == EN.CHECKED_IN

@@ -60,6 +60,22 @@ def _checks(cfg, skip: list[str]) -> list[tuple[str, Callable[[], tuple[str, str
         except OSError as e:
             return FAIL, f"broker {cfg.broker.host}:{cfg.broker.port} unreachable ({e.strerror or e})"
 
+    def gateway():
+        # the gateway keeps its latest signed checkpoint retained: reading and verifying it
+        # shows the gateway has been answering and signs with the log key this kiosk trusts
+        from kiosk.ledger.checkpoint import NoteVerifier, open_checkpoint
+        from kiosk.net import topics
+        from kiosk.net.mqtt_once import read_retained
+        from kiosk.protocol import keys
+        b = cfg.broker
+        note = read_retained(b.host, b.port, topics.checkpoint(cfg.kiosk.site),
+                             client_id=f"{cfg.kiosk.id}-doctor", tls=(b.tls_ca, b.tls_cert, b.tls_key))
+        if note is None:
+            return WARN, "no checkpoint from the gateway on the broker yet"
+        verifier = NoteVerifier(cfg.keys.log_name, keys.load_verify_key(cfg.keys.log_public))
+        cp = open_checkpoint(note, verifier, cfg.keys.log_name)
+        return OK, f"gateway checkpoint verified: log size {cp.size}"
+
     def nfc():
         if cfg.nfc.backend == "none":
             return WARN, "NFC disabled in config"
@@ -95,7 +111,7 @@ def _checks(cfg, skip: list[str]) -> list[tuple[str, Callable[[], tuple[str, str
 
     out = [("models", models), ("keys", keys_), ("clock", clock), ("outbox", outbox)]
     if "broker" not in skip:
-        out.append(("broker", broker))
+        out += [("broker", broker), ("gateway", gateway)]
     if "nfc" not in skip:
         out.append(("reader", nfc))
     if "camera" not in skip:

@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     lst.add_argument("--out", type=Path, help="write the signed list here")
     lst.add_argument("--next-update-hours", type=float, default=24.0)
     lst.add_argument("--broker", help="HOST:PORT of the MQTT broker to publish to (retained)")
+    lst.add_argument("--tls-ca", type=Path, help="CA certificate of the broker (TLS)")
+    lst.add_argument("--tls-cert", type=Path, help="the issuer's client certificate (TLS)")
+    lst.add_argument("--tls-key", type=Path, help="the issuer's client key (TLS)")
     lst.set_defaults(func=_revocations)
 
 
@@ -86,10 +89,15 @@ def _revocations(args: argparse.Namespace) -> int:
     out.write_bytes(signed)
     print(f"signed revocation list written to {out}")
     if args.broker:
+        from kiosk.errors import ConfigError
+        from kiosk.net import topics
         from kiosk.net.mqtt_once import publish_retained
 
         host, _, port = args.broker.rpartition(":")
-        publish_retained(host or "127.0.0.1", int(port), f"clinic/{iss.site}/issuer/revocations", signed,
-                         client_id=f"{iss.site}-issuer")
+        if not port.isdigit():
+            raise ConfigError("--broker must be HOST:PORT")
+        # client id "issuer": the identity the broker's ACL gives the revocations topic
+        publish_retained(host or "127.0.0.1", int(port), topics.revocations(iss.site), signed,
+                         client_id="issuer", tls=(args.tls_ca, args.tls_cert, args.tls_key))
         print("published retained on the revocations topic")
     return 0

@@ -1,5 +1,9 @@
-"""Publish one retained message and wait for the broker's acknowledgement (issuer, tools)."""
+"""One-shot MQTT 5 exchanges for tools: publish one retained message (issuer), read one
+retained message (doctor). Long-running clients live in publisher.py and gateway_mqtt.py."""
 from __future__ import annotations
+
+import threading
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -7,10 +11,18 @@ from paho.mqtt.enums import CallbackAPIVersion
 from kiosk.errors import TransportError
 
 
-def publish_retained(host: str, port: int, topic: str, payload: bytes, *, client_id: str,
-                     timeout_s: float = 10.0) -> None:
-    """Connect (MQTT 5), publish retained at QoS 1, wait for PUBACK, disconnect."""
+def _client(client_id: str, tls: tuple[Path | None, Path | None, Path | None] = (None, None, None)) -> mqtt.Client:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    ca, cert, key = tls
+    if ca:
+        client.tls_set(ca_certs=str(ca), certfile=str(cert) if cert else None, keyfile=str(key) if key else None)
+    return client
+
+
+def publish_retained(host: str, port: int, topic: str, payload: bytes, *, client_id: str,
+                     timeout_s: float = 10.0, tls: tuple = (None, None, None)) -> None:
+    """Connect, publish retained at QoS 1, wait for PUBACK, disconnect."""
+    client = _client(client_id, tls)
     try:
         client.connect(host, port, keepalive=30)
         client.loop_start()
@@ -23,3 +35,34 @@ def publish_retained(host: str, port: int, topic: str, payload: bytes, *, client
     finally:
         client.loop_stop()
         client.disconnect()
+
+
+def read_retained(host: str, port: int, topic: str, *, client_id: str, timeout_s: float = 5.0,
+                  tls: tuple = (None, None, None)) -> bytes | None:
+    """The retained message on `topic`, or None if there is none within `timeout_s`."""
+    got: list[bytes] = []
+    done = threading.Event()
+
+    def on_connect(c, _u, _f, rc, _p):
+        if rc.is_failure:
+            done.set()
+        else:
+            c.subscribe(topic, qos=1)
+
+    def on_message(_c, _u, msg):
+        if msg.retain:
+            got.append(bytes(msg.payload))
+            done.set()
+
+    client = _client(client_id, tls)
+    client.on_connect, client.on_message = on_connect, on_message
+    try:
+        client.connect(host, port, keepalive=30)
+        client.loop_start()
+        done.wait(timeout_s)
+    except (OSError, ValueError, RuntimeError) as e:
+        raise TransportError(f"cannot read from {host}:{port}: {e}") from None
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    return got[0] if got else None

@@ -74,3 +74,22 @@ def test_provision_writes_a_config_that_loads_and_refuses_to_overwrite(tmp_path,
     assert stat.S_IMODE((d / "keys" / "kiosk.key").stat().st_mode) == 0o600
     assert "kiosk gateway kiosk add kiosk-3" in capsys.readouterr().out
     assert main(["provision", "--site", "clinic", "--id", "kiosk-3", "--dir", str(d)]) == 78
+
+
+def test_doctor_verifies_the_gateways_retained_checkpoint(tmp_path, capsys):
+    from kiosk.ledger.checkpoint import Checkpoint, sign_checkpoint
+    from kiosk.net import topics
+    from kiosk.net.broker import MosquittoBroker
+    from kiosk.net.mqtt_once import publish_retained
+
+    with MosquittoBroker() as broker:
+        cfg = _config(tmp_path, broker.port)
+        main(["doctor", "--config", cfg, "--skip", "nfc", "--skip", "camera"])
+        assert "WARN  gateway no checkpoint" in capsys.readouterr().out
+        log_key = keys.load_signing_key(tmp_path / "keys" / "log.key")
+        from kiosk.config import load
+        name = load(cfg).keys.log_name
+        note = sign_checkpoint(Checkpoint(name, 6, b"\x01" * 32), name, log_key)
+        publish_retained("127.0.0.1", broker.port, topics.checkpoint("clinic"), note, client_id="gw-test")
+        main(["doctor", "--config", cfg, "--skip", "nfc", "--skip", "camera"])
+        assert "OK    gateway gateway checkpoint verified: log size 6" in capsys.readouterr().out

@@ -14,7 +14,7 @@ OK, WARN, FAIL = "OK", "WARN", "FAIL"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("doctor", help="check this kiosk's hardware, keys, clock, broker and outbox")
+    p = sub.add_parser("doctor", help="check this kiosk's models, keys, clock, broker, gateway, reader, camera and outbox")
     p.add_argument("--config", type=Path, default=None, help="config file (default /etc/kiosk/kiosk.toml)")
     p.add_argument("--skip", action="append", default=[], choices=["nfc", "camera", "broker"],
                    help="skip a check (e.g. on a desk without the device)")

@@ -60,7 +60,7 @@ class Checkpoint:
         origin, size_s, root_s, *ext = lines
         if not origin:
             raise FormatError("checkpoint origin line is empty")
-        if not _DECIMAL.match(size_s) or int(size_s) > MAX_UINT64:
+        if len(size_s) > 20 or not _DECIMAL.match(size_s) or int(size_s) > MAX_UINT64:
             raise FormatError("checkpoint size is not a decimal unsigned 64-bit integer")
         root = _b64decode(root_s, "checkpoint root hash")
         if hash_size is not None and len(root) != hash_size:

@@ -76,7 +76,7 @@ class _Candidate:
     record: Record
     env: Envelope
     eh: bytes
-    pres_hash: bytes | None
+    pres_hash: bytes | None  # the session key of its presentation (see _check_presentation)
     duplicate_index: int | None = None
 
 
@@ -309,7 +309,7 @@ class Gateway:
             raise _Reject(Reason.FUTURE, "entry was created in the future")
         if env.created < now_ms - self.settings.max_age_s * 1000:
             raise _Reject(Reason.TOO_OLD, "entry is older than the gateway accepts")
-        c.pres_hash, pass_ = self._check_presentation(env, record.presentation)
+        c.pres_hash, pass_ = self._check_presentation(env, eh, record.presentation)
         if env.type == "consent" and pass_ is not None:
             self._check_patient_consent_sig(env, record.body, pass_)
         return c
@@ -332,8 +332,9 @@ class Gateway:
         if not v.ok:
             raise _Reject(v.reason, v.detail)
 
-    def _check_presentation(self, env: Envelope, pres_map: dict | None
+    def _check_presentation(self, env: Envelope, eh: bytes, pres_map: dict | None
                             ) -> tuple[bytes | None, PatientPass | None]:
+        """Verify the presentation at `created`; return (its session key, its pass)."""
         if pres_map is None:
             if env.type in NO_PRESENTATION_TYPES:
                 return None, None
@@ -353,11 +354,22 @@ class Gateway:
             raise _Reject(v.reason, v.detail)
         if env.patient != v.data["pass"].patient:
             raise _Reject(Reason.MALFORMED, "leaf patient does not match the pass")
-        return pres.presentation_hash, v.data["pass"]
+        key = pres.presentation_hash
+        if pres.kind == "card":
+            # a card shows the same bytes at every visit (it cannot sign a fresh statement), so
+            # its sessions are told apart by the check-in that opens them, which a consent names
+            anchor = eh if env.type not in JOINING_TYPES else (env.refs[0] if env.refs else b"")
+            key = hashlib.sha256(b"kiosk-card-session\0" + key + anchor).digest()
+        return key, v.data["pass"]
 
     # ------------------------------------------------------------------ sessions
     def _session_rule(self, c: _Candidate, in_batch: Mapping[bytes, _Candidate]) -> None:
-        """Raise _Reject for a replay, _Missing when the session's owner is not in the log."""
+        """Raise _Reject for a replay, _Missing when the session's owner is not in the log.
+
+        A presentation opens one session; only a consent may join it, by naming the entry
+        that opened it in `refs`, from the same kiosk. Anything else showing a presentation
+        already used is a replay.
+        """
         if c.pres_hash is None:
             return
         owner = self.sessions.owner(c.pres_hash)
@@ -365,19 +377,20 @@ class Gateway:
             if c.env.type in JOINING_TYPES:
                 raise _Missing()
             owner = self.sessions.claim(c.pres_hash, c.eh)
-            if owner == c.eh:
-                return
         if owner == c.eh:
-            return  # a resend whose first append did not happen
-        if owner not in c.env.refs:
+            return  # this entry opened the session (or a resend whose first append did not happen)
+        if c.env.type not in JOINING_TYPES or owner not in c.env.refs:
             raise _Reject(Reason.REPLAYED, "presentation was used in another session")
         owner_entry = in_batch.get(owner)
         if owner_entry is not None:
-            if owner_entry.pres_hash != c.pres_hash:  # cannot happen: owner was claimed with it
-                raise _Reject(Reason.REPLAYED, "presentation belongs to another session")
-            return
-        if self.store.find(owner) is None:
-            raise _Missing()
+            owner_kiosk = owner_entry.env.kiosk
+        else:
+            index = self.store.find(owner)
+            if index is None:
+                raise _Missing()
+            owner_kiosk = entry.decode_leaf(self.store.get_leaf(index))[0].kiosk
+        if owner_kiosk != c.env.kiosk:
+            raise _Reject(Reason.REPLAYED, "presentation belongs to a session at another kiosk")
 
 
 def _reason(e: KioskError, default: Reason) -> Reason:

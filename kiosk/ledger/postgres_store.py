@@ -45,7 +45,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     note BYTEA NOT NULL
 );
 """
-_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}\Z")
 
 
 class PostgresLogStore(SqlLogStore):

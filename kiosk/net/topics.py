@@ -14,9 +14,10 @@ from __future__ import annotations
 import re
 
 from kiosk.errors import FormatError
+from kiosk.protocol.config_ids import ID_RE
 
-_ID = re.compile(r"^[a-z0-9-]{1,32}$")
-_RECORDS = re.compile(r"^clinic/([a-z0-9-]{1,32})/kiosk/([a-z0-9-]{1,32})/records$")
+_ID = ID_RE
+_RECORDS = re.compile(r"clinic/([a-z0-9-]{1,32})/kiosk/([a-z0-9-]{1,32})/records\Z")
 
 
 def _check(what: str, value: str) -> str:

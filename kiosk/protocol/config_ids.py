@@ -5,7 +5,7 @@ import re
 
 from kiosk.errors import ConfigError
 
-ID_RE = re.compile(r"^[a-z0-9-]{1,32}$")
+ID_RE = re.compile(r"[a-z0-9-]{1,32}\Z")  # \Z, not $: "$" also matches before a final newline
 
 
 def check_id(value: str, what: str) -> str:

@@ -18,6 +18,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import cbor2
 from nacl.signing import SigningKey, VerifyKey
 
 from kiosk.errors import FormatError, Reason, VerificationError
@@ -118,9 +119,21 @@ def _check_envelope(m: object) -> dict:
 
 
 def decode_leaf(leaf: bytes) -> tuple[Envelope, bytes | None]:
-    """Decode a leaf without verifying its signature: (envelope, signer kid)."""
+    """Decode a leaf without verifying its signature: (envelope, signer kid).
+
+    Only the one canonical encoding is a leaf: the entry hash names an entry, so the same
+    signed envelope re-encoded (untagged, an unprotected header, longer CBOR lengths) must
+    not count as a second entry, nor smuggle unerasable bytes into the log.
+    """
     msg = cose.decode_sign1(leaf, "leaf")
-    m = _check_envelope(cbor.loads(msg.payload, "leaf payload"))
+    if msg.unprotected:
+        raise FormatError("leaf: the unprotected header must be empty")
+    payload = cbor.loads(msg.payload, "leaf payload")
+    canonical = cbor.dumps(cbor2.CBORTag(cose.COSE_SIGN1_TAG, [msg.protected_bytes, {}, msg.payload,
+                                                                msg.signature]))
+    if cbor.dumps(payload) != msg.payload or bytes(leaf) != canonical:
+        raise FormatError("leaf: not in its canonical encoding")
+    m = _check_envelope(payload)
     return Envelope(m["type"], m["entry_id"], m["site"], m["kiosk"], m["created"], m["body_hash"],
                     tuple(m["refs"]), m.get("patient"), m["v"]), msg.kid
 

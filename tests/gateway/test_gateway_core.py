@@ -373,3 +373,58 @@ def test_patient_consent_signature_is_checked_where_present(world, gateway):
     # the patient's own signature over this body: appended
     good, leaf = _consent_with_patient_sig(world, p, l1, pres, signer=p.key)
     _accept(world, gateway, good, leaf)
+
+
+# ------------------------------------------------------- sessions: who may reuse a presentation
+
+def test_only_a_consent_may_join_a_session(world, gateway):
+    """A check-in naming the first one in `refs` is still a replay of its presentation."""
+    p = world.patient()
+    pres = world.nfc(p)
+    c1, l1 = world.record("check-in", pres=pres, patient=p.patient_id)
+    _accept(world, gateway, c1, l1)
+    for typ in ("check-in", "consent-withdrawal", "staff-override"):
+        again, _ = world.record(typ, pres=pres, patient=p.patient_id, refs=(entry.entry_hash(l1),))
+        assert gateway.handle_record(KIOSK, again).reason == "replayed", typ
+    assert gateway.store.size() == 1
+
+
+def test_a_consent_from_another_kiosk_cannot_join(world, gateway):
+    """A QR statement names no kiosk: the session itself must stay at its kiosk."""
+    p = world.patient()
+    pres = world.qr(p, NOW)
+    c1, l1 = world.record("check-in", pres=pres, patient=p.patient_id)
+    _accept(world, gateway, c1, l1)
+    gateway.registry.add("kiosk-2", world.kiosk_key("kiosk-2").verify_key)
+    c2, _ = world.record("consent", pres=pres, kiosk="kiosk-2", patient=p.patient_id,
+                         refs=(entry.entry_hash(l1),))
+    assert gateway.handle_record("kiosk-2", c2).reason == "replayed"
+
+
+def test_a_card_patient_checks_in_on_every_visit(world, gateway):
+    p = world.patient()
+    for visit in range(3):
+        (c1, l1), (c2, l2) = world.session(p, pres=world.card(p), created_ms=(NOW + visit) * 1000)
+        _accept(world, gateway, c1, l1)
+        _accept(world, gateway, c2, l2)
+    assert gateway.store.size() == 6
+
+
+def test_re_encoded_leaves_are_not_new_entries(world, gateway):
+    """The same signed envelope in another encoding must not be appended again."""
+    import cbor2
+    (c1, l1), _ = world.session(world.patient())
+    _accept(world, gateway, c1, l1)
+    rec = entry.decode_record(c1)
+    tag = cbor2.loads(l1)
+    prot, _, payload, sig = tag.value
+    variants = {
+        "untagged": cbor2.dumps(tag.value),
+        "unprotected header": cbor2.dumps(cbor2.CBORTag(18, [prot, {99: b"anything at all"}, payload, sig])),
+        "long length": l1[:-66] + b"\x59\x00\x40" + l1[-64:],  # the 64-byte signature with a 2-byte length
+    }
+    for what, leaf in variants.items():
+        payload_msg = entry.Record(leaf, rec.body, rec.presentation, 0).to_cbor()
+        r = gateway.handle_record(KIOSK, payload_msg)
+        assert r.status == "rejected" and r.reason == "malformed", what
+    assert gateway.store.size() == 1

@@ -16,7 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.set_defaults(func=_init)
     e = s.add_parser("enroll", help="enrol a patient: photo + wallet key → signed pass")
     e.add_argument("photo", type=Path, nargs="?", help="the patient's photo (one face)")
-    e.add_argument("--wallet", type=Path, required=True, help="the patient's wallet folder (kiosk wallet create)")
+    who = e.add_mutually_exclusive_group(required=True)
+    who.add_argument("--wallet", type=Path, help="the patient's wallet folder (kiosk wallet create)")
+    who.add_argument("--card", type=Path, metavar="DIR",
+                     help="no smartphone: write a card pass (and its NDEF message for a Type 4 card) here")
     e.add_argument("--no-biometric", action="store_true",
                    help="the patient declined biometric matching: no template; the front desk confirms identity")
     e.add_argument("--valid-days", type=int, default=365)
@@ -50,7 +53,9 @@ def _enroll(args: argparse.Namespace) -> int:
     from kiosk.wallet.wallet import Wallet
 
     iss = Issuer(args.dir)
-    wallet = Wallet.load(args.wallet)
+    wallet = Wallet.load(args.wallet) if args.wallet else None
+    if wallet is None and args.no_biometric:
+        raise KioskError("a card pass is bound by the face alone: it needs a photo (no --no-biometric)")
     template = None
     if not args.no_biometric:
         if args.photo is None:
@@ -59,11 +64,21 @@ def _enroll(args: argparse.Namespace) -> int:
         from kiosk.vision.template import template_to_bytes
 
         template = template_to_bytes(template_from_photo(args.photo))
-    enrolled = iss.enroll(wallet.public_key, template, valid_days=args.valid_days)
-    wallet.store_pass(enrolled.pass_bytes)
-    paths = write_pass_files(args.wallet, enrolled.pass_bytes)
+    enrolled = iss.enroll(wallet.public_key if wallet else None, template, valid_days=args.valid_days)
+    if wallet is not None:
+        wallet.store_pass(enrolled.pass_bytes)
+        paths = write_pass_files(args.wallet, enrolled.pass_bytes)
+    else:
+        from kiosk.hardware.nfc.type4 import pass_message
+
+        args.card.mkdir(parents=True, exist_ok=True)
+        paths = write_pass_files(args.card, enrolled.pass_bytes)
+        ndef = args.card / "pass.ndef"
+        ndef.write_bytes(pass_message(enrolled.pass_bytes))
+        paths.append(ndef)
     print(json.dumps({"patient": enrolled.patient, "pass_id": enrolled.pass_id.hex(),
-                      "biometric": template is not None, "files": [str(p) for p in paths]}, indent=2))
+                      "kind": "phone" if wallet else "card", "biometric": template is not None,
+                      "files": [str(p) for p in paths]}, indent=2))
     return 0
 
 

@@ -79,9 +79,14 @@ class Issuer:
             out.append(keys.load_sealing_public(nxt))
         return out
 
-    def enroll(self, patient_key: VerifyKey, template: bytes | None, *, now: int | None = None,
+    def enroll(self, patient_key: VerifyKey | None, template: bytes | None, *, now: int | None = None,
                valid_days: int = DEFAULT_VALID_DAYS) -> EnrolledPass:
-        """Issue a pass certifying the wallet's key; `template` None = no biometric consent."""
+        """Issue a pass certifying the wallet's key; `template` None = no biometric consent.
+
+        `patient_key` None issues a card pass, which only the face match binds: it must
+        carry a template."""
+        if patient_key is None and template is None:
+            raise KioskError("a card pass needs a face template: the face match alone binds it")
         now = int(time.time()) if now is None else now
         patient = patient_pass.new_patient_id()
         raw = patient_pass.issue(self.signing_key, issuer=self.name, site=self.site, patient=patient,

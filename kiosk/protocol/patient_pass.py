@@ -4,9 +4,12 @@ Claims (integer keys; private ones in the private-use range below -65536):
   1 iss   issuer name              6 iat   issued at (NumericDate)
   2 sub   pseudonymous patient id  5 nbf   not before
   4 exp   expiry                   7 cti   pass id (16 random bytes; revocation names it)
-  8 cnf   {1: COSE_Key} — the patient's Ed25519 public key (RFC 8747 §3.1)
+  8 cnf   {1: COSE_Key} — the patient's Ed25519 public key (RFC 8747 §3.1); phone passes only
   -65537  site (the clinic site id)
   -65538  sealed templates [[sealing kid, sealed box], ...] (absent: no biometric consent)
+  -65539  true on a card pass: a clinic-issued Type 4 card, which has no key and cannot
+          sign a fresh statement, so the face match alone binds it. A phone pass shown
+          without its signature is a copy and is refused; only a card pass may be bare.
 No name, birth date or record number is ever a claim.
 """
 from __future__ import annotations
@@ -24,7 +27,7 @@ from kiosk.protocol import cbor, cose, sealing
 from kiosk.protocol.revocation import RevocationList
 
 ISS, SUB, EXP, NBF, IAT, CTI, CNF = 1, 2, 4, 5, 6, 7, 8
-SITE, SEALED = -65537, -65538
+SITE, SEALED, CARD = -65537, -65538, -65539
 _COSE_KEY_OKP, _CRV_ED25519 = 1, 6
 MAX_PASS_BYTES = 4096
 
@@ -41,7 +44,7 @@ class PatientPass:
     not_before: int
     expires_at: int
     pass_id: bytes
-    patient_key: VerifyKey
+    patient_key: VerifyKey | None  # None on a card pass
     sealed_templates: tuple[tuple[bytes, bytes], ...]
     issuer_kid: bytes | None
 
@@ -54,6 +57,10 @@ class PatientPass:
     def has_template(self) -> bool:
         return bool(self.sealed_templates)
 
+    @property
+    def is_card(self) -> bool:
+        return self.patient_key is None
+
 
 def new_patient_id() -> str:
     """A pseudonymous patient id: random, carries nothing about the person."""
@@ -61,14 +68,18 @@ def new_patient_id() -> str:
 
 
 def issue(issuer_key: SigningKey, *, issuer: str, site: str, patient: str,
-          patient_key: VerifyKey, template: bytes | None, sealing_keys: list[PublicKey],
+          patient_key: VerifyKey | None, template: bytes | None, sealing_keys: list[PublicKey],
           now: int, valid_s: int, pass_id: bytes | None = None) -> bytes:
-    """Sign a new pass and return its COSE bytes."""
+    """Sign a new pass and return its COSE bytes: a phone pass certifying `patient_key`,
+    or with `patient_key` None a card pass (which must carry a template to be usable)."""
     claims: dict = {
         ISS: issuer, SUB: patient, IAT: now, NBF: now, EXP: now + valid_s,
         CTI: pass_id or os.urandom(16), SITE: site,
-        CNF: {1: {1: _COSE_KEY_OKP, -1: _CRV_ED25519, -2: bytes(patient_key)}},
     }
+    if patient_key is None:
+        claims[CARD] = True
+    else:
+        claims[CNF] = {1: {1: _COSE_KEY_OKP, -1: _CRV_ED25519, -2: bytes(patient_key)}}
     if template is not None:
         claims[SEALED] = sealing.seal(template, sealing_keys)
     return cose.sign1(cbor.dumps(claims), issuer_key)
@@ -81,12 +92,20 @@ def decode(data: bytes) -> PatientPass:
     msg = cose.decode_sign1(bytes(data), "pass")
     claims = cbor.loads(msg.payload, "pass claims")
     cbor.expect_map(claims, "pass claims",
-                    {ISS: str, SUB: str, IAT: int, NBF: int, EXP: int, CTI: bytes, SITE: str, CNF: dict},
-                    {SEALED: list})
-    cnf = claims[CNF].get(1)
-    if not isinstance(cnf, dict) or cnf.get(1) != _COSE_KEY_OKP or cnf.get(-1) != _CRV_ED25519 \
-            or not isinstance(cnf.get(-2), bytes) or len(cnf[-2]) != 32:
-        raise FormatError("pass claims: field 8 (cnf) is not an Ed25519 COSE_Key")
+                    {ISS: str, SUB: str, IAT: int, NBF: int, EXP: int, CTI: bytes, SITE: str},
+                    {SEALED: list, CNF: dict, CARD: bool})
+    if (CNF in claims) == (claims.get(CARD) is True):
+        raise FormatError("pass claims: a pass is either a phone pass (cnf) or a card pass")
+    patient_key = None
+    if CNF in claims:
+        cnf = claims[CNF].get(1)
+        if not isinstance(cnf, dict) or cnf.get(1) != _COSE_KEY_OKP or cnf.get(-1) != _CRV_ED25519 \
+                or not isinstance(cnf.get(-2), bytes) or len(cnf[-2]) != 32:
+            raise FormatError("pass claims: field 8 (cnf) is not an Ed25519 COSE_Key")
+        try:
+            patient_key = VerifyKey(cnf[-2])
+        except Exception:
+            raise FormatError("pass claims: patient key is invalid") from None
     if not 8 <= len(claims[CTI]) <= 32:
         raise FormatError("pass claims: field 7 (cti) has a bad length")
     sealed = []
@@ -94,10 +113,6 @@ def decode(data: bytes) -> PatientPass:
         if not (isinstance(item, list) and len(item) == 2 and all(isinstance(x, bytes) for x in item)):
             raise FormatError("pass claims: a sealed template entry is malformed")
         sealed.append((item[0], item[1]))
-    try:
-        patient_key = VerifyKey(cnf[-2])
-    except Exception:
-        raise FormatError("pass claims: patient key is invalid") from None
     return PatientPass(bytes(data), claims[ISS], claims[SITE], claims[SUB], claims[IAT], claims[NBF],
                        claims[EXP], claims[CTI], patient_key, tuple(sealed), msg.kid)
 

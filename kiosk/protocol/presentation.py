@@ -5,6 +5,7 @@ The patient key signs a domain-separated CBOR statement, never bytes the kiosk c
   QR phone   {ctx: "kiosk-qr-v1", site, window, pass_hash}           (30-second slot)
   consent    {ctx: "kiosk-consent-v1", site, kiosk, nonce, body_hash} (optional second tap)
 A Type 4 card has no patient key: kind "card", no statement; the face match binds it.
+Only a card pass (claim -65539) may be shown bare; a bare phone pass is a copy (STALE).
 
 On the wire (record messages, QR) a presentation is the CBOR map
   {"kind", "pass", "statement"?, "sig"?}
@@ -163,7 +164,12 @@ def verify(pres: Presentation, issuers: Mapping[bytes, VerifyKey], *, now: int,
         return v
     p: patient_pass.PatientPass = v.data["pass"]
     if pres.kind == "card":
+        if not p.is_card:
+            # a phone pass without its fresh signature is a copy (a screenshot, a photo)
+            return Verdict.bad(Reason.STALE, "a phone pass is valid only with its fresh signature")
         return Verdict.good("card pass is valid; the face match must bind it", **{"pass": p, "presentation": pres})
+    if p.patient_key is None:
+        return Verdict.bad(Reason.MALFORMED, "a card pass has no key to sign a statement")
     try:
         stmt = cbor.expect_map(cbor.loads(pres.statement or b"", "statement"), "statement",
                                {"ctx": str, "site": str, "pass_hash": bytes},
@@ -214,6 +220,8 @@ def verify_consent_signature(p: patient_pass.PatientPass, statement: bytes, sign
         return Verdict.bad(Reason.MALFORMED, "consent statement does not name this body")
     if stmt["site"] != site or (kiosk is not None and stmt["kiosk"] != kiosk):
         return Verdict.bad(Reason.WRONG_SITE, "consent statement names another site or kiosk")
+    if p.patient_key is None:
+        return Verdict.bad(Reason.MALFORMED, "a card pass has no key to sign a consent")
     try:
         p.patient_key.verify(statement, signature)
     except (BadSignatureError, ValueError, TypeError):

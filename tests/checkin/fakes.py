@@ -165,8 +165,16 @@ class Rig:
     def qr(self, w: Wallet) -> Credential:
         return Credential("qr", presentation.from_qr_text(w.qr_text(self.clock.time())))
 
-    def card(self, w: Wallet) -> Credential:
-        return Credential("nfc", presentation.Presentation("card", w.pass_bytes))
+    def card_pass(self, seed: int = 1) -> bytes:
+        """A clinic-issued card pass: no patient key, bound by the face alone."""
+        now = int(self.clock.time())
+        return patient_pass.issue(
+            self.issuer, issuer="clinic-issuer", site=SITE, patient=patient_pass.new_patient_id(),
+            patient_key=None, template=template(seed), sealing_keys=[self.sealing_key.public_key],
+            now=now - 60, valid_s=365 * 86400)
+
+    def card(self, pass_bytes: bytes) -> Credential:
+        return Credential("nfc", presentation.Presentation("card", pass_bytes))
 
     def engine(self, *, nfc: list | None = None, qr: list | None = None, faces: FakeFaces | None = None,
                patient: ScriptedPatient | None = None, sink: FakeSink | None = None, liveness: Any = None,

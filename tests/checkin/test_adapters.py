@@ -66,10 +66,10 @@ def test_nfc_type4_card(reader_and_emu) -> None:
     from kiosk.hardware.nfc.emulator import type4_card
 
     reader, emu = reader_and_emu
-    w = Rig().enroll(1)
-    emu.place(type4_card(w.pass_bytes))
+    card = Rig().card_pass(1)
+    emu.place(type4_card(card))
     cred = NfcAdapter(reader, SITE, KIOSK, repeat_guard_s=0).poll(1.0)
-    assert cred is not None and cred.presentation == presentation.Presentation("card", w.pass_bytes)
+    assert cred is not None and cred.presentation == presentation.Presentation("card", card)
     assert cred.nonce is None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 
 from kiosk.ledger.checkpoint import NoteVerifier
@@ -51,11 +52,15 @@ class World:
     def kiosk_key(self, kiosk: str = KIOSK) -> SigningKey:
         return self.kiosk_keys.setdefault(kiosk, SigningKey.generate())
 
-    def patient(self, *, now: int = NOW, valid_s: int = 365 * 86400, issued: int | None = None) -> Patient:
+    def patient(self, *, now: int = NOW, valid_s: int = 365 * 86400, issued: int | None = None,
+                card: bool = False) -> Patient:
+        """A patient with a phone pass, or with `card` a clinic-issued card pass (no key)."""
         key = SigningKey.generate()
         pid = patient_pass.new_patient_id()
         raw = patient_pass.issue(self.issuer_key, issuer="clinic-a-issuer", site=self.site, patient=pid,
-                                 patient_key=key.verify_key, template=None, sealing_keys=[],
+                                 patient_key=None if card else key.verify_key,
+                                 template=os.urandom(256) if card else None,
+                                 sealing_keys=[PrivateKey.generate().public_key] if card else [],
                                  now=issued if issued is not None else now - 86400, valid_s=valid_s)
         return Patient(pid, key, raw)
 

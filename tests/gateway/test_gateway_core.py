@@ -84,9 +84,13 @@ def test_same_leaf_twice_in_one_batch_is_appended_once(world, gateway):
 
 
 def test_card_and_qr_presentations_are_accepted(world, gateway):
-    p = world.patient()
+    p = world.patient(card=True)
     c, l = world.record("check-in", pres=world.card(p), patient=p.patient_id)
     _accept(world, gateway, c, l)
+    # a phone pass shown bare (a copy lifted from a screenshot) is not a card
+    phone = world.patient()
+    c, _ = world.record("check-in", pres=world.card(phone), patient=phone.patient_id)
+    assert gateway.handle_record(KIOSK, c).reason == "stale"
     q = world.patient()
     c, l = world.record("check-in", pres=world.qr(q, NOW), patient=q.patient_id)
     _accept(world, gateway, c, l)
@@ -402,7 +406,7 @@ def test_a_consent_from_another_kiosk_cannot_join(world, gateway):
 
 
 def test_a_card_patient_checks_in_on_every_visit(world, gateway):
-    p = world.patient()
+    p = world.patient(card=True)
     for visit in range(3):
         (c1, l1), (c2, l2) = world.session(p, pres=world.card(p), created_ms=(NOW + visit) * 1000)
         _accept(world, gateway, c1, l1)

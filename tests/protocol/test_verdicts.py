@@ -134,9 +134,29 @@ def test_wrong_site_pass(world):
     assert v.reason is Reason.WRONG_SITE
 
 
-def test_card_presentation_needs_no_signature(world):
-    v = _verify(world, Presentation("card", world.pass_bytes))
+def test_card_pass_needs_no_signature_but_a_bare_phone_pass_is_a_copy(world):
+    # a phone pass lifted out of a screenshot or an old QR code: refused however often shown
+    assert _verify(world, Presentation("card", world.pass_bytes)).reason is Reason.STALE
+    card = patient_pass.issue(world.issuer, issuer="i", site=SITE, patient="p-card", patient_key=None,
+                              template=world.template, sealing_keys=[world.sealing.public_key],
+                              now=NOW - 10, valid_s=1000)
+    p = patient_pass.decode(card)
+    assert p.is_card and p.patient_key is None
+    v = _verify(world, Presentation("card", card))
     assert v.ok and v.data["presentation"].kind == "card"
+    # a card pass cannot pretend to be a phone: it has no key to check a statement with
+    stmt, sig = world.wallet.sign_nfc(SITE, "kiosk-1", b"n" * 16)
+    assert _verify(world, Presentation("nfc", card, stmt, sig)).reason is Reason.MALFORMED
+
+
+def test_a_pass_is_either_phone_or_card(world):
+    import cbor2
+
+    from kiosk.protocol import cose
+    claims = cbor2.loads(cose.decode_sign1(world.pass_bytes).payload)
+    claims[patient_pass.CARD] = True  # both a key and the card claim
+    raw = cose.sign1(cbor2.dumps(claims), world.issuer)
+    assert patient_pass.verify(raw, world.issuers, now=NOW, revocations=world.revocations()).reason is Reason.MALFORMED
 
 
 def test_sealed_template_opens_only_with_the_kiosk_key(world):

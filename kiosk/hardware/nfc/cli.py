@@ -9,7 +9,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     nfc = subparsers.add_parser("nfc", help="NFC reader: probe a PN532, run the emulator")
     sub = nfc.add_subparsers(dest="nfc_command", metavar="ACTION", required=True)
 
-    probe = sub.add_parser("probe", help="print the PN532's firmware version")
+    probe = sub.add_parser("probe", help="print the PN532's firmware version (refused while "
+                                         "another process, e.g. kiosk.service, holds the port)")
     probe.add_argument("--port", default=None, help="serial port (default: config nfc.port)")
     probe.add_argument("--baudrate", type=int, default=None)
     probe.add_argument("--timeout", type=float, default=None)

@@ -9,8 +9,13 @@
 A phone is recognised by SELECT of our AID succeeding (see `pass_app`); otherwise the
 NFC Forum Type 4 NDEF application is tried for a clinic-issued card (see `type4`). Every
 failure is `kiosk.errors.NfcError` with a machine-readable `reason` ("timeout",
-"card-lost", "card-error", "not-a-pass", "link-error", "port-unavailable", ...). Nothing
-here logs pass bytes, nonces or signatures.
+"card-lost", "card-error", "not-a-pass", "link-error", "port-unavailable", "port-busy",
+...). Nothing here logs pass bytes, nonces or signatures.
+
+A tapped card or phone is untrusted: every read and every signature runs against a
+deadline (`card_timeout`, 5 s by default) and a cap on the number of exchanges, so a
+hostile phone (endless `61xx` chains, one byte per READ BINARY, ...) costs the kiosk at
+most that long plus one exchange timeout, and ends in NfcError(reason="card-error").
 """
 from __future__ import annotations
 
@@ -29,7 +34,16 @@ log = logging.getLogger(__name__)
 
 CHUNK = 0xF0  # R-APDU data per exchange: fits one normal PN532 frame with status and SW
 MAX_PASS = 8192
+MAX_SIGN_OUT = 4096  # statement + signature; ours are a few hundred bytes
+MAX_GET_RESPONSES = MAX_SIGN_OUT // CHUNK + 2
 POLL_INTERVAL = 0.05
+CARD_TIMEOUT = 5.0  # the longest one tapped card/phone may hold the reader: a read or a signature
+
+
+def _read_cap(size: int) -> int:
+    """READ BINARY exchanges allowed for a `size`-byte pass: twice what full chunks need
+    (a phone may send less than asked), plus two."""
+    return 2 * -(-size // CHUNK) + 2
 
 
 @dataclass
@@ -44,33 +58,47 @@ class NfcCredential:
     _reader: "NfcReader | None" = field(default=None, repr=False, compare=False)
     _session: int = field(default=0, repr=False, compare=False)
 
-    def sign_presentation(self, site: str, kiosk: str, nonce: bytes) -> tuple[bytes, bytes]:
+    def sign_presentation(self, site: str, kiosk: str, nonce: bytes, *,
+                          timeout: float | None = None) -> tuple[bytes, bytes]:
         """Have the phone sign `{ctx: "kiosk-nfc-v1", site, kiosk, nonce, pass_hash}`
-        (DESIGN.md §7). Returns (statement CBOR bytes, Ed25519 signature)."""
-        return self._sign(pass_app.P1_PRESENTATION, site, kiosk, nonce, None)
+        (DESIGN.md §7). Returns (statement CBOR bytes, Ed25519 signature).
 
-    def sign_consent(self, site: str, kiosk: str, nonce: bytes,
-                     body_hash: bytes) -> tuple[bytes, bytes]:
-        """Have the phone sign `{ctx: "kiosk-consent-v1", site, kiosk, nonce, body_hash}`."""
+        `timeout` (default: the reader's `card_timeout`) bounds the whole exchange; a phone
+        that has not delivered its signature by then is NfcError(reason="card-error")."""
+        return self._sign(pass_app.P1_PRESENTATION, site, kiosk, nonce, None, timeout)
+
+    def sign_consent(self, site: str, kiosk: str, nonce: bytes, body_hash: bytes, *,
+                     timeout: float | None = None) -> tuple[bytes, bytes]:
+        """Have the phone sign `{ctx: "kiosk-consent-v1", site, kiosk, nonce, body_hash}`.
+        `timeout` as for `sign_presentation`."""
         if len(body_hash) != 32:
             raise NfcError("body_hash must be 32 bytes", reason="bad-request")
-        return self._sign(pass_app.P1_CONSENT, site, kiosk, nonce, body_hash)
+        return self._sign(pass_app.P1_CONSENT, site, kiosk, nonce, body_hash, timeout)
 
     def _sign(self, p1: int, site: str, kiosk: str, nonce: bytes,
-              body_hash: bytes | None) -> tuple[bytes, bytes]:
+              body_hash: bytes | None, timeout: float | None) -> tuple[bytes, bytes]:
         if self.kind != "phone" or self._reader is None:
             raise NfcError("a card cannot sign; only a phone can", reason="cannot-sign")
         if not pass_app.NONCE_MIN <= len(nonce) <= pass_app.NONCE_MAX:
             raise NfcError("the nonce must be 16..32 bytes", reason="bad-request")
-        return self._reader._sign(self._session, p1, site, kiosk, nonce, body_hash)
+        reader = self._reader
+        deadline = time.monotonic() + (reader.card_timeout if timeout is None else timeout)
+        return reader._sign(self._session, p1, site, kiosk, nonce, body_hash, deadline)
 
 
 class NfcReader:
-    """A PN532 on a serial port, ready to read passes."""
+    """A PN532 on a serial port, ready to read passes.
+
+    `timeout` bounds each exchange with the chip; `card_timeout` bounds everything one
+    tapped card or phone gets: reading its pass, or one signature. The port is opened
+    exclusively: a second NfcReader on it (say `kiosk nfc probe` while kiosk.service
+    runs) is NfcError(reason="port-busy").
+    """
 
     def __init__(self, port: str, baudrate: int = 115200, timeout: float = 1.0, *,
-                 retries: int = 3) -> None:
+                 retries: int = 3, card_timeout: float = CARD_TIMEOUT) -> None:
         self.timeout = timeout
+        self.card_timeout = card_timeout
         self._transport = SerialTransport(port, baudrate, timeout)
         self._chip = Pn532(self._transport, timeout=timeout, retries=retries)
         self._target: TargetA | None = None
@@ -92,14 +120,23 @@ class NfcReader:
         """The chip and firmware, e.g. "PN532 v1.6"."""
         return str(self._chip.get_firmware_version())
 
-    def wait_for_credential(self, timeout: float) -> NfcCredential | None:
+    def wait_for_credential(self, timeout: float, *,
+                            read_timeout: float | None = None) -> NfcCredential | None:
         """Poll the field until a phone or card with a pass is read, or `timeout` passes.
 
         A target that is neither (no pass application, no NDEF pass) is released and
         polling goes on. A credential that leaves the field mid-read raises
         NfcError(reason="card-lost").
+
+        `timeout` is how long to wait for a tap. Reading what was tapped has its own
+        deadline, `read_timeout` (default `card_timeout`) from the moment the target
+        answered — a short poll (the engine polls every 0.1 s) must still be able to read a
+        full pass — so the call ends within about ``timeout + read_timeout`` plus one
+        exchange timeout, whatever the target does. A target still sending when its
+        deadline passes is NfcError(reason="card-error").
         """
         deadline = time.monotonic() + timeout
+        budget = self.card_timeout if read_timeout is None else read_timeout
         self._release()
         while True:
             target = self._chip.in_list_passive_target_106a(timeout=min(self.timeout, 1.0))
@@ -107,7 +144,8 @@ class NfcReader:
                 self._target = target
                 self._session += 1
                 if target.iso_dep:
-                    cred = self._read_phone() or self._read_card()
+                    read_deadline = time.monotonic() + budget
+                    cred = self._read_phone(read_deadline) or self._read_card(read_deadline)
                     if cred is not None:
                         return cred
                 log.info("a target without a pass was in the field; ignored")
@@ -135,19 +173,22 @@ class NfcReader:
             self._chip.in_release(0)
             self._target = None
 
-    def _transmit_raw(self, command: bytes) -> bytes:
+    def _transmit_raw(self, command: bytes, deadline: float) -> bytes:
+        """One exchange with the target; none is started after `deadline` (monotonic)."""
         if self._target is None:
             raise NfcError("no card or phone in the field", reason="card-lost")
+        if time.monotonic() >= deadline:
+            raise NfcError("the card/phone took too long; abandoned", reason="card-error")
         return self._chip.in_data_exchange(self._target.number, command)
 
-    def _transmit(self, command: A.CommandApdu) -> A.ResponseApdu:
+    def _transmit(self, command: A.CommandApdu, deadline: float) -> A.ResponseApdu:
         try:
-            return A.ResponseApdu.decode(self._transmit_raw(command.encode()))
+            return A.ResponseApdu.decode(self._transmit_raw(command.encode(), deadline))
         except FormatError:
             raise NfcError("the card sent a malformed answer", reason="card-error") from None
 
-    def _read_phone(self) -> NfcCredential | None:
-        r = self._transmit(A.select_aid(pass_app.AID))
+    def _read_phone(self, deadline: float) -> NfcCredential | None:
+        r = self._transmit(A.select_aid(pass_app.AID), deadline)
         if not r.ok:
             return None
         if len(r.data) < 3 or r.data[0] != pass_app.VERSION:
@@ -156,17 +197,22 @@ class NfcReader:
         if not 0 < size <= MAX_PASS:
             raise NfcError("the phone offers no usable pass", reason="not-a-pass")
         blob = bytearray()
-        while len(blob) < size:
-            r = self._transmit(A.read_binary(len(blob), min(CHUNK, size - len(blob))))
+        for _ in range(_read_cap(size)):
+            if len(blob) >= size:
+                break
+            r = self._transmit(A.read_binary(len(blob), min(CHUNK, size - len(blob))), deadline)
             if r.sw not in (A.SW_OK, A.SW_END_OF_FILE) or not r.data:
                 raise NfcError(f"the phone refused to send its pass (SW {r.sw:04X})",
                                reason="card-error")
             blob += r.data
+        if len(blob) < size:
+            raise NfcError("the phone sent its pass in too many pieces", reason="card-error")
         return NfcCredential("phone", bytes(blob[:size]), self, self._session)
 
-    def _read_card(self) -> NfcCredential | None:
+    def _read_card(self, deadline: float) -> NfcCredential | None:
         try:
-            message = type4.read_ndef(self._transmit_raw, MAX_PASS)
+            message = type4.read_ndef(lambda command: self._transmit_raw(command, deadline),
+                                      MAX_PASS)
             blob = type4.extract_pass(message)
         except FormatError:
             return None
@@ -175,18 +221,28 @@ class NfcReader:
         return NfcCredential("card", blob)
 
     def _sign(self, session: int, p1: int, site: str, kiosk: str, nonce: bytes,
-              body_hash: bytes | None) -> tuple[bytes, bytes]:
+              body_hash: bytes | None, deadline: float) -> tuple[bytes, bytes]:
         if session != self._session or self._target is None:
             raise NfcError("that phone is no longer in the field", reason="card-lost")
         data = pass_app.encode_sign_data(site, kiosk, nonce, body_hash)
         r = self._transmit(A.CommandApdu(pass_app.CLA_PROPRIETARY, pass_app.INS_SIGN, p1, 0,
-                                         data, CHUNK))
-        out = bytearray(r.data)
-        while r.sw & 0xFF00 == A.SW_BYTES_REMAINING and len(out) < 4096:
+                                         data, CHUNK), deadline)
+        out = bytearray(r.data)  # the SIGN answer itself may be a bare 61xx (ISO 7816-4)
+        for _ in range(MAX_GET_RESPONSES):
+            if r.sw & 0xFF00 != A.SW_BYTES_REMAINING:
+                break
             left = r.sw & 0xFF or 256
             r = self._transmit(A.CommandApdu(0x00, A.INS_GET_RESPONSE, 0, 0,
-                                             le=min(left, CHUNK)))
+                                             le=min(left, CHUNK)), deadline)
+            if not r.data:
+                raise NfcError(f"the phone sent an empty part of its signature (SW {r.sw:04X})",
+                               reason="card-error")
             out += r.data
+            if len(out) > MAX_SIGN_OUT:
+                raise NfcError("the phone's signature answer is too long", reason="card-error")
+        else:
+            if r.sw & 0xFF00 == A.SW_BYTES_REMAINING:
+                raise NfcError("the phone's signature answer does not end", reason="card-error")
         if r.sw == A.SW_CONDITIONS_NOT_SATISFIED:
             raise NfcError("the phone declined to sign", reason="declined")
         if not r.ok or len(out) <= pass_app.SIGNATURE_LEN:

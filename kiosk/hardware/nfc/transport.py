@@ -2,10 +2,11 @@
 
 This is the one place pyserial is imported: its exceptions become `kiosk.errors.NfcError`
 here and nothing above this module sees them (STYLE.md item 5). A pseudo-terminal from the
-emulator is just another serial port.
+emulator is just another serial port. The port is held exclusively (flock) while open.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import time
 
@@ -18,6 +19,8 @@ log = logging.getLogger(__name__)
 # HSU wake-up (UM0701-02 §7.2.11 SAMConfiguration / §6.3.2 power modes): after power-up or
 # PowerDown the PN532 needs a "long preamble" — 0x55 0x55 then zeros — before it listens.
 WAKE_UP = b"\x55\x55" + bytes(14)
+# what flock(LOCK_EX | LOCK_NB) fails with when another process holds the port
+_BUSY = {errno.EWOULDBLOCK, errno.EAGAIN}
 
 
 class SerialTransport:
@@ -29,11 +32,17 @@ class SerialTransport:
         self.bytes_written = 0
         self.bytes_read = 0
         try:
+            # exclusive: an flock(LOCK_EX | LOCK_NB) on the port, so a second opener (`kiosk
+            # doctor`, `kiosk nfc probe`) is refused instead of stealing the kiosk's bytes
             self._serial = serial.Serial(
                 port, baudrate, timeout=0, write_timeout=max(timeout, 1.0),
                 bytesize=8, parity="N", stopbits=1, xonxoff=False, rtscts=False,
+                exclusive=True,
             )
         except (serial.SerialException, OSError, ValueError) as e:
+            if getattr(e, "errno", None) in _BUSY:
+                raise NfcError(f"NFC reader port {port} is in use by another process "
+                               "(is kiosk.service running?)", reason="port-busy") from e
             raise NfcError(f"cannot open NFC reader port {port}", reason="port-unavailable") from e
         self._woken = False
 

@@ -52,11 +52,28 @@ if [ "$DEV" = 1 ]; then
   echo "==> installing the kiosk package with test and demo extras"
   $VPY -m pip install -q -e '.[test,demo]'
 else
-  # the Pi keeps the OS's numpy (picamera2 is built against it): constraints pin around it
+  # the Pi keeps the OS's numpy (picamera2 is built against it): constraints pin around it.
+  # Ask the system python (or dpkg), never the venv: an earlier failed run may have
+  # pip-installed numpy 2 into the venv, and pinning that would break picamera2 for good.
   echo "==> installing the kiosk package for the Pi"
+  osnp=$(/usr/bin/python3 -c 'import numpy; print(numpy.__version__)' 2>/dev/null || true)
+  if [ -z "$osnp" ]; then
+    osnp=$(dpkg-query -W -f='${Version}' python3-numpy 2>/dev/null || true)
+    osnp=${osnp#*:}; osnp=${osnp%-*}; osnp=${osnp%%[+~]*}  # 1:1.24.2-1+deb12u1 -> 1.24.2
+  fi
+  vnp=$($VPY -c 'import numpy; print(numpy.__version__)' 2>/dev/null || true)
+  if [ -n "$osnp" ] && [ -n "$vnp" ] && [ "$vnp" != "$osnp" ]; then
+    # a pip copy in .venv shadows the OS's: remove it, so the OS numpy shows through again
+    echo "==> .venv holds numpy $vnp, the OS $osnp: going back to the OS's numpy"
+    $VPY -m pip uninstall -y -q numpy
+    vnp=$($VPY -c 'import numpy; print(numpy.__version__)' 2>/dev/null || true)
+    if [ "$vnp" != "$osnp" ]; then
+      echo "setup.sh: .venv still sees numpy '$vnp', not the OS's $osnp; remove .venv and re-run" >&2
+      exit 70
+    fi
+  fi
   cons=$(mktemp)
   cat constraints-pi.txt > "$cons"
-  osnp=$($VPY -c 'import numpy; print(numpy.__version__)' 2>/dev/null || true)
   [ -n "$osnp" ] && echo "numpy==$osnp" >> "$cons"
   $VPY -m pip install -q -c "$cons" -e '.[demo]'
   rm -f "$cons"

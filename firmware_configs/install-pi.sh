@@ -13,6 +13,17 @@ for g in video dialout render input; do
   getent group "$g" >/dev/null && $SUDO usermod -aG "$g" kiosk
 done
 
+# The unit runs "$ROOT/.venv/bin/kiosk" as the `kiosk` user, so every folder on the way must
+# let that user in. A clone under /home/pi does not (home folders are 0700 on Raspberry Pi OS
+# Bookworm) and the service would fail with status=203/EXEC: stop here and say so.
+as_kiosk() { if [ -n "$SUDO" ]; then sudo -u kiosk "$@"; else runuser -u kiosk -- "$@"; fi; }
+if ! (cd / && as_kiosk test -x "$ROOT/.venv/bin/kiosk" && as_kiosk "$ROOT/.venv/bin/python" -c 'import kiosk'); then
+  echo "install-pi.sh: the kiosk user cannot run $ROOT/.venv/bin/kiosk (a folder on the way is" >&2
+  echo "  closed to it, e.g. /home/pi is 0700). Clone the repository into /opt/kiosk instead:" >&2
+  echo "  sudo git clone <repo> /opt/kiosk && sudo chown -R \$USER /opt/kiosk && /opt/kiosk/setup.sh" >&2
+  exit 77
+fi
+
 # configuration and key folders: the service user reads, nobody else
 $SUDO install -d -m 0750 -o root -g kiosk /etc/kiosk /etc/kiosk/keys
 $SUDO install -d -m 0700 -o kiosk -g kiosk /var/lib/kiosk

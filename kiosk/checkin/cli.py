@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +42,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from kiosk import config
     from kiosk.checkin.headless import HeadlessDriver
     from kiosk.checkin.runtime import build_runtime
+    from kiosk.ledger.gateway_mqtt import sd_notify  # one sd_notify for both services
 
     cfg = config.load(args.config)
     ui = HeadlessDriver(echo=lambda ev: log.info("event %s %s", ev.id, ev.params))
-    rt = build_runtime(cfg, ui=ui)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    rt = build_runtime(cfg, ui=ui)
+    sd_notify("READY=1")  # Type=notify: systemd counts the kiosk as started from here
     count = 0
 
     def on_outcome(out: Any) -> None:
@@ -57,10 +62,36 @@ def cmd_run(args: argparse.Namespace) -> int:
             stop.set()
 
     try:
-        rt.engine.run_forever(stop, on_outcome)
+        rt.engine.run_forever(stop, on_outcome, heartbeat=watchdog_beat())
     finally:
+        sd_notify("STOPPING=1")
         rt.close()
     return 0
+
+
+def watchdog_beat(monotonic: Callable[[], float] = time.monotonic) -> Callable[[], None]:
+    """A heartbeat for the engine: WATCHDOG=1 to systemd, at most every quarter of the
+    watchdog period (WATCHDOG_USEC; 30 s → every 7.5 s), so a missed beat or two is harmless.
+
+    The engine calls it from every waiting loop; a kiosk stuck anywhere stops beating and
+    systemd restarts it. Without a watchdog (not under systemd) it does nothing.
+    """
+    from kiosk.ledger.gateway_mqtt import sd_notify
+
+    try:
+        every = int(os.environ.get("WATCHDOG_USEC", "")) / 4e6
+    except ValueError:
+        every = 0.0
+    last = float("-inf")
+
+    def beat() -> None:
+        nonlocal last
+        now = monotonic()
+        if every > 0 and now - last >= every:
+            last = now
+            sd_notify("WATCHDOG=1")
+
+    return beat
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -8,12 +8,14 @@ limited attempts) → liveness (pluggable; default "not configured", recorded) �
 Every state has a deadline (EngineTable) measured on the injected clock, so tests run the
 timeouts on a fake clock. Every failure ends the session with an `Outcome` and an event the
 UI turns into words; a failed device raises a staff alert and the engine goes on with the
-channels that still work.
+channels that still work. A stop request (SIGTERM) ends a session within one poll as
+CANCELLED; a session writes its one outbox transaction or nothing.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +25,7 @@ from kiosk.checkin import events as E
 from kiosk.checkin import records
 from kiosk.checkin.ports import (Clock, Credential, CredentialSource, FaceMatcher, FaceSource, LivenessCheck,
                                  NotConfiguredLiveness, PassChecker, RecordSink, SystemClock, UiPort)
+from kiosk.checkin.session_limits import FaceBudget, Lifeline
 from kiosk.config import ConsentTable, EngineTable
 from kiosk.errors import FormatError, HardwareError, KioskError, Reason, Verdict, VerificationError
 from kiosk.protocol import consent as consent_format
@@ -46,6 +49,7 @@ RECORD_FAILED = "record-failed"
 CANCELLED = "cancelled"
 NO_CREDENTIAL = "no-credential"            # idle timeout: the attract screen starts again
 OUT_OF_SERVICE = "out-of-service"
+STOPPING = "kiosk-stopping"                # the reason of a session cut short by a stop request
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,8 @@ class CheckinEngine:
         # a QR-phone patient may still tap to sign the consent: the NFC source signs for them
         self.consent_signer = consent_signer
         self._broken: dict[str, float] = {}   # device name → monotonic time to try it again
-        self._face_failures: dict[bytes, list[float]] = {}  # pass id → failed comparisons' times
+        self._face_budget = FaceBudget(engine.face_lockout_s)  # failed comparisons per pass
+        self._life = Lifeline()  # stop request + watchdog beat of the current run
         self.state = "idle"
 
     # --- helpers ---------------------------------------------------------------------
@@ -123,19 +128,35 @@ class CheckinEngine:
             return True
         return False
 
+    def _check_stop(self, s: _Session) -> None:
+        """Beat the watchdog; end the session (nothing written) if the service is stopping."""
+        if self._life.stopping():
+            self._emit(E.SEE_FRONT_DESK, reason=STOPPING)
+            raise _End(Outcome(CANCELLED, STOPPING, s.credential.channel))
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep, beating the watchdog; returns early on a stop request."""
+        self._life.pause(self.clock, seconds, self.cfg.poll_interval_s)
+
     # --- the loop ----------------------------------------------------------------------
-    def run_forever(self, stop: Any = None, on_outcome: Any = None) -> None:
-        """Run sessions until `stop` (a threading.Event) is set."""
+    def run_forever(self, stop: Any = None, on_outcome: Any = None,
+                    heartbeat: Callable[[], object] | None = None) -> None:
+        """Run sessions until `stop` (a threading.Event) is set.
+
+        `heartbeat` is called from every waiting loop (at least every poll interval, camera
+        frame or second-tap poll), e.g. to send systemd's WATCHDOG=1.
+        """
         while stop is None or not stop.is_set():
-            out = self.run_once(stop=stop)
+            out = self.run_once(stop=stop, heartbeat=heartbeat)
             if on_outcome is not None:
                 on_outcome(out)
 
-    def run_once(self, stop: Any = None) -> Outcome:
-        """One session from the attract screen back to idle."""
+    def run_once(self, stop: Any = None, heartbeat: Callable[[], object] | None = None) -> Outcome:
+        """One session from the attract screen back to idle; a set `stop` cuts it short."""
+        self._life = Lifeline(stop, heartbeat)
         self._enter("idle")
         try:
-            cred = self._wait_credential(stop)
+            cred = self._wait_credential()
             if cred is None:
                 return Outcome(NO_CREDENTIAL)
             session = _Session(cred)
@@ -158,18 +179,18 @@ class CheckinEngine:
         return self._record(s, permit, language, text, strokes)
 
     # --- credential ------------------------------------------------------------------
-    def _wait_credential(self, stop: Any) -> Credential | None:
+    def _wait_credential(self) -> Credential | None:
         self._enter("credential")
         channels = [src.name for src in self.sources if self._usable(src.name)]
         self._emit(E.TAP_OR_SHOW_QR, channels=channels)
         deadline = self.clock.monotonic() + self.cfg.credential_timeout_s
         while self.clock.monotonic() < deadline:
-            if stop is not None and stop.is_set():
+            if self._life.stopping():
                 return None
             active = [src for src in self.sources if self._usable(src.name)]
             if not active:
                 self._emit(E.OUT_OF_SERVICE)
-                self.clock.sleep(self.cfg.poll_interval_s * 10)
+                self._pause(self.cfg.poll_interval_s * 10)
                 raise _End(Outcome(OUT_OF_SERVICE))
             for src in active:
                 try:
@@ -217,19 +238,13 @@ class CheckinEngine:
             raise _End(Outcome(PASS_REFUSED, "template-unreadable", channel)) from None
 
     # --- face ------------------------------------------------------------------------
-    def _recent_face_failures(self, pass_id: bytes) -> list[float]:
-        now = self.clock.monotonic()
-        recent = [t for t in self._face_failures.get(pass_id, []) if now - t < self.cfg.face_lockout_s]
-        self._face_failures[pass_id] = recent
-        return recent
-
     def _capture_face(self, s: _Session) -> None:
         channel = s.credential.channel
         assert self.faces is not None and s.pass_ is not None
         # each comparison is a chance for an impostor: the budget belongs to the pass, so
         # tapping again does not buy more tries (FMR per comparison × budget bounds it)
-        failures = self._recent_face_failures(s.pass_.pass_id)
-        max_attempts = self.cfg.max_face_attempts - len(failures)
+        pass_id = s.pass_.pass_id
+        max_attempts = self.cfg.max_face_attempts - self._face_budget.failures(pass_id, self.clock.monotonic())
         if max_attempts <= 0:
             self._emit(E.STAFF_ALERT, kind="face-locked")
             self._emit(E.SEE_FRONT_DESK, reason="face-locked")
@@ -240,6 +255,7 @@ class CheckinEngine:
         seen_at: float | None = None
         last_guidance: str | None = E.FACE_START
         while True:
+            self._check_stop(s)
             now = self.clock.monotonic()
             if now >= deadline:
                 if seen_at is None:
@@ -270,14 +286,14 @@ class CheckinEngine:
             if m.match:
                 self._emit(E.FACE_MATCHED)
                 return
-            failures.append(self.clock.monotonic())
+            self._face_budget.failed(pass_id, self.clock.monotonic())
             if s.face_attempts >= max_attempts:
                 self._emit(E.FACE_MISMATCH)
                 self._emit(E.SEE_FRONT_DESK, reason="face-mismatch")
                 raise _End(Outcome(FACE_MISMATCH, "face-mismatch", channel))
             self._emit(E.FACE_RETRY, attempt=s.face_attempts, max=max_attempts)
             last_guidance = None
-            self.clock.sleep(self.cfg.retry_pause_s)
+            self._pause(self.cfg.retry_pause_s)
 
     # --- liveness --------------------------------------------------------------------
     def _liveness(self, s: _Session) -> None:
@@ -313,6 +329,7 @@ class CheckinEngine:
         strokes: list = []
         deadline = self.clock.monotonic() + self.cfg.consent_timeout_s
         while True:
+            self._check_stop(s)
             remaining = deadline - self.clock.monotonic()
             if remaining <= 0:
                 # nobody touched the screen for the whole consent timeout: gone
@@ -349,6 +366,7 @@ class CheckinEngine:
         self._emit(E.CONSENT_TAP_TO_SIGN, timeout_s=self.cfg.consent_tap_timeout_s)
         deadline = self.clock.monotonic() + self.cfg.consent_tap_timeout_s
         while self.clock.monotonic() < deadline:
+            self._check_stop(s)  # before the write: a stopped session records nothing
             inp = self.ui.poll_input(0)
             if inp is not None and inp.kind in (E.SKIP, E.CANCEL):
                 self._emit(E.CONSENT_PATIENT_SIG_SKIPPED, reason="patient-skipped")
@@ -407,6 +425,6 @@ class CheckinEngine:
         self._emit(E.DONE, entries=[h.hex()[:12] for h in hashes], consent=consent)
         log.info("check-in recorded: entries %s", ", ".join(h.hex()[:12] for h in hashes))
         if self.cfg.done_display_s > 0:
-            self.clock.sleep(self.cfg.done_display_s)
+            self._pause(self.cfg.done_display_s)  # written already: a stop only cuts the display
         return Outcome(CHECKED_IN if permit else CONSENT_DECLINED, "", s.credential.channel, tuple(hashes),
                        consent, bool(s.extra.get("patient_signed")), s.liveness.status)

@@ -8,9 +8,11 @@ the front desk).
 from __future__ import annotations
 
 import logging
+import os
 import threading
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kiosk.checkin import events as E
@@ -20,7 +22,7 @@ from kiosk.checkin.pass_checker import ProtocolPassChecker
 from kiosk.checkin.ports import Clock, SystemClock, UiPort
 from kiosk.clock_sync import ClockSyncState
 from kiosk.config import Config
-from kiosk.errors import HardwareError, KioskError
+from kiosk.errors import HardwareError, KioskError, TransportError
 from kiosk.protocol import keys, revocation
 from kiosk.protocol.revocation import RevocationList
 
@@ -64,9 +66,7 @@ class RevocationState:
         topic = topics.revocations(cfg.kiosk.site)
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{cfg.kiosk.id}-rl", protocol=mqtt.MQTTv5)
         if cfg.broker.tls_ca is not None:
-            c.tls_set(ca_certs=str(cfg.broker.tls_ca),
-                      certfile=str(cfg.broker.tls_cert) if cfg.broker.tls_cert else None,
-                      keyfile=str(cfg.broker.tls_key) if cfg.broker.tls_key else None)
+            _tls_set(c, cfg.broker.tls_ca, cfg.broker.tls_cert, cfg.broker.tls_key)
         c.on_connect = lambda cl, *_: cl.subscribe(topic, qos=1)
         c.on_message = lambda cl, ud, msg: self.offer(bytes(msg.payload))
         try:
@@ -84,6 +84,20 @@ class RevocationState:
             self._client = None
 
 
+def _tls_set(client: Any, ca: Path, cert: Path | None, key: Path | None) -> None:
+    """Load the broker TLS files into a paho client; TransportError names the file at fault."""
+    files = [("tls_ca", ca), ("tls_cert", cert), ("tls_key", key)]
+    for name, path in files:
+        if path is not None and not os.access(path, os.R_OK):
+            raise TransportError(f"broker {name} {path} is missing or unreadable")
+    try:
+        client.tls_set(ca_certs=str(ca), certfile=str(cert) if cert else None,
+                       keyfile=str(key) if key else None)
+    except (OSError, ValueError) as e:  # ssl.SSLError is an OSError: a file that is not PEM
+        named = ", ".join(f"{name} {path}" for name, path in files if path is not None)
+        raise TransportError(f"broker TLS files refused ({named}): {e}") from None
+
+
 @dataclass
 class KioskRuntime:
     """The assembled kiosk; `close()` releases everything in reverse order."""
@@ -97,23 +111,45 @@ class KioskRuntime:
     _closers: list = field(default_factory=list)
 
     def close(self) -> None:
-        for fn in reversed(self._closers):
-            try:
-                fn()
-            except Exception as e:  # closing must not hide the first error; log and go on
-                log.warning("close failed: %s", e)
-        self._closers.clear()
+        _close_all(self._closers)
 
 
 def build_runtime(cfg: Config, *, ui: UiPort, camera: Any = None, reader: Any = None,
                   start_publisher: bool = True, listen_revocations: bool = True,
                   clock: Clock | None = None, nfc_repeat_guard_s: float = 3.0,
                   clock_synced: Callable[[], bool] | None = None) -> KioskRuntime:
-    """Build the kiosk the config describes. `camera`/`reader` override the configured devices."""
+    """Build the kiosk the config describes. `camera`/`reader` override the configured devices
+    (and stay the caller's to close).
+
+    If any step fails, whatever was opened so far (serial port, camera, outbox, publisher and
+    listener threads) is closed before the error goes on.
+    """
+    closers: list = []
+    try:
+        return _assemble(cfg, closers, ui=ui, camera=camera, reader=reader, start_publisher=start_publisher,
+                         listen_revocations=listen_revocations, clock=clock or SystemClock(),
+                         nfc_repeat_guard_s=nfc_repeat_guard_s, clock_synced=clock_synced)
+    except BaseException:
+        _close_all(closers)
+        raise
+
+
+def _close_all(closers: list) -> None:
+    """Run closers newest first; a failing one is logged and the rest still run."""
+    for fn in reversed(closers):
+        try:
+            fn()
+        except Exception as e:  # closing must not hide the first error; log and go on
+            log.warning("close failed: %s", e)
+    closers.clear()
+
+
+def _assemble(cfg: Config, closers: list, *, ui: UiPort, camera: Any, reader: Any, start_publisher: bool,
+              listen_revocations: bool, clock: Clock, nfc_repeat_guard_s: float,
+              clock_synced: Callable[[], bool] | None) -> KioskRuntime:
+    """build_runtime's steps; every opened resource's closer goes on `closers` at once."""
     from kiosk.net.outbox import Outbox
 
-    clock = clock or SystemClock()
-    closers: list = []
     kiosk_key = keys.load_signing_key(cfg.keys.kiosk_key)
     sealing_keys = [keys.load_sealing_key(cfg.keys.sealing_key)]
     issuers = {}
@@ -160,15 +196,16 @@ def build_runtime(cfg: Config, *, ui: UiPort, camera: Any = None, reader: Any = 
     if start_publisher:
         from kiosk.net.publisher import Publisher
 
-        publisher = Publisher.from_config(cfg, outbox).start()
-        closers.append(publisher.stop)
+        publisher = Publisher.from_config(cfg, outbox)
+        closers.append(publisher.stop)  # safe before start: stops a half-started thread too
+        publisher.start()
     rl = RevocationState(issuers, cfg.kiosk.site)
     rl_file = cfg.paths.state_dir / "revocations.cose"
     if rl_file.is_file():
         rl.offer(rl_file.read_bytes())
     if listen_revocations:
-        rl.listen(cfg)
         closers.append(rl.close)
+        rl.listen(cfg)
 
     checker = ProtocolPassChecker(site=cfg.kiosk.site, kiosk=cfg.kiosk.id, issuers=issuers, passes=cfg.passes,
                                   revocations=rl, clock=clock, clock_synced=clock_synced or ClockSyncState())
@@ -179,4 +216,4 @@ def build_runtime(cfg: Config, *, ui: UiPort, camera: Any = None, reader: Any = 
                            default_language=cfg.kiosk.language, consent_signer=nfc)
     for kind in alerts:
         ui.emit(E.Event(E.STAFF_ALERT, {"kind": kind}, clock.monotonic_ns()))
-    return KioskRuntime(engine, outbox, publisher, rl, camera, reader, closers)
+    return KioskRuntime(engine, outbox, publisher, rl, camera, reader, list(closers))

@@ -96,7 +96,8 @@ def _verify(args: argparse.Namespace) -> int:
         rl = None
     grace = cfg.passes.revocation_grace_s if cfg else 86400
     fresh = presentation.Freshness(site=cfg.kiosk.site if cfg else p.site)
-    verdict = presentation.verify(pres, issuers, now=now, revocations=rl, fresh=fresh, revocation_grace_s=grace)
+    verdict = presentation.verify(pres, issuers, now=now, revocations=rl, fresh=fresh, revocation_grace_s=grace,
+                                  live=args.at is None)
     out = {**verdict.as_json(), "kind": pres.kind, **out}
     if verdict.ok:
         out.update(site=p.site, patient=p.patient, pass_id=p.pass_id.hex(), expires_at=p.expires_at,

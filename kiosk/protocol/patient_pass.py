@@ -119,10 +119,13 @@ def decode(data: bytes) -> PatientPass:
 
 def verify(data: bytes, issuers: Mapping[bytes, VerifyKey], *, now: int,
            revocations: RevocationList | None, revocation_grace_s: int = 86400,
-           skew_s: int = 120, site: str | None = None) -> Verdict:
+           skew_s: int = 120, site: str | None = None, live: bool = True) -> Verdict:
     """Check a pass at time `now`: signature, site, validity period, revocation.
 
     `revocations` is required: a missing or stale list refuses the pass (DESIGN §7).
+    `live` (a patient at a kiosk now): the real time is at least the list's issue time, so a
+    clock that lags — a Pi without RTC or NTP — cannot resurrect a pass revoked or expired
+    since. The gateway judges at an entry's `created` time instead (`live=False`).
     On success `data["pass"]` holds the PatientPass.
     """
     try:
@@ -132,6 +135,8 @@ def verify(data: bytes, issuers: Mapping[bytes, VerifyKey], *, now: int,
         return _to_verdict(e)
     if site is not None and p.site != site:
         return Verdict.bad(Reason.WRONG_SITE, "pass was issued for another site")
+    if live and revocations is not None:
+        now = max(now, revocations.issued)
     if now + skew_s < p.not_before:
         return Verdict.bad(Reason.NOT_YET_VALID, "pass is not valid yet")
     if now - skew_s >= p.expires_at:

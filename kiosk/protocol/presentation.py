@@ -153,13 +153,17 @@ class Freshness:
 
 def verify(pres: Presentation, issuers: Mapping[bytes, VerifyKey], *, now: int,
            revocations: RevocationList | None, fresh: Freshness, revocation_grace_s: int = 86400,
-           skew_s: int = 120, replay: ReplayCache | None = None) -> Verdict:
+           skew_s: int = 120, replay: ReplayCache | None = None, live: bool = True) -> Verdict:
     """Verify a presentation at `now`: the pass, then the statement and its signature.
+
+    `live`: a patient at a kiosk now (see patient_pass.verify); the gateway passes False.
 
     On success `data` holds `pass` (PatientPass) and `presentation`.
     """
     v = patient_pass.verify(pres.pass_bytes, issuers, now=now, revocations=revocations,
-                            revocation_grace_s=revocation_grace_s, skew_s=skew_s, site=fresh.site)
+                            revocation_grace_s=revocation_grace_s, skew_s=skew_s, site=fresh.site, live=live)
+    if live and revocations is not None:
+        now = max(now, revocations.issued)
     if not v.ok:
         return v
     p: patient_pass.PatientPass = v.data["pass"]

@@ -93,13 +93,21 @@ def test_qr_patient_may_skip_offered_tap(rig: Rig) -> None:
 
 
 def test_card_is_bound_by_face_alone(rig: Rig) -> None:
-    w = rig.enroll(3)
-    eng, ui, sink = rig.engine(nfc=[rig.card(w)], faces=FakeFaces(rig.clock, [good_face(3)]))
+    card = rig.card_pass(3)
+    eng, ui, sink = rig.engine(nfc=[rig.card(card)], faces=FakeFaces(rig.clock, [good_face(3)]))
     out = eng.run_once()
     assert out.status == EN.CHECKED_IN and not out.patient_signed
     (ci, ci_body, pres), _ = decoded(sink.sessions[0])
-    assert ci_body["binding"] == records.BINDING_FACE_ONLY and pres == {"kind": "card", "pass": w.pass_bytes}
+    assert ci_body["binding"] == records.BINDING_FACE_ONLY and pres == {"kind": "card", "pass": card}
     assert E.CONSENT_TAP_TO_SIGN not in ui.ids()
+
+
+def test_a_phone_pass_shown_bare_is_refused(rig: Rig) -> None:
+    """A phone pass without its fresh signature (lifted from a screenshot) is a copy."""
+    w = rig.enroll(3)
+    eng, ui, sink = rig.engine(nfc=[rig.card(w.pass_bytes)], faces=FakeFaces(rig.clock, [good_face(3)]))
+    out = eng.run_once()
+    assert (out.status, out.reason) == (EN.PASS_REFUSED, "stale") and sink.sessions == []
 
 
 def test_revoked_pass_is_refused(rig: Rig) -> None:

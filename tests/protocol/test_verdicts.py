@@ -51,8 +51,9 @@ def test_expired_and_not_yet_valid(world):
     p = patient_pass.decode(world.pass_bytes)
     assert patient_pass.verify(world.pass_bytes, world.issuers, now=p.expires_at + 1000,
                                revocations=world.revocations(next_update=p.expires_at + 5000)).reason is Reason.EXPIRED
+    early = world.revocations(issued=p.not_before - 2000)  # a list older than the moment judged
     assert patient_pass.verify(world.pass_bytes, world.issuers, now=p.not_before - 1000,
-                               revocations=world.revocations()).reason is Reason.NOT_YET_VALID
+                               revocations=early).reason is Reason.NOT_YET_VALID
 
 
 def test_revoked_at_time(world):
@@ -197,3 +198,15 @@ def test_no_phi_claims_in_the_pass(world):
     from kiosk.protocol import cose
     claims = cbor2.loads(cose.decode_sign1(world.pass_bytes).payload)
     assert set(claims) == {1, 2, 4, 5, 6, 7, 8, patient_pass.SITE, patient_pass.SEALED}
+
+
+def test_a_lagging_kiosk_clock_cannot_resurrect_a_revoked_pass(world):
+    """The list was signed after the revocation; real time is at least its issue time."""
+    pid = patient_pass.decode(world.pass_bytes).pass_id
+    rl = world.revocations({pid: NOW + 5000}, issued=NOW + 6000, next_update=NOW + 90000)
+    lagging_now = NOW  # the kiosk's clock is 6000 s behind the issuer's
+    assert _verify(world, _nfc(world), now=lagging_now, rl=rl).reason is Reason.REVOKED
+    # the gateway judges at the entry's created time: valid then, before the revocation
+    v = presentation.verify(_nfc(world), world.issuers, now=NOW, revocations=rl,
+                            fresh=Freshness(site=SITE, kiosk="kiosk-1"), live=False)
+    assert v.ok

@@ -3,10 +3,19 @@
 Imported only when picamera2 is importable; nothing else in the kiosk needs it. Every
 picamera2/libcamera exception becomes CameraError at this boundary (they raise a mix of
 RuntimeError, OSError and their own types, so the catch here is deliberately broad).
+
+A stalled camera (sensor cable, libcamera pipeline hang) makes `capture_request()` wait
+forever. Only recent picamera2 takes a number for `wait=`; older ones (as shipped with some
+Raspberry Pi OS images) treat any true value as "wait" and block, so each capture runs in a
+daemon thread (a hung one cannot hold up the process's exit) and `read()` waits at most
+`capture_timeout_s` for it: a timeout is a CameraError.
 """
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 import numpy as np
@@ -25,12 +34,42 @@ def available() -> bool:
         return False
 
 
+CAPTURE_TIMEOUT_S = 3.0  # a frame is due every 1/fps s; seconds without one is a stalled camera
+
+
+def _capture_async(cam: Any) -> Future:
+    """`cam.capture_request()` in a daemon thread; the Future holds the request or the error."""
+    fut: Future = Future()
+
+    def run() -> None:
+        fut.set_running_or_notify_cancel()
+        try:
+            fut.set_result(cam.capture_request())
+        except BaseException as e:  # noqa: BLE001 - handed to the reader as is
+            fut.set_exception(e)
+
+    threading.Thread(target=run, name="picamera2-capture", daemon=True).start()
+    return fut
+
+
+def _release_late(fut: Future) -> None:
+    """A capture that timed out and came back later: give its buffer back to libcamera."""
+    if not fut.cancelled() and fut.exception() is None:
+        try:
+            fut.result().release()
+        except Exception:  # noqa: BLE001 - the camera may be closed by now
+            pass
+
+
 class Picamera2Camera(Camera):
     """A libcamera camera (Camera Module 2/3, HQ) delivering RGB frames of `width`×`height`."""
 
     name = "picamera2"
 
-    def __init__(self, width: int = 640, height: int = 480, fps: float = 15.0, index: int = 0) -> None:
+    def __init__(self, width: int = 640, height: int = 480, fps: float = 15.0, index: int = 0,
+                 capture_timeout_s: float = CAPTURE_TIMEOUT_S) -> None:
+        self.capture_timeout_s = capture_timeout_s
+        self._stalled: Future | None = None  # a capture that timed out and still blocks the worker
         try:
             from picamera2 import Picamera2
 
@@ -51,9 +90,27 @@ class Picamera2Camera(Camera):
         self._last_metadata: dict[str, Any] = {}
 
     def read(self) -> Frame:
-        """The next frame as RGB, stamped with the monotonic time it was delivered."""
+        """The next frame as RGB, stamped with the monotonic time it was delivered.
+
+        CameraError when no frame comes within `capture_timeout_s`; while that capture still
+        hangs, every read fails at once (the engine rests the camera and alerts staff).
+        """
+        if self._cam is None:
+            raise CameraError("picamera2: the camera is closed")
+        if self._stalled is not None:
+            if not self._stalled.done():
+                raise CameraError("picamera2: the camera is still stalled")
+            self._stalled = None  # it came back (its buffer was released): capture afresh
+        fut = _capture_async(self._cam)
         try:
-            request = self._cam.capture_request()
+            request = fut.result(timeout=self.capture_timeout_s)
+        except FutureTimeout:
+            self._stalled = fut
+            fut.add_done_callback(_release_late)
+            raise CameraError(f"picamera2: no frame within {self.capture_timeout_s:g} s (camera stalled)") from None
+        except Exception as e:  # noqa: BLE001
+            raise CameraError(f"picamera2: capture failed ({e})") from None
+        try:
             try:
                 bgr = request.make_array("main")
                 self._last_metadata = dict(request.get_metadata())
@@ -68,7 +125,7 @@ class Picamera2Camera(Camera):
         return frame
 
     def close(self) -> None:
-        """Stop and release the camera."""
+        """Stop and release the camera (a stalled capture's daemon thread is left behind)."""
         cam, self._cam = getattr(self, "_cam", None), None
         if cam is not None:
             try:

@@ -14,6 +14,8 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("outbox", help="outbox depth, parked entries, trust state, alarms")
     p.add_argument("--config", type=Path, default=None, help="config file (default /etc/kiosk/kiosk.toml)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--retry-parked", action="store_true",
+                   help="send the parked records again (once the cause, e.g. registration, is fixed)")
     p.set_defaults(func=cmd_outbox)
 
 
@@ -48,6 +50,8 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 
         raise StoreError(f"outbox {path}: not found")
     with Outbox(path) as ob:
+        if args.retry_parked:
+            print(f"{ob.unpark()} parked records queued again; the running kiosk sends them")
         rep = outbox_report(ob)
     if args.json:
         print(json.dumps(rep, indent=2))

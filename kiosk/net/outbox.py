@@ -329,6 +329,13 @@ class Outbox:
             db.execute("UPDATE entries SET parked = 1, reason = ?, parked_at = ? "
                        "WHERE entry_hash = ?", (reason[:200], time.time(), entry_hash))
 
+    def unpark(self) -> int:
+        """Put every parked record back in the queue (after IT fixed the cause, e.g. the
+        kiosk was registered). Returns how many."""
+        with self._tx() as db:
+            return db.execute("UPDATE entries SET parked = 0, reason = NULL, parked_at = NULL "
+                              "WHERE parked = 1").rowcount
+
     def parked(self) -> list[ParkedEntry]:
         """The rejected records, oldest first."""
         return [ParkedEntry(*r) for r in self._query(

@@ -348,8 +348,8 @@ class Publisher:
                 # done, or (stale base) to be sent again at once with its new base
                 self._inflight.pop(res.entry_hash, None)
                 self._next_poll = 0.0
-            # REFUSED / INCONSISTENT: the record stays in flight until resend_after_s, then
-            # goes out again; the alarm is already in the outbox for staff.
+            # REFUSED / INCONSISTENT / RETRY: the record stays in flight until resend_after_s,
+            # then goes out again (for the first two the alarm is already in the outbox).
             if self._on_result is not None:
                 try:
                     self._on_result(res)

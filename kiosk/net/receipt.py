@@ -60,13 +60,19 @@ class AcceptedReceipt:
 
 def verify_receipt(leaf: bytes, receipt: Receipt, verifier: NoteVerifier, *,
                    origin: str | None = None, base_size: int = 0,
+                   trusted: tuple[int, bytes] | None = None,
                    root_at: Callable[[int], bytes | None] = lambda size: None) -> AcceptedReceipt:
     """Verify an accepted/duplicate receipt for `leaf`; return what it proves.
 
-    `base_size` is the `last_size` the record carried; `root_at(size)` returns the root of a
-    checkpoint the kiosk accepted earlier (None if unknown). Raises VerificationError for a
-    forged or wrong receipt, StaleBaseError if the base root is unknown, LogIntegrityError
-    for a checkpoint inconsistent with an accepted one.
+    The kiosk's accepted checkpoints form one chain, each proven consistent with the one
+    before it; `trusted` is its head (size, root) and `root_at(size)` the root of any link.
+    A receipt is accepted when its checkpoint is already a link of the chain, or extends the
+    head with a consistency proof from the head itself. `base_size` is the `last_size` the
+    record carried: a proof from an older base says nothing about the head (a fork could
+    agree with the base and not with the head), so such a receipt is StaleBaseError — the
+    record is rebased on the head and sent again, and the gateway answers with a proof from
+    there. Raises VerificationError for a forged or wrong receipt and LogIntegrityError for a
+    checkpoint that contradicts the chain.
     """
     if not receipt.accepted or receipt.leaf_index is None or receipt.checkpoint is None:
         raise VerificationError("receipt: not an accepted receipt", reason=Reason.MALFORMED.value)
@@ -87,29 +93,38 @@ def verify_receipt(leaf: bytes, receipt: Receipt, verifier: NoteVerifier, *,
                                 receipt.inclusion, cp.root_hash)
     except VerificationError as e:
         raise VerificationError(f"receipt: {e.message}", reason=Reason.BAD_PROOF.value) from None
+    accepted = AcceptedReceipt(want, receipt.leaf_index, cp, receipt.checkpoint)
 
-    # From here on the checkpoint is the log's own signed statement: a contradiction with an
-    # earlier one is evidence of a rewritten or forked log, not a transport accident.
-    same = root_at(cp.size)
-    if same is not None and same != cp.root_hash:
-        raise LogIntegrityError(f"log: two signed checkpoints of size {cp.size} differ",
-                                reason=Reason.INCONSISTENT.value)
-    if base_size > 0:
-        base_root = root_at(base_size)
-        if base_root is None:
-            raise StaleBaseError(f"receipt: base checkpoint {base_size} not in history",
-                                 reason=Reason.STALE.value)
-        if cp.size < base_size:
-            raise LogIntegrityError(f"log: checkpoint {cp.size} is smaller than accepted "
-                                    f"checkpoint {base_size}", reason=Reason.INCONSISTENT.value)
+    # From here on the checkpoint is the log's own signed statement: a contradiction with the
+    # chain is evidence of a rewritten or forked log, not a transport accident.
+    known = root_at(cp.size)
+    if known is not None:
+        if known != cp.root_hash:
+            raise LogIntegrityError(f"log: two signed checkpoints of size {cp.size} differ",
+                                    reason=Reason.INCONSISTENT.value)
+        return accepted  # a link of the chain already: the inclusion proof is all it needs
+    head_size, head_root = trusted if trusted is not None else (0, b"")
+    if base_size != head_size:
+        raise StaleBaseError(f"receipt: proves consistency from size {base_size}, the kiosk "
+                             f"trusts size {head_size}", reason=Reason.STALE.value)
+    if cp.size < head_size:
+        raise LogIntegrityError(f"log: checkpoint {cp.size} is smaller than accepted "
+                                f"checkpoint {head_size}", reason=Reason.INCONSISTENT.value)
+    if head_size > 0:
         try:  # RFC 9162 §2.1.4.2
-            merkle.verify_consistency(base_size, cp.size, base_root, cp.root_hash,
+            merkle.verify_consistency(head_size, cp.size, head_root, cp.root_hash,
                                       receipt.consistency)
         except VerificationError as e:
             raise LogIntegrityError(f"log: checkpoint {cp.size} not consistent with accepted "
-                                    f"checkpoint {base_size} ({e.message})",
+                                    f"checkpoint {head_size} ({e.message})",
                                     reason=Reason.INCONSISTENT.value) from None
-    return AcceptedReceipt(want, receipt.leaf_index, cp, receipt.checkpoint)
+    return accepted
+
+
+# Rejections that say something about the gateway's state at that moment, not about the
+# record: a consent whose check-in another gateway has not appended yet, a gateway that has
+# no revocation list yet. Parking those would strand valid records (DESIGN §5).
+TRANSIENT_REASONS = frozenset({Reason.WRONG_ENTRY.value, Reason.REVOCATION_LIST_STALE.value})
 
 
 class Outcome(str, enum.Enum):
@@ -121,6 +136,7 @@ class Outcome(str, enum.Enum):
     REFUSED = "refused"            # forged or wrong receipt: record kept, alarm raised
     INCONSISTENT = "inconsistent"  # the log contradicts an accepted checkpoint: alarm
     STALE_BASE = "stale-base"      # record rebased; send it again
+    RETRY = "retry"                # rejected for a passing reason; send it again later
     MALFORMED = "malformed"        # not a receipt at all: alarm
 
 
@@ -151,14 +167,18 @@ def process_receipts(outbox: Outbox, messages: Sequence[bytes], verifier: NoteVe
     results: list[ReceiptResult] = []
     done: list[tuple[bytes, ReceiptSummary, TrustedCheckpoint]] = []
     batch_roots: dict[int, bytes] = {}  # checkpoints accepted in this batch, not yet stored
+    head = outbox.last_checkpoint()
+    trusted = [(head.size, head.root_hash) if head else None]  # the chain's head, as it moves
 
     def root_at(size: int) -> bytes | None:
         return batch_roots.get(size) or outbox.checkpoint_root(size)
 
     for data in messages:
-        res, ok = _judge(outbox, data, verifier, origin, root_at, {h for h, _, _ in done})
+        res, ok = _judge(outbox, data, verifier, origin, root_at, trusted[0], {h for h, _, _ in done})
         if ok is not None:
             batch_roots.setdefault(ok.checkpoint.size, ok.checkpoint.root_hash)
+            if trusted[0] is None or ok.checkpoint.size > trusted[0][0]:
+                trusted[0] = (ok.checkpoint.size, ok.checkpoint.root_hash)
             done.append((ok.entry_hash, ReceiptSummary(ok.leaf_index, ok.checkpoint.size),
                          ok.trusted))
         results.append(res)
@@ -167,8 +187,8 @@ def process_receipts(outbox: Outbox, messages: Sequence[bytes], verifier: NoteVe
 
 
 def _judge(outbox: Outbox, data: bytes, verifier: NoteVerifier, origin: str | None,
-           root_at: Callable[[int], bytes | None], completed: set[bytes]
-           ) -> tuple[ReceiptResult, AcceptedReceipt | None]:
+           root_at: Callable[[int], bytes | None], trusted: tuple[int, bytes] | None,
+           completed: set[bytes]) -> tuple[ReceiptResult, AcceptedReceipt | None]:
     try:
         receipt = decode_receipt(data)
     except FormatError as e:
@@ -178,20 +198,24 @@ def _judge(outbox: Outbox, data: bytes, verifier: NoteVerifier, origin: str | No
     h = receipt.entry_hash
     tag = h[:6].hex()
     entry = None if h in completed else outbox.get(h)
-    if entry is None or entry.parked:
+    if entry is None or (entry.parked and receipt.status == "rejected"):
         log.debug("receipt for %s: no record waiting", tag)
         return ReceiptResult(Outcome.UNKNOWN, h), None
+    # (an accepted receipt for a parked record is verified and completes it like any other)
     if receipt.status == "rejected":
         reason = receipt.reason or Reason.REJECTED.value
+        if reason in TRANSIENT_REASONS:
+            # the gateway's state, not the record, is at fault: send it again later
+            log.info("record %s: gateway says %s; will send again", tag, reason[:80])
+            return ReceiptResult(Outcome.RETRY, h, reason), None
         outbox.park(h, reason)
         log.warning("record %s rejected by the gateway: %s", tag, reason[:80])
         return ReceiptResult(Outcome.PARKED, h, reason), None
     try:
         ok = verify_receipt(entry.leaf, receipt, verifier, origin=origin,
-                            base_size=entry.base_size or 0, root_at=root_at)
+                            base_size=entry.base_size or 0, trusted=trusted, root_at=root_at)
     except StaleBaseError as e:
-        trusted = outbox.last_checkpoint()
-        outbox.rebase(h, trusted.size if trusted else 0)
+        outbox.rebase(h, trusted[0] if trusted else 0)
         log.info("record %s: %s; rebased", tag, e.message)
         return ReceiptResult(Outcome.STALE_BASE, h, e.message), None
     except LogIntegrityError as e:

@@ -27,3 +27,7 @@ def test_outbox_report(env: Env, capsys) -> None:
     assert rep["parked"][0] == {**rep["parked"][0], "entry": h1[:8].hex(), "reason": "unknown-kiosk"}
     text = json.dumps(rep)
     assert recs[0][1].hex() not in text and "kiosk-qr-v1" not in text  # no body, no presentation
+    # once IT fixed the cause, the parked record is queued again
+    assert main(["outbox", "--config", str(cfg_path), "--retry-parked"]) == 0
+    assert "1 parked records queued again" in capsys.readouterr().out
+    assert ob.depth() == 2 and ob.parked() == []

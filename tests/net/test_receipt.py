@@ -44,10 +44,14 @@ def test_good_receipts_advance_trust(ob: Outbox) -> None:
     assert process_receipt(ob, r1.to_cbor(), log.verifier).outcome is Outcome.ACCEPTED
     assert ob.last_checkpoint().size == 6 and ob.depth() == 1
     _fill(log, 3)
-    # h2 was sent with base 0 before the first receipt; it still verifies
+    # h2 went out with base 0 before the first receipt: a proof from 0 says nothing about
+    # the checkpoint now trusted, so it is rebased on it and sent again
     r2 = log.receipt(ob.get(h2).leaf)
+    assert process_receipt(ob, r2.to_cbor(), log.verifier).outcome is Outcome.STALE_BASE
+    assert ob.get(h2).base_size == 6 and ob.alarms() == []
+    r2 = log.receipt(ob.get(h2).leaf, last_size=6)
     assert process_receipt(ob, r2.to_cbor(), log.verifier).outcome is Outcome.ACCEPTED
-    assert ob.last_checkpoint().size == 10 and ob.depth() == 0
+    assert ob.last_checkpoint().size == 10 and ob.depth() == 0  # MiniLog dedups the resend
     # next session is sent with base 10 and gets a consistency proof from it
     h3, h4 = _send(ob)
     _fill(log, 17)
@@ -58,13 +62,61 @@ def test_good_receipts_advance_trust(ob: Outbox) -> None:
     assert ob.receipt(h3) == (27, 28) and ob.alarms() == []
 
 
+def test_a_receipt_on_an_already_trusted_checkpoint_needs_no_new_proof(ob: Outbox) -> None:
+    """A gateway batch answers several records with one checkpoint: once it is trusted, the
+    other receipts on it verify by inclusion alone, whatever base their records named."""
+    log = MiniLog()
+    h1, h2 = _send(ob)
+    log.append(ob.get(h1).leaf)
+    log.append(ob.get(h2).leaf)
+    size = len(log.leaves)
+    from kiosk.ledger import merkle
+    from kiosk.protocol.entry import STATUS_ACCEPTED, entry_hash
+    for i, h in enumerate((h1, h2)):
+        r = Receipt(entry_hash(ob.get(h).leaf), STATUS_ACCEPTED, "", i, log.note(size),
+                    tuple(merkle.inclusion_proof(i, size, log._read)), ())
+        assert process_receipt(ob, r.to_cbor(), log.verifier).outcome is Outcome.ACCEPTED
+    assert ob.depth() == 0 and ob.last_checkpoint().size == 2
+
+
+def test_a_fork_that_agrees_with_an_old_base_is_not_accepted(ob: Outbox) -> None:
+    """A record sent long ago (base 2) must not let a fork past the kiosk's newer trust."""
+    log = MiniLog()
+    _fill(log, 1)
+    old, _ = _send(ob)                      # base 0 ...
+    r = log.receipt(ob.get(old).leaf)
+    assert process_receipt(ob, r.to_cbor(), log.verifier).outcome is Outcome.ACCEPTED
+    late, _ = _send(ob)                     # ... this one goes out with base 2
+    assert ob.get(late).base_size == 2
+    for _ in range(4):                      # the kiosk goes on trusting the real log
+        a, b = _send(ob)
+        for h in (a, b):
+            e = ob.get(h)
+            process_receipt(ob, log.receipt(e.leaf, last_size=e.base_size).to_cbor(), log.verifier)
+    trusted = ob.last_checkpoint()
+    assert trusted.size > 4
+    fork = MiniLog(key=log.key)             # keeps leaves 0-1, then something else
+    fork.leaves = list(log.leaves[:2])
+    _fill(fork, 9)
+    bad = fork.receipt(ob.get(late).leaf, last_size=2)
+    assert process_receipt(ob, bad.to_cbor(), log.verifier).outcome is Outcome.STALE_BASE
+    assert ob.get(late) is not None and ob.last_checkpoint() == trusted
+    # resent on the head, the fork cannot prove consistency with it: an alarm
+    bad = fork.receipt(ob.get(late).leaf, last_size=trusted.size)
+    _refused(ob, late, bad.to_cbor(), log.verifier, Outcome.INCONSISTENT, "log-inconsistent")
+    assert ob.last_checkpoint() == trusted
+
+
 def _accept_one(ob: Outbox, log: MiniLog) -> None:
     _fill(log, 4)
     h, h2 = _send(ob)
     assert process_receipt(ob, log.receipt(ob.get(h).leaf).to_cbor(), log.verifier).outcome \
         is Outcome.ACCEPTED
     assert process_receipt(ob, log.receipt(ob.get(h2).leaf).to_cbor(), log.verifier).outcome \
-        is Outcome.ACCEPTED
+        is Outcome.STALE_BASE
+    base = ob.get(h2).base_size
+    assert process_receipt(ob, log.receipt(ob.get(h2).leaf, last_size=base).to_cbor(),
+                           log.verifier).outcome is Outcome.ACCEPTED
 
 
 def _refused(ob: Outbox, h: bytes, data: bytes, verifier, outcome: Outcome, kind: str) -> None:
@@ -133,7 +185,7 @@ def test_forked_log_is_detected(ob: Outbox) -> None:
     _refused(ob, h, bad.to_cbor(), log.verifier, Outcome.INCONSISTENT, "log-inconsistent")
     with pytest.raises(LogIntegrityError):
         verify_receipt(ob.get(h).leaf, bad, log.verifier, base_size=trusted.size,
-                       root_at=ob.checkpoint_root)
+                       trusted=(trusted.size, trusted.root_hash), root_at=ob.checkpoint_root)
     assert ob.last_checkpoint() == trusted  # trust did not move
 
 
@@ -177,3 +229,25 @@ def test_unknown_base_is_rebased_without_alarm(ob: Outbox) -> None:
     assert process_receipt(ob, r.to_cbor(), log.verifier).outcome is Outcome.STALE_BASE
     assert ob.get(h).base_size == ob.last_checkpoint().size and ob.alarms() == []
     assert process_receipt(ob, r.to_cbor(), log.verifier).outcome is Outcome.ACCEPTED
+
+
+def test_a_passing_rejection_is_retried_not_parked(ob: Outbox) -> None:
+    """A consent whose check-in another gateway has not appended yet must not be stranded."""
+    h, _ = _send(ob)
+    for reason in ("wrong-entry", "revocation-list-stale"):
+        res = process_receipt(ob, Receipt(h, STATUS_REJECTED, reason).to_cbor(), MiniLog().verifier)
+        assert res.outcome is Outcome.RETRY
+        assert not ob.get(h).parked and ob.depth() == 2 and ob.parked() == []
+
+
+def test_a_parked_record_completes_when_a_valid_receipt_comes_and_can_be_requeued(ob: Outbox) -> None:
+    log = MiniLog()
+    h, h2 = _send(ob)
+    process_receipt(ob, Receipt(h, STATUS_REJECTED, "unknown-kiosk").to_cbor(), log.verifier)
+    process_receipt(ob, Receipt(h2, STATUS_REJECTED, "unknown-kiosk").to_cbor(), log.verifier)
+    assert len(ob.parked()) == 2 and ob.depth() == 0
+    # the kiosk was registered and another gateway's answer arrives after all
+    assert process_receipt(ob, log.receipt(ob.get(h).leaf).to_cbor(), log.verifier).outcome is Outcome.ACCEPTED
+    assert ob.get(h) is None and len(ob.parked()) == 1
+    # IT requeues what is left
+    assert ob.unpark() == 1 and ob.depth() == 1 and ob.parked() == []

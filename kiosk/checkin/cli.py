@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import threading
 import time
@@ -42,7 +41,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from kiosk import config
     from kiosk.checkin.headless import HeadlessDriver
     from kiosk.checkin.runtime import build_runtime
-    from kiosk.ledger.gateway_mqtt import sd_notify  # one sd_notify for both services
+    from kiosk.sd_notify import sd_notify
 
     cfg = config.load(args.config)
     ui = HeadlessDriver(echo=lambda ev: log.info("event %s %s", ev.id, ev.params))
@@ -76,12 +75,9 @@ def watchdog_beat(monotonic: Callable[[], float] = time.monotonic) -> Callable[[
     The engine calls it from every waiting loop; a kiosk stuck anywhere stops beating and
     systemd restarts it. Without a watchdog (not under systemd) it does nothing.
     """
-    from kiosk.ledger.gateway_mqtt import sd_notify
+    from kiosk.sd_notify import sd_notify, watchdog_period_s
 
-    try:
-        every = int(os.environ.get("WATCHDOG_USEC", "")) / 4e6
-    except ValueError:
-        every = 0.0
+    every = (watchdog_period_s() or 0.0) / 4
     last = float("-inf")
 
     def beat() -> None:

@@ -8,11 +8,9 @@ the front desk).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from kiosk.checkin import events as E
@@ -22,7 +20,8 @@ from kiosk.checkin.pass_checker import ProtocolPassChecker
 from kiosk.checkin.ports import Clock, SystemClock, UiPort
 from kiosk.clock_sync import ClockSyncState
 from kiosk.config import Config
-from kiosk.errors import HardwareError, KioskError, TransportError
+from kiosk.errors import HardwareError, KioskError
+from kiosk.net.tls import apply_client_tls
 from kiosk.protocol import keys, revocation
 from kiosk.protocol.revocation import RevocationList
 
@@ -66,7 +65,7 @@ class RevocationState:
         topic = topics.revocations(cfg.kiosk.site)
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{cfg.kiosk.id}-rl", protocol=mqtt.MQTTv5)
         if cfg.broker.tls_ca is not None:
-            _tls_set(c, cfg.broker.tls_ca, cfg.broker.tls_cert, cfg.broker.tls_key)
+            apply_client_tls(c, cfg.broker.tls_ca, cfg.broker.tls_cert, cfg.broker.tls_key)
         c.on_connect = lambda cl, *_: cl.subscribe(topic, qos=1)
         c.on_message = lambda cl, ud, msg: self.offer(bytes(msg.payload))
         try:
@@ -82,20 +81,6 @@ class RevocationState:
             self._client.loop_stop()
             self._client.disconnect()
             self._client = None
-
-
-def _tls_set(client: Any, ca: Path, cert: Path | None, key: Path | None) -> None:
-    """Load the broker TLS files into a paho client; TransportError names the file at fault."""
-    files = [("tls_ca", ca), ("tls_cert", cert), ("tls_key", key)]
-    for name, path in files:
-        if path is not None and not os.access(path, os.R_OK):
-            raise TransportError(f"broker {name} {path} is missing or unreadable")
-    try:
-        client.tls_set(ca_certs=str(ca), certfile=str(cert) if cert else None,
-                       keyfile=str(key) if key else None)
-    except (OSError, ValueError) as e:  # ssl.SSLError is an OSError: a file that is not PEM
-        named = ", ".join(f"{name} {path}" for name, path in files if path is not None)
-        raise TransportError(f"broker TLS files refused ({named}): {e}") from None
 
 
 @dataclass

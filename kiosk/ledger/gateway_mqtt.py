@@ -24,9 +24,7 @@ Run in-process (demo, tests):
 from __future__ import annotations
 
 import logging
-import os
 import queue
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -35,6 +33,8 @@ from kiosk.config import BrokerTable, Config, GatewayTable
 from kiosk.errors import KioskError, TransportError
 from kiosk.ledger.gateway import Gateway
 from kiosk.net import topics
+from kiosk.net.tls import apply_client_tls
+from kiosk.sd_notify import sd_notify, watchdog_period_s
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +91,7 @@ class GatewayService:
         c.reconnect_delay_set(min_delay=1, max_delay=10)
         b = self.broker
         if b.tls_ca or b.tls_cert:
-            try:
-                c.tls_set(ca_certs=str(b.tls_ca) if b.tls_ca else None,
-                          certfile=str(b.tls_cert) if b.tls_cert else None,
-                          keyfile=str(b.tls_key) if b.tls_key else None)
-            except (OSError, ValueError) as e:
-                raise TransportError(f"gateway: cannot load TLS files ({e})") from None
+            apply_client_tls(c, b.tls_ca, b.tls_cert, b.tls_key)
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = b.session_expiry
         try:
@@ -141,7 +136,8 @@ class GatewayService:
         self.start()
         self.wait_ready(30)
         sd_notify("READY=1")
-        interval = _watchdog_interval()
+        period = watchdog_period_s()
+        interval = period / 2 if period else None
         while not self._stop.wait(interval or 3600):
             if interval:
                 sd_notify("WATCHDOG=1")
@@ -266,29 +262,3 @@ class GatewayService:
                 self._client.ack(mid, qos)
             except Exception:  # the connection went away: the broker will redeliver
                 log.debug("ack of mid %d failed", mid)
-
-
-# ---------------------------------------------------------------------- systemd notify
-
-def sd_notify(state: str) -> bool:
-    """Send one sd_notify datagram if systemd asked for it (Type=notify); False otherwise."""
-    addr = os.environ.get("NOTIFY_SOCKET")
-    if not addr:
-        return False
-    if addr.startswith("@"):
-        addr = "\0" + addr[1:]
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-            s.connect(addr)
-            s.sendall(state.encode())
-        return True
-    except OSError:
-        return False
-
-
-def _watchdog_interval() -> float | None:
-    usec = os.environ.get("WATCHDOG_USEC")
-    try:
-        return int(usec) / 2e6 if usec else None
-    except ValueError:
-        return None

@@ -9,13 +9,14 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from kiosk.errors import TransportError
+from kiosk.net.tls import apply_client_tls
 
 
 def _client(client_id: str, tls: tuple[Path | None, Path | None, Path | None] = (None, None, None)) -> mqtt.Client:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     ca, cert, key = tls
-    if ca:
-        client.tls_set(ca_certs=str(ca), certfile=str(cert) if cert else None, keyfile=str(key) if key else None)
+    if ca or cert:
+        apply_client_tls(client, ca, cert, key)
     return client
 
 

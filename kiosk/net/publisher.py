@@ -50,6 +50,7 @@ from kiosk.errors import KioskError, TransportError
 from kiosk.ledger.checkpoint import NoteVerifier, open_checkpoint
 from kiosk.net import topics
 from kiosk.net.outbox import Outbox
+from kiosk.net.tls import apply_client_tls
 from kiosk.net.receipt import (ALARM_INCONSISTENT, Outcome, ReceiptResult, load_verifier,
                                process_receipts)
 from kiosk.protocol.entry import Record
@@ -160,8 +161,7 @@ class Publisher:
         """Start the publishing thread (returns at once; connection happens in the thread)."""
         if self._thread and self._thread.is_alive():
             return self
-        if self.s.tls_cert and not (self.s.tls_key and self.s.tls_ca):
-            raise TransportError("broker: tls_cert needs tls_key and tls_ca")
+        self._new_client()  # TLS files are checked here, in the caller's thread: one clear error
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="kiosk-publisher", daemon=True)
         self._thread.start()
@@ -250,11 +250,8 @@ class Publisher:
     def _new_client(self) -> mqtt.Client:
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.s.kiosk_id,
                         protocol=mqtt.MQTTv5)
-        if self.s.tls_ca:
-            c.tls_set(ca_certs=str(self.s.tls_ca),
-                      certfile=str(self.s.tls_cert) if self.s.tls_cert else None,
-                      keyfile=str(self.s.tls_key) if self.s.tls_key else None,
-                      cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        if self.s.tls_ca or self.s.tls_cert:
+            apply_client_tls(c, self.s.tls_ca, self.s.tls_cert, self.s.tls_key)
         # the broker's ack window; ours (records awaiting receipts) is enforced in _pump
         c.max_inflight_messages_set(self.s.max_inflight)
         c.will_set(self._status_topic, b"offline", qos=1, retain=True)

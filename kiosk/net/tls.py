@@ -143,3 +143,25 @@ def render_broker_conf(out_dir: Path | str, *, cafile: Path, certfile: Path, key
         if v is not None:
             text = text.replace(k, str(v))
     return text
+
+
+def apply_client_tls(client: "object", ca: Path | None, cert: Path | None, key: Path | None) -> None:
+    """Load broker TLS files into a paho client (server verified against `ca`; client
+    identity from cert/key). TransportError names the file at fault, so a wrong path in
+    kiosk.toml is one clear line at start-up, not a traceback in a network thread."""
+    import os
+
+    from kiosk.errors import TransportError
+
+    files = [("tls_ca", ca), ("tls_cert", cert), ("tls_key", key)]
+    if cert is not None and (key is None or ca is None):
+        raise TransportError("broker: tls_cert needs tls_key and tls_ca")
+    for name, path in files:
+        if path is not None and not os.access(path, os.R_OK):
+            raise TransportError(f"broker {name} {path} is missing or unreadable")
+    try:
+        client.tls_set(ca_certs=str(ca) if ca else None, certfile=str(cert) if cert else None,
+                       keyfile=str(key) if key else None)
+    except (OSError, ValueError) as e:  # ssl.SSLError is an OSError: a file that is not PEM
+        named = ", ".join(f"{name} {path}" for name, path in files if path is not None)
+        raise TransportError(f"broker TLS files refused ({named}): {e}") from None

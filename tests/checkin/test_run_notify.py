@@ -36,14 +36,14 @@ def _received(s: socket.socket) -> list[str]:
 
 
 def test_sd_notify_sends_a_datagram(notify_socket: socket.socket) -> None:
-    from kiosk.ledger.gateway_mqtt import sd_notify
+    from kiosk.sd_notify import sd_notify
 
     assert sd_notify("READY=1") is True
     assert notify_socket.recv(4096) == b"READY=1"
 
 
 def test_sd_notify_without_systemd_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    from kiosk.ledger.gateway_mqtt import sd_notify
+    from kiosk.sd_notify import sd_notify
 
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     assert sd_notify("READY=1") is False

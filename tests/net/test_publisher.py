@@ -73,3 +73,21 @@ def test_broker_down_for_a_while(env: Env, broker, gateway) -> None:
         broker.start()
         wait_for(lambda: ob.depth() == 0, 90, what="outbox to empty after the outage")
     assert sorted(ledger_hashes(env.root / "gw" / "ledger.sqlite3")) == sorted(hashes)
+
+
+def test_a_missing_tls_file_is_one_clear_error_at_start(tmp_path) -> None:
+    """A wrong path in kiosk.toml fails in the caller's thread, naming the file."""
+    import pytest
+
+    from kiosk.errors import TransportError
+    from kiosk.net.outbox import Outbox
+    from kiosk.net.publisher import Publisher, PublisherSettings
+    from kiosk.ledger.checkpoint import NoteVerifier
+    from nacl.signing import SigningKey
+
+    settings = PublisherSettings(site="clinic", kiosk_id="kiosk-1", host="127.0.0.1", port=1,
+                                 tls_ca=tmp_path / "nope-ca.pem")
+    pub = Publisher(settings, Outbox(tmp_path / "o.sqlite3"),
+                    NoteVerifier("log", SigningKey.generate().verify_key))
+    with pytest.raises(TransportError, match="nope-ca.pem"):
+        pub.start()

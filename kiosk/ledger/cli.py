@@ -224,8 +224,8 @@ def _kiosk_keys(ctx: _Context):
     registry = open_registry(ctx.cfg)
 
     def key_for(kiosk_id: str):
-        rec = registry.get(kiosk_id)
-        return rec.verify_key if rec is not None else None  # revoked kiosks' old leaves stand
+        # every key the kiosk ever had: revoked kiosks' and re-keyed kiosks' old leaves stand
+        return registry.keys_for(kiosk_id) or None
     return key_for, registry
 
 

@@ -58,7 +58,7 @@ R_NO_CONSENT = "no-consent"
 R_BODY_ERASED = "body-erased"
 R_BODY_ALTERED = "body-altered"
 
-KioskKeyFor = Callable[[str], "VerifyKey | None"]
+KioskKeyFor = Callable[[str], "VerifyKey | Mapping[bytes, VerifyKey] | None"]  # one key or by kid
 
 
 # ---------------------------------------------------------------------------- time

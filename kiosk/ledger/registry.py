@@ -57,8 +57,12 @@ class KioskRegistry:
         raise NotImplementedError
 
     def add(self, kiosk_id: str, key: VerifyKey, *, replace: bool = False) -> KioskRecord:
-        """Register a kiosk as active. An existing id is refused unless `replace` (re-keying)."""
+        """Register a kiosk as active. An existing id is refused unless `replace` (re-keying);
+        a replaced key is kept as retired, so the leaves it signed still verify in audits."""
         _check_id(kiosk_id)
+        old = self.get(kiosk_id) if replace else None
+        if old is not None and old.public_key != bytes(key):
+            self._q("INSERT INTO {r} VALUES (%s, %s, %s)", (kiosk_id, old.public_key, int(time.time())))
         conflict = ("DO UPDATE SET public_key = excluded.public_key, status = excluded.status, "
                     "added_at = excluded.added_at, revoked_at = NULL") if replace else "DO NOTHING"
         rows = self._q("INSERT INTO {t} VALUES (%s, %s, %s, %s, NULL) ON CONFLICT (kiosk_id) "
@@ -92,6 +96,17 @@ class KioskRegistry:
     def close(self) -> None:
         pass
 
+    def keys_for(self, kiosk_id: str) -> dict[bytes, VerifyKey]:
+        """Every key the kiosk ever had, by COSE kid: audits verify old leaves with them.
+        (Live acceptance uses `key_for`: the current key of an active kiosk only.)"""
+        from kiosk.protocol.keys import kid
+
+        rec = self.get(kiosk_id)
+        raw = [bytes(r[0]) for r in self._q("SELECT public_key FROM {r} WHERE kiosk_id = %s", (kiosk_id,))]
+        if rec is not None:
+            raw.append(rec.public_key)
+        return {kid(k): VerifyKey(k) for k in raw}
+
     def key_for(self, kiosk_id: str) -> VerifyKey | None:
         """The key of an active kiosk, or None (unknown or revoked)."""
         rec = self.get(kiosk_id)
@@ -123,13 +138,16 @@ class SqliteRegistry(KioskRegistry):
             self._db.execute("""CREATE TABLE IF NOT EXISTS kiosks (
                 kiosk_id TEXT PRIMARY KEY, public_key BLOB NOT NULL, status TEXT NOT NULL,
                 added_at INTEGER NOT NULL, revoked_at INTEGER)""")
+            self._db.execute("""CREATE TABLE IF NOT EXISTS kiosk_retired_keys (
+                kiosk_id TEXT NOT NULL, public_key BLOB NOT NULL, retired_at INTEGER NOT NULL)""")
         except sqlite3.Error as e:
             raise StoreError(f"{self.path}: cannot open the kiosk registry ({e})") from None
 
     def _q(self, query: str, args: tuple = ()) -> list[tuple]:
         with self._lock:
             try:
-                return self._db.execute(query.replace("{t}", "kiosks").replace("%s", "?"), args).fetchall()
+                query = query.replace("{t}", "kiosks").replace("{r}", "kiosk_retired_keys")
+                return self._db.execute(query.replace("%s", "?"), args).fetchall()
             except sqlite3.Error as e:
                 raise StoreError(f"kiosk registry: {e}") from None
 
@@ -148,12 +166,16 @@ class PostgresRegistry(KioskRegistry):
         self._psycopg = psycopg
         self._lock = threading.Lock()
         self._table = sql.Identifier(schema, "kiosks")
+        self._retired = sql.Identifier(schema, "kiosk_retired_keys")
         try:
             self._db = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
             self._db.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
             self._db.execute(sql.SQL("""CREATE TABLE IF NOT EXISTS {} (
                 kiosk_id TEXT PRIMARY KEY, public_key BYTEA NOT NULL, status TEXT NOT NULL,
                 added_at BIGINT NOT NULL, revoked_at BIGINT)""").format(self._table))
+            self._db.execute(sql.SQL("""CREATE TABLE IF NOT EXISTS {} (
+                kiosk_id TEXT NOT NULL, public_key BYTEA NOT NULL, retired_at BIGINT NOT NULL)"""
+                                     ).format(self._retired))
         except psycopg.Error as e:
             raise StoreError(f"kiosk registry: cannot open PostgreSQL ({type(e).__name__})") from None
 
@@ -162,7 +184,7 @@ class PostgresRegistry(KioskRegistry):
 
         with self._lock:
             try:
-                cur = self._db.execute(sql.SQL(query).format(t=self._table), args)
+                cur = self._db.execute(sql.SQL(query).format(t=self._table, r=self._retired), args)
                 return cur.fetchall() if cur.description else []
             except self._psycopg.Error as e:
                 raise StoreError(f"kiosk registry: {type(e).__name__}") from None

@@ -31,6 +31,9 @@ def _exercise(reg):
     reg.add("kiosk-1", k2.verify_key, replace=True)  # re-keyed and active again
     assert reg.key_for("kiosk-1") == k2.verify_key
     assert [r.kiosk_id for r in reg.list()] == ["kiosk-1"]
+    # audits still verify what the old key signed; live acceptance takes only the new key
+    assert reg.keys_for("kiosk-1") == {keys.kid(k.verify_key): k.verify_key for k in (k1, k2)}
+    assert reg.keys_for("kiosk-9") == {}
 
 
 def test_sqlite_registry(tmp_path):

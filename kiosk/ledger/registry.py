@@ -7,8 +7,6 @@ gateways share one log, so they all see the same registry.
 """
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ from nacl.signing import VerifyKey
 
 from kiosk.config import KIOSK_ID_RE, Config
 from kiosk.errors import FormatError, StoreError
+from kiosk.ledger.sql_tables import PostgresTables, SqliteTables, SqlTables
 
 ACTIVE, REVOKED = "active", "revoked"
 
@@ -46,15 +45,26 @@ def _check_id(kiosk_id: str) -> str:
     return kiosk_id
 
 
+_DDL_SQLITE = [
+    """CREATE TABLE IF NOT EXISTS {kiosks} (kiosk_id TEXT PRIMARY KEY, public_key BLOB NOT NULL,
+       status TEXT NOT NULL, added_at INTEGER NOT NULL, revoked_at INTEGER)""",
+    """CREATE TABLE IF NOT EXISTS {kiosk_retired_keys} (kiosk_id TEXT NOT NULL,
+       public_key BLOB NOT NULL, retired_at INTEGER NOT NULL)""",
+]
+_DDL_POSTGRES = [
+    """CREATE TABLE IF NOT EXISTS {kiosks} (kiosk_id TEXT PRIMARY KEY, public_key BYTEA NOT NULL,
+       status TEXT NOT NULL, added_at BIGINT NOT NULL, revoked_at BIGINT)""",
+    """CREATE TABLE IF NOT EXISTS {kiosk_retired_keys} (kiosk_id TEXT NOT NULL,
+       public_key BYTEA NOT NULL, retired_at BIGINT NOT NULL)""",
+]
+_COLS = "kiosk_id, public_key, status, added_at, revoked_at"
+
+
 class KioskRegistry:
-    """The registry; `SqliteRegistry` and `PostgresRegistry` differ only in their connection.
+    """The registry over SQLite (`SqliteRegistry`) or PostgreSQL (`PostgresRegistry`)."""
 
-    Queries are written once, with `{t}` for the table and `%s` for parameters; each backend's
-    `_q` adapts them to its dialect (SQLite ≥ 3.35 has the same upsert and RETURNING).
-    """
-
-    def _q(self, query: str, args: tuple = ()) -> list[tuple]:
-        raise NotImplementedError
+    def __init__(self, tables: SqlTables) -> None:
+        self._t = tables
 
     def add(self, kiosk_id: str, key: VerifyKey, *, replace: bool = False) -> KioskRecord:
         """Register a kiosk as active. An existing id is refused unless `replace` (re-keying);
@@ -62,12 +72,13 @@ class KioskRegistry:
         _check_id(kiosk_id)
         old = self.get(kiosk_id) if replace else None
         if old is not None and old.public_key != bytes(key):
-            self._q("INSERT INTO {r} VALUES (%s, %s, %s)", (kiosk_id, old.public_key, int(time.time())))
+            self._t.q("INSERT INTO {kiosk_retired_keys} VALUES (%s, %s, %s)",
+                      (kiosk_id, old.public_key, int(time.time())))
         conflict = ("DO UPDATE SET public_key = excluded.public_key, status = excluded.status, "
                     "added_at = excluded.added_at, revoked_at = NULL") if replace else "DO NOTHING"
-        rows = self._q("INSERT INTO {t} VALUES (%s, %s, %s, %s, NULL) ON CONFLICT (kiosk_id) "
-                       + conflict + " RETURNING kiosk_id",
-                       (kiosk_id, bytes(key), ACTIVE, int(time.time())))
+        rows = self._t.q("INSERT INTO {kiosks} VALUES (%s, %s, %s, %s, NULL) ON CONFLICT (kiosk_id) "
+                         + conflict + " RETURNING kiosk_id",
+                         (kiosk_id, bytes(key), ACTIVE, int(time.time())))
         if not rows:
             raise StoreError(f"kiosk {kiosk_id} is already registered (use --replace to re-key it)")
         rec = self.get(kiosk_id)
@@ -77,24 +88,19 @@ class KioskRegistry:
     def revoke(self, kiosk_id: str) -> KioskRecord:
         """Mark a kiosk revoked; StoreError if it is not registered."""
         _check_id(kiosk_id)
-        self._q("UPDATE {t} SET status = %s, revoked_at = COALESCE(revoked_at, %s) WHERE kiosk_id = %s",
-                (REVOKED, int(time.time()), kiosk_id))
+        self._t.q("UPDATE {kiosks} SET status = %s, revoked_at = COALESCE(revoked_at, %s) "
+                  "WHERE kiosk_id = %s", (REVOKED, int(time.time()), kiosk_id))
         rec = self.get(kiosk_id)
         if rec is None:
             raise StoreError(f"kiosk {kiosk_id} is not registered")
         return rec
 
     def get(self, kiosk_id: str) -> KioskRecord | None:
-        rows = self._q("SELECT kiosk_id, public_key, status, added_at, revoked_at FROM {t} "
-                       "WHERE kiosk_id = %s", (kiosk_id,))
+        rows = self._t.q(f"SELECT {_COLS} FROM {{kiosks}} WHERE kiosk_id = %s", (kiosk_id,))
         return _row(rows[0]) if rows else None
 
     def list(self) -> list[KioskRecord]:
-        return [_row(r) for r in self._q("SELECT kiosk_id, public_key, status, added_at, revoked_at "
-                                         "FROM {t} ORDER BY kiosk_id")]
-
-    def close(self) -> None:
-        pass
+        return [_row(r) for r in self._t.q(f"SELECT {_COLS} FROM {{kiosks}} ORDER BY kiosk_id")]
 
     def keys_for(self, kiosk_id: str) -> dict[bytes, VerifyKey]:
         """Every key the kiosk ever had, by COSE kid: audits verify old leaves with them.
@@ -102,7 +108,8 @@ class KioskRegistry:
         from kiosk.protocol.keys import kid
 
         rec = self.get(kiosk_id)
-        raw = [bytes(r[0]) for r in self._q("SELECT public_key FROM {r} WHERE kiosk_id = %s", (kiosk_id,))]
+        raw = [bytes(r[0]) for r in self._t.q("SELECT public_key FROM {kiosk_retired_keys} "
+                                              "WHERE kiosk_id = %s", (kiosk_id,))]
         if rec is not None:
             raw.append(rec.public_key)
         return {kid(k): VerifyKey(k) for k in raw}
@@ -111,6 +118,9 @@ class KioskRegistry:
         """The key of an active kiosk, or None (unknown or revoked)."""
         rec = self.get(kiosk_id)
         return rec.verify_key if rec is not None and rec.active else None
+
+    def close(self) -> None:
+        self._t.close()
 
     def __enter__(self) -> "KioskRegistry":
         return self
@@ -127,74 +137,14 @@ class SqliteRegistry(KioskRegistry):
     """The registry in a SQLite file (WAL; safe for the CLI and a running gateway at once)."""
 
     def __init__(self, path: Path | str) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        try:
-            self._db = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False,
-                                       isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("""CREATE TABLE IF NOT EXISTS kiosks (
-                kiosk_id TEXT PRIMARY KEY, public_key BLOB NOT NULL, status TEXT NOT NULL,
-                added_at INTEGER NOT NULL, revoked_at INTEGER)""")
-            self._db.execute("""CREATE TABLE IF NOT EXISTS kiosk_retired_keys (
-                kiosk_id TEXT NOT NULL, public_key BLOB NOT NULL, retired_at INTEGER NOT NULL)""")
-        except sqlite3.Error as e:
-            raise StoreError(f"{self.path}: cannot open the kiosk registry ({e})") from None
-
-    def _q(self, query: str, args: tuple = ()) -> list[tuple]:
-        with self._lock:
-            try:
-                query = query.replace("{t}", "kiosks").replace("{r}", "kiosk_retired_keys")
-                return self._db.execute(query.replace("%s", "?"), args).fetchall()
-            except sqlite3.Error as e:
-                raise StoreError(f"kiosk registry: {e}") from None
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        super().__init__(SqliteTables(path, _DDL_SQLITE, "kiosk registry"))
 
 
 class PostgresRegistry(KioskRegistry):
-    """The registry as table `kiosks` in the log's PostgreSQL schema (created if missing)."""
+    """The registry as tables in the log's PostgreSQL schema, shared by its gateways."""
 
     def __init__(self, dsn: str, schema: str) -> None:
-        import psycopg
-        from psycopg import sql
-
-        self._psycopg = psycopg
-        self._lock = threading.Lock()
-        self._table = sql.Identifier(schema, "kiosks")
-        self._retired = sql.Identifier(schema, "kiosk_retired_keys")
-        try:
-            self._db = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
-            self._db.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-            self._db.execute(sql.SQL("""CREATE TABLE IF NOT EXISTS {} (
-                kiosk_id TEXT PRIMARY KEY, public_key BYTEA NOT NULL, status TEXT NOT NULL,
-                added_at BIGINT NOT NULL, revoked_at BIGINT)""").format(self._table))
-            self._db.execute(sql.SQL("""CREATE TABLE IF NOT EXISTS {} (
-                kiosk_id TEXT NOT NULL, public_key BYTEA NOT NULL, retired_at BIGINT NOT NULL)"""
-                                     ).format(self._retired))
-        except psycopg.Error as e:
-            raise StoreError(f"kiosk registry: cannot open PostgreSQL ({type(e).__name__})") from None
-
-    def _q(self, query: str, args: tuple = ()) -> list[tuple]:
-        from psycopg import sql
-
-        with self._lock:
-            try:
-                cur = self._db.execute(sql.SQL(query).format(t=self._table, r=self._retired), args)
-                return cur.fetchall() if cur.description else []
-            except self._psycopg.Error as e:
-                raise StoreError(f"kiosk registry: {type(e).__name__}") from None
-
-    def close(self) -> None:
-        with self._lock:
-            try:
-                self._db.close()
-            except self._psycopg.Error:
-                pass
+        super().__init__(PostgresTables(dsn, schema, _DDL_POSTGRES, "kiosk registry"))
 
 
 def open_registry(cfg: Config) -> KioskRegistry:

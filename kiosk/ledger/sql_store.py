@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -23,7 +24,7 @@ from kiosk.ledger.store import AppendResult, StoredEntry
 PAGE = 2000  # rows per query when iterating
 
 
-class SqlLogStore:
+class SqlLogStore(ABC):
     """Log store logic over a DB-API connection; see the module docstring."""
 
     _PARAM = "?"
@@ -33,17 +34,17 @@ class SqlLogStore:
         self._lock = threading.RLock()
 
     # ----------------------------------------------------------- hooks for subclasses
+    @abstractmethod
     def _guard(self) -> AbstractContextManager[None]:
         """Translate the library's exceptions into StoreError."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _write(self) -> AbstractContextManager[Any]:
         """A write transaction that serialises writers; yields a cursor."""
-        raise NotImplementedError
 
+    @abstractmethod
     def _read(self) -> AbstractContextManager[Any]:
         """A read; yields a cursor."""
-        raise NotImplementedError
 
     def _bulk_insert(self, cur: Any, table: str, columns: Sequence[str],
                      rows: list[tuple]) -> None:

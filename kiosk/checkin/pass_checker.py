@@ -34,10 +34,17 @@ class ProtocolPassChecker:
 
     def check(self, credential: Credential) -> Verdict:
         """Verify at the current wall time; `data["pass"]` holds the PatientPass on success."""
+        now = int(self.clock.time())
+        rl = self.revocations()
+        # a revocation list signed "in the future" proves this clock is behind, whatever NTP
+        # says: QR time windows cannot be judged (refused, and staff alerted), while pass
+        # validity is judged at the list's time at least (presentation.verify, live)
+        behind = rl is not None and rl.issued > now + self.passes.clock_skew_s
         fresh = presentation.Freshness(
             site=self.site, kiosk=self.kiosk, nonce=credential.nonce, window_s=self.passes.qr_window_s,
-            windows_accepted=self.passes.qr_windows_accepted, clock_synced=bool(self.clock_synced()))
+            windows_accepted=self.passes.qr_windows_accepted,
+            clock_synced=bool(self.clock_synced()) and not behind)
         return presentation.verify(
-            credential.presentation, self.issuers, now=int(self.clock.time()), revocations=self.revocations(),
+            credential.presentation, self.issuers, now=now, revocations=rl,
             fresh=fresh, revocation_grace_s=self.passes.revocation_grace_s, skew_s=self.passes.clock_skew_s,
             replay=self.replay)

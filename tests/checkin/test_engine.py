@@ -146,6 +146,29 @@ def test_stale_revocation_list_alerts_staff(rig: Rig) -> None:
     assert {"kind": "revocation-list-stale"} in [e.params for e in ui.events if e.id == E.STAFF_ALERT]
 
 
+def test_a_revocation_list_from_the_future_means_this_clock_is_behind(rig: Rig) -> None:
+    """QR time windows are refused and staff told; an NFC tap still works, judged at the
+    list's time at least."""
+    from kiosk.protocol import revocation
+    w = rig.enroll(1)
+    now = int(rig.clock.time())
+    raw = revocation.sign(rig.issuer, site=SITE, revoked={}, issued=now + 3600, next_update=now + 86400, seq=2)
+    future = revocation.verify(raw, {cose_kid(rig): rig.issuer.verify_key})
+    eng, ui, sink = rig.engine(qr=[rig.qr(w)], faces=FakeFaces(rig.clock, [good_face(1)]))
+    eng.checker.revocations = lambda: future
+    out = eng.run_once()
+    assert out.reason == "clock-unsynced"
+    assert {"kind": "clock-unsynced"} in [e.params for e in ui.events if e.id == E.STAFF_ALERT]
+    eng, ui, sink = rig.engine(nfc=[rig.nfc(w)], faces=FakeFaces(rig.clock, [good_face(1)]))
+    eng.checker.revocations = lambda: future
+    assert eng.run_once().status == EN.CHECKED_IN
+
+
+def cose_kid(rig: Rig) -> bytes:
+    from kiosk.protocol.keys import kid
+    return kid(rig.issuer.verify_key)
+
+
 def test_face_mismatch_after_limited_retries(rig: Rig) -> None:
     w = rig.enroll(1)
     faces = FakeFaces(rig.clock, [], tail=good_face(9))  # someone else, every frame

@@ -125,25 +125,21 @@ def load_sealing_public(path: Path) -> PublicKey:
     return PublicKey(ck.public_bytes(_RAW, serialization.PublicFormat.Raw))
 
 
-def new_signing_key(path: Path, public_path: Path | None = None, *, overwrite: bool = False) -> SigningKey:
-    """Create an Ed25519 key pair on disk (refuses to overwrite an existing key)."""
+def _new_key(path: Path, public_path: Path | None, overwrite: bool, key):
     path = Path(path)
     if path.exists() and not overwrite:
         raise KeyFileError(f"{path}: key file exists; refusing to overwrite it")
-    key = SigningKey.generate()
     save_private_key(path, key)
     if public_path:
-        save_public_key(Path(public_path), key.verify_key)
+        save_public_key(Path(public_path), key.verify_key if isinstance(key, SigningKey) else key.public_key)
     return key
+
+
+def new_signing_key(path: Path, public_path: Path | None = None, *, overwrite: bool = False) -> SigningKey:
+    """Create an Ed25519 key pair on disk (refuses to overwrite an existing key)."""
+    return _new_key(path, public_path, overwrite, SigningKey.generate())
 
 
 def new_sealing_key(path: Path, public_path: Path | None = None, *, overwrite: bool = False) -> PrivateKey:
     """Create an X25519 sealing key pair on disk (refuses to overwrite an existing key)."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise KeyFileError(f"{path}: key file exists; refusing to overwrite it")
-    key = PrivateKey.generate()
-    save_private_key(path, key)
-    if public_path:
-        save_public_key(Path(public_path), key.public_key)
-    return key
+    return _new_key(path, public_path, overwrite, PrivateKey.generate())

@@ -53,29 +53,20 @@ def _threads() -> set[str]:
     return {t.name for t in threading.enumerate()}
 
 
-def test_model_error_closes_reader_and_camera(tmp_path: Path, devices, monkeypatch: pytest.MonkeyPatch) -> None:
-    import kiosk.vision.pipeline as pipeline
+@pytest.mark.parametrize("module, name, error", [
+    ("kiosk.vision.pipeline", "FacePipeline", ModelError("models/shape_predictor_5_face_landmarks.dat: missing")),
+    ("kiosk.net.outbox", "Outbox", StoreError("outbox: disk I/O error")),
+])
+def test_a_start_up_failure_closes_reader_and_camera(tmp_path: Path, devices, monkeypatch: pytest.MonkeyPatch,
+                                                     module: str, name: str, error: Exception) -> None:
+    import importlib
 
     def broken(*a, **k):
-        raise ModelError("models/shape_predictor_5_face_landmarks.dat: missing")
+        raise error
 
-    monkeypatch.setattr(pipeline, "FacePipeline", broken)
+    monkeypatch.setattr(importlib.import_module(module), name, broken)
     cam, reader = devices
-    with pytest.raises(ModelError):
-        runtime.build_runtime(_cfg(tmp_path, "/dev/null"), ui=HeadlessDriver(), start_publisher=False,
-                              listen_revocations=False)
-    assert (cam.closed, reader.closed) == (1, 1)
-
-
-def test_outbox_error_closes_reader_and_camera(tmp_path: Path, devices, monkeypatch: pytest.MonkeyPatch) -> None:
-    import kiosk.net.outbox as outbox_mod
-
-    def broken(*a, **k):
-        raise StoreError("outbox: disk I/O error")
-
-    monkeypatch.setattr(outbox_mod, "Outbox", broken)
-    cam, reader = devices
-    with pytest.raises(StoreError):
+    with pytest.raises(type(error)):
         runtime.build_runtime(_cfg(tmp_path, "/dev/null"), ui=HeadlessDriver(), start_publisher=False,
                               listen_revocations=False)
     assert (cam.closed, reader.closed) == (1, 1)

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from kiosk import config  # noqa: E402
-from kiosk.ledger.registry import SqliteRegistry  # noqa: E402
+from kiosk.gateway.registry import SqliteRegistry  # noqa: E402
 from kiosk.net.broker import MosquittoBroker  # noqa: E402
 from kiosk.net.outbox import Outbox  # noqa: E402
 from kiosk.net.publisher import Publisher  # noqa: E402

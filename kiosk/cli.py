@@ -22,8 +22,8 @@ COMMAND_MODULES = [
     "kiosk.issuer.cli",       # issuer init|enroll|revoke
     "kiosk.wallet.cli",       # wallet
     "kiosk.protocol.cli",     # pass verify
-    "kiosk.ledger.cli",       # ledger verify|prove|checkpoint|history|consent-check
-    "kiosk.ledger.gateway_cli",  # gateway run|kiosk add|list|revoke
+    "kiosk.gateway.ledger_cli",       # ledger verify|prove|checkpoint|history|consent-check
+    "kiosk.gateway.cli",  # gateway run|kiosk add|list|revoke
     "kiosk.net.cli",          # outbox
     "kiosk.hardware.nfc.cli",  # nfc (emulator, probe)
     "kiosk.vision.cli",       # face compare|enroll|evaluate

@@ -170,9 +170,9 @@ def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
     """Run the scripted demo; `out` receives each printed line."""
     from kiosk.hardware.nfc.emulator import Pn532Emulator, phone_card
     from kiosk.issuer.issuer import Issuer
-    from kiosk.ledger.gateway import Gateway
-    from kiosk.ledger.gateway_mqtt import GatewayService
-    from kiosk.ledger.registry import open_registry
+    from kiosk.gateway.core import Gateway
+    from kiosk.gateway.mqtt import GatewayService
+    from kiosk.gateway.registry import open_registry
     from kiosk.net import topics
     from kiosk.net.broker import MosquittoBroker
     from kiosk.net.mqtt_once import publish_retained

@@ -14,9 +14,9 @@ import pytest
 from kiosk.config import GatewayTable, PassTable
 from kiosk.ledger import merkle
 from kiosk.ledger.checkpoint import open_checkpoint
-from kiosk.ledger.gateway import Gateway
-from kiosk.ledger.registry import SqliteRegistry
-from kiosk.ledger.sessions import SqliteSessions
+from kiosk.gateway.core import Gateway
+from kiosk.gateway.registry import SqliteRegistry
+from kiosk.gateway.sessions import SqliteSessions
 from kiosk.ledger.sqlite_store import SqliteLogStore
 from kiosk.protocol import entry
 

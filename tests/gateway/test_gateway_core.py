@@ -337,7 +337,7 @@ def test_stats_count_every_outcome(world, gateway):
 
 
 def test_a_decoder_bug_is_a_rejection_not_a_crash(world, gateway, monkeypatch):
-    from kiosk.ledger import gateway as gateway_module
+    from kiosk.gateway import core as gateway_module
 
     def boom(data):
         raise RuntimeError("bug")

@@ -9,10 +9,10 @@ import pytest
 from kiosk.config import BrokerTable, GatewayTable
 from kiosk.ledger import merkle
 from kiosk.ledger.checkpoint import open_checkpoint
-from kiosk.ledger.gateway import Gateway
-from kiosk.ledger.gateway_mqtt import GatewayService
-from kiosk.ledger.registry import PostgresRegistry, SqliteRegistry
-from kiosk.ledger.sessions import PostgresSessions, SqliteSessions
+from kiosk.gateway.core import Gateway
+from kiosk.gateway.mqtt import GatewayService
+from kiosk.gateway.registry import PostgresRegistry, SqliteRegistry
+from kiosk.gateway.sessions import PostgresSessions, SqliteSessions
 from kiosk.ledger.sqlite_store import SqliteLogStore
 from kiosk.net import topics
 from kiosk.protocol import entry

@@ -8,7 +8,7 @@ from nacl.signing import SigningKey
 
 from kiosk import cli
 from kiosk.errors import FormatError, StoreError
-from kiosk.ledger.registry import PostgresRegistry, SqliteRegistry
+from kiosk.gateway.registry import PostgresRegistry, SqliteRegistry
 from kiosk.protocol import keys
 
 from .conftest import PG_DSN

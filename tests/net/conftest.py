@@ -12,7 +12,7 @@ import pytest
 from nacl.signing import SigningKey
 
 from kiosk import config
-from kiosk.ledger.registry import SqliteRegistry
+from kiosk.gateway.registry import SqliteRegistry
 from kiosk.net.broker import MosquittoBroker
 from kiosk.protocol import keys
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from kiosk.config import BrokerTable, Config, GatewayTable
 from kiosk.errors import KioskError, TransportError
-from kiosk.ledger.gateway import Gateway
+from kiosk.gateway.core import Gateway
 from kiosk.net import topics
 from kiosk.net.tls import apply_client_tls
 from kiosk.sd_notify import sd_notify, watchdog_period_s

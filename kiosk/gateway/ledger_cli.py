@@ -216,7 +216,7 @@ def _kiosk_keys(ctx: _Context):
     """kiosk id -> key from the registry the config names, or None (no --config / registry)."""
     if ctx.cfg is None:
         return None, None
-    from kiosk.ledger.registry import open_registry
+    from kiosk.gateway.registry import open_registry
 
     gw = ctx.cfg.gateway
     if gw.store != "postgres" and not ctx.cfg.state_path(gw.registry_path).is_file():

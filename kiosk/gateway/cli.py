@@ -39,13 +39,13 @@ def _config(args):
 
 
 def _registry(args):
-    from kiosk.ledger.registry import open_registry
+    from kiosk.gateway.registry import open_registry
 
     return open_registry(_config(args))
 
 
 def _run(args) -> int:
-    from kiosk.ledger.gateway_mqtt import GatewayService
+    from kiosk.gateway.mqtt import GatewayService
 
     svc = GatewayService.from_config(_config(args))
 

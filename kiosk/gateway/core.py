@@ -36,8 +36,8 @@ from nacl.signing import SigningKey, VerifyKey
 from kiosk.config import KIOSK_ID_RE, Config, GatewayTable, PassTable
 from kiosk.errors import FormatError, KioskError, Reason
 from kiosk.ledger.checkpoint import Checkpoint, sign_checkpoint
-from kiosk.ledger.registry import KioskRegistry
-from kiosk.ledger.sessions import SessionTable
+from kiosk.gateway.registry import KioskRegistry
+from kiosk.gateway.sessions import SessionTable
 from kiosk.ledger.store import LogStore
 from kiosk.protocol import consent as consent_format
 from kiosk.protocol import entry, presentation, revocation
@@ -104,8 +104,8 @@ class Gateway:
     @classmethod
     def from_config(cls, cfg: Config) -> "Gateway":
         """Open store, registry, session table and keys as the configuration says."""
-        from kiosk.ledger.registry import open_registry
-        from kiosk.ledger.sessions import open_sessions
+        from kiosk.gateway.registry import open_registry
+        from kiosk.gateway.sessions import open_sessions
         from kiosk.ledger.store import open_store
         from kiosk.protocol import keys
 

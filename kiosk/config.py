@@ -99,6 +99,8 @@ class VisionTable(_Table):
     detect_every: int = Field(5, ge=1, le=100)  # full-frame detection every N frames; ROI re-detect between
     min_face_px: int = Field(110, ge=20)  # quality gate: narrower faces get "face.come_closer"
     detect_min_face_px: int = Field(100, ge=20)  # smallest face the full-frame detector looks for
+    # good frames of one tracked face fused into one decision (one attempt); docs/face-evaluation.md
+    session_frames: int = Field(5, ge=1, le=30)
 
 
 class PassTable(_Table):

@@ -10,6 +10,7 @@ import hashlib
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 from nacl.public import PrivateKey
@@ -127,13 +128,17 @@ class FaceAdapter:
 
 
 class TemplateMatcher:
-    """Opens the sealed template with the kiosk's sealing key(s); 1:1 with FaceVerifier."""
+    """Opens the sealed template with the kiosk's sealing key(s); decides with FaceVerifier.
 
-    def __init__(self, sealing_keys: list[PrivateKey], threshold: float) -> None:
+    `frames`: good frames of one track fused into one decision (`vision.session_frames`).
+    """
+
+    def __init__(self, sealing_keys: list[PrivateKey], threshold: float, frames: int = 1) -> None:
         from kiosk.vision.verify import FaceVerifier
 
         self.sealing_keys = list(sealing_keys)
-        self.verifier = FaceVerifier(threshold)
+        self.verifier = FaceVerifier(threshold, frames)
+        self.frames_per_decision = self.verifier.frames
 
     def enrolled_template(self, sealed: tuple[tuple[bytes, bytes], ...]) -> Any:
         from kiosk.vision.template import template_from_bytes
@@ -141,10 +146,10 @@ class TemplateMatcher:
         raw = sealing.open_sealed([list(x) for x in sealed], self.sealing_keys)
         return template_from_bytes(raw)
 
-    def compare(self, enrolled: Any, live: Any) -> MatchResult:
+    def decide(self, enrolled: Any, lives: Sequence[Any]) -> MatchResult:
         try:
-            d = self.verifier.verify(enrolled, live)
-        except FormatError:
+            d = self.verifier.verify_session(enrolled, lives)
+        except (FormatError, ValueError):
             return MatchResult(False, float("inf"))
         return MatchResult(d.match, d.distance)
 

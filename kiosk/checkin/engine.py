@@ -50,6 +50,7 @@ CANCELLED = "cancelled"
 NO_CREDENTIAL = "no-credential"            # idle timeout: the attract screen starts again
 OUT_OF_SERVICE = "out-of-service"
 STOPPING = "kiosk-stopping"                # the reason of a session cut short by a stop request
+_CROWD = "face.too_many"  # the quality gate's id for several faces in view
 
 
 @dataclass(frozen=True)
@@ -254,6 +255,9 @@ class CheckinEngine:
         deadline = self.clock.monotonic() + self.cfg.face_timeout_s
         seen_at: float | None = None
         last_guidance: str | None = E.FACE_START
+        # one attempt = one decision over this many good frames of the same tracked face
+        need = max(1, int(self.matcher.frames_per_decision))
+        lives: list[Any] = []
         while True:
             self._check_stop(s)
             now = self.clock.monotonic()
@@ -279,10 +283,16 @@ class CheckinEngine:
             if r.guidance and r.guidance != last_guidance:
                 self._emit(r.guidance)
             last_guidance = r.guidance
+            if not r.present or r.guidance == _CROWD:
+                lives.clear()  # the track is lost or someone else is in view: frames of one face only
             if r.template is None:
                 continue
+            lives.append(r.template)
+            if len(lives) < need:
+                continue
             s.face_attempts += 1
-            m = self.matcher.compare(s.enrolled, r.template)
+            m = self.matcher.decide(s.enrolled, lives)
+            lives = []
             if m.match:
                 self._emit(E.FACE_MATCHED)
                 return

@@ -8,6 +8,7 @@ tell staff and go on with what still works.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -114,13 +115,21 @@ class MatchResult:
 
 
 class FaceMatcher(Protocol):
-    """Opens the template sealed in a pass and compares live templates with it."""
+    """Opens the template sealed in a pass and decides whether live templates belong to it.
+
+    One decision (one attempt of the pass's budget) fuses `frames_per_decision` good frames
+    of the same tracked face (kiosk.vision.verify.verify_session).
+    """
+
+    frames_per_decision: int
 
     def enrolled_template(self, sealed: tuple[tuple[bytes, bytes], ...]) -> Any:
         """The enrolled template; VerificationError when no copy opens with our sealing key."""
         ...
 
-    def compare(self, enrolled: Any, live: Any) -> MatchResult: ...
+    def decide(self, enrolled: Any, lives: Sequence[Any]) -> MatchResult:
+        """One attempt's decision over the live templates of one track."""
+        ...
 
 
 class PassChecker(Protocol):

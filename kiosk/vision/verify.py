@@ -1,13 +1,21 @@
-"""1:1 face verification: the Euclidean distance between two templates against a threshold.
+"""1:1 face verification, decided per check-in from several good frames of one tracked face.
 
-The threshold is measured on this project's float16 templates (docs/face-evaluation.md)
-and lives in `VisionTable.match_threshold`. Distances are compared in float32: float16
-arithmetic on 128 squared differences would lose the precision the threshold needs.
-Callers keep distances in memory; a distance next to an identity is biometric data and
-never goes into a log line.
+A single frame's distance is noisy (pose, light, a half blink), so the kiosk decides once
+per attempt from `frames` good frames of the same track, fused by one rule
+(`FUSION_RULE`, chosen by measurement in docs/face-evaluation.md): the distance between the
+enrolled template and the *mean* of the live templates. Averaging cancels the frame-to-frame
+noise of a genuine face, while an impostor's mean stays as far away as their frames were.
+The best-frame rule ("min") lets the luckiest frame of a stranger decide, which multiplies
+the false-match rate by the number of frames; it is kept only for the evaluation.
+
+The threshold is measured on this project's float16 templates and lives in
+`VisionTable.match_threshold`. Distances are computed in float32: float16 arithmetic on 128
+squared differences would lose the precision the threshold needs. A distance next to an
+identity is biometric data: callers keep it in memory and never log it.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,46 +24,105 @@ from kiosk.errors import FormatError
 from kiosk.vision.template import TEMPLATE_DIM
 
 
+def _as_template(t: np.ndarray) -> np.ndarray:
+    x = np.asarray(t, dtype=np.float32)
+    if x.shape != (TEMPLATE_DIM,):
+        raise FormatError(f"templates must have shape ({TEMPLATE_DIM},)")
+    if not np.all(np.isfinite(x)):
+        raise FormatError("template holds NaN or infinite values")
+    return x
+
+
 def compare(a: np.ndarray, b: np.ndarray) -> float:
     """Euclidean distance between two templates, computed in float32 (0 = identical)."""
-    x = np.asarray(a, dtype=np.float32)
-    y = np.asarray(b, dtype=np.float32)
-    if x.shape != (TEMPLATE_DIM,) or y.shape != (TEMPLATE_DIM,):
-        raise FormatError(f"templates must have shape ({TEMPLATE_DIM},)")
-    d = float(np.sqrt(np.sum((x - y) ** 2, dtype=np.float32)))
-    if not np.isfinite(d):
-        raise FormatError("template holds NaN or infinite values")
-    return d
+    x, y = _as_template(a), _as_template(b)
+    return float(np.sqrt(np.sum((x - y) ** 2, dtype=np.float32)))
+
+
+def _mean_template(sealed: np.ndarray, lives: np.ndarray) -> float:
+    return float(np.sqrt(np.sum((lives.mean(axis=0) - sealed) ** 2, dtype=np.float32)))
+
+
+def _distances(sealed: np.ndarray, lives: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.sum((lives - sealed[None, :]) ** 2, axis=1, dtype=np.float32))
+
+
+def _mean_best_half(sealed: np.ndarray, lives: np.ndarray) -> float:
+    d = np.sort(_distances(sealed, lives))
+    return float(d[: (d.size + 1) // 2].mean())
+
+
+def _median(sealed: np.ndarray, lives: np.ndarray) -> float:
+    return float(np.median(_distances(sealed, lives)))
+
+
+def _best_frame(sealed: np.ndarray, lives: np.ndarray) -> float:
+    return float(_distances(sealed, lives).min())
+
+
+# rule name -> fused distance of (sealed (128,), lives (n, 128)), both float32
+FUSION_RULES: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "mean-template": _mean_template,
+    "mean-best-half": _mean_best_half,
+    "median": _median,
+    "min": _best_frame,
+}
+FUSION_RULE = "mean-template"
+
+
+def fused_distance(sealed_template: np.ndarray, live_templates: Sequence[np.ndarray],
+                   rule: str = FUSION_RULE) -> float:
+    """The distance one decision is made on: `rule` over the live frames of one attempt."""
+    if rule not in FUSION_RULES:
+        raise ValueError(f"unknown fusion rule {rule!r}; known: {', '.join(FUSION_RULES)}")
+    if not live_templates:
+        raise ValueError("no live templates")
+    sealed = _as_template(sealed_template)
+    lives = np.stack([_as_template(t) for t in live_templates])
+    return FUSION_RULES[rule](sealed, lives)
 
 
 @dataclass(frozen=True)
 class MatchDecision:
-    """The outcome of one comparison: `match` when `distance` < `threshold`."""
+    """One decision: `match` when the fused `distance` < `threshold`, over `frames` frames."""
 
     match: bool
     distance: float
     threshold: float
+    frames: int = 1
+    rule: str = FUSION_RULE
 
     def __bool__(self) -> bool:
         return self.match
 
 
-class FaceVerifier:
-    """Decides whether a live template belongs to the enrolled one (strictly below threshold)."""
+def verify_session(live_templates: Sequence[np.ndarray], sealed_template: np.ndarray, threshold: float,
+                   rule: str = FUSION_RULE) -> MatchDecision:
+    """The per-attempt decision: fuse the live templates of one track, compare with the sealed one.
 
-    def __init__(self, threshold: float) -> None:
+    Strictly below the threshold matches. FormatError for a malformed template.
+    """
+    d = fused_distance(sealed_template, live_templates, rule)
+    return MatchDecision(d < threshold, d, float(threshold), len(live_templates), rule)
+
+
+class FaceVerifier:
+    """Decides whether live templates belong to the enrolled one (strictly below threshold)."""
+
+    def __init__(self, threshold: float, frames: int = 1, rule: str = FUSION_RULE) -> None:
         if not 0.0 < threshold < 2.0:
             raise ValueError("threshold must lie between 0 and 2 (unit-length descriptors)")
-        self.threshold = float(threshold)
+        if frames < 1:
+            raise ValueError("a decision needs at least one frame")
+        if rule not in FUSION_RULES:
+            raise ValueError(f"unknown fusion rule {rule!r}")
+        self.threshold, self.frames, self.rule = float(threshold), int(frames), rule
 
     def verify(self, enrolled: np.ndarray, live: np.ndarray) -> MatchDecision:
-        """Compare `live` against `enrolled`."""
+        """Compare one live template against `enrolled` (photo against photo, the CLI)."""
         d = compare(enrolled, live)
-        return MatchDecision(d < self.threshold, d, self.threshold)
+        return MatchDecision(d < self.threshold, d, self.threshold, 1, self.rule)
 
-    def verify_any(self, enrolled: np.ndarray, lives: list[np.ndarray]) -> MatchDecision:
-        """The best of several live templates (frames of one session) against `enrolled`."""
-        if not lives:
-            raise ValueError("no live templates")
-        best = min((compare(enrolled, t) for t in lives))
-        return MatchDecision(best < self.threshold, best, self.threshold)
+    def verify_session(self, enrolled: np.ndarray, lives: Sequence[np.ndarray]) -> MatchDecision:
+        """One attempt's decision over the live templates of one track (see `verify_session`)."""
+        return verify_session(lives, enrolled, self.threshold, self.rule)

@@ -86,14 +86,18 @@ class FakeFaces:
 class FakeMatcher:
     """Opens sealed templates for real; templates are 256-byte strings compared for equality."""
 
-    def __init__(self, sealing_key: PrivateKey) -> None:
+    def __init__(self, sealing_key: PrivateKey, frames: int = 1) -> None:
         self.sealing_key = sealing_key
+        self.frames_per_decision = frames
+        self.decisions: list[int] = []  # frames per decision, in order
 
     def enrolled_template(self, sealed: Any) -> bytes:
         return sealing.open_sealed([list(x) for x in sealed], [self.sealing_key])
 
-    def compare(self, enrolled: Any, live: Any) -> MatchResult:
-        return MatchResult(enrolled == live, 0.0 if enrolled == live else 0.9)
+    def decide(self, enrolled: Any, lives: Any) -> MatchResult:
+        self.decisions.append(len(lives))
+        same = all(live == enrolled for live in lives)
+        return MatchResult(same, 0.0 if same else 0.9)
 
 
 class FakeSink:
@@ -178,7 +182,8 @@ class Rig:
 
     def engine(self, *, nfc: list | None = None, qr: list | None = None, faces: FakeFaces | None = None,
                patient: ScriptedPatient | None = None, sink: FakeSink | None = None, liveness: Any = None,
-               no_camera: bool = False) -> tuple[CheckinEngine, HeadlessDriver, FakeSink]:
+               no_camera: bool = False, matcher: FakeMatcher | None = None
+               ) -> tuple[CheckinEngine, HeadlessDriver, FakeSink]:
         ui = HeadlessDriver(self.clock, patient or ScriptedPatient())
         sink = sink or FakeSink()
         checker = ProtocolPassChecker(site=SITE, kiosk=KIOSK,
@@ -189,7 +194,7 @@ class Rig:
         eng = CheckinEngine(site=SITE, kiosk=KIOSK, kiosk_key=self.kiosk_key, engine=self.engine_cfg,
                             consent=ConsentTable(), sources=[self.nfc_source, self.qr_source],
                             faces=None if no_camera else (faces or FakeFaces(self.clock)),
-                            matcher=FakeMatcher(self.sealing_key), checker=checker, sink=sink, ui=ui,
+                            matcher=matcher or FakeMatcher(self.sealing_key), checker=checker, sink=sink, ui=ui,
                             liveness=liveness, clock=self.clock)
         return eng, ui, sink
 

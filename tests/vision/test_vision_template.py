@@ -51,6 +51,6 @@ def test_compare_and_verifier() -> None:
     v = FaceVerifier(threshold=d + 0.01)
     assert v.verify(a, b).match
     assert not FaceVerifier(threshold=d).verify(a, b).match  # strictly below the threshold
-    assert v.verify_any(a, [b, a]).distance == 0.0
+    assert v.verify_session(a, [a, a]).distance == 0.0 and v.verify_session(a, [b, a]).frames == 2
     with pytest.raises(FormatError):
         compare(a, np.zeros(64, np.float16))

@@ -2,9 +2,15 @@
 
 One table per part. An unknown or misspelt key, or a value of the wrong type, is refused at
 start-up with the file and the dotted key named — never a silent default (frigate's rule).
+Validation is strict: nothing is converted (`port = "1883"` and `port = true` are refused,
+not read as 1883 and 1), and every error of a file is reported at once, not the first only.
+TOML has no path type, so the file is validated the way JSON is (a path is a string); a
+table added here needs nothing more than `_Table` to get the same rules.
 """
 from __future__ import annotations
 
+import datetime as dt
+import json
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -13,13 +19,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from kiosk.errors import ConfigError
 
+from kiosk.protocol.config_ids import ID_RE as KIOSK_ID_RE
+
 DEFAULT_PATH = Path("/etc/kiosk/kiosk.toml")
 SCHEMA_VERSION = 1
-from kiosk.protocol.config_ids import ID_RE as KIOSK_ID_RE
+# the deepest a valid file nests is a table holding a list or an inline table: any deeper
+# is a mistake (or an attack on the parser), refused before pydantic walks it
+MAX_DEPTH = 6
+MAX_ERRORS_LISTED = 20
 
 
 class _Table(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class KioskTable(_Table):
@@ -229,31 +240,89 @@ def _resolve(data: dict, base: Path) -> dict:
 
 
 def load(path: Path | str | None = None) -> Config:
-    """Read and validate a config file; raise ConfigError naming the file and the key."""
+    """Read and validate a config file; raise ConfigError naming the file and every bad key."""
     path = Path(path) if path is not None else DEFAULT_PATH
     try:
         raw = path.read_bytes()
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read config ({e.strerror})") from None
+        raise ConfigError(f"{path}: cannot read config ({e.strerror or type(e).__name__})") from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
+    except RecursionError:  # tomllib recurses per nested array or inline table
+        raise ConfigError(f"{path}: not valid TOML (nested deeper than a config can be)") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    _check_depth(data, str(path))
     return from_dict(_resolve(data, path.parent.resolve()), source=str(path))
 
 
+def _check_depth(data: dict, source: str) -> None:
+    """Refuse nesting deeper than any config has, without recursing (a 3,000-deep file)."""
+    stack: list[tuple[object, int]] = [(data, 0)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"{source}: nested deeper than a config can be ({MAX_DEPTH} levels)")
+        if isinstance(v, dict):
+            stack.extend((x, depth + 1) for x in v.values())
+        elif isinstance(v, list):
+            stack.extend((x, depth + 1) for x in v)
+
+
+def _to_json_data(data: dict, errors: list[str]) -> dict:
+    """The file's values as JSON types; TOML dates and times (no key takes one) become errors."""
+    def conv(v: object, loc: tuple[str, ...]) -> object:
+        if isinstance(v, dict):
+            out = {}
+            for k, x in v.items():
+                y = conv(x, (*loc, str(k)))
+                if y is not _DROP:
+                    out[k] = y
+            return out
+        if isinstance(v, (list, tuple)):
+            return [y for i, x in enumerate(v) if (y := conv(x, (*loc, str(i)))) is not _DROP]
+        if isinstance(v, Path):
+            return str(v)
+        if isinstance(v, (dt.datetime, dt.date, dt.time)):
+            errors.append(f"bad value for '{'.'.join(loc)}': a TOML date or time is not valid here")
+            return _DROP
+        return v
+
+    out = conv(data, ())
+    assert isinstance(out, dict)
+    return out
+
+
+_DROP = object()
+
+
+def _describe(err: dict) -> str:
+    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        return f"unknown key '{key}'"
+    # pydantic's message names the expected type; the value itself is never echoed
+    return f"bad value for '{key}': {err['msg']}"
+
+
 def from_dict(data: dict, source: str = "<config>") -> Config:
-    """Validate a config given as a dict (tests, demo)."""
+    """Validate a config given as a dict (tests, demo, provisioning), strictly; every error at once."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a table of settings")
+    _check_depth(data, source)
+    errors: list[str] = []
+    payload = json.dumps(_to_json_data(data, errors))
     try:
-        return Config.model_validate(data)
+        cfg: Config | None = Config.model_validate_json(payload)
     except ValidationError as e:
-        first = e.errors()[0]
-        key = ".".join(str(p) for p in first["loc"])
-        if first["type"] == "extra_forbidden":
-            raise ConfigError(f"{source}: unknown key '{key}'") from None
-        raise ConfigError(f"{source}: bad value for '{key}': {first['msg']}") from None
-
-
+        cfg = None
+        errors.extend(_describe(err) for err in e.errors(include_url=False, include_input=False))
+    if errors:
+        shown = "; ".join(errors[:MAX_ERRORS_LISTED])
+        more = f"; and {len(errors) - MAX_ERRORS_LISTED} more" if len(errors) > MAX_ERRORS_LISTED else ""
+        count = f"{len(errors)} errors: " if len(errors) > 1 else ""
+        raise ConfigError(f"{source}: {count}{shown}{more}")
+    assert cfg is not None
+    return cfg
 def to_toml(cfg: Config) -> str:
     """Render a config as TOML (for `kiosk provision` and the demo). Flat tables only."""
     def val(v: object) -> str:

@@ -31,8 +31,15 @@ def register(subparsers: Any) -> None:
         p.add_argument("--origin", help="expected checkpoint origin (default: keys.log_name)")
         p.add_argument("--json", action="store_true", help="print JSON")
 
-    p = sub.add_parser("verify", help="recompute the tree from the stored leaves; name any change")
+    p = sub.add_parser("verify", help="check leaves, signatures, bodies and every checkpoint; "
+                                      "compare with witnessed checkpoints; name any change "
+                                      "(exit 0 intact, 2 tampering found)")
     common(p)
+    p.add_argument("--witnesses", action="append", metavar="SOURCE", default=[],
+                   help="checkpoints cosigned by kiosks: 'broker' (their retained witness "
+                        "topics, via [broker]) or a file or folder of cosigned notes; repeatable")
+    p.add_argument("--cosigner", action="append", metavar="VKEY", default=[],
+                   help="a witness key name+keyid+base64(0x04||key), besides the registry's kiosks")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("prove", help="inclusion (and consistency) proof for one entry")
@@ -113,40 +120,158 @@ def _b64(b: bytes) -> str:
 
 # ---------------------------------------------------------------------------- handlers
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    """`kiosk ledger verify`: exit 0 if the log is intact, else name every problem and fail."""
-    from kiosk.ledger.audit import verify_log
+EXIT_TAMPERED = 2
 
-    ctx = _Context(args)
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """`kiosk ledger verify`: exit 0 if the log is intact, 2 naming every problem otherwise.
+
+    With --json the output is JSON whatever happens, errors included.
+    """
     try:
-        report = verify_log(ctx.store, ctx.verifier, ctx.origin)
-    finally:
-        ctx.store.close()
+        report, notes = _verify(args)
+    except KioskError as e:
+        if not args.json:
+            raise
+        print(json.dumps({"ok": False, "error": e.message, "reason": e.reason}, indent=2))
+        return e.exit_code
     cp = report.checkpoint
+    unc = report.uncovered
     if args.json:
         print(json.dumps({
             "ok": report.ok, "entries": report.entries, "root": _b64(report.root),
             "checkpoint_size": cp.size if cp else None,
             "checkpoint_verified": report.checkpoint_verified,
+            "checkpoints_checked": report.checkpoints_checked,
+            "leaves_checked": report.leaves_checked,
+            "signatures_checked": report.signatures_checked,
+            "bodies": {"ok": report.bodies_ok, "erased": report.erased_count,
+                       "erased_indexes": report.bodies_erased},
+            "uncovered": {"first": unc[0], "last": unc[1]} if unc else None,
+            "witnesses": report.witnesses,
             "findings": [f.__dict__ for f in report.findings],
-            "suppressed": report.suppressed}, indent=2))
+            "suppressed": report.suppressed, "notes": notes}, indent=2))
+        return 0 if report.ok else EXIT_TAMPERED
+    for f in report.findings:
+        print(f"FAIL {f.kind}: {f.detail}")
+    for kind, n in report.suppressed.items():
+        print(f"FAIL {kind}: ... and {n} more")
+    for n in notes:
+        print(f"note: {n}", file=sys.stderr)
+    if report.erased_count:
+        shown = ", ".join(str(i) for i in report.bodies_erased[:10])
+        more = "" if report.erased_count <= 10 else ", ..."
+        print(f"erased: {report.erased_count} bodies erased under the retention policy "
+              f"(leaves {shown}{more}); their leaves and proofs still stand")
+    if unc:
+        print(f"WARN uncovered: leaves {unc[0]}..{unc[1]} are under no signed checkpoint "
+              "the store or a witness holds; nothing here can tell a rewritten tail from an "
+              "honest one (use --witnesses)")
+    for w in report.witnesses:
+        print(f"witness {w['witness']}: size {w['size']} {w['state']}")
+    if report.ok:
+        what = [f"{report.entries} entries"]
+        if report.leaves_checked:
+            what.append("leaves canonical" + (", kiosk signatures verified"
+                                              if report.signatures_checked else ""))
+            what.append(f"{report.bodies_ok} bodies match")
+        if cp:
+            what.append(f"{report.checkpoints_checked} checkpoints consistent, newest at size "
+                        f"{cp.size} matches" + (" (signatures verified)"
+                                                if report.checkpoint_verified else ""))
+        if report.witnesses:
+            what.append(f"{len(report.witnesses)} witnessed checkpoints agree")
+        print("ok: " + ", ".join(what) + f"; root {_b64(report.root)}")
     else:
-        for f in report.findings:
-            print(f"FAIL {f.kind}: {f.detail}")
-        for kind, n in report.suppressed.items():
-            print(f"FAIL {kind}: ... and {n} more")
-        if cp is None:
-            print("note: no checkpoint saved yet", file=sys.stderr)
-        elif not report.checkpoint_verified and report.ok:
-            print("note: no log key given; checkpoint signature not checked", file=sys.stderr)
-        if report.ok:
-            print(f"ok: {report.entries} entries, root {_b64(report.root)}"
-                  + (f", checkpoint at size {cp.size} matches" if cp else ""))
-    if not report.ok:
-        raise LogIntegrityError(f"log verification failed: {len(report.findings)} problem(s), "
-                                f"first: {report.findings[0].kind}",
-                                reason=report.findings[0].kind)
-    return 0
+        print(f"log verification failed: {len(report.findings)} problem(s), "
+              f"first: {report.findings[0].kind}", file=sys.stderr)
+    return 0 if report.ok else EXIT_TAMPERED
+
+
+def _verify(args: argparse.Namespace):
+    """Run the audit the arguments ask for; (report, notes for people)."""
+    from kiosk.ledger.audit import verify_log
+
+    ctx = _Context(args)
+    notes: list[str] = []
+    key_for, registry = _kiosk_keys(ctx)
+    try:
+        cosigners = _cosigners(ctx, args, registry)
+        witnessed = _witnessed(ctx, args, cosigners, notes) if args.witnesses else []
+        report = verify_log(ctx.store, ctx.verifier, ctx.origin, check_leaves=True,
+                            kiosk_keys=key_for, witnessed=witnessed)
+    finally:
+        ctx.store.close()
+        if registry is not None:
+            registry.close()
+    if report.checkpoint is None and report.checkpoints_checked == 0:
+        notes.append("no checkpoint saved yet")
+    elif ctx.verifier is None:
+        notes.append("no log key given; checkpoint signatures not checked")
+    if key_for is None:
+        notes.append("no kiosk registry (--config with one); leaf signatures not checked")
+    if not args.witnesses:
+        notes.append("no witnesses given (--witnesses broker|PATH); a rolled-back store "
+                     "shows only as uncovered leaves")
+    return report, notes
+
+
+def _cosigners(ctx: _Context, args: argparse.Namespace, registry) -> list:
+    from kiosk.ledger.witness import Cosigner, parse_cosigner_key, witness_name
+
+    out = [parse_cosigner_key(t) for t in args.cosigner]
+    if registry is not None and ctx.origin:
+        for rec in registry.list():
+            name = witness_name(ctx.origin, rec.kiosk_id)
+            out += [Cosigner(name, k) for k in registry.keys_for(rec.kiosk_id).values()]
+    return out
+
+
+def _witnessed(ctx: _Context, args: argparse.Namespace, cosigners: list, notes: list[str]):
+    """The verified cosigned checkpoints the --witnesses sources hold."""
+    from kiosk.errors import FormatError, VerificationError
+    from kiosk.ledger.witness import open_witnessed
+
+    if not cosigners:
+        raise KioskError("--witnesses needs witness keys: --config (the kiosk registry) or "
+                         "--cosigner VKEY")
+    found: list[tuple[str, bytes]] = []
+    for src in args.witnesses:
+        if src == "broker":
+            found += _witness_notes_from_broker(ctx)
+            continue
+        path = Path(src)
+        files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+        for f in files:
+            try:
+                found.append((str(f), f.read_bytes()))
+            except OSError as e:
+                raise StoreError(f"cannot read witness file {f}: {e.strerror}") from None
+    out = []
+    for where, note in found:
+        try:
+            got = open_witnessed(note, ctx.verifier, cosigners, ctx.origin)
+        except (FormatError, VerificationError) as e:
+            raise VerificationError(f"witnessed checkpoint from {where}: {e.message}") from None
+        if not got:
+            notes.append(f"{where}: no cosignature by a known witness")
+        out += got
+    if not out:
+        raise VerificationError("no witnessed checkpoint found in the given sources")
+    return out
+
+
+def _witness_notes_from_broker(ctx: _Context) -> list[tuple[str, bytes]]:
+    if ctx.cfg is None:
+        raise KioskError("--witnesses broker needs --config ([broker] and [kiosk] site)")
+    from kiosk.net import topics
+    from kiosk.net.mqtt_once import read_retained_all
+
+    b = ctx.cfg.broker
+    got = read_retained_all(b.host, b.port, topics.all_witness(ctx.cfg.kiosk.site),
+                            client_id=ctx.cfg.gateway.client_id + "-audit",
+                            tls=(b.tls_ca, b.tls_cert, b.tls_key))
+    return sorted(got.items())
 
 
 def cmd_prove(args: argparse.Namespace) -> int:

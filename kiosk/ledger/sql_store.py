@@ -271,6 +271,20 @@ class SqlLogStore(ABC):
                               "ORDER BY size DESC, id DESC LIMIT 1").fetchone()
         return None if row is None else (int(row[0]), bytes(row[1]))
 
+    def iter_checkpoints(self) -> Iterator[tuple[int, bytes]]:
+        """Every saved (size, note), by size then age, paged so no cursor stays open."""
+        last = (-1, -1)
+        while True:
+            with self._lock, self._guard(), self._read() as cur:
+                rows = cur.execute(self._q(
+                    "SELECT size, id, note FROM checkpoints WHERE size > ? OR (size = ? AND id > ?)"
+                    " ORDER BY size, id LIMIT ?"), (last[0], last[0], last[1], PAGE)).fetchall()
+            if not rows:
+                return
+            for r in rows:
+                yield int(r[0]), bytes(r[2])
+            last = (int(rows[-1][0]), int(rows[-1][1]))
+
 
 @contextmanager
 def translate(library_error: type[BaseException] | tuple[type[BaseException], ...],

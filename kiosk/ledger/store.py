@@ -79,6 +79,8 @@ class LogStore(Protocol):
         """Keep a signed checkpoint note for tree `size`."""
     def latest_checkpoint(self) -> tuple[int, bytes] | None:
         """(size, note) of the largest saved checkpoint, or None."""
+    def iter_checkpoints(self) -> Iterator[tuple[int, bytes]]:
+        """Every saved (size, note), by size then age: what `ledger verify` checks."""
 
     def close(self) -> None:
         """Release the connection."""

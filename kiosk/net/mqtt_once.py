@@ -67,3 +67,48 @@ def read_retained(host: str, port: int, topic: str, *, client_id: str, timeout_s
         client.loop_stop()
         client.disconnect()
     return got[0] if got else None
+
+
+def read_retained_all(host: str, port: int, topic_filter: str, *, client_id: str,
+                      quiet_s: float = 1.0, timeout_s: float = 10.0,
+                      tls: tuple = (None, None, None)) -> dict[str, bytes]:
+    """Every retained message under `topic_filter` (topic -> payload).
+
+    The broker sends the retained messages right after the subscription; we stop once none
+    came for `quiet_s` after the subscription was granted. TransportError if it never is.
+    """
+    import time
+
+    got: dict[str, bytes] = {}
+    subscribed = threading.Event()
+    last = [0.0]
+
+    def on_connect(c, _u, _f, rc, _p):
+        if not rc.is_failure:
+            c.subscribe(topic_filter, qos=1)
+
+    def on_subscribe(_c, _u, _mid, codes, _p):
+        if not any(rc.is_failure for rc in codes):
+            last[0] = time.monotonic()
+            subscribed.set()
+
+    def on_message(_c, _u, msg):
+        if msg.retain:
+            got[msg.topic] = bytes(msg.payload)
+            last[0] = time.monotonic()
+
+    client = _client(client_id, tls)
+    client.on_connect, client.on_subscribe, client.on_message = on_connect, on_subscribe, on_message
+    try:
+        client.connect(host, port, keepalive=30)
+        client.loop_start()
+        if not subscribed.wait(timeout_s):
+            raise TransportError(f"broker {host}:{port} did not grant the subscription")
+        while time.monotonic() - last[0] < quiet_s:
+            time.sleep(0.05)
+    except (OSError, ValueError, RuntimeError) as e:
+        raise TransportError(f"cannot read from {host}:{port}: {e}") from None
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    return got

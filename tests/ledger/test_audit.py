@@ -135,9 +135,11 @@ def test_prove_entry_and_iterate(filled):
 def db(tmp_path):
     from kiosk.ledger.sqlite_store import SqliteLogStore
 
+    from .test_audit_attacks import append, make_entry
+
     path = tmp_path / "ledger.sqlite3"
     s = SqliteLogStore(path)
-    s.append([b"entry-%d" % i for i in range(N)])
+    append(s, [make_entry() for _ in range(N)])
     audit.make_checkpoint(s, LOG, LOG, KEY)
     s.close()
     return path
@@ -165,8 +167,9 @@ def test_cli_verify_names_tampering(db, capsys):
     conn.close()
     code, out = _run(capsys, "ledger", "verify", "--db", str(db),
                      "--vkey", verifier_key_text(LOG, KEY.verify_key))
-    assert code == 74
+    assert code == 2
     assert "FAIL leaf-changed: leaf 11 changed" in out
+    assert "FAIL leaf-malformed: leaf 11" in out
     assert "log verification failed" in out
 
 
@@ -174,8 +177,8 @@ def test_cli_verify_json_and_wrong_key(db, capsys):
     other = nacl.signing.SigningKey(bytes([9]) * 32)
     code, out = _run(capsys, "ledger", "verify", "--db", str(db), "--json",
                      "--vkey", verifier_key_text(LOG, other.verify_key))
-    assert code == 74
-    report = json.loads(out[:out.rindex("}") + 1])
+    assert code == 2
+    report = json.loads(out)
     assert [f["kind"] for f in report["findings"]] == ["checkpoint-signature"]
 
 
@@ -184,7 +187,11 @@ def test_cli_prove(db, capsys):
     assert code == 0, out
     got = json.loads(out)
     assert got["index"] == 3 and got["size"] == N and len(got["consistency"]) > 0
-    eh = hashlib.sha256(b"entry-5").hexdigest()
+    from kiosk.ledger.sqlite_store import SqliteLogStore
+
+    s = SqliteLogStore(db)
+    eh = hashlib.sha256(s.get_leaf(5)).hexdigest()
+    s.close()
     code, out = _run(capsys, "ledger", "prove", "--db", str(db), "--entry-hash", eh)
     assert json.loads(out)["index"] == 5
     code, out = _run(capsys, "ledger", "prove", "--db", str(db), "--index", "99")
@@ -198,8 +205,10 @@ def test_cli_checkpoint_sign_with_config(tmp_path, capsys):
     (tmp_path / "state").mkdir()
     from kiosk.ledger.sqlite_store import SqliteLogStore
 
+    from .test_audit_attacks import append, make_entry
+
     s = SqliteLogStore(tmp_path / "state" / "ledger.sqlite3")
-    s.append([b"a", b"b", b"c"])
+    append(s, [make_entry() for _ in range(3)])
     s.close()
     cfg = tmp_path / "kiosk.toml"
     cfg.write_text(f'schema_version = 1\n[paths]\nstate_dir = "state"\n'
@@ -209,7 +218,7 @@ def test_cli_checkpoint_sign_with_config(tmp_path, capsys):
     assert code == 0, out
     assert out.startswith(f"{LOG}\n3\n")
     code, out = _run(capsys, "ledger", "verify", "--config", str(cfg))
-    assert code == 0 and "checkpoint at size 3 matches" in out, out
+    assert code == 0 and "newest at size 3 matches (signatures verified)" in out, out
     code, out2 = _run(capsys, "ledger", "checkpoint", "--config", str(cfg))
     assert code == 0 and out2.startswith(f"{LOG}\n3\n")
     assert key is not None

@@ -126,6 +126,16 @@ class Witnessed:
     note: bytes
 
 
+def split_cosignature(raw: bytes) -> tuple[int, bytes]:
+    """A cosignature line's bytes after the key id: (timestamp, Ed25519 signature)."""
+    if len(raw) != 8 + 64:
+        raise VerificationError("cosignature has the wrong length")
+    (ts,) = struct.unpack(">Q", raw[:8])
+    if ts > MAX_TIMESTAMP:
+        raise VerificationError("cosignature timestamp out of range")
+    return ts, raw[8:]
+
+
 def cosignature_timestamp(note: bytes, cosigner: Cosigner) -> int | None:
     """The timestamp of `cosigner`'s line on `note` after checking it, None if it has none.
 
@@ -135,14 +145,12 @@ def cosignature_timestamp(note: bytes, cosigner: Cosigner) -> int | None:
     mine = [s for s in sigs if s.name == cosigner.name and s.key_id == cosigner.key_id]
     if not mine:
         return None
-    raw = mine[0].signature
-    if len(raw) != 8 + 64:
-        raise VerificationError(f"cosignature by {cosigner.name} has the wrong length")
-    (ts,) = struct.unpack(">Q", raw[:8])
-    if ts > MAX_TIMESTAMP:
-        raise VerificationError(f"cosignature by {cosigner.name}: timestamp out of range")
     try:
-        cosigner.key.verify(cosignature_message(text, ts), raw[8:])
+        ts, sig = split_cosignature(mine[0].signature)
+    except VerificationError as e:
+        raise VerificationError(f"{e.message} ({cosigner.name})") from None
+    try:
+        cosigner.key.verify(cosignature_message(text, ts), sig)
     except nacl.exceptions.BadSignatureError:
         raise VerificationError(f"invalid cosignature by {cosigner.name}") from None
     return ts

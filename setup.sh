@@ -27,7 +27,15 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 # --- system packages (only what is missing, so a re-run costs nothing) ---
 PKGS=(python3 python3-venv python3-dev mosquitto mosquitto-clients libgl1 libglib2.0-0)
-if [ "$DEV" = 1 ]; then PKGS+=(postgresql); else PKGS+=(python3-picamera2 chrony); fi
+# node + npm: the web wallet's two libraries; chromium: its end-to-end tests. A node that
+# bundles its own npm (NodeSource) is kept: Debian's npm package would fight it.
+if [ "$DEV" = 1 ]; then
+  PKGS+=(postgresql chromium)
+  command -v node >/dev/null || PKGS+=(nodejs)
+  command -v npm >/dev/null || PKGS+=(npm)
+else
+  PKGS+=(python3-picamera2 chrony)
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -85,6 +93,15 @@ if ! $VPY -m kiosk.vision.models verify models/ >/dev/null 2>&1; then
   $VPY -m kiosk.vision.models install models/
 fi
 $VPY -m kiosk.vision.models verify models/
+
+# --- the patient web wallet (served by `kiosk issuer serve`): its libraries from npm, pinned
+# by package-lock.json; playwright-core (drives Debian's chromium in tests) only with --dev ---
+if [ "$DEV" = 1 ] && command -v npm >/dev/null; then
+  if ! (cd kiosk/wallet/web && npm ls --silent >/dev/null 2>&1); then
+    echo "==> installing the web wallet's libraries (npm ci)"
+    npm ci --silent --no-audit --no-fund --prefix kiosk/wallet/web
+  fi
+fi
 
 if [ "$DEV" = 0 ]; then
   echo "==> Raspberry Pi kiosk set-up"

@@ -20,6 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     who.add_argument("--wallet", type=Path, help="the patient's wallet folder (kiosk wallet create)")
     who.add_argument("--card", type=Path, metavar="DIR",
                      help="no smartphone: write a card pass (and its NDEF message for a Type 4 card) here")
+    who.add_argument("--web", metavar="URL",
+                     help="the web wallet at URL (`kiosk issuer serve`): print a one-time enrolment link")
+    e.add_argument("--link-png", type=Path, help="with --web: also write the link as a QR code PNG")
     e.add_argument("--no-biometric", action="store_true",
                    help="the patient declined biometric matching: no template; the front desk confirms identity")
     e.add_argument("--valid-days", type=int, default=365)
@@ -36,6 +39,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     lst.add_argument("--tls-cert", type=Path, help="the issuer's client certificate (TLS)")
     lst.add_argument("--tls-key", type=Path, help="the issuer's client key (TLS)")
     lst.set_defaults(func=_revocations)
+    sv = s.add_parser("serve", help="serve the patient web wallet and its enrolment API (HTTPS)")
+    sv.add_argument("--host", default="0.0.0.0", help="address to listen on (default all)")
+    sv.add_argument("--port", type=int, default=8443)
+    sv.add_argument("--tls-cert", type=Path, help="the server's certificate chain (PEM)")
+    sv.add_argument("--tls-key", type=Path, help="the server's private key (PEM)")
+    sv.add_argument("--log-public", type=Path, required=True,
+                    help="the ledger's log public key (log.pub): the wallet verifies consent receipts with it")
+    sv.add_argument("--log-name", required=True, help="the ledger's log name (as in the kiosks' [keys] log_name)")
+    sv.set_defaults(func=_serve)
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -54,7 +66,7 @@ def _enroll(args: argparse.Namespace) -> int:
 
     iss = Issuer(args.dir)
     wallet = Wallet.load(args.wallet) if args.wallet else None
-    if wallet is None and args.no_biometric:
+    if wallet is None and args.no_biometric and not args.web:
         raise KioskError("a card pass is bound by the face alone: it needs a photo (no --no-biometric)")
     template = None
     if not args.no_biometric:
@@ -64,6 +76,8 @@ def _enroll(args: argparse.Namespace) -> int:
         from kiosk.vision.template import template_to_bytes
 
         template = template_to_bytes(template_from_photo(args.photo))
+    if args.web:
+        return _enroll_web(args, iss, template)
     enrolled = iss.enroll(wallet.public_key if wallet else None, template, valid_days=args.valid_days)
     if wallet is not None:
         wallet.store_pass(enrolled.pass_bytes)
@@ -115,4 +129,50 @@ def _revocations(args: argparse.Namespace) -> int:
         publish_retained(host or "127.0.0.1", int(port), topics.revocations(iss.site), signed,
                          client_id="issuer", tls=(args.tls_ca, args.tls_cert, args.tls_key))
         print("published retained on the revocations topic")
+    return 0
+
+
+def _enroll_web(args: argparse.Namespace, iss, template: bytes | None) -> int:
+    from kiosk.issuer.web import create_pending
+
+    pending = create_pending(iss, template, valid_days=args.valid_days)
+    link = pending.link(args.web)
+    if args.link_png:
+        import segno
+
+        segno.make(link, error="m").save(str(args.link_png), scale=6, border=4)
+    print(json.dumps({"link": link, "confirm": pending.confirm, "patient": pending.patient,
+                      "pass_id": pending.pass_id.hex(),
+                      "expires": pending.expires, "biometric": template is not None}, indent=2))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from kiosk.errors import ConfigError
+    from kiosk.issuer.issuer import Issuer
+    from kiosk.issuer.web import WalletServer, purge_expired
+    from kiosk.ledger.checkpoint import verifier_key_text
+    from kiosk.protocol.keys import load_verify_key
+
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise ConfigError("give both --tls-cert and --tls-key")
+    iss = Issuer(args.dir)
+    vkey = verifier_key_text(args.log_name, load_verify_key(args.log_public))
+    tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
+    server = WalletServer(iss, args.host, args.port, log_vkey=vkey, tls=tls)
+    purge_expired(iss)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    server.start()
+    print(f"web wallet at {server.url()} (Ctrl-C to stop)", flush=True)
+    try:
+        while not stop.wait(60):
+            purge_expired(iss)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
     return 0

@@ -69,9 +69,13 @@ def new_patient_id() -> str:
 
 def issue(issuer_key: SigningKey, *, issuer: str, site: str, patient: str,
           patient_key: VerifyKey | None, template: bytes | None, sealing_keys: list[PublicKey],
-          now: int, valid_s: int, pass_id: bytes | None = None) -> bytes:
+          now: int, valid_s: int, pass_id: bytes | None = None,
+          sealed: list[list[bytes]] | None = None) -> bytes:
     """Sign a new pass and return its COSE bytes: a phone pass certifying `patient_key`,
-    or with `patient_key` None a card pass (which must carry a template to be usable)."""
+    or with `patient_key` None a card pass (which must carry a template to be usable).
+
+    `sealed` gives templates sealed earlier (a web enrolment seals at the desk and signs
+    when the wallet's key arrives, so no clear template waits on disk) instead of `template`."""
     claims: dict = {
         ISS: issuer, SUB: patient, IAT: now, NBF: now, EXP: now + valid_s,
         CTI: pass_id or os.urandom(16), SITE: site,
@@ -82,6 +86,8 @@ def issue(issuer_key: SigningKey, *, issuer: str, site: str, patient: str,
         claims[CNF] = {1: {1: _COSE_KEY_OKP, -1: _CRV_ED25519, -2: bytes(patient_key)}}
     if template is not None:
         claims[SEALED] = sealing.seal(template, sealing_keys)
+    elif sealed is not None:
+        claims[SEALED] = sealed
     return cose.sign1(cbor.dumps(claims), issuer_key)
 
 

@@ -61,6 +61,7 @@ class Rig:
         (root / "gw").mkdir()
         keys.new_signing_key(root / "log.key", root / "log.pub")
         keys.new_signing_key(root / "issuer.key", root / "issuer.pub")
+        self.seal_to = keys.new_sealing_key(root / "gw-sealing.key", root / "gw-sealing.pub").public_key
         self.kiosk_key = SigningKey.generate()
         keys.save_private_key(root / "kiosk.key", self.kiosk_key)
         with SqliteRegistry(root / "gw" / "registry.sqlite3") as reg:
@@ -69,10 +70,12 @@ class Rig:
             "kiosk": {"site": "clinic", "id": "kiosk-1"},
             "paths": {"state_dir": str(root / "state")},
             "keys": {"kiosk_key": str(root / "kiosk.key"), "issuer_public": [str(root / "issuer.pub")],
-                     "log_public": str(root / "log.pub"), "log_name": "bench.example/log"},
+                     "log_public": str(root / "log.pub"), "log_name": "bench.example/log",
+                     "gateway_sealing_public": str(root / "gw-sealing.pub")},
             "broker": {"host": broker.host, "port": broker.port, "reconnect_min_s": 0.2,
                        "reconnect_max_s": 2.0},
-            "gateway": {"log_key": str(root / "log.key"), "sqlite_path": str(root / "gw" / "ledger.sqlite3"),
+            "gateway": {"log_key": str(root / "log.key"), "sealing_key": str(root / "gw-sealing.key"),
+                        "sqlite_path": str(root / "gw" / "ledger.sqlite3"),
                         "registry_path": str(root / "gw" / "registry.sqlite3")},
         })
         cfg_path = root / "kiosk.toml"
@@ -158,7 +161,7 @@ def main() -> int:
         rig.warm_up()
         burst = [make_session(rig.kiosk_key, "kiosk-1") for _ in range(args.entries // 2)]
         paced = [make_session(rig.kiosk_key, "kiosk-1") for _ in range(args.paced_entries // 2)]
-        size = len(entry.Record(burst[0][0][0], burst[0][0][1], None, 0).to_cbor())
+        size = len(entry.Record(burst[0][0][0], burst[0][0][1], None, 0).seal(rig.seal_to))
         b = rig.run(burst, rate=None)
         p = rig.run(paced, rate=args.paced_rate)
         raw = raw_mosquitto(broker, b["n"], size)

@@ -64,6 +64,8 @@ class KeysTable(_Table):
     issuer_public: list[Path] = [Path("/etc/kiosk/keys/issuer.pub")]
     log_public: Path = Path("/etc/kiosk/keys/log.pub")
     log_name: str = "clinic.example/log"
+    # the log's gateway sealing key (X25519): record bodies and presentations travel sealed to it
+    gateway_sealing_public: Path = Path("/etc/kiosk/keys/gateway-sealing.pub")
 
 
 class BrokerTable(_Table):
@@ -138,12 +140,20 @@ class GatewayTable(_Table):
     postgres_dsn: str = "postgresql://127.0.0.1/test"
     postgres_schema: str = "kiosk_ledger"
     log_key: Path = Path("/etc/kiosk/keys/log.key")
+    sealing_key: Path = Path("/etc/kiosk/keys/gateway-sealing.key")  # opens sealed records
     registry_path: Path = Path("registry.sqlite3")
     client_id: str = "gateway-1"
     share_group: str = "gateways"
     max_message_bytes: int = Field(256 * 1024, ge=1024)
     max_skew_s: int = Field(300, ge=0)
-    max_age_s: int = Field(30 * 24 * 3600, ge=60)
+    # oldest `created` accepted: a kiosk key can backdate no further than this, and a long
+    # weekend's outage (Friday evening to Tuesday morning, ~88 h) still lands
+    max_age_s: int = Field(96 * 3600, ge=60)
+    # a presentation read at `captured` must be written (`created`) within this: long enough
+    # for a slow face match and consent, short enough to bound a kiosk key's backdating
+    max_capture_age_s: int = Field(600, ge=10)
+    # a consent joins its check-in's session only if created this soon after it
+    session_window_s: int = Field(300, ge=1)
     batch_size: int = Field(32, ge=1, le=1000)  # records appended per transaction, at most
     # a consent whose check-in is still being appended (by another gateway of the shared
     # subscription) waits this long for it before it is rejected
@@ -234,8 +244,10 @@ def _resolve(data: dict, base: Path) -> dict:
             elif isinstance(v, list):
                 keys[k] = [str(base / x) if isinstance(x, str) and not Path(x).is_absolute() else x for x in v]
     gw = data.get("gateway")
-    if isinstance(gw, dict) and isinstance(gw.get("log_key"), str) and not Path(gw["log_key"]).is_absolute():
-        gw["log_key"] = str(base / gw["log_key"])
+    if isinstance(gw, dict):
+        for k in ("log_key", "sealing_key"):
+            if isinstance(gw.get(k), str) and not Path(gw[k]).is_absolute():
+                gw[k] = str(base / gw[k])
     return data
 
 

@@ -10,7 +10,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from nacl.public import PrivateKey
@@ -31,13 +31,17 @@ class NfcAdapter:
 
     A phone left on the reader is not a new check-in: the same pass is ignored until it has
     been out of the field for `repeat_guard_s`.
+
+    `anchor` gives the newest signed checkpoint note this kiosk holds (None before its first
+    receipt): the nonce commits to it, so the presentation provably postdates it.
     """
 
     name = "nfc"
 
     def __init__(self, reader: Any, site: str, kiosk: str, *, repeat_guard_s: float = 3.0,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, anchor: Callable[[], bytes | None] = lambda: None) -> None:
         self.reader, self.site, self.kiosk = reader, site, kiosk
+        self.anchor = anchor
         self.repeat_guard_s = repeat_guard_s
         self.clock = clock or SystemClock()
         self._last: tuple[bytes, float] | None = None  # (pass hash, last seen) — no pass kept
@@ -60,14 +64,23 @@ class NfcAdapter:
                     return None
                 if cred.kind == "card":
                     return Credential("nfc", presentation.Presentation("card", cred.pass_bytes))
-                nonce = os.urandom(16)
+                nonce, anchor = self._challenge()
                 stmt, sig = cred.sign_presentation(self.site, self.kiosk, nonce)
             except NfcError as e:
                 if e.reason in _PATIENT_SIDE:
                     log.info("NFC read abandoned: %s", e.reason)
                     return None
                 raise
-            return Credential("nfc", presentation.Presentation("nfc", cred.pass_bytes, stmt, sig), nonce, self)
+            pres = presentation.Presentation("nfc", cred.pass_bytes, stmt, sig, anchor)
+            return Credential("nfc", pres, nonce, self)
+
+    def _challenge(self) -> tuple[bytes, tuple[bytes, bytes] | None]:
+        """A fresh nonce, committed to the newest checkpoint held when there is one."""
+        note = self.anchor()
+        if note is None:
+            return os.urandom(16), None
+        seed, cp = os.urandom(16), presentation.checkpoint_hash(note)
+        return presentation.anchored_nonce(seed, cp), (seed, cp)
 
     def sign_consent(self, pass_bytes: bytes, body_hash: bytes, timeout_s: float) -> tuple[bytes, bytes] | None:
         """Wait for the same patient's phone and have it sign the consent statement."""

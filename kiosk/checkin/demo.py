@@ -154,11 +154,13 @@ def _config(work: Path, port: int, nfc_port: str) -> Any:
         "keys": {"kiosk_key": str(work / "kiosk" / "kiosk.key"),
                  "sealing_key": str(work / "issuer" / "for-kiosks" / "sealing.key"),
                  "issuer_public": [str(work / "issuer" / "issuer.pub")],
-                 "log_public": str(work / "gateway" / "log.pub"), "log_name": LOG_NAME},
+                 "log_public": str(work / "gateway" / "log.pub"), "log_name": LOG_NAME,
+                 "gateway_sealing_public": str(work / "gateway" / "gateway-sealing.pub")},
         "broker": {"port": port},
         "nfc": {"port": nfc_port},
         "outbox": {"resend_after_s": 3.0},
-        "gateway": {"log_key": str(work / "gateway" / "log.key")},
+        "gateway": {"log_key": str(work / "gateway" / "log.key"),
+                    "sealing_key": str(work / "gateway" / "gateway-sealing.key")},
         "engine": {"credential_timeout_s": 20.0, "face_timeout_s": 20.0, "consent_timeout_s": 15.0,
                    "done_display_s": 0.0, "retry_pause_s": 0.2, "consent_tap_timeout_s": 8.0,
                    "poll_interval_s": 0.05, "absent_timeout_s": 5.0},
@@ -212,8 +214,9 @@ def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
         issuer.revoke(patient_pass.decode(lost.pass_bytes).pass_id)
         wallets["revoked"] = lost
         rl_bytes = issuer.revocation_list()
-        # --- gateway host: log key, kiosk registry, gateway service
+        # --- gateway host: log key, gateway sealing key, kiosk registry, gateway service
         keys.new_signing_key(work / "gateway" / "log.key", work / "gateway" / "log.pub")
+        keys.new_sealing_key(work / "gateway" / "gateway-sealing.key", work / "gateway" / "gateway-sealing.pub")
         kiosk_key = keys.new_signing_key(work / "kiosk" / "kiosk.key", work / "kiosk" / "kiosk.pub")
         (work / "state").mkdir(parents=True, exist_ok=True)
         reg = open_registry(cfg)

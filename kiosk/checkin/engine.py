@@ -76,6 +76,7 @@ class _End(Exception):
 @dataclass
 class _Session:
     credential: Credential
+    captured: float              # wall time the credential was read: signed into the leaves
     pass_: PatientPass | None = None
     enrolled: Any = None
     face_attempts: int = 0
@@ -160,7 +161,7 @@ class CheckinEngine:
             cred = self._wait_credential()
             if cred is None:
                 return Outcome(NO_CREDENTIAL)
-            session = _Session(cred)
+            session = _Session(cred, self.clock.time())
             return self._session(session)
         except _End as end:
             return end.outcome
@@ -421,7 +422,7 @@ class CheckinEngine:
         self._emit(E.SAVING)
         facts = records.SessionFacts(self.site, self.kiosk, s.credential.channel, s.credential.presentation,
                                      s.pass_, s.face_attempts, s.liveness.status, s.liveness.method,
-                                     int(now * 1000))
+                                     int(now * 1000), int(s.captured * 1000))
         recs, hashes = records.make_session_records(facts, self.kiosk_key, body)
         try:
             self.sink.write_session(recs)

@@ -2,7 +2,8 @@
 
 Both leaves are signed by the kiosk key and written in ONE outbox transaction; the consent
 leaf's `refs` names the check-in leaf's entry hash. Both records carry the session's
-presentation, so the gateway can judge the pass at `created`.
+presentation, and both leaves its capture time (`captured`), so the gateway judges the pass
+at the time it was shown, however long the consent took.
 
 The optional patient-key consent signature covers `kiosk.protocol.consent.signed_body_hash`.
 """
@@ -36,6 +37,7 @@ class SessionFacts:
     liveness_status: str
     liveness_method: str
     created_ms: int
+    captured_ms: int             # when the credential was read
 
 
 def checkin_content(f: SessionFacts) -> dict:
@@ -65,12 +67,13 @@ def make_session_records(f: SessionFacts, kiosk_key: SigningKey, consent_body_by
     """Sign the check-in and consent leaves; return (outbox records, entry hashes)."""
     ci_body, ci_hash = entry.make_body(checkin_content(f))
     ci_env = entry.new_envelope("check-in", site=f.site, kiosk=f.kiosk, body_hash=ci_hash,
-                                created_ms=f.created_ms, patient=f.pass_.patient)
+                                created_ms=f.created_ms, patient=f.pass_.patient, captured_ms=f.captured_ms)
     ci_leaf = entry.sign_leaf(ci_env, kiosk_key)
     ci_entry = entry.entry_hash(ci_leaf)
     co_hash = entry.body_hash_of(consent_body_bytes)
     co_env = entry.new_envelope("consent", site=f.site, kiosk=f.kiosk, body_hash=co_hash,
-                                created_ms=f.created_ms, refs=(ci_entry,), patient=f.pass_.patient)
+                                created_ms=f.created_ms, refs=(ci_entry,), patient=f.pass_.patient,
+                                captured_ms=f.captured_ms)
     co_leaf = entry.sign_leaf(co_env, kiosk_key)
     pres = f.presentation.to_map()
     records = [(ci_leaf, ci_body, pres), (co_leaf, consent_body_bytes, pres)]

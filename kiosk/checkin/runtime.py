@@ -162,10 +162,22 @@ def _assemble(cfg: Config, closers: list, *, ui: UiPort, camera: Any, reader: An
             log.error("camera unavailable: %s", e.reason)
             alerts.append("camera-failure")
 
+    outbox = Outbox(cfg.state_path(cfg.outbox.path))
+    closers.append(outbox.close)
+
+    def newest_checkpoint() -> bytes | None:
+        try:
+            cp = outbox.last_checkpoint()
+        except KioskError as e:  # an unreadable outbox: the nonce then proves no time
+            log.warning("outbox unreadable for the NFC anchor: %s", e.reason)
+            return None
+        return cp.note if cp is not None else None
+
     sources: list = []
     nfc = None
     if reader is not None:
-        nfc = NfcAdapter(reader, cfg.kiosk.site, cfg.kiosk.id, repeat_guard_s=nfc_repeat_guard_s, clock=clock)
+        nfc = NfcAdapter(reader, cfg.kiosk.site, cfg.kiosk.id, repeat_guard_s=nfc_repeat_guard_s, clock=clock,
+                         anchor=newest_checkpoint)
         sources.append(nfc)
     faces = None
     if camera is not None:
@@ -175,8 +187,6 @@ def _assemble(cfg: Config, closers: list, *, ui: UiPort, camera: Any, reader: An
         sources.append(QrAdapter(camera))
         faces = FaceAdapter(camera, FacePipeline(cfg.vision, models_dir=models))
 
-    outbox = Outbox(cfg.state_path(cfg.outbox.path))
-    closers.append(outbox.close)
     publisher = None
     if start_publisher:
         from kiosk.net.publisher import Publisher

@@ -58,6 +58,7 @@ def _key_files(cfg) -> list[tuple[str, Path, bool, object]]:
         ("kiosk key", cfg.keys.kiosk_key, True, keys.load_signing_key),
         ("sealing key", cfg.keys.sealing_key, True, keys.load_sealing_key),
         ("log public key", cfg.keys.log_public, False, keys.load_verify_key),
+        ("gateway sealing public key", cfg.keys.gateway_sealing_public, False, keys.load_sealing_public),
     ]
     files += [("issuer public key", p, False, keys.load_verify_key) for p in cfg.keys.issuer_public]
     b = cfg.broker
@@ -80,6 +81,7 @@ def key_files(ctx: Context) -> Result:
             hint = ("kiosk provision makes it" if what == "kiosk key" else
                     "copy it from the enrolment desk (kiosk issuer init made it)" if what == "sealing key"
                     else "copy it from the gateway host (/etc/kiosk/keys/log.pub)" if what == "log public key"
+                    else "copy it from the gateway host (kiosk gateway init made it)" if "gateway sealing" in what
                     else "copy it from the enrolment desk (issuer.pub)" if "issuer" in what
                     else "kiosk ca issue on the gateway host makes it")
             problems.append((f"{what} {path} missing", hint))
@@ -111,7 +113,7 @@ def key_files(ctx: Context) -> Result:
     if problems:
         fixes = "\n".join(dict.fromkeys(f for _, f in problems))
         return Result.fail("; ".join(p for p, _ in problems), fixes, problems=[p for p, _ in problems])
-    return Result.ok(f"kiosk, sealing, log and issuer keys load; private ones 0600, owned by {user}")
+    return Result.ok(f"kiosk, sealing, log, gateway sealing and issuer keys load; private ones 0600, owned by {user}")
 
 
 @check("outbox")

@@ -6,10 +6,18 @@ temporary directory. The checks, in order (DESIGN §5, §7):
 
   size cap → record decodes → leaf decodes → leaf kiosk = topic kiosk → kiosk registered
   and active → kiosk signature → *already in the log?* (a resend gets the existing entry's
-  receipt, before any rule that time or state could change) → body hash → site → created
-  time within [now - max_age, now + max_skew] → presentation valid at `created` (issuer
-  signature, expiry, revocation as of `created`, patient signature, freshness) → leaf
-  patient = pass patient → session rule (replay).
+  receipt, before any rule that time or state could change) → sealed part opens with the
+  gateway sealing key and names this leaf → body hash → site → created time within
+  [now - max_age, now + max_skew] → captured within max_capture_age before created →
+  presentation valid at its judging time (issuer signature, expiry, revocation, patient
+  signature, freshness) → leaf patient = pass patient → session rule (replay; a consent
+  joins within its session's window, once).
+
+Judging time (docs/design-notes.md, "Time"): a QR presentation at `captured`, which must
+fall in the 30-second window the phone signed; an NFC presentation whose nonce commits to
+a checkpoint at max(captured, the time this log signed that checkpoint); a presentation
+that proves no time (a card, an NFC nonce without a checkpoint) when it arrives. So a
+kiosk key cannot move a presentation to before a revocation it provably postdates.
 
 Session rule: see sessions.py. Entries of type staff-override and kiosk-event may carry no
 presentation. A consent must name, in `refs`, the entry that owns its presentation (a
@@ -31,6 +39,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from nacl.public import PrivateKey
 from nacl.signing import SigningKey, VerifyKey
 
 from kiosk.config import KIOSK_ID_RE, Config, GatewayTable, PassTable
@@ -73,7 +82,8 @@ class Outcome:
 class _Candidate:
     pos: int
     kiosk: str
-    record: Record
+    record: Record | None    # opened; None for a resend answered from the log
+    last_size: int
     env: Envelope
     eh: bytes
     pres_hash: bytes | None  # the session key of its presentation (see _check_presentation)
@@ -89,10 +99,14 @@ class Gateway:
 
     def __init__(self, *, store: LogStore, registry: KioskRegistry, sessions: SessionTable,
                  log_key: SigningKey, log_name: str, site: str,
-                 issuers: Mapping[bytes, VerifyKey], settings: GatewayTable | None = None,
+                 issuers: Mapping[bytes, VerifyKey], sealing_keys: Sequence[PrivateKey],
+                 settings: GatewayTable | None = None,
                  passes: PassTable | None = None, clock: Callable[[], float] = time.time) -> None:
+        from kiosk.protocol.keys import kid
+
         self.store, self.registry, self.sessions = store, registry, sessions
         self.log_key, self.log_name, self.site = log_key, log_name, site
+        self.sealing_keys = {kid(k.public_key): k for k in sealing_keys}
         self.issuers = dict(issuers)
         self.settings = settings or GatewayTable()
         self.passes = passes or PassTable()
@@ -115,10 +129,11 @@ class Gateway:
             k = keys.load_verify_key(p)
             issuers[keys.kid(k)] = k
         log_key = keys.load_signing_key(gw.log_key)
+        sealing_key = keys.load_sealing_key(gw.sealing_key)
         store = open_store(gw, sqlite_path=str(cfg.state_path(gw.sqlite_path)))
         return cls(store=store, registry=open_registry(cfg), sessions=open_sessions(cfg),
                    log_key=log_key, log_name=cfg.keys.log_name, site=cfg.kiosk.site,
-                   issuers=issuers, settings=gw, passes=cfg.passes)
+                   issuers=issuers, sealing_keys=[sealing_key], settings=gw, passes=cfg.passes)
 
     def close(self) -> None:
         for part in (self.sessions, self.registry, self.store):
@@ -218,8 +233,9 @@ class Gateway:
         if not answer:
             return [o for o in out if o is not None]  # type: ignore[misc]
         for c in accepted:
+            assert c.record is not None
             self.store.put_body(c.env.body_hash, c.record.body)
-        results = {r.entry_hash: r for r in self.store.append([c.record.leaf for c in accepted])}
+        results = {r.entry_hash: r for r in self.store.append([c.record.leaf for c in accepted if c.record])}
         size, note = self._checkpoint()
         for c in answer:
             if c.duplicate_index is not None:
@@ -229,7 +245,7 @@ class Gateway:
                 first = in_batch.get(c.eh)
                 dup = r.duplicate or (first is not None and first.pos != c.pos)
                 index, status = r.index, entry.STATUS_DUPLICATE if dup else entry.STATUS_ACCEPTED
-            last = c.record.last_size
+            last = c.last_size
             consistency = self.store.consistency_proof(last, size) if 0 < last < size else []
             receipt = Receipt(c.eh, status, "", index, note,
                               tuple(self.store.inclusion_proof(index, size)), tuple(consistency))
@@ -243,16 +259,25 @@ class Gateway:
         size = self.store.size()
         latest = self.store.latest_checkpoint()
         if latest is not None and latest[0] == size:
+            self._note_time(*latest)
             return latest
         cp = Checkpoint(self.log_name, size, self.store.root_hash(size))
         note = sign_checkpoint(cp, self.log_name, self.log_key)
         self.store.save_checkpoint(size, note)
+        self._note_time(size, note)
         return size, note
+
+    def _note_time(self, size: int, note: bytes) -> None:
+        """Keep when a checkpoint went out, for the NFC nonces that will commit to it."""
+        self.sessions.note_checkpoint(presentation.checkpoint_hash(note), size, int(self.clock()))
 
     def latest_checkpoint(self) -> bytes | None:
         """The newest saved checkpoint note (to publish retained at start-up)."""
         latest = self.store.latest_checkpoint()
-        return latest[1] if latest else None
+        if latest is None:
+            return None
+        self._note_time(*latest)
+        return latest[1]
 
     def _reject(self, kiosk: str, eh: bytes, r: _Reject) -> Outcome:
         self._count(r.reason.value)
@@ -265,7 +290,7 @@ class Gateway:
         """The leaf's entry hash if the payload gets that far, else SHA-256 of the payload."""
         data = bytes(payload) if isinstance(payload, (bytes, bytearray, memoryview)) else b""
         try:
-            return entry.entry_hash(entry.decode_record(data).leaf)
+            return entry.entry_hash(entry.decode_record(data).leaf)  # the leaf is in the clear
         except Exception:  # not a record: name the payload itself
             return hashlib.sha256(data).digest()
 
@@ -276,11 +301,11 @@ class Gateway:
         if len(payload) > self.settings.max_message_bytes:
             raise _Reject(Reason.TOO_LARGE, "message is larger than the gateway accepts")
         try:
-            record = entry.decode_record(bytes(payload))
-            env, _ = entry.decode_leaf(record.leaf)
+            sealed = entry.decode_record(bytes(payload))
+            env, _ = entry.decode_leaf(sealed.leaf)
         except FormatError as e:
             raise _Reject(_reason(e, Reason.MALFORMED), e.message) from None
-        eh = entry.entry_hash(record.leaf)
+        eh = entry.entry_hash(sealed.leaf)
         if env.kiosk != kiosk:
             raise _Reject(Reason.WRONG_KIOSK, "leaf names another kiosk than the topic")
         reg = self.registry.get(kiosk)
@@ -289,16 +314,17 @@ class Gateway:
         if not reg.active:
             raise _Reject(Reason.REVOKED, "kiosk has been revoked")
         try:
-            entry.open_leaf(record.leaf, lambda k: reg.verify_key if k == kiosk else None)
+            entry.open_leaf(sealed.leaf, lambda k: reg.verify_key if k == kiosk else None)
         except FormatError as e:
             raise _Reject(Reason.MALFORMED, e.message) from None
         except KioskError as e:  # another key's kid or a bad signature: not this kiosk's leaf
             raise _Reject(Reason.BAD_SIGNATURE, e.message) from None
-        c = _Candidate(pos, kiosk, record, env, eh, None)
+        c = _Candidate(pos, kiosk, None, sealed.last_size, env, eh, None)
         c.duplicate_index = self.store.find(eh)
         if c.duplicate_index is not None:
             return c  # a resend: answered with the entry already in the log
         try:
+            record = c.record = sealed.open(self.sealing_keys)
             if entry.body_hash_of(record.body) != env.body_hash:
                 raise _Reject(Reason.MALFORMED, "body does not match the leaf's body_hash")
         except FormatError as e:
@@ -309,7 +335,7 @@ class Gateway:
             raise _Reject(Reason.FUTURE, "entry was created in the future")
         if env.created < now_ms - self.settings.max_age_s * 1000:
             raise _Reject(Reason.TOO_OLD, "entry is older than the gateway accepts")
-        c.pres_hash, pass_ = self._check_presentation(env, eh, record.presentation)
+        c.pres_hash, pass_ = self._check_presentation(env, eh, record.presentation, now_ms)
         if env.type == "consent" and pass_ is not None:
             self._check_patient_consent_sig(env, record.body, pass_)
         return c
@@ -332,9 +358,36 @@ class Gateway:
         if not v.ok:
             raise _Reject(v.reason, v.detail)
 
-    def _check_presentation(self, env: Envelope, eh: bytes, pres_map: dict | None
+    def _judging_time_ms(self, env: Envelope, pres: presentation.Presentation, now_ms: int) -> int:
+        """When to judge a presentation: the latest time it provably is not older than.
+
+        `captured` is the kiosk's word (its key signs it). A QR statement pins it to the
+        phone's 30-second window (checked by presentation.verify at this time); an NFC nonce
+        committed to a checkpoint pins it to after that checkpoint; anything else proves no
+        time and is judged on arrival.
+        """
+        captured = env.captured
+        if captured is None:
+            raise _Reject(Reason.MALFORMED, "an entry with a presentation needs its capture time")
+        skew_ms = self.settings.max_skew_s * 1000
+        if captured > env.created + skew_ms:
+            raise _Reject(Reason.MALFORMED, "presentation captured after its entry was created")
+        if env.created - captured > self.settings.max_capture_age_s * 1000:
+            raise _Reject(Reason.STALE, "presentation read too long before its entry was written")
+        if pres.kind == "qr":
+            return captured
+        if pres.kind == "nfc" and pres.anchor is not None:
+            signed_at = self.sessions.checkpoint_time(pres.anchor[1])
+            if signed_at is None:
+                raise _Reject(Reason.STALE, "the NFC nonce commits to a checkpoint this log did not sign")
+            if captured < signed_at * 1000 - skew_ms:
+                raise _Reject(Reason.STALE, "presentation claims to predate the checkpoint its nonce names")
+            return max(captured, signed_at * 1000)
+        return max(captured, now_ms)
+
+    def _check_presentation(self, env: Envelope, eh: bytes, pres_map: dict | None, now_ms: int
                             ) -> tuple[bytes | None, PatientPass | None]:
-        """Verify the presentation at `created`; return (its session key, its pass)."""
+        """Verify the presentation at its judging time; return (its session key, its pass)."""
         if pres_map is None:
             if env.type in NO_PRESENTATION_TYPES:
                 return None, None
@@ -343,9 +396,9 @@ class Gateway:
             pres = presentation.Presentation.from_map(pres_map)
         except KioskError as e:
             raise _Reject(Reason.MALFORMED, e.message) from None
-        # DESIGN §7: validity, revocation and freshness are judged at the entry's created time
+        at_ms = self._judging_time_ms(env, pres, now_ms)
         v = presentation.verify(
-            pres, self.issuers, now=env.created // 1000, revocations=self._revocations,
+            pres, self.issuers, now=at_ms // 1000, revocations=self._revocations,
             fresh=presentation.Freshness(self.site, kiosk=env.kiosk,
                                          window_s=self.passes.qr_window_s,
                                          windows_accepted=self.passes.qr_windows_accepted),
@@ -384,14 +437,21 @@ class Gateway:
             raise _Reject(Reason.REPLAYED, "presentation was used in another session")
         owner_entry = in_batch.get(owner)
         if owner_entry is not None:
-            owner_kiosk = owner_entry.env.kiosk
+            owner_env = owner_entry.env
         else:
             index = self.store.find(owner)
             if index is None:
                 raise _Missing()
-            owner_kiosk = entry.decode_leaf(self.store.get_leaf(index))[0].kiosk
-        if owner_kiosk != c.env.kiosk:
+            owner_env = entry.decode_leaf(self.store.get_leaf(index))[0]
+        if owner_env.kiosk != c.env.kiosk:
             raise _Reject(Reason.REPLAYED, "presentation belongs to a session at another kiosk")
+        # a kiosk key must not append a consent to a past session (the latest consent decides)
+        if owner_env.captured != c.env.captured or not (
+                owner_env.created <= c.env.created <= owner_env.created + self.settings.session_window_s * 1000):
+            raise _Reject(Reason.STALE, "consent falls outside its session's window")
+        joined = hashlib.sha256(b"kiosk-session-consent\0" + owner).digest()
+        if self.sessions.claim(joined, c.eh) != c.eh:
+            raise _Reject(Reason.REPLAYED, "this session already has its consent")
 
 
 def _reason(e: KioskError, default: Reason) -> Reason:

@@ -12,6 +12,10 @@ if the append then fails, the claim stays, the kiosk's resend of the same leaf f
 as the owner, and nobody else can use the presentation meanwhile. Claims are atomic
 (INSERT … ON CONFLICT DO NOTHING, then read the owner), so two gateways racing with the same
 presentation in two sessions get one owner between them.
+
+Beside it, `checkpoint_times` keeps when this log signed (or first published) each
+checkpoint note: an NFC nonce commits to a checkpoint, and the gateway judges that
+presentation no earlier than the time kept here (docs/design-notes.md, "Time").
 """
 from __future__ import annotations
 
@@ -24,9 +28,13 @@ from kiosk.ledger.sql_tables import PostgresTables, SqliteTables, SqlTables
 
 TABLE = "presentation_sessions"
 _DDL_SQLITE = ["""CREATE TABLE IF NOT EXISTS {presentation_sessions} (presentation_hash BLOB PRIMARY KEY,
-                  entry_hash BLOB NOT NULL, claimed_at INTEGER NOT NULL) WITHOUT ROWID"""]
+                  entry_hash BLOB NOT NULL, claimed_at INTEGER NOT NULL) WITHOUT ROWID""",
+               """CREATE TABLE IF NOT EXISTS {checkpoint_times} (note_hash BLOB PRIMARY KEY,
+                  size INTEGER NOT NULL, signed_at INTEGER NOT NULL) WITHOUT ROWID"""]
 _DDL_POSTGRES = ["""CREATE TABLE IF NOT EXISTS {presentation_sessions} (presentation_hash BYTEA PRIMARY KEY,
-                    entry_hash BYTEA NOT NULL, claimed_at BIGINT NOT NULL)"""]
+                    entry_hash BYTEA NOT NULL, claimed_at BIGINT NOT NULL)""",
+                 """CREATE TABLE IF NOT EXISTS {checkpoint_times} (note_hash BYTEA PRIMARY KEY,
+                    size BIGINT NOT NULL, signed_at BIGINT NOT NULL)"""]
 
 
 class SessionTable:
@@ -54,6 +62,17 @@ class SessionTable:
         if owner is None:
             raise StoreError("session table: a claimed presentation has no owner")
         return owner
+
+    def note_checkpoint(self, note_hash: bytes, size: int, at: int) -> None:
+        """Remember when a checkpoint note was signed; the first time kept is the one that stays
+        (a note seen again later, or published by another gateway, keeps its earlier time)."""
+        self._t.q("INSERT INTO {checkpoint_times} VALUES (%s, %s, %s) ON CONFLICT (note_hash) DO NOTHING",
+                  (note_hash, size, at))
+
+    def checkpoint_time(self, note_hash: bytes) -> int | None:
+        """When this log signed the checkpoint note `note_hash` (Unix seconds), or None."""
+        rows = self._t.q("SELECT signed_at FROM {checkpoint_times} WHERE note_hash = %s", (note_hash,))
+        return int(rows[0][0]) if rows else None
 
     def close(self) -> None:
         self._t.close()

@@ -7,7 +7,8 @@ own across reconnects: what to resend is the outbox's business alone). It:
   while the kiosk was away wait in its broker session; TLS with the kiosk's own certificate
   when configured; last will "offline" retained on its status topic, "online" on connect;
 - subscribes to its receipts topic (QoS 1) and the retained checkpoint topic;
-- publishes waiting records at QoS 1, at most `max_inflight` awaiting their receipts; a
+- publishes waiting records at QoS 1, body and presentation sealed to the gateway sealing
+  key (a fresh sealed box per send; the outbox keeps the clear parts), at most `max_inflight` awaiting their receipts; a
   record without a verified receipt goes out again after any (re)connect or restart and
   after `resend_after_s` — the gateway answers a resend with the entry already in the log,
   which is how "exactly once" works;
@@ -43,6 +44,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
+from nacl.public import PublicKey
 from paho.mqtt.properties import Properties
 
 from kiosk.config import Config
@@ -121,13 +123,14 @@ class Publisher:
     """Moves records from the outbox to the gateway and verified receipts back, in a thread."""
 
     def __init__(self, settings: PublisherSettings, outbox: Outbox, verifier: NoteVerifier,
-                 *, rng: random.Random | None = None,
+                 *, seal_to: PublicKey, rng: random.Random | None = None,
                  on_receipt: Callable[[ReceiptResult], None] | None = None) -> None:
         """`on_receipt` is called in the publisher thread after each receipt was handled
         (the engine can tell a waiting patient "your check-in is recorded"); keep it short."""
         self.s = settings
         self.outbox = outbox
         self.verifier = verifier
+        self.seal_to = seal_to
         self.origin = settings.origin or verifier.name
         self._records_topic = topics.records(settings.site, settings.kiosk_id)
         self._receipts_topic = topics.receipts(settings.site, settings.kiosk_id)
@@ -150,10 +153,14 @@ class Publisher:
     @classmethod
     def from_config(cls, cfg: Config, outbox: Outbox | None = None, *,
                     on_receipt: Callable[[ReceiptResult], None] | None = None) -> "Publisher":
-        """A publisher for the configured kiosk, broker, outbox and log key."""
+        """A publisher for the configured kiosk, broker, outbox, log key and gateway sealing key."""
+        from kiosk.protocol.keys import load_sealing_public
+
+        verifier = load_verifier(cfg.keys.log_public, cfg.keys.log_name)
+        seal_to = load_sealing_public(cfg.keys.gateway_sealing_public)
         outbox = outbox or Outbox(cfg.state_path(cfg.outbox.path))
-        return cls(PublisherSettings.from_config(cfg), outbox,
-                   load_verifier(cfg.keys.log_public, cfg.keys.log_name), on_receipt=on_receipt)
+        return cls(PublisherSettings.from_config(cfg), outbox, verifier, seal_to=seal_to,
+                   on_receipt=on_receipt)
 
     # ------------------------------------------------------------------ public API
 
@@ -390,7 +397,7 @@ class Publisher:
         # the base is fixed (durably) before the record first leaves; see net.receipt
         bases = self.outbox.mark_sent_many([e.entry_hash for e in batch], current)
         for e in batch:
-            payload = Record(e.leaf, e.body, e.presentation, bases[e.entry_hash]).to_cbor()
+            payload = Record(e.leaf, e.body, e.presentation, bases[e.entry_hash]).seal(self.seal_to)
             info = self._client.publish(self._records_topic, payload, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 break  # connection went away; the loop notices and reconnects

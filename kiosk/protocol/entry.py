@@ -1,14 +1,19 @@
 """Ledger entries, their bodies, and the two MQTT messages that carry them (DESIGN §7).
 
 Leaf: the exact bytes of a COSE_Sign1 by the kiosk key over the deterministic CBOR map
-  {v, type, entry_id, site, kiosk, created, patient?, body_hash, refs}
-`created` is Unix time in milliseconds; `refs` are entry hashes of the same session.
+  {v, type, entry_id, site, kiosk, created, captured?, patient?, body_hash, refs}
+`created` is Unix time in milliseconds; `captured` (ms) is when the entry's presentation was
+read, so the gateway judges the presentation at that time (docs/design-notes.md, "Time");
+`refs` are entry hashes of the same session.
 entry_hash = SHA-256(leaf) names an entry and is the dedup key.
 
 Body: deterministic CBOR map with a random `salt`; body_hash = SHA-256(salt ‖ body bytes).
 Personal data lives only in the body, which can be erased without breaking any proof.
 
-Record (kiosk → gateway): {leaf, body, presentation, last_size}
+Record (kiosk → gateway): {leaf, kid, sealed, last_size}, where `sealed` is an X25519 sealed
+  box to the gateway sealing key `kid` of the CBOR map {entry_hash, body, presentation}: the
+  broker sees only the kiosk-signed leaf and ciphertext. The gateway opens it and checks that
+  it names this leaf and that the body matches the leaf's body_hash.
 Receipt (gateway → kiosk): {entry_hash, status, reason, leaf_index, checkpoint, inclusion, consistency}
 """
 from __future__ import annotations
@@ -19,14 +24,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import cbor2
+from nacl.exceptions import CryptoError
+from nacl.public import PrivateKey, PublicKey, SealedBox
 from nacl.signing import SigningKey, VerifyKey
 
 from kiosk.errors import FormatError, Reason, VerificationError
 from kiosk.protocol import cbor, cose
+from kiosk.protocol.config_ids import ID_RE
+from kiosk.protocol.keys import kid as key_id
 
 VERSION = 1
 TYPES = ("check-in", "consent", "consent-withdrawal", "staff-override", "kiosk-event")
-from kiosk.protocol.config_ids import ID_RE
 MAX_BODY = 192 * 1024
 MAX_RECORD = 256 * 1024
 STATUS_ACCEPTED, STATUS_DUPLICATE, STATUS_REJECTED = "accepted", "duplicate", "rejected"
@@ -50,6 +58,7 @@ class Envelope:
     refs: tuple[bytes, ...] = ()
     patient: str | None = None
     v: int = VERSION
+    captured: int | None = None
 
     def to_map(self) -> dict:
         m = {"v": self.v, "type": self.type, "entry_id": self.entry_id, "site": self.site,
@@ -57,6 +66,8 @@ class Envelope:
              "refs": list(self.refs)}
         if self.patient is not None:
             m["patient"] = self.patient
+        if self.captured is not None:
+            m["captured"] = self.captured
         return m
 
 
@@ -86,9 +97,11 @@ def decode_body(body: bytes) -> dict:
 
 
 def new_envelope(type: str, *, site: str, kiosk: str, body_hash: bytes, created_ms: int,
-                 refs: tuple[bytes, ...] = (), patient: str | None = None) -> Envelope:
-    """A new envelope with a random entry id."""
-    env = Envelope(type, os.urandom(16), site, kiosk, created_ms, body_hash, tuple(refs), patient)
+                 refs: tuple[bytes, ...] = (), patient: str | None = None,
+                 captured_ms: int | None = None) -> Envelope:
+    """A new envelope with a random entry id; `captured_ms` for an entry with a presentation."""
+    env = Envelope(type, os.urandom(16), site, kiosk, created_ms, body_hash, tuple(refs), patient,
+                   captured=captured_ms)
     _check_envelope(env.to_map())
     return env
 
@@ -100,7 +113,8 @@ def sign_leaf(env: Envelope, kiosk_key: SigningKey) -> bytes:
 
 def _check_envelope(m: object) -> dict:
     cbor.expect_map(m, "leaf", {"v": int, "type": str, "entry_id": bytes, "site": str, "kiosk": str,
-                                "created": int, "body_hash": bytes, "refs": list}, {"patient": str})
+                                "created": int, "body_hash": bytes, "refs": list},
+                    {"patient": str, "captured": int})
     assert isinstance(m, dict)
     if m["v"] != VERSION:
         raise FormatError("leaf: unknown version")
@@ -115,6 +129,8 @@ def _check_envelope(m: object) -> dict:
         raise FormatError("leaf: bad created time or refs")
     if "patient" in m and not (1 <= len(m["patient"]) <= 64):
         raise FormatError("leaf: bad patient id")
+    if "captured" in m and m["captured"] < 0:
+        raise FormatError("leaf: bad captured time")
     return m
 
 
@@ -135,7 +151,7 @@ def decode_leaf(leaf: bytes) -> tuple[Envelope, bytes | None]:
         raise FormatError("leaf: not in its canonical encoding")
     m = _check_envelope(payload)
     return Envelope(m["type"], m["entry_id"], m["site"], m["kiosk"], m["created"], m["body_hash"],
-                    tuple(m["refs"]), m.get("patient"), m["v"]), msg.kid
+                    tuple(m["refs"]), m.get("patient"), m["v"], m.get("captured")), msg.kid
 
 
 def open_leaf(leaf: bytes, kiosk_key_for: Callable[[str], VerifyKey | None]) -> Envelope:
@@ -150,31 +166,67 @@ def open_leaf(leaf: bytes, kiosk_key_for: Callable[[str], VerifyKey | None]) -> 
 
 @dataclass(frozen=True)
 class Record:
-    """The record message a kiosk publishes: leaf, body, presentation, last_size."""
+    """A record in the clear: what the kiosk's outbox holds and what the gateway opens.
+
+    On the wire it only ever travels sealed (`seal`): body and presentation carry personal
+    data, and the broker, its persistence file and its logs must see none of it.
+    """
 
     leaf: bytes
     body: bytes
     presentation: dict | None
     last_size: int
 
-    def to_cbor(self) -> bytes:
-        return cbor.dumps({"leaf": self.leaf, "body": self.body, "presentation": self.presentation,
-                           "last_size": self.last_size})
+    def seal(self, gateway_key: PublicKey) -> bytes:
+        """The record message: the leaf in the clear, body and presentation sealed to the
+        gateway sealing key, bound to this leaf by its entry hash."""
+        inner = cbor.dumps({"entry_hash": entry_hash(self.leaf), "body": self.body,
+                            "presentation": self.presentation})
+        return cbor.dumps({"leaf": self.leaf, "kid": key_id(gateway_key),
+                           "sealed": SealedBox(gateway_key).encrypt(inner), "last_size": self.last_size})
 
 
-def decode_record(data: bytes) -> Record:
-    """Decode a record message; FormatError (too-large or malformed) names the problem."""
+@dataclass(frozen=True)
+class SealedRecord:
+    """A record message as it arrives: the signed leaf, and the sealed rest."""
+
+    leaf: bytes
+    kid: bytes
+    sealed: bytes
+    last_size: int
+
+    def open(self, keys: Mapping[bytes, PrivateKey]) -> Record:
+        """Open the sealed part with the gateway sealing key it names; FormatError when it
+        does not open, does not decode, or belongs to another leaf."""
+        key = keys.get(self.kid)
+        if key is None:
+            raise FormatError("record: sealed to a key this gateway does not hold")
+        try:
+            inner = SealedBox(key).decrypt(self.sealed)
+        except CryptoError:
+            raise FormatError("record: the sealed part does not open") from None
+        m = cbor.expect_map(cbor.loads(inner, "sealed record"), "sealed record",
+                            {"entry_hash": bytes, "body": bytes}, {"presentation": dict})
+        if "presentation" not in m:
+            raise FormatError("sealed record: missing field 'presentation'")
+        if m["entry_hash"] != entry_hash(self.leaf):
+            raise FormatError("sealed record: sealed for another leaf")
+        if len(m["body"]) > MAX_BODY:
+            raise FormatError("sealed record: body larger than the size limit")
+        return Record(self.leaf, m["body"], m["presentation"], self.last_size)
+
+
+def decode_record(data: bytes) -> SealedRecord:
+    """Decode a record message (not opened); FormatError (too-large or malformed) names the problem."""
     if not isinstance(data, (bytes, bytearray)):
         raise FormatError("record: expected bytes")
     if len(data) > MAX_RECORD:
         raise FormatError("record: larger than the size limit", reason=Reason.TOO_LARGE.value)
     m = cbor.expect_map(cbor.loads(bytes(data), "record"), "record",
-                        {"leaf": bytes, "body": bytes, "last_size": int}, {"presentation": dict})
-    if "presentation" not in m:
-        raise FormatError("record: missing field 'presentation'")
-    if len(m["body"]) > MAX_BODY or m["last_size"] < 0:
-        raise FormatError("record: bad body size or last_size")
-    return Record(m["leaf"], m["body"], m["presentation"], m["last_size"])
+                        {"leaf": bytes, "kid": bytes, "sealed": bytes, "last_size": int})
+    if len(m["kid"]) != 8 or m["last_size"] < 0:
+        raise FormatError("record: bad kid or last_size")
+    return SealedRecord(m["leaf"], m["kid"], m["sealed"], m["last_size"])
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,10 @@ A Type 4 card has no patient key: kind "card", no statement; the face match bind
 Only a card pass (claim -65539) may be shown bare; a bare phone pass is a copy (STALE).
 
 On the wire (record messages, QR) a presentation is the CBOR map
-  {"kind", "pass", "statement"?, "sig"?}
+  {"kind", "pass", "statement"?, "sig"?, "anchor"?}
+`anchor` {seed, checkpoint} (NFC only): the kiosk's nonce is SHA-256(ctx ‖ seed ‖ checkpoint),
+`checkpoint` being SHA-256 of the newest signed checkpoint note the kiosk holds, so the
+presentation provably postdates that checkpoint (docs/design-notes.md, "Time").
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from kiosk.protocol import cbor, patient_pass, qr_text
 from kiosk.protocol.revocation import RevocationList
 
 CTX_NFC, CTX_QR, CTX_CONSENT = "kiosk-nfc-v1", "kiosk-qr-v1", "kiosk-consent-v1"
+NONCE_CTX = b"kiosk-nfc-nonce-v1\0"
 KINDS = ("nfc", "qr", "card")
 QR_WINDOW_S = 30
 
@@ -33,6 +37,16 @@ QR_WINDOW_S = 30
 def window_of(t: float, window_s: int = QR_WINDOW_S) -> int:
     """The 30-second slot a Unix time falls in."""
     return int(t // window_s)
+
+
+def checkpoint_hash(note: bytes) -> bytes:
+    """Names a signed checkpoint note in an NFC anchor."""
+    return hashlib.sha256(note).digest()
+
+
+def anchored_nonce(seed: bytes, checkpoint: bytes) -> bytes:
+    """The NFC challenge that commits to a checkpoint (32 bytes, what the phone signs)."""
+    return hashlib.sha256(NONCE_CTX + seed + checkpoint).digest()
 
 
 def nfc_statement(site: str, kiosk: str, nonce: bytes, pass_hash: bytes) -> bytes:
@@ -55,12 +69,15 @@ class Presentation:
     pass_bytes: bytes
     statement: bytes | None = None
     signature: bytes | None = None
+    anchor: tuple[bytes, bytes] | None = None  # (seed, checkpoint hash): NFC only
 
     def to_map(self) -> dict:
         m: dict = {"kind": self.kind, "pass": self.pass_bytes}
         if self.statement is not None:
             m["statement"] = self.statement
             m["sig"] = self.signature
+        if self.anchor is not None:
+            m["anchor"] = {"seed": self.anchor[0], "checkpoint": self.anchor[1]}
         return m
 
     def to_cbor(self) -> bytes:
@@ -73,10 +90,17 @@ class Presentation:
 
     @classmethod
     def from_map(cls, m: object) -> "Presentation":
-        cbor.expect_map(m, "presentation", {"kind": str, "pass": bytes}, {"statement": bytes, "sig": bytes})
+        cbor.expect_map(m, "presentation", {"kind": str, "pass": bytes},
+                        {"statement": bytes, "sig": bytes, "anchor": dict})
         assert isinstance(m, dict)
         if m["kind"] not in KINDS:
             raise FormatError("presentation: unknown kind")
+        anchor = None
+        if m.get("anchor") is not None:
+            a = cbor.expect_map(m["anchor"], "presentation anchor", {"seed": bytes, "checkpoint": bytes})
+            if m["kind"] != "nfc" or not 16 <= len(a["seed"]) <= 32 or len(a["checkpoint"]) != 32:
+                raise FormatError("presentation: bad anchor")
+            anchor = (a["seed"], a["checkpoint"])
         if m["kind"] == "card":
             if "statement" in m or "sig" in m:
                 raise FormatError("presentation: a card presentation carries no signature")
@@ -85,7 +109,7 @@ class Presentation:
             raise FormatError("presentation: a phone presentation needs statement and sig")
         if len(m["sig"]) != 64:
             raise FormatError("presentation: signature must be 64 bytes")
-        return cls(m["kind"], m["pass"], m["statement"], m["sig"])
+        return cls(m["kind"], m["pass"], m["statement"], m["sig"], anchor)
 
     @classmethod
     def from_cbor(cls, data: bytes) -> "Presentation":
@@ -198,6 +222,8 @@ def verify(pres: Presentation, issuers: Mapping[bytes, VerifyKey], *, now: int,
             return Verdict.bad(Reason.WRONG_KIOSK, "statement names another kiosk")
         if fresh.nonce is not None and stmt["nonce"] != fresh.nonce:
             return Verdict.bad(Reason.STALE, "statement answers another challenge")
+        if pres.anchor is not None and stmt["nonce"] != anchored_nonce(*pres.anchor):
+            return Verdict.bad(Reason.STALE, "the nonce does not commit to the checkpoint it names")
         ttl = 3600.0
     else:
         if not isinstance(stmt.get("window"), int):

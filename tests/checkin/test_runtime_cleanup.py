@@ -90,7 +90,9 @@ def test_publisher_error_closes_everything(tmp_path: Path, devices, monkeypatch:
     monkeypatch.setattr(Publisher, "start", broken_start)
     cam, reader = devices
     keys.new_signing_key(tmp_path / "log.key", tmp_path / "log.pub")
-    cfg = _with(_cfg(tmp_path, "/dev/null"), "keys", log_public=tmp_path / "log.pub")
+    keys.new_sealing_key(tmp_path / "gw-sealing.key", tmp_path / "gw-sealing.pub")
+    cfg = _with(_cfg(tmp_path, "/dev/null"), "keys", log_public=tmp_path / "log.pub",
+                gateway_sealing_public=tmp_path / "gw-sealing.pub")
     with pytest.raises(TransportError):
         runtime.build_runtime(cfg, ui=HeadlessDriver(), listen_revocations=False)
     assert (cam.closed, reader.closed, len(closed_outboxes)) == (1, 1, 1)

@@ -53,7 +53,7 @@ def build_gateway(world: World, tmp_path, clock, *, revocations: bytes | None = 
         registry.add(k, world.kiosk_key(k).verify_key)
     gw = Gateway(store=store, registry=registry, sessions=SqliteSessions(tmp_path / "ledger.sqlite3"),
                  log_key=world.log_key, log_name=world.log_name, site=world.site,
-                 issuers=world.issuers, settings=GatewayTable(**settings), passes=PassTable(),
+                 issuers=world.issuers, sealing_keys=[world.seal_key], settings=GatewayTable(**settings), passes=PassTable(),
                  clock=clock)
     gw.set_revocations(revocations if revocations is not None else world.revocations())
     return gw

@@ -40,6 +40,7 @@ class World:
     log_key: SigningKey = field(default_factory=SigningKey.generate)
     log_name: str = LOG_NAME
     kiosk_keys: dict[str, SigningKey] = field(default_factory=dict)
+    seal_key: PrivateKey = field(default_factory=PrivateKey.generate)  # the gateway sealing key
 
     @property
     def issuers(self) -> dict:
@@ -64,10 +65,16 @@ class World:
                                  now=issued if issued is not None else now - 86400, valid_s=valid_s)
         return Patient(pid, key, raw)
 
-    def nfc(self, p: Patient, kiosk: str = KIOSK, nonce: bytes | None = None) -> dict:
+    def nfc(self, p: Patient, kiosk: str = KIOSK, nonce: bytes | None = None,
+            anchor: bytes | None = None) -> dict:
+        """An NFC presentation; `anchor` (a checkpoint note) makes the nonce commit to it."""
+        pair = None
+        if anchor is not None:
+            pair = (os.urandom(16), presentation.checkpoint_hash(anchor))
+            nonce = presentation.anchored_nonce(*pair)
         stmt = presentation.nfc_statement(self.site, kiosk, nonce or os.urandom(16), p.pass_hash)
         return presentation.Presentation("nfc", p.pass_bytes, stmt,
-                                         presentation.sign_statement(p.key, stmt)).to_map()
+                                         presentation.sign_statement(p.key, stmt), pair).to_map()
 
     def qr(self, p: Patient, t: float) -> dict:
         stmt = presentation.qr_statement(self.site, presentation.window_of(t), p.pass_hash)
@@ -84,25 +91,36 @@ class World:
 
     def leaf(self, type: str = "check-in", *, kiosk: str = KIOSK, site: str | None = None,
              created_ms: int = NOW * 1000, patient: str | None = None, refs: tuple = (),
-             key: SigningKey | None = None, content: dict | None = None) -> tuple[bytes, bytes]:
+             key: SigningKey | None = None, content: dict | None = None,
+             captured_ms: int | None = None) -> tuple[bytes, bytes]:
         """(leaf, body) of a signed entry."""
         body, bh = entry.make_body(content or {"kind": type})
         env = entry.new_envelope(type, site=site or self.site, kiosk=kiosk, body_hash=bh,
-                                 created_ms=created_ms, refs=refs, patient=patient)
+                                 created_ms=created_ms, refs=refs, patient=patient, captured_ms=captured_ms)
         return entry.sign_leaf(env, key or self.kiosk_key(kiosk)), body
 
     def record(self, type: str = "check-in", *, pres: dict | None = None, last_size: int = 0,
                body: bytes | None = None, **leaf_args) -> tuple[bytes, bytes]:
-        """(payload, leaf) of a record message."""
+        """(payload, leaf) of a record message; an entry with a presentation was captured when
+        it was created unless `captured_ms` says otherwise."""
+        if pres is not None and "captured_ms" not in leaf_args:
+            leaf_args["captured_ms"] = leaf_args.get("created_ms", NOW * 1000)
         leaf, b = self.leaf(type, **leaf_args)
-        return entry.Record(leaf, body if body is not None else b, pres, last_size).to_cbor(), leaf
+        return self.seal(entry.Record(leaf, body if body is not None else b, pres, last_size)), leaf
+
+    def seal(self, record: entry.Record) -> bytes:
+        """The record message as a kiosk sends it: sealed to the gateway sealing key."""
+        return record.seal(self.seal_key.public_key)
 
     def session(self, p: Patient, *, kiosk: str = KIOSK, created_ms: int = NOW * 1000,
-                pres: dict | None = None, last_size: int = 0) -> list[tuple[bytes, bytes]]:
+                pres: dict | None = None, last_size: int = 0,
+                captured_ms: int | None = None) -> list[tuple[bytes, bytes]]:
         """A check-in and its consent (refs the check-in), sharing one NFC presentation."""
         pres = pres or self.nfc(p, kiosk)
+        captured_ms = created_ms if captured_ms is None else captured_ms
         c1, l1 = self.record("check-in", pres=pres, kiosk=kiosk, created_ms=created_ms,
-                             patient=p.patient_id, last_size=last_size)
+                             patient=p.patient_id, last_size=last_size, captured_ms=captured_ms)
         c2, l2 = self.record("consent", pres=pres, kiosk=kiosk, created_ms=created_ms + 1,
-                             patient=p.patient_id, refs=(entry.entry_hash(l1),), last_size=last_size)
+                             patient=p.patient_id, refs=(entry.entry_hash(l1),), last_size=last_size,
+                             captured_ms=captured_ms)
         return [(c1, l1), (c2, l2)]

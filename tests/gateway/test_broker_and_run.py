@@ -46,6 +46,7 @@ def test_broker_takes_caller_conf_with_placeholders(tmp_path):
 def test_gateway_run_command(world, mosquitto, tmp_path):
     k = tmp_path / "keys"
     keys.save_private_key(k / "log.key", world.log_key)
+    keys.save_private_key(k / "gateway-sealing.key", world.seal_key)
     keys.save_public_key(k / "issuer.pub", world.issuer_key.verify_key)
     keys.save_public_key(k / "kiosk.pub", world.kiosk_key(KIOSK).verify_key)
     conf = tmp_path / "kiosk.toml"
@@ -61,6 +62,7 @@ log_name = "{world.log_name}"
 port = {mosquitto.port}
 [gateway]
 log_key = "keys/log.key"
+sealing_key = "keys/gateway-sealing.key"
 client_id = "gateway-run"
 """)
     (tmp_path / "state").mkdir()

@@ -210,7 +210,7 @@ def test_tampered_leaf_signature(world, gateway):
     p = world.patient()
     leaf, body = world.leaf("check-in", patient=p.patient_id)
     tampered = leaf[:-1] + bytes([leaf[-1] ^ 1])
-    c = entry.Record(tampered, body, world.nfc(p), 0).to_cbor()
+    c = world.seal(entry.Record(tampered, body, world.nfc(p), 0))
     _rejected(gateway, c, "bad-signature")
 
 
@@ -298,15 +298,6 @@ def test_pass_revoked_before_created_is_refused(world, gateway):
     _rejected(gateway, c1, "revoked")
 
 
-def test_pass_revoked_after_created_is_accepted(world, gateway, clock):
-    p = world.patient()
-    (c1, l1), (c2, l2) = world.session(p)
-    clock.t = NOW + 7200  # the records arrive late; the pass was revoked in between
-    assert gateway.set_revocations(world.revocations({p.pass_id: NOW + 3600}, issued=NOW + 3700, seq=2))
-    _accept(world, gateway, c1, l1)
-    _accept(world, gateway, c2, l2)
-
-
 def test_older_revocation_list_is_ignored(world, gateway):
     assert gateway.set_revocations(world.revocations(seq=5))
     assert not gateway.set_revocations(world.revocations(seq=4))
@@ -357,9 +348,9 @@ def _consent_with_patient_sig(world, p, ci_leaf, pres, *, signer, body_hash=None
     body = consent_format.with_patient_sig(body, stmt, presentation.sign_statement(signer, stmt))
     bh = entry.body_hash_of(body)
     env = entry.new_envelope("consent", site=world.site, kiosk=KIOSK, body_hash=bh, created_ms=NOW * 1000 + 1,
-                             refs=(entry.entry_hash(ci_leaf),), patient=p.patient_id)
+                             refs=(entry.entry_hash(ci_leaf),), patient=p.patient_id, captured_ms=NOW * 1000)
     leaf = entry.sign_leaf(env, world.kiosk_key())
-    return entry.Record(leaf, body, pres, 0).to_cbor(), leaf
+    return world.seal(entry.Record(leaf, body, pres, 0)), leaf
 
 
 def test_patient_consent_signature_is_checked_where_present(world, gateway):
@@ -419,7 +410,7 @@ def test_re_encoded_leaves_are_not_new_entries(world, gateway):
     import cbor2
     (c1, l1), _ = world.session(world.patient())
     _accept(world, gateway, c1, l1)
-    rec = entry.decode_record(c1)
+    rec = entry.decode_record(c1).open(gateway.sealing_keys)
     tag = cbor2.loads(l1)
     prot, _, payload, sig = tag.value
     variants = {
@@ -428,7 +419,7 @@ def test_re_encoded_leaves_are_not_new_entries(world, gateway):
         "long length": l1[:-66] + b"\x59\x00\x40" + l1[-64:],  # the 64-byte signature with a 2-byte length
     }
     for what, leaf in variants.items():
-        payload_msg = entry.Record(leaf, rec.body, rec.presentation, 0).to_cbor()
+        payload_msg = world.seal(entry.Record(leaf, rec.body, rec.presentation, 0))
         r = gateway.handle_record(KIOSK, payload_msg)
         assert r.status == "rejected" and r.reason == "malformed", what
     assert gateway.store.size() == 1

@@ -31,7 +31,8 @@ def _now() -> int:
 def _service(world, broker, store, registry, sessions, client_id="gateway-1", **settings):
     gw_settings = GatewayTable(client_id=client_id, **settings)
     gw = Gateway(store=store, registry=registry, sessions=sessions, log_key=world.log_key,
-                 log_name=world.log_name, site=world.site, issuers=world.issuers, settings=gw_settings)
+                 log_name=world.log_name, site=world.site, issuers=world.issuers,
+                 sealing_keys=[world.seal_key], settings=gw_settings)
     svc = GatewayService(gw, BrokerTable(port=broker.port, session_expiry=600), settings=gw_settings)
     svc.start()
     assert svc.wait_ready(30), "gateway did not subscribe"

@@ -36,10 +36,12 @@ class Env:
             "paths": {"state_dir": str(r / "state" / kiosk)},
             "keys": {"kiosk_key": str(r / "keys" / f"{kiosk}.key"),
                      "issuer_public": [str(r / "keys" / "issuer.pub")],
-                     "log_public": str(r / "keys" / "log.pub"), "log_name": LOG_NAME},
+                     "log_public": str(r / "keys" / "log.pub"), "log_name": LOG_NAME,
+                     "gateway_sealing_public": str(r / "keys" / "gateway-sealing.pub")},
             "broker": {"reconnect_min_s": 0.2, "reconnect_max_s": 2.0, **self.broker, **broker},
             "outbox": {"resend_after_s": 3.0},
             "gateway": {"log_key": str(r / "keys" / "log.key"),
+                        "sealing_key": str(r / "keys" / "gateway-sealing.key"),
                         "sqlite_path": str(r / "gw" / "ledger.sqlite3"),
                         "registry_path": str(r / "gw" / "registry.sqlite3"),
                         "client_id": "gateway-1"},
@@ -67,6 +69,7 @@ class Env:
 def env(tmp_path: Path) -> Env:
     (tmp_path / "gw").mkdir()
     log_key = keys.new_signing_key(tmp_path / "keys" / "log.key", tmp_path / "keys" / "log.pub")
+    keys.new_sealing_key(tmp_path / "keys" / "gateway-sealing.key", tmp_path / "keys" / "gateway-sealing.pub")
     keys.new_signing_key(tmp_path / "keys" / "issuer.key", tmp_path / "keys" / "issuer.pub")
     e = Env(tmp_path, log_key)
     e.add_kiosk("kiosk-1")

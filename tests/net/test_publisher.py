@@ -83,11 +83,13 @@ def test_a_missing_tls_file_is_one_clear_error_at_start(tmp_path) -> None:
     from kiosk.net.outbox import Outbox
     from kiosk.net.publisher import Publisher, PublisherSettings
     from kiosk.ledger.checkpoint import NoteVerifier
+    from nacl.public import PrivateKey
     from nacl.signing import SigningKey
 
     settings = PublisherSettings(site="clinic", kiosk_id="kiosk-1", host="127.0.0.1", port=1,
                                  tls_ca=tmp_path / "nope-ca.pem")
     pub = Publisher(settings, Outbox(tmp_path / "o.sqlite3"),
-                    NoteVerifier("log", SigningKey.generate().verify_key))
+                    NoteVerifier("log", SigningKey.generate().verify_key),
+                    seal_to=PrivateKey.generate().public_key)
     with pytest.raises(TransportError, match="nope-ca.pem"):
         pub.start()

@@ -26,11 +26,13 @@ def _config(tmp_path, broker_port: int, **tables) -> str:
     keys.new_sealing_key(k / "sealing.key")
     keys.new_signing_key(k / "issuer.key", k / "issuer.pub")
     keys.new_signing_key(k / "log.key", k / "log.pub")
+    keys.new_sealing_key(k / "gateway-sealing.key", k / "gateway-sealing.pub")
     (tmp_path / "state").mkdir(exist_ok=True)
     data = {"kiosk": {"site": "clinic", "id": "kiosk-7"},
             "paths": {"state_dir": str(tmp_path / "state")},
             "keys": {"kiosk_key": str(k / "kiosk.key"), "sealing_key": str(k / "sealing.key"),
-                     "issuer_public": [str(k / "issuer.pub")], "log_public": str(k / "log.pub")},
+                     "issuer_public": [str(k / "issuer.pub")], "log_public": str(k / "log.pub"),
+                     "gateway_sealing_public": str(k / "gateway-sealing.pub")},
             "broker": {"port": broker_port}}
     for name, table in tables.items():
         data.setdefault(name, {}).update(table)

@@ -1,4 +1,4 @@
-"""`kiosk gateway run | kiosk add ID --key PUB.pem | kiosk list | kiosk revoke ID`."""
+"""`kiosk gateway init | run | kiosk add ID --key PUB.pem | kiosk list | kiosk revoke ID`."""
 from __future__ import annotations
 
 import json
@@ -9,6 +9,10 @@ from pathlib import Path
 def register(subparsers) -> None:
     p = subparsers.add_parser("gateway", help="ledger gateway: serve, manage the kiosk registry")
     sub = p.add_subparsers(dest="gateway_command", metavar="ACTION", required=True)
+
+    init = sub.add_parser("init", help="make this log's keys: the log key and the gateway sealing key")
+    init.add_argument("--config", type=Path, default=None, help="config file (default /etc/kiosk/kiosk.toml)")
+    init.set_defaults(func=_init)
 
     run = sub.add_parser("run", help="validate records from MQTT, append them, send receipts")
     run.add_argument("--config", type=Path, default=None, help="config file (default /etc/kiosk/kiosk.toml)")
@@ -42,6 +46,24 @@ def _registry(args):
     from kiosk.gateway.registry import open_registry
 
     return open_registry(_config(args))
+
+
+def _init(args) -> int:
+    """The log key signs checkpoints; the gateway sealing key opens the records kiosks seal to
+    it. Both stay on the gateway hosts of this log; kiosks get the two public halves."""
+    from kiosk.protocol import keys
+
+    gw = _config(args).gateway
+    log_pub, seal_pub = gw.log_key.with_suffix(".pub"), gw.sealing_key.with_suffix(".pub")
+    for what, path, pub, make in (("log key", gw.log_key, log_pub, keys.new_signing_key),
+                                  ("gateway sealing key", gw.sealing_key, seal_pub, keys.new_sealing_key)):
+        if path.exists():  # an existing log keeps its keys (an upgrade adds the sealing key)
+            print(f"{what} {path}: kept")
+        else:
+            make(path, pub)
+            print(f"{what} {path}: made (0600; copy it to every gateway of this log)")
+    print(f"give each kiosk {log_pub} ([keys] log_public) and {seal_pub} ([keys] gateway_sealing_public)")
+    return 0
 
 
 def _run(args) -> int:

@@ -27,6 +27,8 @@ COMMAND_MODULES = [
     "kiosk.net.cli",          # outbox
     "kiosk.hardware.nfc.cli",  # nfc (emulator, probe)
     "kiosk.vision.cli",       # face compare|enroll|evaluate
+    "kiosk.ui.cli",           # ui screens|audio
+    "kiosk.staff.cli",        # staff add|list|disable|enable|reset
 ]
 
 

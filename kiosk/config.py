@@ -200,6 +200,33 @@ class EngineTable(_Table):
     liveness: Literal["none"] = "none"
 
 
+class UiTable(_Table):
+    """The touchscreen (kiosk.ui). mode "auto": pygame where a display exists, else headless."""
+
+    mode: Literal["auto", "pygame", "headless"] = "auto"
+    width: int = Field(800, ge=320, le=4096)   # the panel's native size: 800×480 or 720×1280
+    height: int = Field(480, ge=240, le=4096)
+    dpi: float = Field(0.0, ge=0, le=1000)     # 0: the known panel's DPI (133 for the 7" 800×480)
+    fullscreen: bool = True
+    fps: int = Field(30, ge=1, le=60)
+    font: Path | None = None                   # default DejaVu Sans (fonts-dejavu-core)
+    audio_dir: Path = Path("/var/lib/kiosk/audio")  # WAV prompts rendered at install (espeak-ng)
+    result_s: float = Field(8.0, ge=0, le=120)  # how long a result screen stays up
+    idle_warning_s: float = Field(45.0, gt=0)  # consent untouched this long: "are you still there?"
+    idle_countdown_s: float = Field(15.0, gt=0)
+    ticket_prefix: str = Field("A", pattern=r"^[A-Z]{1,2}$")
+
+
+class StaffTable(_Table):
+    """Staff mode (kiosk.staff): the staff file, lock-out and auto log-off."""
+
+    path: Path = Path("staff.sqlite3")         # under paths.state_dir unless absolute
+    idle_logoff_s: float = Field(120.0, gt=0)
+    free_tries: int = Field(3, ge=1, le=10)    # wrong PINs before the first lock
+    lockout_base_s: float = Field(30.0, gt=0)  # doubled at each further wrong PIN
+    lockout_max_s: float = Field(3600.0, gt=0)
+
+
 class Config(_Table):
     """The whole configuration file."""
 
@@ -216,6 +243,8 @@ class Config(_Table):
     gateway: GatewayTable = GatewayTable()
     consent: ConsentTable = ConsentTable()
     engine: EngineTable = EngineTable()
+    ui: UiTable = UiTable()
+    staff: StaffTable = StaffTable()
 
     @field_validator("schema_version")
     @classmethod

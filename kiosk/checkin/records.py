@@ -105,3 +105,25 @@ def signature_png(strokes: list, size: tuple[int, int] = (600, 200)) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG", optimize=True)
     return buf.getvalue()
+
+
+def override_content(*, staff_id: str, reason: str, ticket: str, action: str = "check-in") -> dict:
+    """A staff override's body: who (the pseudonymous staff id, never a name), why, and what.
+
+    The patient was identified at the desk, not by a pass, so the entry names no patient:
+    the ticket links it to the queue of the day.
+    """
+    return {"kind": "staff-override", "action": action, "staff_id": staff_id, "reason": reason,
+            "ticket": ticket}
+
+
+def make_override_record(*, site: str, kiosk: str, kiosk_key: SigningKey, staff_id: str, reason: str,
+                         ticket: str, created_ms: int) -> tuple[tuple[bytes, bytes, dict | None], bytes]:
+    """Sign a staff-override leaf (kiosk key); return (outbox record, entry hash).
+
+    It carries no presentation: the gateway accepts staff-override entries without one.
+    """
+    body, body_hash = entry.make_body(override_content(staff_id=staff_id, reason=reason, ticket=ticket))
+    env = entry.new_envelope("staff-override", site=site, kiosk=kiosk, body_hash=body_hash, created_ms=created_ms)
+    leaf = entry.sign_leaf(env, kiosk_key)
+    return (leaf, body, None), entry.entry_hash(leaf)

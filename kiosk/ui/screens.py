@@ -1,0 +1,434 @@
+"""Screen builders: the model's state → the widgets of one frame (plain Python, no pygame).
+
+Every screen has the language toggle (except a liveness light field, which must be nothing
+but light) and every failure screen names a next step. Sizes come from `Metrics`: touch
+targets are at least 12 mm on the panel, text sizes are physical too.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from kiosk.ui import i18n
+from kiosk.ui import theme as T
+from kiosk.ui.model import OVERRIDE_REASONS, STAFF_TABS, UiModel
+from kiosk.ui.widgets import (Box, Button, Field, Label, Modal, Picto, Preview, Rect, SignaturePad, Widget,
+                              keypad)
+
+Tr = Callable[..., str]
+
+# pass refusals the patient can fix with a fresh code; the rest go to the front desk
+_FIXABLE = {"stale", "replayed", "malformed", "not-yet-valid"}
+
+
+def build(m: UiModel, mt: T.Metrics) -> list[Widget]:
+    """The widgets of the current frame, in draw order."""
+    def tr(msg_id: str, **params: object) -> str:
+        return i18n.text(m.lang, msg_id, **params)
+
+    full = Rect(0, 0, mt.width, mt.height)
+    if m.field is not None and m.staff is None:
+        return _field(m, full)
+    out: list[Widget] = [Box(full, None, T.BG, 0)]
+    content = full.inset(mt.margin)
+    bar, content = content.take_bottom(mt.touch, mt.gap)
+    out += _bar(m, mt, bar, tr)
+    if m.staff is not None:
+        out += _staff(m, mt, content, tr)
+        return out
+    builder = _SCREENS.get(m.screen, _welcome)
+    out += builder(m, mt, content, tr)
+    if m.screen == "consent":
+        out += _consent_modals(m, mt, full, tr)
+    return out
+
+
+def _field(m: UiModel, full: Rect) -> list[Widget]:
+    assert m.field is not None
+    color, region = m.field
+    dark = (24, 24, 24)
+    if region == "full":
+        return [Field(full, None, color)]
+    left, right = full.cols([1, 1])
+    lit, other = (left, right) if region == "left" else (right, left)
+    return [Field(other, None, dark), Field(lit, None, color)]
+
+
+def _bar(m: UiModel, mt: T.Metrics, bar: Rect, tr: Tr) -> list[Widget]:
+    """The bottom bar: the language toggle on the right; Staff (welcome) or Log off on the left."""
+    out: list[Widget] = []
+    langs = list(m.s.languages)
+    lw = max(mt.touch * 2, bar.w // (len(langs) + 3))
+    x = bar.x + bar.w
+    for code in reversed(langs):
+        x -= lw
+        out.append(Button(Rect(x, bar.y, lw, bar.h), f"lang:{code}", i18n.LANGUAGE_NAMES.get(code, code),
+                          "selected" if code == m.lang else "neutral", mt.body_px, selected=code == m.lang))
+        x -= mt.gap
+    left = Rect(bar.x, bar.y, max(mt.touch * 2, bar.w // 5), bar.h)
+    if m.staff is not None:
+        if m.staff.step == "tabs":
+            out.append(Button(left, "staff:logoff", tr("staff.logoff"), "neutral", mt.body_px))
+    elif m.screen == "welcome" and m.desk is not None:
+        out.append(Button(left, "staff:open", tr("staff.button"), "neutral", mt.small_px))
+    return out
+
+
+def _message(rect: Rect, text: str, mt: T.Metrics, size: int | None = None, warn: bool = False) -> list[Widget]:
+    bg = T.WARN_BG if warn else T.BG
+    out: list[Widget] = [Box(rect, None, bg, 8)] if warn else []
+    out.append(Label(rect.inset(6 if warn else 0), None, text, size or mt.body_px, T.INK, bg))
+    return out
+
+
+def _info(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr, picto: str, title: str, lines: list[str],
+          ok_button: bool = False) -> list[Widget]:
+    """A pictogram, a title, a few lines and (for results) an OK button."""
+    out: list[Widget] = []
+    if ok_button:
+        btn, r = r.take_bottom(mt.touch, mt.gap)
+        bw = max(mt.touch * 3, btn.w // 3)
+        out.append(Button(Rect(btn.x + (btn.w - bw) // 2, btn.y, bw, btn.h), "result:ok", tr("staff.ok"),
+                          "primary", mt.body_px))
+    if mt.portrait:
+        pic, text = r.rows([2, 3], mt.gap)
+    else:
+        pic, text = r.cols([1, 2], mt.gap)
+    out.append(Picto(pic.inset(mt.gap), None, picto))
+    title_r, rest = text.take_top(min(text.h // 2, mt.title_px * 3), mt.gap)
+    out.append(Label(title_r, None, title, mt.title_px, bold=True, min_size=mt.body_px // 2 + 6))
+    if lines:
+        for row, line in zip(rest.rows([1] * len(lines), mt.gap), lines):
+            out.append(Label(row, None, line, mt.body_px, T.INK, min_size=12))
+    return out
+
+
+def _welcome(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
+    chans = m.params.get("channels", ["nfc", "qr"])
+    title, r = r.take_top(mt.title_px * 2, mt.gap)
+    out: list[Widget] = [Label(title, None, tr("welcome.title"), mt.title_px, bold=True)]
+    items = []
+    if "nfc" in chans:
+        items.append(("phone-nfc", tr("welcome.tap") if "qr" in chans else tr("welcome.nfc_only")))
+    if "qr" in chans:
+        items.append(("qr", tr("welcome.qr") if "nfc" in chans else tr("welcome.qr_only")))
+    if not items:
+        return out + _message(r, tr("checkin.out_of_service"), mt, mt.title_px, warn=True)
+    cells = r.rows([1] * len(items), mt.gap) if mt.portrait else r.cols([1] * len(items), mt.gap * 3)
+    for cell, (picto, caption) in zip(cells, items):
+        pic, cap = cell.rows([3, 2] if mt.portrait else [3, 2], mt.gap)
+        out.append(Picto(pic, None, picto))
+        out.append(Label(cap, None, caption, mt.body_px, bold=True))
+    return out
+
+
+def _busy(msg: str, picto: str = "phone-nfc") -> Callable[[UiModel, T.Metrics, Rect, Tr], list[Widget]]:
+    def b(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
+        return _info(m, mt, r, tr, picto, tr(msg), [tr("checkin.hold_on")])
+    return b
+
+
+def _refused(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
+    reason = m.params.get("reason", "other")
+    why = tr(f"reason.{reason}") if i18n.has(m.lang, f"reason.{reason}") else tr("reason.other")
+    nxt = tr("next.fresh_code") if reason in _FIXABLE else tr("next.front_desk")
+    return _info(m, mt, r, tr, "warn", tr("refused.title"), [why, nxt], ok_button=True)
+
+
+def _desk(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
+    reason = m.params.get("reason", "other")
+    why = tr(f"desk.{reason}") if i18n.has(m.lang, f"desk.{reason}") else tr("desk.other")
+    return _info(m, mt, r, tr, "desk", tr("desk.title"), [why, tr("next.front_desk")], ok_button=True)
+
+
+def _result(msg: str, picto: str, nxt: str) -> Callable[[UiModel, T.Metrics, Rect, Tr], list[Widget]]:
+    def b(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
+        return _info(m, mt, r, tr, picto, tr(msg), [tr(nxt)], ok_button=True)
+    return b
+
+
+def _plain(msg: str, picto: str) -> Callable[[UiModel, T.Metrics, Rect, Tr], list[Widget]]:
+    def b(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
+        return _info(m, mt, r, tr, picto, tr(msg), [])
+    return b
+
+
+def _face(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
+    if mt.portrait:
+        prev, side = r.rows([3, 2], mt.gap)
+    else:
+        prev, side = r.cols([1, 1], mt.gap)
+    out: list[Widget] = [Preview(prev, None, m.preview)]
+    title, hint = side.rows([1, 2], mt.gap)
+    out.append(Label(title, None, tr("face.title"), mt.title_px, bold=True))
+    if m.hint is not None:
+        out += _message(hint, tr(m.hint[0], **m.hint[1]), mt, mt.title_px, warn=True)
+    return out
+
+
+def _codes(m: UiModel, codes: list[str] | tuple[str, ...]) -> str:
+    return ", ".join(i18n.text(m.lang, f"code.{c}") if i18n.has(m.lang, f"code.{c}") else c for c in codes)
+
+
+def _consent(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
+    c = m.consent
+    if mt.portrait:
+        summ, sig = r.rows([5, 6], mt.gap)
+    else:
+        summ, sig = r.cols([5, 6], mt.gap)
+    out: list[Widget] = []
+    # the plain-language summary, from the same terms the record names
+    title, rest = summ.take_top(mt.title_px * 3 // 2, mt.gap)
+    out.append(Label(title, None, tr("consent.title"), mt.title_px, bold=True, align="left"))
+    full_btn, lines_r = rest.take_bottom(mt.touch, mt.gap)
+    terms = m.terms
+    lines = []
+    if terms is not None:
+        lines = [tr("consent.who", actors=_codes(m, terms.actors)), tr("consent.what", actions=_codes(m, terms.actions)),
+                 tr("consent.why", purposes=_codes(m, terms.purpose)), tr("consent.how_long", days=terms.valid_days)]
+    out.append(Box(lines_r, None, T.PANEL, 8))
+    # one label, so the four lines share one size
+    out.append(Label(lines_r.inset(mt.gap), None, "\n".join(lines), mt.body_px, T.INK, T.PANEL, align="left",
+                     min_size=12))
+    out.append(Button(full_btn, "consent:full", tr("consent.read_full"), "neutral", mt.body_px))
+    # the signature pad and the three actions; "Sign" is the one green button
+    btns, pad = sig.take_bottom(mt.touch, mt.gap)
+    if c.sign_please:
+        warn, pad = pad.take_top(mt.body_px * 2, mt.gap)
+        out += _message(warn, tr("consent.sign_please"), mt, mt.body_px, warn=True)
+    out.append(SignaturePad(pad, "pad", m.pad_strokes, tr("consent.sign_here"), mt.body_px))
+    clear, decline, sign = btns.cols([1, 1, 1.3], mt.gap)
+    out.append(Button(clear, "input:clear", tr("consent.clear"), "neutral", mt.body_px))
+    out.append(Button(decline, "input:decline", tr("consent.decline"), "neutral", mt.body_px))
+    out.append(Button(sign, "input:accept", tr("consent.sign"), "sign", mt.title_px))
+    return out
+
+
+def _consent_modals(m: UiModel, mt: T.Metrics, full: Rect, tr: Tr) -> list[Widget]:
+    out: list[Widget] = []
+    box = full.inset(mt.margin * 2)
+    if m.consent.full_text:
+        bh = mt.touch
+        btn = Rect(box.x + box.w - mt.touch * 3 - mt.margin, box.y + box.h - bh - mt.margin, mt.touch * 3, bh)
+        out.append(Modal(box, None, tr("consent.full_title"), m.consent.text, mt.title_px, mt.body_px,
+                         [Button(btn, "consent:close", tr("consent.close"), "primary", mt.body_px)], "left"))
+    left = m.idle_left
+    if left is not None:
+        w, h = min(box.w, mt.touch * 9), min(box.h, mt.touch * 5)
+        r = Rect(full.x + (full.w - w) // 2, full.y + (full.h - h) // 2, w, h)
+        btn = Rect(r.x + mt.margin, r.y + r.h - mt.touch - mt.margin, r.w - 2 * mt.margin, mt.touch)
+        out.append(Modal(r, None, tr("idle.title"), tr("idle.countdown", seconds=left), mt.title_px, mt.title_px,
+                         [Button(btn, "idle:here", tr("idle.here"), "sign", mt.body_px)]))
+    return out
+
+
+def _second_tap(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
+    btn, r = r.take_bottom(mt.touch, mt.gap)
+    bw = max(mt.touch * 3, btn.w // 3)
+    out = _info(m, mt, r, tr, "phone-nfc", tr("consent.tap_to_sign"), [tr("consent.optional")])
+    out.append(Button(Rect(btn.x + (btn.w - bw) // 2, btn.y, bw, btn.h), "input:skip", tr("consent.skip"),
+                      "neutral", mt.body_px))
+    return out
+
+
+def _done(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
+    btn, r = r.take_bottom(mt.touch, mt.gap)
+    bw = max(mt.touch * 3, btn.w // 3)
+    out: list[Widget] = [Button(Rect(btn.x + (btn.w - bw) // 2, btn.y, bw, btn.h), "result:ok", tr("staff.ok"),
+                                "primary", mt.body_px)]
+    title, r = r.take_top(mt.title_px * 2, mt.gap)
+    out.append(Label(title, None, tr("done.title"), mt.title_px, bold=True))
+    ticket_r, text_r = (r.rows([1, 1], mt.gap) if mt.portrait else r.cols([2, 3], mt.gap))
+    out.append(Box(ticket_r, None, T.PANEL, 12))
+    cap, num = ticket_r.inset(mt.gap).rows([1, 3], 0)
+    out.append(Label(cap, None, tr("done.ticket"), mt.body_px, T.INK, T.PANEL))
+    if m.ticket:
+        out.append(Label(num, None, m.ticket, mt.title_px * 5 // 2, T.INK, T.PANEL, bold=True))
+    else:
+        out.append(Picto(num, None, "check"))
+    lines = [tr("done.seat")] + ([tr("done.declined")] if m.params.get("consent") == "deny" else [])
+    for row, line in zip(text_r.rows([1] * len(lines), mt.gap), lines):
+        out.append(Label(row, None, line, mt.title_px if len(lines) == 1 else mt.body_px, bold=len(lines) == 1))
+    return out
+
+
+def _liveness(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
+    return _info(m, mt, r, tr, "face", tr("liveness.start"), [])
+
+
+_SCREENS: dict[str, Callable[[UiModel, T.Metrics, Rect, Tr], list[Widget]]] = {
+    "welcome": _welcome,
+    "reading": _busy("checkin.reading"),
+    "checking": _busy("checkin.checking_pass"),
+    "saving": _busy("checkin.saving", "check"),
+    "refused": _refused,
+    "desk": _desk,
+    "face": _face,
+    "face_ok": _plain("face.matched", "check"),
+    "face_mismatch": _result("face.mismatch", "warn", "next.front_desk"),
+    "nobody": _result("face.nobody", "face", "next.start_over"),
+    "walked_away": _result("checkin.walked_away", "face", "next.start_over"),
+    "liveness": _liveness,
+    "liveness_failed": _result("liveness.failed", "warn", "next.front_desk"),
+    "consent": _consent,
+    "second_tap": _second_tap,
+    "phone_signed": _plain("consent.patient_signed", "check"),
+    "done": _done,
+    "record_failed": _result("checkin.record_failed", "warn", "next.front_desk"),
+    "out_of_service": _result("checkin.out_of_service", "warn", "next.front_desk"),
+    "cancelled": _result("checkin.cancelled", "face", "next.start_over"),
+}
+PATIENT_SCREENS = tuple(_SCREENS)
+
+
+# --- staff mode ----------------------------------------------------------------------------
+def _staff(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
+    st = m.staff
+    assert st is not None
+    if st.step == "badge":
+        btn, r = r.take_bottom(mt.touch, mt.gap)
+        lines = [tr(st.message[0], **st.message[1])] if st.message else []
+        out = _info(m, mt, r, tr, "phone-nfc", tr("staff.badge"), lines)
+        bw = max(mt.touch * 3, btn.w // 3)
+        out.append(Button(Rect(btn.x + (btn.w - bw) // 2, btn.y, bw, btn.h), "staff:cancel", tr("staff.cancel"),
+                          "neutral", mt.body_px))
+        return out
+    if st.step in ("pin", "checking"):
+        return _pin(m, mt, r, tr)
+    tabs, body = r.take_top(mt.touch, mt.gap)
+    out: list[Widget] = []
+    for cell, tab in zip(tabs.cols([1] * len(STAFF_TABS), mt.gap // 2), STAFF_TABS):
+        label = tr(f"staff.tab.{tab}")
+        if tab == "alerts" and m.desk is not None and m.desk.alerts():
+            label += f" ({len(m.desk.alerts())})"
+        out.append(Button(cell, f"tab:{tab}", label, "selected" if tab == st.tab else "neutral", mt.body_px,
+                          selected=tab == st.tab))
+    if st.message and st.tab != "override":  # the override tab shows it in its title line
+        msg, body = body.take_bottom(mt.body_px * 2, mt.gap)
+        out += _message(msg, tr(st.message[0], **st.message[1]), mt, mt.body_px, warn=True)
+    out += _STAFF_TABS[st.tab](m, mt, body, tr)
+    return out
+
+
+def _pin(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
+    st = m.staff
+    assert st is not None
+    if mt.portrait:
+        left, pad = r.rows([2, 3], mt.gap)
+    else:
+        left, pad = r.cols([1, 1], mt.gap * 2)
+    rows = left.rows([2, 2, 2, 2], mt.gap)
+    out: list[Widget] = [Label(rows[0], None, tr("staff.pin"), mt.title_px, bold=True)]
+    out.append(Box(rows[1], None, T.PANEL, 8))
+    out.append(Label(rows[1], None, "●" * len(st.pin), mt.title_px, T.INK, T.PANEL))
+    if st.message:
+        out += _message(rows[2], tr(st.message[0], **st.message[1]), mt, mt.body_px, warn=True)
+    cancel = Rect(rows[3].x, rows[3].y + rows[3].h - mt.touch, rows[3].w, mt.touch)
+    out.append(Button(cancel, "staff:cancel", tr("staff.cancel"), "neutral", mt.body_px))
+    # a keypad of 4 rows of 12 mm keys at least
+    kh = max(pad.h, 4 * mt.touch + 3 * mt.gap)
+    out += keypad(Rect(pad.x, pad.y, pad.w, min(kh, pad.h)), mt.gap, mt.title_px, tr("staff.ok"), tr("staff.delete"))
+    return out
+
+
+def _rows(rect: Rect, texts: list[tuple[str, bool]], mt: T.Metrics, row_h: int) -> list[Widget]:
+    """Non-touchable rows; (text, bad) — bad rows are white on red."""
+    out: list[Widget] = []
+    n = max(1, (rect.h + mt.gap // 2) // (row_h + mt.gap // 2))
+    shown = texts if len(texts) <= n else texts[:n - 1] + [(f"+{len(texts) - n + 1} …", False)]
+    y = rect.y
+    for text, bad in shown:
+        row = Rect(rect.x, y, rect.w, row_h)
+        bg, fg = (T.DANGER, T.WHITE) if bad else (T.PANEL, T.INK)
+        out.append(Box(row, None, bg, 6))
+        out.append(Label(row.inset(4), None, text, mt.small_px, fg, bg, align="left", min_size=11))
+        y += row_h + mt.gap // 2
+    return out
+
+
+def _clock(t: float) -> str:
+    return time.strftime("%H:%M", time.localtime(t))
+
+
+def _queue(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
+    now = m.clock.time()
+    items = m.desk.queue(now) if m.desk is not None else []
+    if not items:
+        return [Label(r, None, tr("staff.queue.empty"), mt.title_px, T.MUTED)]
+    rows = [(tr("staff.queue.row", ticket=q.ticket, time=_clock(q.at), wait=max(0, int((now - q.at) // 60)),
+                channel=tr(f"staff.channel.{q.channel}")), False) for q in items]
+    return _rows(r, rows, mt, mt.small_px * 3 // 2 + 8)
+
+
+def _alerts(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
+    items = m.desk.alerts() if m.desk is not None else []
+    if not items:
+        return [Label(r, None, tr("staff.alerts.none"), mt.title_px, T.MUTED)]
+    out: list[Widget] = []
+    n = max(1, (r.h + mt.gap) // (mt.touch + mt.gap))
+    for a, y in zip(items[:n], range(r.y, r.y + r.h, mt.touch + mt.gap)):
+        row = Rect(r.x, y, r.w, mt.touch)
+        text_r, btn = row.cols([4, 1.4], mt.gap)
+        key = f"staff.alert.{a.kind}"
+        text = tr(key) if i18n.has(m.lang, key) else tr("staff.alert.other", kind=a.kind)
+        out.append(Box(text_r, None, T.DANGER, 6))
+        out.append(Label(text_r.inset(4), None, f"{_clock(a.at)}  {text}", mt.small_px, T.WHITE, T.DANGER,
+                         align="left", min_size=11))
+        out.append(Button(btn, f"ack:{a.id}", tr("staff.ack"), "neutral", mt.body_px))
+    return out
+
+
+def _health(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
+    items = m.desk.health() if m.desk is not None else []
+    rows = []
+    for h in items:
+        value = tr(h.value[0], **h.value[1]) if isinstance(h.value, tuple) else str(h.value)
+        rows.append((f"{tr('staff.health.' + h.name)}: {value}", h.ok is False))
+    if mt.portrait:
+        return _rows(r, rows, mt, mt.small_px * 3 // 2 + 8)
+    left, right = r.cols([1, 1], mt.gap)
+    half = (len(rows) + 1) // 2
+    row_h = (r.h - (mt.gap // 2) * (half - 1)) // max(1, half)  # room for a second line
+    return _rows(left, rows[:half], mt, row_h) + _rows(right, rows[half:], mt, row_h)
+
+
+def _parked(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
+    items = m.desk.parked() if m.desk is not None else []
+    btn, r = r.take_bottom(mt.touch, mt.gap)
+    out: list[Widget] = []
+    if not items:
+        out.append(Label(r, None, tr("staff.parked.none"), mt.title_px, T.MUTED))
+    else:
+        rows = [(tr("staff.parked.row", entry=p.entry_hash.hex()[:12], reason=p.reason, attempts=p.attempts), True)
+                for p in items]
+        out += _rows(r, rows, mt, mt.small_px * 3 // 2 + 8)
+    bw = max(mt.touch * 3, btn.w // 3)
+    out.append(Button(Rect(btn.x + btn.w - bw, btn.y, bw, btn.h), "parked:retry", tr("staff.retry"), "primary",
+                      mt.body_px))
+    return out
+
+
+def _override(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
+    st = m.staff
+    assert st is not None
+    title, r = r.take_top(mt.body_px * 3 // 2, mt.gap)
+    out: list[Widget] = []
+    if st.message:
+        out += _message(title, tr(st.message[0], **st.message[1]), mt, mt.body_px, warn=True)
+    else:
+        out.append(Label(title, None, tr("staff.override.title") + " · " + tr("staff.override.pick"),
+                         mt.body_px, bold=True, align="left"))
+    cells = []
+    n_cols = 1 if mt.portrait else 2
+    n_rows = -(-(len(OVERRIDE_REASONS) + 1) // n_cols)
+    for row in r.rows([1] * n_rows, mt.gap):
+        cells += row.cols([1] * n_cols, mt.gap)
+    for cell, reason in zip(cells, OVERRIDE_REASONS):
+        out.append(Button(cell, f"reason:{reason}", tr(f"staff.override.reason.{reason}"),
+                          "selected" if st.reason == reason else "neutral", mt.small_px, selected=st.reason == reason))
+    out.append(Button(cells[len(OVERRIDE_REASONS)], "override:confirm", tr("staff.override.confirm"), "sign",
+                      mt.body_px))
+    return out
+
+
+_STAFF_TABS = {"queue": _queue, "alerts": _alerts, "health": _health, "parked": _parked, "override": _override}

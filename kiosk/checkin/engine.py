@@ -415,7 +415,9 @@ class CheckinEngine:
                              tuple(self.consent_cfg.actors), self.consent_cfg.valid_days)
         content = records.consent_content(terms, patient=s.pass_.patient, permit=permit, when=when,
                                           language=language, text=text, strokes=strokes,
-                                          signature_png=records.signature_png(strokes))
+                                          signature_png=records.signature_png(strokes),
+                                          signer=records.signer_of(s.credential.channel,
+                                                                   s.credential.presentation, permit))
         body, _ = entry.make_body(content)
         body = self._patient_signature(s, body)
         self._enter("record")

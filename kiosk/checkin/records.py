@@ -48,18 +48,30 @@ def checkin_content(f: SessionFacts) -> dict:
         "presentation_kind": f.presentation.kind,
         "presentation_hash": f.presentation.presentation_hash,
         "pass_id": f.pass_.pass_id,
-        "binding": BINDING_FACE_ONLY if f.presentation.kind == "card" else BINDING_PATIENT_KEY,
+        "binding": binding_of(f.presentation),
         "face": {"verified": True, "attempts": f.face_attempts},
         "liveness": {"status": f.liveness_status, "method": f.liveness_method},
     }
 
 
+def binding_of(presentation: Presentation) -> str:
+    """How a session's patient was identified: patient key + face, or the face alone (card)."""
+    return BINDING_FACE_ONLY if presentation.kind == "card" else BINDING_PATIENT_KEY
+
+
+def signer_of(channel: str, presentation: Presentation, permit: bool) -> dict:
+    """The consent signature's signer: how identified, by which channel, how intent was shown."""
+    return {"identified_by": binding_of(presentation), "channel": channel,
+            "intent": "sign-button" if permit else "decline-button"}
+
+
 def consent_content(terms: ConsentTerms, *, patient: str, permit: bool, when: dt.datetime,
-                    language: str, text: str, strokes: list, signature_png: bytes) -> dict:
+                    language: str, text: str, strokes: list, signature_png: bytes,
+                    signer: dict | None = None) -> dict:
     """The consent body content (FHIR R4 Consent inside) before any patient signature."""
     resource = build_consent(terms, patient=patient, permit=permit, when=when, language=language, text=text)
     return consent_body(resource, document_id=terms.document_id, version=terms.version, language=language,
-                        text=text, strokes=strokes, signature_png=signature_png)
+                        text=text, strokes=strokes, signature_png=signature_png, signer=signer)
 
 
 def make_session_records(f: SessionFacts, kiosk_key: SigningKey, consent_body_bytes: bytes,

@@ -105,13 +105,20 @@ def _b64(b: bytes) -> str:
 
 def consent_body(consent: dict, *, document_id: str, version: str, language: str, text: str,
                  strokes: list[list[list[int]]], signature_png: bytes,
-                 patient_sig: dict | None = None) -> dict:
-    """The body content of a consent entry (entry.make_body adds the salt)."""
+                 patient_sig: dict | None = None, signer: dict | None = None) -> dict:
+    """The body content of a consent entry (entry.make_body adds the salt).
+
+    `signer` says how the signer was identified and how they showed intent (ESIGN/UETA):
+    {"identified_by": binding, "channel": nfc|qr, "intent": "sign-button"}.
+    """
+    signature: dict = {"strokes": strokes, "png": signature_png}
+    if signer is not None:
+        signature["signer"] = signer
     body: dict = {
         "consent": canonical_json(consent),
         "document": {"id": document_id, "version": version, "language": language,
                      "text_sha256": text_sha256(text)},
-        "signature": {"strokes": strokes, "png": signature_png},
+        "signature": signature,
     }
     if patient_sig is not None:
         body["patient_sig"] = patient_sig

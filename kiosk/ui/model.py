@@ -91,6 +91,7 @@ class UiModel:
         self.inputs: collections.deque[UiInput] = collections.deque()
         self.prompts: collections.deque[str] = collections.deque()  # message ids to speak
         self.version = 0
+        self.history: collections.deque[str] = collections.deque(maxlen=64)  # screens shown, newest last
         self._held_until = 0.0
         self._pending_welcome: dict | None = None
         self._last_touch = clock.monotonic()
@@ -103,7 +104,9 @@ class UiModel:
 
     def _show(self, screen: str, prompt: str | None = None, **params: Any) -> None:
         self.screen, self.params = screen, params
+        self.history.append(screen)
         self.hint = None
+        self.field = None
         if screen in RESULT_SCREENS:
             self._held_until = self._now() + self.s.result_s
         self._pending_welcome = None

@@ -113,6 +113,7 @@ class Gateway:
         self.clock = clock
         self._revocations: revocation.RevocationList | None = None
         self._counts: collections.Counter[str] = collections.Counter()
+        self._sent: dict[str, int] = {}  # kiosk -> checkpoint size of the last receipt sent
         self._lock = threading.Lock()  # one batch at a time per gateway
 
     @classmethod
@@ -245,14 +246,32 @@ class Gateway:
                 first = in_batch.get(c.eh)
                 dup = r.duplicate or (first is not None and first.pos != c.pos)
                 index, status = r.index, entry.STATUS_DUPLICATE if dup else entry.STATUS_ACCEPTED
-            last = c.last_size
-            consistency = self.store.consistency_proof(last, size) if 0 < last < size else []
+            base = self._proof_base(c.kiosk, c.last_size, size, status)
+            consistency = self.store.consistency_proof(base, size) if 0 < base < size else []
             receipt = Receipt(c.eh, status, "", index, note,
-                              tuple(self.store.inclusion_proof(index, size)), tuple(consistency))
+                              tuple(self.store.inclusion_proof(index, size)), tuple(consistency),
+                              base).signed(self.log_key)
+            self._sent[c.kiosk] = size
             self._count(status)
             log.info("%s kiosk=%s entry=%s index=%d size=%d", status, c.kiosk, _hex8(c.eh), index, size)
             out[c.pos] = Outcome(c.kiosk, receipt)
         return out  # type: ignore[return-value]
+
+    def _proof_base(self, kiosk: str, last_size: int, size: int, status: str) -> int:
+        """The tree size a receipt's consistency proof starts from (named in the receipt).
+
+        A kiosk checks a proof only from the head of its chain of accepted checkpoints. For a
+        first send that head is, in the normal course, the checkpoint of the receipt this
+        gateway sent the kiosk last (receipts on one topic arrive in order), not the older
+        `last_size` the record carried when it left: proving from there spares the kiosk a
+        rebase and a resend at every batch boundary. A resend (duplicate) carries the kiosk's
+        head as it was at that send, so it is proven from its `last_size`.
+        """
+        base = last_size if 0 <= last_size <= size else 0
+        sent = self._sent.get(kiosk)
+        if status == entry.STATUS_ACCEPTED and sent is not None and base <= sent <= size:
+            base = sent
+        return base
 
     def _checkpoint(self) -> tuple[int, bytes]:
         """A signed checkpoint for the log as it is now (reusing a saved one of that size)."""
@@ -283,7 +302,7 @@ class Gateway:
         self._count(r.reason.value)
         log.warning("rejected kiosk=%s entry=%s reason=%s", kiosk, _hex8(eh), r.reason.value)
         log.debug("rejection detail: %s", r.detail)
-        return Outcome(kiosk, Receipt(eh, entry.STATUS_REJECTED, r.reason.value))
+        return Outcome(kiosk, Receipt(eh, entry.STATUS_REJECTED, r.reason.value).signed(self.log_key))
 
     @staticmethod
     def _payload_hash(payload: object) -> bytes:

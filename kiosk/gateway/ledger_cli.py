@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kiosk.errors import KioskError, LogIntegrityError, StoreError
+from kiosk.errors import KioskError, StoreError
 
 
 def register(subparsers: Any) -> None:

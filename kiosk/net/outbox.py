@@ -7,9 +7,10 @@ receipt line stays (entry hash, leaf index, checkpoint size). A rejected record 
 with the gateway's reason for staff, never silently dropped.
 
 The outbox also holds the kiosk's trust state as a witness of the log: the last accepted
-checkpoint (size, root, signed note) and the roots of the checkpoints accepted before it, so a
-receipt's consistency proof can be checked from the size its record named. Alarms (forged
-receipts, an inconsistent log) are kept here too, for staff and `kiosk doctor`.
+checkpoint (size, root, signed note) and the checkpoints accepted before it (root and note),
+so a receipt is checked against the chain. Alarms (the log contradicting itself, with both
+signed checkpoints as evidence) are kept until IT clears them with a reason; refused receipts
+(forged, malformed) are counted beside them, not raised as alarms.
 
 One connection per Outbox object, guarded by a lock, so the publisher thread and the engine
 can share it; several processes may open the same file (WAL + busy timeout). Every sqlite
@@ -62,9 +63,20 @@ CREATE TABLE IF NOT EXISTS trust (
 );
 CREATE TABLE IF NOT EXISTS checkpoints (
     size      INTEGER PRIMARY KEY,
-    root_hash BLOB NOT NULL
+    root_hash BLOB NOT NULL,
+    note      BLOB                -- the signed note: evidence if the log ever contradicts it
 );
 CREATE TABLE IF NOT EXISTS alarms (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    at       REAL NOT NULL,
+    kind     TEXT NOT NULL,
+    detail   TEXT NOT NULL,
+    evidence BLOB,               -- CBOR list of the signed notes that cannot both be true
+    repeats  INTEGER NOT NULL DEFAULT 0,
+    cleared_at REAL,
+    cleared_reason TEXT
+);
+CREATE TABLE IF NOT EXISTS refused (
     id     INTEGER PRIMARY KEY AUTOINCREMENT,
     at     REAL NOT NULL,
     kind   TEXT NOT NULL,
@@ -72,7 +84,12 @@ CREATE TABLE IF NOT EXISTS alarms (
 );
 CREATE TABLE IF NOT EXISTS sessions (id INTEGER PRIMARY KEY AUTOINCREMENT);
 """
-MAX_ALARMS = 1000          # a flood of forged receipts must not fill the disk
+MAX_ALARMS = 1000
+MAX_REFUSED = 1000         # a flood of forged receipts must not fill the disk
+# columns added since the first release: (table, column, declaration) for older outboxes
+_ADDED_COLUMNS = [("checkpoints", "note", "BLOB"), ("alarms", "evidence", "BLOB"),
+                  ("alarms", "repeats", "INTEGER NOT NULL DEFAULT 0"),
+                  ("alarms", "cleared_at", "REAL"), ("alarms", "cleared_reason", "TEXT")]
 MAX_RECEIPT_LINES = 100_000
 MAX_CHECKPOINT_HISTORY = 10_000
 
@@ -122,7 +139,22 @@ class ParkedEntry:
 
 @dataclass(frozen=True)
 class Alarm:
-    """Something staff and IT must look at (a forged receipt, an inconsistent log)."""
+    """Something staff and IT must look at: the log signed two checkpoints that cannot both
+    be true. `evidence` holds both signed notes; `repeats` counts later sightings."""
+
+    id: int
+    at: float
+    kind: str
+    detail: str
+    evidence: tuple[bytes, ...] = ()
+    repeats: int = 0
+    cleared_at: float | None = None
+    cleared_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A receipt the kiosk refused (forged, malformed, failing proof): counted, not an alarm."""
 
     id: int
     at: float
@@ -151,6 +183,10 @@ class Outbox:
                 for stmt in SCHEMA.split(";"):
                     if stmt.strip():
                         self._db.execute(stmt)
+                for table, col, decl in _ADDED_COLUMNS:
+                    have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+                    if col not in have:
+                        self._db.execute(f"ALTER TABLE {table} ADD COLUMN {col} {decl}")
         except sqlite3.Error as e:
             raise StoreError(f"outbox {self.path.name}: cannot open ({_what(e)})") from None
         except OSError as e:
@@ -212,15 +248,24 @@ class Outbox:
                 raise FormatError("outbox: leaf and body must be bytes")
             pres = cbor.dumps(presentation) if presentation is not None else None
             rows.append((hash_leaf(leaf), leaf, body, pres))
-        now = time.time()
         with self._tx() as db:
-            session = db.execute("INSERT INTO sessions DEFAULT VALUES").lastrowid
-            db.execute("DELETE FROM sessions WHERE id < ?", (session,))  # only the counter matters
-            for h, leaf, body, pres in rows:
-                db.execute("INSERT OR IGNORE INTO entries (entry_hash, session, leaf, body, "
-                           "presentation, created) VALUES (?, ?, ?, ?, ?, ?)",
-                           (h, session, leaf, body, pres, now))
+            self._insert_rows(db, rows)
         return [r[0] for r in rows]
+
+    def _insert_session(self, db: sqlite3.Connection, records: Sequence[SessionRecord]) -> None:
+        self._insert_rows(db, [(hash_leaf(leaf), leaf, body,
+                                cbor.dumps(p) if p is not None else None)
+                               for leaf, body, p in records])
+
+    @staticmethod
+    def _insert_rows(db: sqlite3.Connection, rows: list[tuple]) -> None:
+        now = time.time()
+        session = db.execute("INSERT INTO sessions DEFAULT VALUES").lastrowid
+        db.execute("DELETE FROM sessions WHERE id < ?", (session,))  # only the counter matters
+        for h, leaf, body, pres in rows:
+            db.execute("INSERT OR IGNORE INTO entries (entry_hash, session, leaf, body, "
+                       "presentation, created) VALUES (?, ?, ?, ?, ?, ?)",
+                       (h, session, leaf, body, pres, now))
 
     def _entry(self, row: tuple) -> OutboxEntry:
         h, leaf, body, pres, created, attempts, base, session, parked = row
@@ -254,38 +299,21 @@ class Outbox:
         return self._entry(rows[0]) if rows else None
 
     def mark_sent(self, entry_hash: bytes, base_size: int) -> int:
-        """Count a send; fix the record's `last_size` at its first send. Return that size.
-
-        Every send of one record names the same base size, so every receipt for it carries a
-        consistency proof from the same checkpoint (see net.receipt).
-        """
-        with self._tx() as db:
-            db.execute("UPDATE entries SET attempts = attempts + 1, last_sent = ?, "
-                       "base_size = COALESCE(base_size, ?) WHERE entry_hash = ?",
-                       (time.time(), base_size, entry_hash))
-            row = db.execute("SELECT base_size FROM entries WHERE entry_hash = ?",
-                             (entry_hash,)).fetchone()
-        return row[0] if row else base_size
+        """Count a send that carries `last_size` = `base_size` (the kiosk's head now)."""
+        return self.mark_sent_many([entry_hash], base_size)[entry_hash]
 
     def mark_sent_many(self, entry_hashes: Sequence[bytes], base_size: int) -> dict[bytes, int]:
-        """`mark_sent` for several records in one transaction (one fsync for a whole window)."""
-        now = time.time()
-        out: dict[bytes, int] = {}
-        with self._tx() as db:
-            for h in entry_hashes:
-                db.execute("UPDATE entries SET attempts = attempts + 1, last_sent = ?, "
-                           "base_size = COALESCE(base_size, ?) WHERE entry_hash = ?",
-                           (now, base_size, h))
-                row = db.execute("SELECT base_size FROM entries WHERE entry_hash = ?",
-                                 (h,)).fetchone()
-                out[h] = row[0] if row else base_size
-        return out
+        """Count sends of several records in one transaction (one fsync for a whole window).
 
-    def rebase(self, entry_hash: bytes, base_size: int) -> None:
-        """Give a record a new base size (its old base is no longer in the history)."""
+        Each send names the head as it is at that send: a receipt names the size its proof
+        starts from, so a receipt for an older copy is read against its own base, not the
+        record's latest (see net.receipt)."""
+        now = time.time()
         with self._tx() as db:
-            db.execute("UPDATE entries SET base_size = ? WHERE entry_hash = ?",
-                       (base_size, entry_hash))
+            db.executemany("UPDATE entries SET attempts = attempts + 1, last_sent = ?, "
+                           "base_size = ? WHERE entry_hash = ?",
+                           [(now, base_size, h) for h in entry_hashes])
+        return {h: base_size for h in entry_hashes}
 
     def complete(self, entry_hash: bytes, summary: ReceiptSummary,
                  checkpoint: TrustedCheckpoint | None = None) -> bool:
@@ -370,7 +398,8 @@ class Outbox:
             return self._advance(db, TrustedCheckpoint(size, root_hash, note))
 
     def _advance(self, db: sqlite3.Connection, cp: TrustedCheckpoint) -> bool:
-        db.execute("INSERT OR IGNORE INTO checkpoints VALUES (?, ?)", (cp.size, cp.root_hash))
+        db.execute("INSERT OR IGNORE INTO checkpoints (size, root_hash, note) VALUES (?, ?, ?)",
+                   (cp.size, cp.root_hash, cp.note))
         row = db.execute("SELECT size FROM trust WHERE id = 1").fetchone()
         if row is not None and row[0] >= cp.size:
             return False
@@ -385,25 +414,79 @@ class Outbox:
         rows = self._query("SELECT root_hash FROM checkpoints WHERE size = ?", (size,))
         return rows[0][0] if rows else None
 
+    def checkpoint_link(self, size: int) -> TrustedCheckpoint | None:
+        """The accepted checkpoint of `size` with its note (b"" if kept by an older version)."""
+        rows = self._query("SELECT size, root_hash, note FROM checkpoints WHERE size = ?", (size,))
+        return TrustedCheckpoint(rows[0][0], rows[0][1], rows[0][2] or b"") if rows else None
+
     # ------------------------------------------------------------------ alarms
 
-    def raise_alarm(self, kind: str, detail: str) -> None:
-        """Keep an alarm for staff; `detail` must hold no personal data."""
+    def raise_alarm(self, kind: str, detail: str, evidence: Sequence[bytes] = ()) -> int:
+        """Keep an alarm for staff (`detail` holds no personal data); return its id.
+
+        While an alarm of the same kind waits to be cleared, a new one only counts as a repeat
+        of it: one fork is one alarm, however many receipts show it.
+        """
         with self._tx() as db:
-            db.execute("INSERT INTO alarms (at, kind, detail) VALUES (?, ?, ?)",
-                       (time.time(), kind, detail[:500]))
+            row = db.execute("SELECT id FROM alarms WHERE kind = ? AND cleared_at IS NULL "
+                             "ORDER BY id LIMIT 1", (kind,)).fetchone()
+            if row is not None:
+                db.execute("UPDATE alarms SET repeats = repeats + 1 WHERE id = ?", (row[0],))
+                return int(row[0])
+            cur = db.execute("INSERT INTO alarms (at, kind, detail, evidence) VALUES (?, ?, ?, ?)",
+                             (time.time(), kind, detail[:500],
+                              cbor.dumps(list(evidence)) if evidence else None))
             db.execute("DELETE FROM alarms WHERE id <= (SELECT MAX(id) FROM alarms) - ?",
                        (MAX_ALARMS,))
+            return int(cur.lastrowid or 0)
 
-    def alarms(self, since_id: int = 0) -> list[Alarm]:
-        """Alarms with an id above `since_id`, oldest first."""
-        return [Alarm(*r) for r in self._query(
-            "SELECT id, at, kind, detail FROM alarms WHERE id > ? ORDER BY id", (since_id,))]
+    def _alarm(self, r: tuple) -> Alarm:
+        ev = tuple(cbor.loads(r[4], "alarm evidence")) if r[4] else ()
+        return Alarm(r[0], r[1], r[2], r[3], ev, r[5], r[6], r[7])
 
-    def clear_alarms(self) -> None:
-        """Staff acknowledged the alarms."""
+    _ALARM_COLS = "id, at, kind, detail, evidence, repeats, cleared_at, cleared_reason"
+
+    def alarms(self, since_id: int = 0, *, include_cleared: bool = False) -> list[Alarm]:
+        """Alarms with an id above `since_id`, oldest first; cleared ones only if asked."""
+        where = "" if include_cleared else " AND cleared_at IS NULL"
+        return [self._alarm(r) for r in self._query(
+            f"SELECT {self._ALARM_COLS} FROM alarms WHERE id > ?{where} ORDER BY id",
+            (since_id,))]
+
+    def alarm(self, alarm_id: int) -> Alarm | None:
+        """One alarm, cleared or not."""
+        rows = self._query(f"SELECT {self._ALARM_COLS} FROM alarms WHERE id = ?", (alarm_id,))
+        return self._alarm(rows[0]) if rows else None
+
+    def clear_alarm(self, alarm_id: int, reason: str,
+                    record: SessionRecord | None = None) -> Alarm:
+        """IT reviewed an alarm: mark it cleared with `reason`, and in the same transaction
+        queue `record` (the kiosk-event entry that logs the clearing). StoreError if there is
+        no such uncleared alarm; the evidence is kept."""
         with self._tx() as db:
-            db.execute("DELETE FROM alarms")
+            n = db.execute("UPDATE alarms SET cleared_at = ?, cleared_reason = ? "
+                           "WHERE id = ? AND cleared_at IS NULL",
+                           (time.time(), reason[:500], alarm_id)).rowcount
+            if not n:
+                raise StoreError(f"outbox: no alarm {alarm_id} waiting to be cleared")
+            if record is not None:
+                self._insert_session(db, [record])
+        got = self.alarm(alarm_id)
+        assert got is not None
+        return got
+
+    def refuse(self, kind: str, detail: str) -> None:
+        """Count a refused receipt (forged, malformed, failing its proof) for IT to see."""
+        with self._tx() as db:
+            db.execute("INSERT INTO refused (at, kind, detail) VALUES (?, ?, ?)",
+                       (time.time(), kind, detail[:300]))
+            db.execute("DELETE FROM refused WHERE id <= (SELECT MAX(id) FROM refused) - ?",
+                       (MAX_REFUSED,))
+
+    def refusals(self) -> list[Refusal]:
+        """The refused receipts kept (the newest MAX_REFUSED), oldest first."""
+        return [Refusal(*r) for r in self._query(
+            "SELECT id, at, kind, detail FROM refused ORDER BY id")]
 
 
 def _what(e: sqlite3.Error) -> str:

@@ -13,6 +13,8 @@ own across reconnects: what to resend is the outbox's business alone). It:
   after `resend_after_s` — the gateway answers a resend with the entry already in the log,
   which is how "exactly once" works;
 - verifies every receipt (net.receipt) before the outbox forgets a record;
+- as a witness of the log, cosigns each new head of its checkpoint chain (C2SP
+  tlog-cosignature, with the kiosk key) and publishes it retained on its witness topic;
 - reconnects with capped exponential backoff and jitter.
 
 Engine / demo, in-process:
@@ -42,24 +44,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+from nacl.public import PublicKey
+from nacl.signing import SigningKey
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
-from nacl.public import PublicKey
 from paho.mqtt.properties import Properties
 
 from kiosk.config import Config
 from kiosk.errors import KioskError, TransportError
 from kiosk.ledger.checkpoint import NoteVerifier, open_checkpoint
+from kiosk.ledger.witness import cosign, witness_name
 from kiosk.net import topics
 from kiosk.net.outbox import Outbox
-from kiosk.net.tls import apply_client_tls
 from kiosk.net.receipt import (ALARM_INCONSISTENT, Outcome, ReceiptResult, load_verifier,
                                process_receipts)
+from kiosk.net.tls import apply_client_tls
 from kiosk.protocol.entry import Record
 
 log = logging.getLogger(__name__)
 
 RECEIPT_BATCH = 64  # receipts verified and completed per outbox transaction, at most
+WITNESS_EVERY_S = 1.0  # cosign and publish the chain's head at most this often
 
 
 @dataclass(frozen=True)
@@ -124,9 +129,11 @@ class Publisher:
 
     def __init__(self, settings: PublisherSettings, outbox: Outbox, verifier: NoteVerifier,
                  *, seal_to: PublicKey, rng: random.Random | None = None,
-                 on_receipt: Callable[[ReceiptResult], None] | None = None) -> None:
+                 on_receipt: Callable[[ReceiptResult], None] | None = None,
+                 witness_key: SigningKey | None = None) -> None:
         """`on_receipt` is called in the publisher thread after each receipt was handled
-        (the engine can tell a waiting patient "your check-in is recorded"); keep it short."""
+        (the engine can tell a waiting patient "your check-in is recorded"); keep it short.
+        `witness_key` (the kiosk key) cosigns accepted checkpoints; None: no witnessing."""
         self.s = settings
         self.outbox = outbox
         self.verifier = verifier
@@ -136,6 +143,11 @@ class Publisher:
         self._receipts_topic = topics.receipts(settings.site, settings.kiosk_id)
         self._status_topic = topics.status(settings.site, settings.kiosk_id)
         self._checkpoint_topic = topics.checkpoint(settings.site)
+        self._witness_topic = topics.witness(settings.site, settings.kiosk_id)
+        self._witness_key = witness_key
+        self._witness_name = witness_name(self.origin, settings.kiosk_id)
+        self._witnessed_size: int | None = None  # the head last cosigned and published
+        self._next_witness = 0.0
         self._rng = rng or random.Random()
         self._receipts: list[bytes] = []  # read, not yet verified
         self._on_result = on_receipt
@@ -148,19 +160,20 @@ class Publisher:
         self._last_error: str | None = None
         self._log_size_seen: int | None = None
         self._next_poll = 0.0
-        self.counts = {o.value: 0 for o in Outcome} | {"sent": 0, "connects": 0}
+        self.counts = {o.value: 0 for o in Outcome} | {"sent": 0, "connects": 0, "cosigned": 0}
 
     @classmethod
     def from_config(cls, cfg: Config, outbox: Outbox | None = None, *,
                     on_receipt: Callable[[ReceiptResult], None] | None = None) -> "Publisher":
-        """A publisher for the configured kiosk, broker, outbox, log key and gateway sealing key."""
-        from kiosk.protocol.keys import load_sealing_public
+        """A publisher for the configured kiosk, broker, outbox, log key and gateway sealing key;
+        the kiosk key cosigns the checkpoints it accepts."""
+        from kiosk.protocol.keys import load_sealing_public, load_signing_key
 
         verifier = load_verifier(cfg.keys.log_public, cfg.keys.log_name)
         seal_to = load_sealing_public(cfg.keys.gateway_sealing_public)
         outbox = outbox or Outbox(cfg.state_path(cfg.outbox.path))
         return cls(PublisherSettings.from_config(cfg), outbox, verifier, seal_to=seal_to,
-                   on_receipt=on_receipt)
+                   on_receipt=on_receipt, witness_key=load_signing_key(cfg.keys.kiosk_key))
 
     # ------------------------------------------------------------------ public API
 
@@ -233,6 +246,7 @@ class Publisher:
                 try:
                     self._handle_receipts()
                     self._pump()
+                    self._witness()
                 except KioskError as e:  # the outbox failed (disk full…): keep trying
                     self._last_error = f"outbox: {e.message}"
                     log.error("publisher: %s", e.message)
@@ -316,6 +330,7 @@ class Publisher:
         self.counts["connects"] += 1
         self._inflight.clear()  # no receipt yet for these: send them again
         self._next_poll = 0.0
+        self._witnessed_size = None  # publish the cosigned head again (the broker may be new)
         client.subscribe([(self._receipts_topic, 1), (self._checkpoint_topic, 1)])
         client.publish(self._status_topic, b"online", qos=1, retain=True)
         log.info("publisher: connected to %s:%d (session present: %s)", self.s.host,
@@ -369,11 +384,32 @@ class Publisher:
         except KioskError as e:
             log.warning("publisher: retained checkpoint refused: %s", e.message)
             return
-        known = self.outbox.checkpoint_root(cp.size)
-        if known is not None and known != cp.root_hash:
+        known = self.outbox.checkpoint_link(cp.size)
+        if known is not None and known.root_hash != cp.root_hash:
+            # both signed by the log key, one size, two roots: they cannot both be true
             self.outbox.raise_alarm(ALARM_INCONSISTENT,
-                                    f"retained checkpoint {cp.size} differs from the accepted one")
+                                    f"retained checkpoint {cp.size} differs from the accepted one",
+                                    [known.note, bytes(payload)])
         self._log_size_seen = max(self._log_size_seen or 0, cp.size)
+
+    # ------------------------------------------------------------------ witnessing
+
+    def _witness(self) -> None:
+        """Cosign the chain's head and publish it retained, when it moved (rate-limited)."""
+        if self._witness_key is None or self._client is None:
+            return
+        now = time.monotonic()
+        if now < self._next_witness:
+            return
+        head = self.outbox.last_checkpoint()
+        if head is None or head.size == self._witnessed_size:
+            return
+        note = cosign(head.note, self._witness_name, self._witness_key, int(time.time()))
+        info = self._client.publish(self._witness_topic, note, qos=1, retain=True)
+        if info.rc == mqtt.MQTT_ERR_SUCCESS:
+            self._witnessed_size = head.size
+            self._next_witness = now + WITNESS_EVERY_S
+            self.counts["cosigned"] += 1
 
     # ------------------------------------------------------------------ sending
 
@@ -394,7 +430,7 @@ class Publisher:
         batch = self.outbox.pending(room, exclude=set(self._inflight))
         if not batch:
             return
-        # the base is fixed (durably) before the record first leaves; see net.receipt
+        # each send names the head as it is now; the receipt names the base it proves from
         bases = self.outbox.mark_sent_many([e.entry_hash for e in batch], current)
         for e in batch:
             payload = Record(e.leaf, e.body, e.presentation, bases[e.entry_hash]).seal(self.seal_to)

@@ -1,22 +1,27 @@
 """Receipt verification: the kiosk as a witness of the log (DESIGN §3 "Receipt", §7).
 
-A receipt is accepted only if all of it holds:
-  1. the checkpoint is a C2SP signed note by the log's key, for the expected origin;
-  2. the receipt names this record's leaf (entry_hash = SHA-256(leaf));
-  3. the inclusion proof puts RFC 9162 leaf_hash(leaf) at leaf_index in that checkpoint's tree;
-  4. the consistency proof runs from the checkpoint the record named (its `last_size`, an
-     earlier checkpoint this kiosk accepted and whose root it kept) to the new checkpoint,
-     and no accepted checkpoint of the same size has a different root.
+Every receipt, a rejection included, is signed by the log key (entry.Receipt.signed): one
+without that signature is forged and refused, whatever it says. An accepted or duplicate
+receipt is accepted only if all of this holds:
+  1. its checkpoint is a C2SP signed note by the log's key, for the expected origin;
+  2. it names this record's leaf (entry_hash = SHA-256(leaf));
+  3. the inclusion proof puts RFC 9162 leaf_hash(leaf) at leaf_index in that tree;
+  4. the checkpoint fits the kiosk's chain of accepted checkpoints (below).
 
-Failures of 1-3 are a forged or wrong receipt (VerificationError): the record stays in the
-outbox and an alarm is raised. A failure of 4 means the log was rewritten or forked
-(LogIntegrityError): an alarm as well. A receipt with status "rejected" parks the record with
-the gateway's reason.
+The chain: every checkpoint the kiosk accepts is proven consistent with the head before it,
+so they are all views of one append-only log. A receipt names the size its consistency proof
+starts from (`from_size`). Its checkpoint is accepted when it already is a link of the chain
+(same size and root: inclusion alone is enough), or when the proof starts at the head and
+verifies (the checkpoint becomes the new head). A proof from any other size says nothing
+about the head — the receipt answered an older copy, or a gateway that has not seen the
+kiosk's latest receipts — so the record is sent again with the head as its base (stale base:
+no alarm, no log line above info).
 
-Why the base is the record's `last_size` and not the newest accepted size: records go out
-pipelined, so by the time a receipt arrives the kiosk has often accepted newer checkpoints
-than the one the record named. The outbox therefore keeps the roots of accepted checkpoints,
-and a record names the same base on every resend (fixed at its first send).
+An alarm means a *proven* inconsistency: two checkpoints signed by the log key that cannot
+both be true — two of one size with different roots, or a log-signed receipt whose proof
+from the kiosk's head fails. Both signed notes are kept as evidence. Anything else that
+fails (a forged signature, a malformed message, a proof that does not name this record) is
+refused and counted (`outbox.refusals()`): the record stays and is sent again later.
 """
 from __future__ import annotations
 
@@ -35,13 +40,28 @@ from kiosk.protocol.keys import load_verify_key
 
 log = logging.getLogger(__name__)
 
-ALARM_FORGED = "receipt-forged"
 ALARM_INCONSISTENT = "log-inconsistent"
-ALARM_MALFORMED = "receipt-malformed"
+REFUSED_FORGED = "receipt-forged"
+REFUSED_MALFORMED = "receipt-malformed"
 
 
 class StaleBaseError(VerificationError):
-    """The record's base checkpoint is no longer in the kiosk's history: resend, no alarm."""
+    """The receipt's proof does not start at the kiosk's head: resend, no alarm."""
+
+
+class ProvenInconsistency(LogIntegrityError):
+    """Two log-signed statements that cannot both be true; `evidence` holds both notes."""
+
+    def __init__(self, message: str, evidence: Sequence[bytes]) -> None:
+        super().__init__(message, reason=Reason.INCONSISTENT.value)
+        self.evidence = tuple(evidence)
+
+
+def escape(text: str, limit: int = 200) -> str:
+    """`text` safe for one log or terminal line: control characters as \\x.. escapes."""
+    out = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                  for c in text[:limit])
+    return out + ("..." if len(text) > limit else "")
 
 
 @dataclass(frozen=True)
@@ -59,20 +79,15 @@ class AcceptedReceipt:
 
 
 def verify_receipt(leaf: bytes, receipt: Receipt, verifier: NoteVerifier, *,
-                   origin: str | None = None, base_size: int = 0,
-                   trusted: tuple[int, bytes] | None = None,
-                   root_at: Callable[[int], bytes | None] = lambda size: None) -> AcceptedReceipt:
-    """Verify an accepted/duplicate receipt for `leaf`; return what it proves.
+                   origin: str | None = None, head: TrustedCheckpoint | None = None,
+                   link: Callable[[int], TrustedCheckpoint | None] = lambda size: None
+                   ) -> AcceptedReceipt:
+    """Verify a (signature-checked) accepted/duplicate receipt for `leaf` against the chain.
 
-    The kiosk's accepted checkpoints form one chain, each proven consistent with the one
-    before it; `trusted` is its head (size, root) and `root_at(size)` the root of any link.
-    A receipt is accepted when its checkpoint is already a link of the chain, or extends the
-    head with a consistency proof from the head itself. `base_size` is the `last_size` the
-    record carried: a proof from an older base says nothing about the head (a fork could
-    agree with the base and not with the head), so such a receipt is StaleBaseError — the
-    record is rebased on the head and sent again, and the gateway answers with a proof from
-    there. Raises VerificationError for a forged or wrong receipt and LogIntegrityError for a
-    checkpoint that contradicts the chain.
+    `head` is the chain's head and `link(size)` any accepted checkpoint of that size. Raises
+    VerificationError for a receipt that proves nothing about this record, StaleBaseError
+    when its proof does not start at the head, and ProvenInconsistency when the log's signed
+    statements contradict the chain.
     """
     if not receipt.accepted or receipt.leaf_index is None or receipt.checkpoint is None:
         raise VerificationError("receipt: not an accepted receipt", reason=Reason.MALFORMED.value)
@@ -95,29 +110,26 @@ def verify_receipt(leaf: bytes, receipt: Receipt, verifier: NoteVerifier, *,
         raise VerificationError(f"receipt: {e.message}", reason=Reason.BAD_PROOF.value) from None
     accepted = AcceptedReceipt(want, receipt.leaf_index, cp, receipt.checkpoint)
 
-    # From here on the checkpoint is the log's own signed statement: a contradiction with the
-    # chain is evidence of a rewritten or forked log, not a transport accident.
-    known = root_at(cp.size)
+    known = link(cp.size)
     if known is not None:
-        if known != cp.root_hash:
-            raise LogIntegrityError(f"log: two signed checkpoints of size {cp.size} differ",
-                                    reason=Reason.INCONSISTENT.value)
+        if known.root_hash != cp.root_hash:
+            raise ProvenInconsistency(f"log: two signed checkpoints of size {cp.size} differ",
+                                      [known.note, receipt.checkpoint])
         return accepted  # a link of the chain already: the inclusion proof is all it needs
-    head_size, head_root = trusted if trusted is not None else (0, b"")
-    if base_size != head_size:
-        raise StaleBaseError(f"receipt: proves consistency from size {base_size}, the kiosk "
-                             f"trusts size {head_size}", reason=Reason.STALE.value)
-    if cp.size < head_size:
-        raise LogIntegrityError(f"log: checkpoint {cp.size} is smaller than accepted "
-                                f"checkpoint {head_size}", reason=Reason.INCONSISTENT.value)
-    if head_size > 0:
+    head_size = head.size if head is not None else 0
+    if receipt.from_size != head_size or cp.size < head_size:
+        raise StaleBaseError(f"receipt: proves consistency from size {receipt.from_size}, the "
+                             f"kiosk's head is size {head_size}", reason=Reason.STALE.value)
+    if head is not None and head_size > 0:
         try:  # RFC 9162 §2.1.4.2
-            merkle.verify_consistency(head_size, cp.size, head_root, cp.root_hash,
+            merkle.verify_consistency(head_size, cp.size, head.root_hash, cp.root_hash,
                                       receipt.consistency)
         except VerificationError as e:
-            raise LogIntegrityError(f"log: checkpoint {cp.size} not consistent with accepted "
-                                    f"checkpoint {head_size} ({e.message})",
-                                    reason=Reason.INCONSISTENT.value) from None
+            # the log signed both checkpoints and this receipt: its own proof that the newer
+            # one extends the head fails
+            raise ProvenInconsistency(f"log: checkpoint {cp.size} is not consistent with "
+                                      f"accepted checkpoint {head_size} ({e.message})",
+                                      [head.note, receipt.checkpoint]) from None
     return accepted
 
 
@@ -133,11 +145,11 @@ class Outcome(str, enum.Enum):
     ACCEPTED = "accepted"          # verified; record deleted, receipt line kept
     PARKED = "parked"              # the gateway rejected the record; kept for staff
     UNKNOWN = "unknown"            # no such record waiting (a second receipt): ignored
-    REFUSED = "refused"            # forged or wrong receipt: record kept, alarm raised
+    REFUSED = "refused"            # forged or wrong receipt: record kept, refusal counted
     INCONSISTENT = "inconsistent"  # the log contradicts an accepted checkpoint: alarm
-    STALE_BASE = "stale-base"      # record rebased; send it again
+    STALE_BASE = "stale-base"      # the proof starts elsewhere than the head: send it again
     RETRY = "retry"                # rejected for a passing reason; send it again later
-    MALFORMED = "malformed"        # not a receipt at all: alarm
+    MALFORMED = "malformed"        # not a receipt at all: refusal counted
 
 
 @dataclass(frozen=True)
@@ -161,24 +173,24 @@ def process_receipts(outbox: Outbox, messages: Sequence[bytes], verifier: NoteVe
 
     Verified receipts are completed together in one outbox transaction (one fsync for a
     burst of receipts, not one each). Never raises for bad input: every failure is an
-    outcome, and the alarming ones are recorded with `outbox.raise_alarm` (details name
-    hash prefixes and sizes, no PHI). StoreError from the outbox itself propagates.
+    outcome; a proven inconsistency is an alarm (`outbox.raise_alarm`, with both signed
+    notes), anything else refused is counted (`outbox.refuse`). Details name hash prefixes
+    and sizes, no PHI. StoreError from the outbox itself propagates.
     """
     results: list[ReceiptResult] = []
     done: list[tuple[bytes, ReceiptSummary, TrustedCheckpoint]] = []
-    batch_roots: dict[int, bytes] = {}  # checkpoints accepted in this batch, not yet stored
-    head = outbox.last_checkpoint()
-    trusted = [(head.size, head.root_hash) if head else None]  # the chain's head, as it moves
+    batch_links: dict[int, TrustedCheckpoint] = {}  # accepted in this batch, not yet stored
+    head = [outbox.last_checkpoint()]  # the chain's head, as it moves
 
-    def root_at(size: int) -> bytes | None:
-        return batch_roots.get(size) or outbox.checkpoint_root(size)
+    def link(size: int) -> TrustedCheckpoint | None:
+        return batch_links.get(size) or outbox.checkpoint_link(size)
 
     for data in messages:
-        res, ok = _judge(outbox, data, verifier, origin, root_at, trusted[0], {h for h, _, _ in done})
+        res, ok = _judge(outbox, data, verifier, origin, link, head[0], {h for h, _, _ in done})
         if ok is not None:
-            batch_roots.setdefault(ok.checkpoint.size, ok.checkpoint.root_hash)
-            if trusted[0] is None or ok.checkpoint.size > trusted[0][0]:
-                trusted[0] = (ok.checkpoint.size, ok.checkpoint.root_hash)
+            batch_links.setdefault(ok.checkpoint.size, ok.trusted)
+            if head[0] is None or ok.checkpoint.size > head[0].size:
+                head[0] = ok.trusted
             done.append((ok.entry_hash, ReceiptSummary(ok.leaf_index, ok.checkpoint.size),
                          ok.trusted))
         results.append(res)
@@ -187,44 +199,49 @@ def process_receipts(outbox: Outbox, messages: Sequence[bytes], verifier: NoteVe
 
 
 def _judge(outbox: Outbox, data: bytes, verifier: NoteVerifier, origin: str | None,
-           root_at: Callable[[int], bytes | None], trusted: tuple[int, bytes] | None,
+           link: Callable[[int], TrustedCheckpoint | None], head: TrustedCheckpoint | None,
            completed: set[bytes]) -> tuple[ReceiptResult, AcceptedReceipt | None]:
     try:
         receipt = decode_receipt(data)
     except FormatError as e:
-        outbox.raise_alarm(ALARM_MALFORMED, e.message)
-        log.warning("receipt malformed: %s", e.message)
+        outbox.refuse(REFUSED_MALFORMED, escape(e.message))
+        log.warning("receipt malformed: %s", escape(e.message))
         return ReceiptResult(Outcome.MALFORMED, None, e.message), None
     h = receipt.entry_hash
     tag = h[:6].hex()
+    try:
+        receipt.verify_signature(verifier.key)
+    except VerificationError as e:
+        # whoever can write this kiosk's receipts topic cannot park or complete its records
+        outbox.refuse(REFUSED_FORGED, f"entry {tag}: {e.message}")
+        log.warning("receipt for %s refused: %s", tag, e.message)
+        return ReceiptResult(Outcome.REFUSED, h, e.message), None
     entry = None if h in completed else outbox.get(h)
     if entry is None or (entry.parked and receipt.status == "rejected"):
         log.debug("receipt for %s: no record waiting", tag)
         return ReceiptResult(Outcome.UNKNOWN, h), None
     # (an accepted receipt for a parked record is verified and completes it like any other)
     if receipt.status == "rejected":
-        reason = receipt.reason or Reason.REJECTED.value
+        reason = receipt.reason  # one of the enumerated reasons (decode_receipt checked)
         if reason in TRANSIENT_REASONS:
             # the gateway's state, not the record, is at fault: send it again later
-            log.info("record %s: gateway says %s; will send again", tag, reason[:80])
+            log.info("record %s: gateway says %s; will send again", tag, reason)
             return ReceiptResult(Outcome.RETRY, h, reason), None
         outbox.park(h, reason)
-        log.warning("record %s rejected by the gateway: %s", tag, reason[:80])
+        log.warning("record %s rejected by the gateway: %s", tag, reason)
         return ReceiptResult(Outcome.PARKED, h, reason), None
     try:
-        ok = verify_receipt(entry.leaf, receipt, verifier, origin=origin,
-                            base_size=entry.base_size or 0, trusted=trusted, root_at=root_at)
+        ok = verify_receipt(entry.leaf, receipt, verifier, origin=origin, head=head, link=link)
     except StaleBaseError as e:
-        outbox.rebase(h, trusted[0] if trusted else 0)
-        log.info("record %s: %s; rebased", tag, e.message)
+        log.info("record %s: %s; sending it again", tag, e.message)
         return ReceiptResult(Outcome.STALE_BASE, h, e.message), None
-    except LogIntegrityError as e:
-        outbox.raise_alarm(ALARM_INCONSISTENT, f"entry {tag}: {e.message}")
-        log.error("LOG INTEGRITY ALARM for entry %s: %s", tag, e.message)
+    except ProvenInconsistency as e:
+        alarm = outbox.raise_alarm(ALARM_INCONSISTENT, f"entry {tag}: {e.message}", e.evidence)
+        log.error("LOG INTEGRITY ALARM %d for entry %s: %s", alarm, tag, e.message)
         return ReceiptResult(Outcome.INCONSISTENT, h, e.message), None
     except VerificationError as e:
-        outbox.raise_alarm(ALARM_FORGED, f"entry {tag}: {e.message}")
-        log.error("receipt for %s refused: %s", tag, e.message)
+        outbox.refuse(REFUSED_FORGED, f"entry {tag}: {e.message}")
+        log.warning("receipt for %s refused: %s", tag, e.message)
         return ReceiptResult(Outcome.REFUSED, h, e.message), None
     log.debug("record %s in the log at %d (size %d)", tag, ok.leaf_index, ok.checkpoint.size)
     return ReceiptResult(Outcome.ACCEPTED, h), ok

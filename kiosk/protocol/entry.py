@@ -14,7 +14,8 @@ Record (kiosk → gateway): {leaf, kid, sealed, last_size}, where `sealed` is an
   box to the gateway sealing key `kid` of the CBOR map {entry_hash, body, presentation}: the
   broker sees only the kiosk-signed leaf and ciphertext. The gateway opens it and checks that
   it names this leaf and that the body matches the leaf's body_hash.
-Receipt (gateway → kiosk): {entry_hash, status, reason, leaf_index, checkpoint, inclusion, consistency}
+Receipt (gateway → kiosk): {entry_hash, status, reason, leaf_index, checkpoint, inclusion,
+  consistency, from_size, sig}, signed by the log key; `consistency` runs from `from_size`
 """
 from __future__ import annotations
 
@@ -229,9 +230,20 @@ def decode_record(data: bytes) -> SealedRecord:
     return SealedRecord(m["leaf"], m["kid"], m["sealed"], m["last_size"])
 
 
+RECEIPT_CONTEXT = b"kiosk-receipt-v1\n"  # domain separation of the log key's receipt signature
+# What a rejection may say (DESIGN: enumerated reasons): anything else is a malformed receipt.
+REJECTION_REASONS = frozenset(r.value for r in Reason if r not in (Reason.OK,))
+
+
 @dataclass(frozen=True)
 class Receipt:
-    """The gateway's answer to a record."""
+    """The gateway's answer to a record, signed by the log key.
+
+    `from_size` names the tree size `consistency` starts from (0: no proof); `sig` is the
+    log key's Ed25519 signature over RECEIPT_CONTEXT ‖ the receipt's CBOR without `sig`, so
+    a rejection cannot be forged by whoever can write a kiosk's receipts topic, and a proof
+    that fails is the log's own signed statement.
+    """
 
     entry_hash: bytes
     status: str
@@ -240,22 +252,44 @@ class Receipt:
     checkpoint: bytes | None = None
     inclusion: tuple[bytes, ...] = ()
     consistency: tuple[bytes, ...] = ()
+    from_size: int = 0
+    sig: bytes = b""
 
     @property
     def accepted(self) -> bool:
         return self.status in (STATUS_ACCEPTED, STATUS_DUPLICATE)
 
+    def _map(self) -> dict:
+        return {"entry_hash": self.entry_hash, "status": self.status, "reason": self.reason,
+                "leaf_index": self.leaf_index, "checkpoint": self.checkpoint,
+                "inclusion": list(self.inclusion), "consistency": list(self.consistency),
+                "from_size": self.from_size}
+
+    def signed_bytes(self) -> bytes:
+        """What the log key signs."""
+        return RECEIPT_CONTEXT + cbor.dumps(self._map())
+
+    def signed(self, log_key: SigningKey) -> "Receipt":
+        """This receipt with the log key's signature."""
+        return Receipt(**{**self.__dict__, "sig": log_key.sign(self.signed_bytes()).signature})
+
+    def verify_signature(self, log_key: VerifyKey) -> None:
+        """VerificationError unless the log key signed this receipt."""
+        try:
+            log_key.verify(self.signed_bytes(), self.sig)
+        except Exception:  # nacl raises BadSignatureError, or ValueError for a bad length
+            raise VerificationError("receipt: not signed by the log key",
+                                    reason=Reason.BAD_SIGNATURE.value) from None
+
     def to_cbor(self) -> bytes:
-        return cbor.dumps({"entry_hash": self.entry_hash, "status": self.status, "reason": self.reason,
-                           "leaf_index": self.leaf_index, "checkpoint": self.checkpoint,
-                           "inclusion": list(self.inclusion), "consistency": list(self.consistency)})
+        return cbor.dumps({**self._map(), "sig": self.sig})
 
 
 def decode_receipt(data: bytes) -> Receipt:
     """Decode a receipt message (structure only; net.receipt verifies its proofs)."""
     m = cbor.expect_map(cbor.loads(data, "receipt"), "receipt",
                         {"entry_hash": bytes, "status": str, "reason": str, "inclusion": list,
-                         "consistency": list},
+                         "consistency": list, "from_size": int, "sig": bytes},
                         {"leaf_index": int, "checkpoint": bytes})
     if m["status"] not in (STATUS_ACCEPTED, STATUS_DUPLICATE, STATUS_REJECTED):
         raise FormatError("receipt: unknown status")
@@ -264,5 +298,9 @@ def decode_receipt(data: bytes) -> Receipt:
             raise FormatError(f"receipt: bad {name} proof")
     if m["status"] != STATUS_REJECTED and (m.get("leaf_index") is None or m.get("checkpoint") is None):
         raise FormatError("receipt: an accepted receipt needs leaf_index and checkpoint")
+    if m["status"] == STATUS_REJECTED and m["reason"] not in REJECTION_REASONS:
+        raise FormatError("receipt: a rejection must give one of the enumerated reasons")
+    if m["from_size"] < 0 or len(m["sig"]) != 64 or len(m["entry_hash"]) != 32:
+        raise FormatError("receipt: bad from_size, signature or entry hash")
     return Receipt(m["entry_hash"], m["status"], m["reason"], m.get("leaf_index"), m.get("checkpoint"),
-                   tuple(m["inclusion"]), tuple(m["consistency"]))
+                   tuple(m["inclusion"]), tuple(m["consistency"]), m["from_size"], m["sig"])

@@ -70,6 +70,7 @@ def check_receipt(world: World, leaf: bytes, r: entry.Receipt, base: tuple[int, 
     """Verify an accepted receipt as a kiosk would; return the checkpoint."""
     assert r.accepted, r
     assert r.entry_hash == entry.entry_hash(leaf)
+    r.verify_signature(world.log_key.verify_key)
     cp = open_checkpoint(r.checkpoint, world.verifier, world.log_name)
     merkle.verify_inclusion(merkle.leaf_hash(leaf), r.leaf_index, cp.size, list(r.inclusion), cp.root_hash)
     if base is not None and 0 < base[0] < cp.size:

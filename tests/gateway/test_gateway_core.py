@@ -57,9 +57,19 @@ def test_receipt_carries_consistency_from_last_size(world, gateway):
     (c1, l1), _ = world.session(world.patient(), last_size=6)
     r = _accept(world, gateway, c1, l1)
     assert r.consistency, "a receipt from last_size 6 to 7 needs a consistency proof"
+    assert r.from_size == 6
     check_receipt(world, l1, r, base=base)
+    # a record that left with an older base is proven from the checkpoint of the last
+    # receipt this gateway sent the kiosk (its head, in the normal course): no rebase
     (c3, l3), _ = world.session(world.patient(), last_size=0)
-    assert _accept(world, gateway, c3, l3).consistency == ()
+    r3 = _accept(world, gateway, c3, l3)
+    assert r3.from_size == 7 and r3.consistency
+    check_receipt(world, l3, r3, base=(7, gateway.store.root_hash(7)))
+    # a resend names the kiosk's head at that send: the duplicate is proven from there
+    dup = gateway.handle_record(KIOSK, world.session(world.patient())[0][0])
+    again = gateway.handle_record(KIOSK, c1)
+    assert again.status == entry.STATUS_DUPLICATE and again.from_size == 6
+    assert dup.from_size == 8
 
 
 def test_duplicate_resend_gets_the_existing_entry(world, gateway, clock):

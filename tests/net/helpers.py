@@ -65,7 +65,9 @@ class MiniLog:
         cp = Checkpoint(origin or self.name, size, self.root(size))
         return sign_checkpoint(cp, self.name, key or self.key)
 
-    def receipt(self, leaf: bytes, last_size: int = 0, **override) -> entry.Receipt:
+    def receipt(self, leaf: bytes, last_size: int = 0, *, sign_with: SigningKey | None = None,
+                **override) -> entry.Receipt:
+        """A signed receipt for `leaf` (appended if new), proven from `last_size`."""
         index = self.append(leaf)
         size = len(self.leaves)
         fields = dict(
@@ -73,9 +75,14 @@ class MiniLog:
             leaf_index=index, checkpoint=self.note(size),
             inclusion=tuple(merkle.inclusion_proof(index, size, self._read)),
             consistency=tuple(merkle.consistency_proof(last_size, size, self._read))
-            if last_size else ())
+            if 0 < last_size < size else (), from_size=last_size)
         fields.update(override)
-        return entry.Receipt(**fields)
+        return entry.Receipt(**fields).signed(sign_with or self.key)
+
+    def reject(self, entry_hash: bytes, reason: str, *,
+               sign_with: SigningKey | None = None) -> entry.Receipt:
+        """A rejection signed by this log's key (or `sign_with`)."""
+        return entry.Receipt(entry_hash, entry.STATUS_REJECTED, reason).signed(sign_with or self.key)
 
 
 def make_event_session(kiosk_key: SigningKey, kiosk: str = "kiosk-1") -> list[tuple[bytes, bytes, None]]:

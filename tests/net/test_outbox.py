@@ -56,7 +56,8 @@ def test_complete_keeps_only_a_receipt_line(tmp_path: Path) -> None:
     ob = Outbox(p)
     h1, h2 = ob.add_session(make_session(KEY))
     assert ob.mark_sent(h1, 0) == 0
-    assert ob.mark_sent(h1, 7) == 0  # the base is fixed at the first send
+    assert ob.mark_sent(h1, 7) == 7  # each send names the head as it is then
+    assert ob.get(h1).base_size == 7
     assert ob.pending(10)[0].attempts == 2
     cp = TrustedCheckpoint(5, b"r" * 32, b"note")
     assert ob.complete(h1, ReceiptSummary(4, 5), cp)
@@ -87,12 +88,16 @@ def test_trust_moves_only_forward_and_alarms(tmp_path: Path) -> None:
     assert not ob.set_last_checkpoint(8, b"b" * 32, b"n8")
     assert ob.last_checkpoint().size == 10
     assert ob.checkpoint_root(8) == b"b" * 32  # kept in the history all the same
-    ob.raise_alarm("log-inconsistent", "entry abcd: test")
-    ob.raise_alarm("receipt-forged", "entry ef01: test")
-    assert [a.kind for a in ob.alarms()] == ["log-inconsistent", "receipt-forged"]
-    assert ob.alarms(since_id=ob.alarms()[0].id)[0].kind == "receipt-forged"
-    ob.clear_alarms()
-    assert ob.alarms() == []
+    first = ob.raise_alarm("log-inconsistent", "entry abcd: test", [b"n10", b"other n10"])
+    assert ob.raise_alarm("log-inconsistent", "entry abce: again") == first  # one fork, one alarm
+    ob.raise_alarm("other-kind", "entry ef01: test")
+    assert [a.kind for a in ob.alarms()] == ["log-inconsistent", "other-kind"]
+    assert ob.alarms(since_id=first)[0].kind == "other-kind"
+    cleared = ob.clear_alarm(first, "reviewed: gateway restored from backup")
+    assert cleared.cleared_reason.startswith("reviewed") and cleared.repeats == 1
+    assert cleared.evidence == (b"n10", b"other n10")  # the evidence stays
+    assert [a.kind for a in ob.alarms()] == ["other-kind"]
+    assert len(ob.alarms(include_cleared=True)) == 2
 
 
 def test_state_survives_reopen(tmp_path: Path) -> None:

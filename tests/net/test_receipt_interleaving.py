@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nacl.public import PrivateKey
 from nacl.signing import SigningKey
 
 from kiosk.config import GatewayTable
@@ -24,6 +25,7 @@ LOG = "test.example/log"
 LOG_KEY = SigningKey.generate()
 VERIFIER = NoteVerifier(LOG, LOG_KEY.verify_key)
 KIOSK_KEY = SigningKey.generate()
+SEAL_KEY = PrivateKey.generate()
 
 
 def gateway(tmp_path: Path) -> Gateway:
@@ -32,7 +34,8 @@ def gateway(tmp_path: Path) -> Gateway:
         registry.add("kiosk-1", KIOSK_KEY.verify_key)
     return Gateway(store=SqliteLogStore(tmp_path / "ledger.sqlite3"), registry=registry,
                    sessions=SqliteSessions(tmp_path / "ledger.sqlite3"), log_key=LOG_KEY,
-                   log_name=LOG, site="clinic", issuers={}, settings=GatewayTable())
+                   log_name=LOG, site="clinic", issuers={}, sealing_keys=[SEAL_KEY],
+                   settings=GatewayTable())
 
 
 class Kiosk:
@@ -55,7 +58,7 @@ class Kiosk:
         base = head.size if head else 0
         self.ob.mark_sent_many(hashes, base)
         self.sends += len(hashes)
-        return [Record(e.leaf, e.body, e.presentation, base).to_cbor()
+        return [Record(e.leaf, e.body, e.presentation, base).seal(SEAL_KEY.public_key)
                 for e in (self.ob.get(h) for h in hashes)]
 
     def receive(self, receipts: list[bytes]) -> list[Outcome]:

@@ -25,6 +25,11 @@ def _provision(args: argparse.Namespace) -> int:
     from kiosk.errors import ConfigError
     from kiosk.protocol import keys
 
+    from kiosk.protocol.config_ids import reserved_id
+
+    if reserved_id(args.kiosk_id):
+        raise ConfigError(f"--id {args.kiosk_id} is reserved for a broker service (gateway-*, issuer); "
+                          "pick another kiosk id")
     conf = args.dir / "kiosk.toml"
     if conf.exists():
         raise ConfigError(f"{conf}: exists; refusing to overwrite a provisioned kiosk")
@@ -38,7 +43,8 @@ def _provision(args: argparse.Namespace) -> int:
         "paths": {"state_dir": str(args.state_dir), "models_dir": str(models)},
         "keys": {"kiosk_key": str(kdir / "kiosk.key"), "sealing_key": str(kdir / "sealing.key"),
                  "issuer_public": [str(kdir / "issuer.pub")], "log_public": str(kdir / "log.pub"),
-                 "log_name": f"{args.site}.clinic/log"},
+                 "log_name": f"{args.site}.clinic/log",
+                 "gateway_sealing_public": str(kdir / "gateway-sealing.pub")},
         "broker": {"host": host, "port": int(port)},
     }, source="kiosk provision")
     keys.new_signing_key(kdir / "kiosk.key", kdir / "kiosk.pub")
@@ -46,6 +52,7 @@ def _provision(args: argparse.Namespace) -> int:
     config.load(conf)  # what we wrote must read back
     print(f"kiosk {args.kiosk_id} provisioned: {conf}")
     print(f"  register it on the gateway:  kiosk gateway kiosk add {args.kiosk_id} --key {kdir / 'kiosk.pub'}")
-    print(f"  copy in (0600 for the key):  {kdir / 'sealing.key'}, {kdir / 'issuer.pub'}, {kdir / 'log.pub'}")
+    print(f"  copy in (0600 for the key):  {kdir / 'sealing.key'}, {kdir / 'issuer.pub'}, {kdir / 'log.pub'}, "
+          f"{kdir / 'gateway-sealing.pub'}")
     print("  then check everything with:  kiosk doctor")
     return 0

@@ -56,7 +56,8 @@ class RevocationState:
         return True
 
     def listen(self, cfg: Config) -> None:
-        """Follow the retained `clinic/{site}/issuer/revocations` topic (paho, in its own thread)."""
+        """Follow the retained `clinic/{site}/issuer/revocations` topic (paho, in its own
+        thread) — for a kiosk without a publisher; with one, the publisher's connection does."""
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
 
@@ -187,18 +188,20 @@ def _assemble(cfg: Config, closers: list, *, ui: UiPort, camera: Any, reader: An
         sources.append(QrAdapter(camera))
         faces = FaceAdapter(camera, FacePipeline(cfg.vision, models_dir=models))
 
-    publisher = None
-    if start_publisher:
-        from kiosk.net.publisher import Publisher
-
-        publisher = Publisher.from_config(cfg, outbox)
-        closers.append(publisher.stop)  # safe before start: stops a half-started thread too
-        publisher.start()
     rl = RevocationState(issuers, cfg.kiosk.site)
     rl_file = cfg.paths.state_dir / "revocations.cose"
     if rl_file.is_file():
         rl.offer(rl_file.read_bytes())
-    if listen_revocations:
+    publisher = None
+    if start_publisher:
+        from kiosk.net.publisher import Publisher
+
+        # the publisher's one connection carries the revocation list too: the broker makes
+        # the certificate's CN the client id, so a second connection would replace the first
+        publisher = Publisher.from_config(cfg, outbox, on_revocations=rl.offer if listen_revocations else None)
+        closers.append(publisher.stop)  # safe before start: stops a half-started thread too
+        publisher.start()
+    elif listen_revocations:
         closers.append(rl.close)
         rl.listen(cfg)
 

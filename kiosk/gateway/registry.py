@@ -15,6 +15,7 @@ from nacl.signing import VerifyKey
 
 from kiosk.config import KIOSK_ID_RE, Config
 from kiosk.errors import FormatError, StoreError
+from kiosk.protocol.config_ids import reserved_id
 from kiosk.ledger.sql_tables import PostgresTables, SqliteTables, SqlTables
 
 ACTIVE, REVOKED = "active", "revoked"
@@ -68,8 +69,21 @@ class KioskRegistry:
 
     def add(self, kiosk_id: str, key: VerifyKey, *, replace: bool = False) -> KioskRecord:
         """Register a kiosk as active. An existing id is refused unless `replace` (re-keying);
-        a replaced key is kept as retired, so the leaves it signed still verify in audits."""
+        a replaced key is kept as retired, so the leaves it signed still verify in audits.
+
+        Refused: an id reserved for a service (its certificate would be that service on the
+        broker), and a key that another kiosk has or had (two ids, one key: either could sign
+        as the other)."""
         _check_id(kiosk_id)
+        if reserved_id(kiosk_id):
+            raise FormatError(f"kiosk id {kiosk_id} is reserved for a broker service (gateway-*, issuer)")
+        raw = bytes(key)
+        others = self._t.q("SELECT kiosk_id FROM {kiosks} WHERE public_key = %s AND kiosk_id <> %s "
+                           "UNION SELECT kiosk_id FROM {kiosk_retired_keys} WHERE public_key = %s "
+                           "AND kiosk_id <> %s", (raw, kiosk_id, raw, kiosk_id))
+        if others:
+            raise StoreError(f"this public key is already registered for kiosk {others[0][0]}; "
+                             "each kiosk needs its own key pair (kiosk provision makes one)")
         old = self.get(kiosk_id) if replace else None
         if old is not None and old.public_key != bytes(key):
             self._t.q("INSERT INTO {kiosk_retired_keys} VALUES (%s, %s, %s)",

@@ -6,7 +6,9 @@ own across reconnects: what to resend is the outbox's business alone). It:
 - connects as the kiosk id with clean_start=False and a session expiry, so receipts sent
   while the kiosk was away wait in its broker session; TLS with the kiosk's own certificate
   when configured; last will "offline" retained on its status topic, "online" on connect;
-- subscribes to its receipts topic (QoS 1) and the retained checkpoint topic;
+- subscribes to its receipts topic (QoS 1), the retained checkpoint topic and, for the
+  kiosk's pass checks, the retained revocation list: one connection per kiosk, since the
+  broker makes the certificate's CN the client id (a second one would replace this one);
 - publishes waiting records at QoS 1, body and presentation sealed to the gateway sealing
   key (a fresh sealed box per send; the outbox keeps the clear parts), at most `max_inflight` awaiting their receipts; a
   record without a verified receipt goes out again after any (re)connect or restart and
@@ -130,10 +132,12 @@ class Publisher:
     def __init__(self, settings: PublisherSettings, outbox: Outbox, verifier: NoteVerifier,
                  *, seal_to: PublicKey, rng: random.Random | None = None,
                  on_receipt: Callable[[ReceiptResult], None] | None = None,
-                 witness_key: SigningKey | None = None) -> None:
+                 witness_key: SigningKey | None = None,
+                 on_revocations: Callable[[bytes], object] | None = None) -> None:
         """`on_receipt` is called in the publisher thread after each receipt was handled
         (the engine can tell a waiting patient "your check-in is recorded"); keep it short.
-        `witness_key` (the kiosk key) cosigns accepted checkpoints; None: no witnessing."""
+        `witness_key` (the kiosk key) cosigns accepted checkpoints; None: no witnessing.
+        `on_revocations` gets each revocation list message (unverified bytes)."""
         self.s = settings
         self.outbox = outbox
         self.verifier = verifier
@@ -148,6 +152,8 @@ class Publisher:
         self._witness_name = witness_name(self.origin, settings.kiosk_id)
         self._witnessed_size: int | None = None  # the head last cosigned and published
         self._next_witness = 0.0
+        self._revocations_topic = topics.revocations(settings.site)
+        self._on_revocations = on_revocations
         self._rng = rng or random.Random()
         self._receipts: list[bytes] = []  # read, not yet verified
         self._on_result = on_receipt
@@ -164,7 +170,8 @@ class Publisher:
 
     @classmethod
     def from_config(cls, cfg: Config, outbox: Outbox | None = None, *,
-                    on_receipt: Callable[[ReceiptResult], None] | None = None) -> "Publisher":
+                    on_receipt: Callable[[ReceiptResult], None] | None = None,
+                    on_revocations: Callable[[bytes], object] | None = None) -> "Publisher":
         """A publisher for the configured kiosk, broker, outbox, log key and gateway sealing key;
         the kiosk key cosigns the checkpoints it accepts."""
         from kiosk.protocol.keys import load_sealing_public, load_signing_key
@@ -173,7 +180,8 @@ class Publisher:
         seal_to = load_sealing_public(cfg.keys.gateway_sealing_public)
         outbox = outbox or Outbox(cfg.state_path(cfg.outbox.path))
         return cls(PublisherSettings.from_config(cfg), outbox, verifier, seal_to=seal_to,
-                   on_receipt=on_receipt, witness_key=load_signing_key(cfg.keys.kiosk_key))
+                   on_receipt=on_receipt, witness_key=load_signing_key(cfg.keys.kiosk_key),
+                   on_revocations=on_revocations)
 
     # ------------------------------------------------------------------ public API
 
@@ -331,7 +339,10 @@ class Publisher:
         self._inflight.clear()  # no receipt yet for these: send them again
         self._next_poll = 0.0
         self._witnessed_size = None  # publish the cosigned head again (the broker may be new)
-        client.subscribe([(self._receipts_topic, 1), (self._checkpoint_topic, 1)])
+        subs = [(self._receipts_topic, 1), (self._checkpoint_topic, 1)]
+        if self._on_revocations is not None:
+            subs.append((self._revocations_topic, 1))
+        client.subscribe(subs)
         client.publish(self._status_topic, b"online", qos=1, retain=True)
         log.info("publisher: connected to %s:%d (session present: %s)", self.s.host,
                  self.s.port, flags.session_present)
@@ -346,6 +357,8 @@ class Publisher:
                 self._receipts.append(bytes(msg.payload))  # verified in _handle_receipts
             elif msg.topic == self._checkpoint_topic:
                 self._on_checkpoint(msg.payload)
+            elif msg.topic == self._revocations_topic and self._on_revocations is not None:
+                self._on_revocations(bytes(msg.payload))
         except KioskError as e:
             self._last_error = f"receipt: {e.message}"
             log.error("publisher: %s", e.message)

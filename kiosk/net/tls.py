@@ -1,10 +1,13 @@
 """TLS material for the broker: a clinic CA, the broker's server certificate, and one client
 certificate per kiosk (CN = kiosk id) or service (gateway, issuer). Tests and provisioning.
 
-Mosquitto maps the client certificate's CN to the MQTT username (`use_identity_as_username`),
-and the ACL file's `%u` patterns then give each kiosk its own topics only (DESIGN §7). Keys
-are ECDSA P-256 (fast to make, accepted by every OpenSSL that Mosquitto links against),
-written as PKCS#8 PEM with mode 0600.
+Mosquitto maps the client certificate's CN to the MQTT username (`use_identity_as_username`)
+and the username to the client id (`use_username_as_clientid`), so a certificate can only
+ever be its own client: a kiosk cannot take the gateway's or another kiosk's client id and
+knock it off. The ACL file's `%u` patterns, written for one site, give each kiosk its own
+topics only (docs/design-notes.md, "Broker identity"). Revoked certificates are listed in
+the CA's CRL, which the broker reads (`crlfile`). Keys are ECDSA P-256 (fast to make,
+accepted by every OpenSSL that Mosquitto links against), written as PKCS#8 PEM, mode 0600.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kiosk.config import KIOSK_ID_RE
-from kiosk.errors import ConfigError
+from kiosk.errors import ConfigError, FormatError
 from kiosk.protocol.keys import write_atomic
 
 
@@ -50,10 +53,13 @@ class CertificateAuthority:
                  days: int = 3650) -> None:
         self.directory = Path(directory)
         self.pair = CertPair(self.directory / "ca.crt", self.directory / "ca.key")
+        self.crl_path = self.directory / "ca.crl"
         self.days = days
         if self.pair.cert.exists() and self.pair.key.exists():
             self._key = serialization.load_pem_private_key(self.pair.key.read_bytes(), None)
             self._cert = x509.load_pem_x509_certificate(self.pair.cert.read_bytes())
+            if not self.crl_path.exists():
+                self.write_crl()
             return
         self._key = ec.generate_private_key(ec.SECP256R1())
         now = dt.datetime.now(dt.timezone.utc)
@@ -67,10 +73,45 @@ class CertificateAuthority:
                                          False), critical=True)
             .sign(self._key, hashes.SHA256()))
         _save(self.pair, self._cert, self._key)
+        self.write_crl()
 
     @property
     def cert_path(self) -> Path:
         return self.pair.cert
+
+    def _revoked(self) -> list[x509.RevokedCertificate]:
+        if not self.crl_path.exists():
+            return []
+        return list(x509.load_pem_x509_crl(self.crl_path.read_bytes()))
+
+    def write_crl(self, revoked: list[x509.RevokedCertificate] | None = None, days: int = 30) -> Path:
+        """(Re)sign the CRL (`ca.crl`, PEM) with the revoked certificates kept so far.
+
+        Mosquitto reads it at start (restart the broker after a revocation); `days` is its
+        nextUpdate, so sign it again before then (a stale CRL makes OpenSSL refuse everyone).
+        """
+        now = dt.datetime.now(dt.timezone.utc)
+        b = (x509.CertificateRevocationListBuilder().issuer_name(self._cert.subject)
+             .last_update(now - dt.timedelta(minutes=5)).next_update(now + dt.timedelta(days=days)))
+        for r in self._revoked() if revoked is None else revoked:
+            b = b.add_revoked_certificate(r)
+        crl = b.sign(self._key, hashes.SHA256())
+        write_atomic(self.crl_path, crl.public_bytes(serialization.Encoding.PEM), 0o644)
+        return self.crl_path
+
+    def revoke(self, cert_path: Path | str) -> Path:
+        """Add a certificate this CA issued to the CRL (a stolen kiosk); return the CRL path."""
+        try:
+            cert = x509.load_pem_x509_certificate(Path(cert_path).read_bytes())
+        except (OSError, ValueError):
+            raise FormatError(f"{cert_path}: not a PEM certificate") from None
+        if cert.issuer != self._cert.subject:
+            raise FormatError(f"{cert_path}: not issued by this CA")
+        revoked = self._revoked()
+        if all(r.serial_number != cert.serial_number for r in revoked):
+            revoked.append(x509.RevokedCertificateBuilder().serial_number(cert.serial_number)
+                           .revocation_date(dt.datetime.now(dt.timezone.utc)).build())
+        return self.write_crl(revoked)
 
     def _issue(self, cn: str, out: CertPair, *, server_hosts: list[str] | None) -> CertPair:
         key = ec.generate_private_key(ec.SECP256R1())
@@ -123,22 +164,25 @@ def make_test_pki(directory: Path | str, clients: list[str],
 BROKER_TEMPLATES = Path(__file__).resolve().parents[2] / "firmware_configs" / "mosquitto"
 
 
-def render_broker_conf(out_dir: Path | str, *, cafile: Path, certfile: Path, keyfile: Path,
-                       templates: Path | None = None, port: int | None = None,
+def render_broker_conf(out_dir: Path | str, *, site: str, cafile: Path, certfile: Path, keyfile: Path,
+                       crlfile: Path, templates: Path | None = None, port: int | None = None,
                        host: str | None = None, directory: Path | None = None) -> str:
-    """Render `kiosk-broker.conf` and `acl` from the templates; write the ACL into `out_dir`.
+    """Render `kiosk-broker.conf` and `acl` from the templates for one site; write the ACL
+    into `out_dir`.
 
     Returns the configuration text. Placeholders left as None (`{port}`, `{host}`, `{dir}`)
     stay in the text for `MosquittoBroker`, which fills them when it picks a port.
     """
+    if not isinstance(site, str) or not KIOSK_ID_RE.match(site):
+        raise ConfigError("site id must match [a-z0-9-]{1,32}")
     src = Path(templates) if templates else BROKER_TEMPLATES
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     acl = out / "acl"
-    write_atomic(acl, (src / "acl").read_bytes(), 0o644)
+    write_atomic(acl, (src / "acl").read_text().replace("{site}", site).encode(), 0o644)
     text = (src / "kiosk-broker.conf").read_text()
     values = {"{cafile}": cafile, "{certfile}": certfile, "{keyfile}": keyfile, "{aclfile}": acl,
-              "{port}": port, "{host}": host, "{dir}": directory}
+              "{crlfile}": crlfile, "{port}": port, "{host}": host, "{dir}": directory}
     for k, v in values.items():
         if v is not None:
             text = text.replace(k, str(v))

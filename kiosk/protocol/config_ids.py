@@ -13,3 +13,9 @@ def check_id(value: str, what: str) -> str:
     if not isinstance(value, str) or not ID_RE.match(value):
         raise ConfigError(f"{what} must match [a-z0-9-]{{1,32}}")
     return value
+
+
+def reserved_id(value: str) -> bool:
+    """Kiosk ids share the broker's namespace with its services (the certificate's CN is the
+    MQTT username and client id): `gateway`, `gateway-*` and `issuer` are never kiosks."""
+    return value in ("gateway", "issuer") or value.startswith("gateway-")

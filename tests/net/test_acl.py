@@ -23,9 +23,9 @@ pytestmark = pytest.mark.mosquitto
 
 @pytest.fixture
 def tls_broker(tmp_path: Path, env: Env):
-    ca, server, clients = make_test_pki(tmp_path / "pki", ["kiosk-1", "kiosk-2", "gateway-1"])
-    conf = render_broker_conf(tmp_path / "pki", cafile=ca.cert_path, certfile=server.cert,
-                              keyfile=server.key)
+    ca, server, clients = make_test_pki(tmp_path / "pki", ["kiosk-1", "kiosk-2", "gateway-1", "gateway-2"])
+    conf = render_broker_conf(tmp_path / "pki", site="clinic", cafile=ca.cert_path, certfile=server.cert,
+                              keyfile=server.key, crlfile=ca.crl_path)
     b = MosquittoBroker(conf, directory=tmp_path / "broker").start()
     b.ca, b.clients = ca, clients
     yield b
@@ -122,7 +122,9 @@ def test_end_to_end_over_tls(tmp_path: Path, env: Env, tls_broker: MosquittoBrok
     cfg = env.cfg("kiosk-1", **common, tls_cert=str(pki["kiosk-1"].cert),
                   tls_key=str(pki["kiosk-1"].key))
     ob = Outbox(cfg.state_path(cfg.outbox.path))
-    status = Client(tls_broker, "gateway-1", client_id="monitor")
+    # its own identity: the certificate's CN is the client id, so a second gateway-1 would
+    # replace the gateway's connection
+    status = Client(tls_broker, "gateway-2")
     status.sub(topics.status("clinic", "kiosk-1"))
     try:
         with Publisher.from_config(cfg, ob) as pub:

@@ -125,6 +125,13 @@ class PassTable(_Table):
     clock_skew_s: int = Field(120, ge=0)
 
 
+class CredentialsTable(_Table):
+    """Credentials of other issuers (EU DCC, SMART Health Cards): the trust folder IT updates
+    offline (kiosk/protocol/credentials/trust.py). Unset: such credentials are refused."""
+
+    trust_dir: Path | None = None
+
+
 class OutboxTable(_Table):
     """The kiosk's durable outbox."""
 
@@ -239,6 +246,7 @@ class Config(_Table):
     nfc: NfcTable = NfcTable()
     vision: VisionTable = VisionTable()
     passes: PassTable = PassTable()
+    credentials: CredentialsTable = CredentialsTable()
     outbox: OutboxTable = OutboxTable()
     gateway: GatewayTable = GatewayTable()
     consent: ConsentTable = ConsentTable()
@@ -272,6 +280,10 @@ def _resolve(data: dict, base: Path) -> dict:
                 keys[k] = str(base / v) if k != "log_name" else v
             elif isinstance(v, list):
                 keys[k] = [str(base / x) if isinstance(x, str) and not Path(x).is_absolute() else x for x in v]
+    creds = data.get("credentials")
+    if isinstance(creds, dict) and isinstance(creds.get("trust_dir"), str) \
+            and not Path(creds["trust_dir"]).is_absolute():
+        creds["trust_dir"] = str(base / creds["trust_dir"])
     gw = data.get("gateway")
     if isinstance(gw, dict):
         for k in ("log_key", "sealing_key"):

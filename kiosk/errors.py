@@ -100,6 +100,7 @@ class Reason(str, enum.Enum):
     INCONSISTENT = "inconsistent"
     WRONG_ENTRY = "wrong-entry"
     REJECTED = "rejected"
+    UNSUPPORTED = "unsupported-format"  # a credential of a kind this kiosk does not read
 
 
 @dataclass(frozen=True)

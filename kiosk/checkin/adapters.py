@@ -17,7 +17,8 @@ from nacl.public import PrivateKey
 
 from kiosk.checkin.ports import Clock, Credential, FaceReading, MatchResult, SystemClock
 from kiosk.errors import FormatError, NfcError, VerificationError
-from kiosk.protocol import cbor, presentation, sealing
+from kiosk.protocol import cbor, credentials, presentation, sealing
+from kiosk.protocol.credentials import shc
 
 log = logging.getLogger(__name__)
 
@@ -104,23 +105,51 @@ class NfcAdapter:
 
 
 class QrAdapter:
-    """QR codes the camera sees, as a CredentialSource ("qr")."""
+    """QR codes the camera sees, as a CredentialSource ("qr").
+
+    With `foreign`, credentials of other issuers (EU DCC "HC1:", SMART Health Card "shc:/")
+    are read too, as presentation kind "foreign"; the chunks of a chunked health card
+    ("shc:/C/N/...", shown one after another or side by side) are collected until all N
+    are seen. Chunks of another card, or more than one card can have, start over.
+    """
 
     name = "qr"
 
-    def __init__(self, camera: Any, qr_reader: Any | None = None) -> None:
+    def __init__(self, camera: Any, qr_reader: Any | None = None, *, foreign: bool = False) -> None:
         if qr_reader is None:
-            from kiosk.vision.qr import QrReader
+            from kiosk.vision.qr import PASS_PREFIX, QrReader
 
-            qr_reader = QrReader()
+            qr_reader = QrReader((PASS_PREFIX, *credentials.PREFIXES) if foreign else PASS_PREFIX)
         self.camera, self.qr = camera, qr_reader
+        self._chunks: dict[int, str] = {}
+        self._of = 0
 
     def poll(self, timeout_s: float) -> Credential | None:
         """Look at one frame; a new pass QR in it becomes a credential (FormatError if bad)."""
         frame = self.camera.read()  # CameraError is a HardwareError: the engine tells staff
         for text in self.qr.read(frame.image):
-            return Credential("qr", presentation.from_qr_text(text))
+            if credentials.detect(text) is None:
+                return Credential("qr", presentation.from_qr_text(text))
+            texts = self._collect(text)
+            if texts:
+                return Credential("qr", presentation.Presentation(presentation.KIND_FOREIGN,
+                                                                  "\n".join(texts).encode("utf-8")))
         return None
+
+    def _collect(self, text: str) -> list[str] | None:
+        """The texts of one whole credential once every chunk has been seen, else None."""
+        index = shc.chunk_index(text)
+        if index is None:
+            return [text]
+        c, n = index
+        if n != self._of or not 1 <= c <= n or n > shc.MAX_CHUNKS:
+            self._chunks, self._of = {}, n
+        self._chunks[c] = text
+        if len(self._chunks) < n:
+            return None
+        texts = [self._chunks[i] for i in sorted(self._chunks)]
+        self._chunks, self._of = {}, 0
+        return texts
 
 
 class FaceAdapter:

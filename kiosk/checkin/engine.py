@@ -50,6 +50,7 @@ CANCELLED = "cancelled"
 NO_CREDENTIAL = "no-credential"            # idle timeout: the attract screen starts again
 OUT_OF_SERVICE = "out-of-service"
 STOPPING = "kiosk-stopping"                # the reason of a session cut short by a stop request
+FOREIGN_CREDENTIAL = "foreign-credential"  # another issuer's credential: the front desk confirms
 _CROWD = "face.too_many"  # the quality gate's id for several faces in view
 
 
@@ -223,6 +224,8 @@ class CheckinEngine:
                 self._emit(E.STAFF_ALERT, kind=v.reason.value)
             self._emit(E.PASS_REFUSED, reason=v.reason.value)
             raise _End(Outcome(PASS_REFUSED, v.reason.value, channel))
+        if "foreign" in v.data:
+            self._foreign(s, v.data["foreign"])
         s.pass_ = v.data["pass"]
         if not s.pass_.has_template:
             # no biometric consent at enrolment: the front desk confirms identity (DESIGN §7)
@@ -238,6 +241,13 @@ class CheckinEngine:
             self._emit(E.STAFF_ALERT, kind="sealing-key-mismatch")
             self._emit(E.SEE_FRONT_DESK, reason="template-unreadable")
             raise _End(Outcome(PASS_REFUSED, "template-unreadable", channel)) from None
+
+    def _foreign(self, s: _Session, cred: Any) -> None:
+        """A verified credential of another issuer: identity claimed, not bound to a face
+        template and never our pass. Staff confirm it; nothing is recorded here."""
+        self._emit(E.STAFF_CONFIRM_IDENTITY, **cred.summary(), claimed=cred.subject)
+        self._emit(E.SEE_FRONT_DESK, reason=FOREIGN_CREDENTIAL)
+        raise _End(Outcome(FOREIGN_CREDENTIAL, cred.format, s.credential.channel))
 
     # --- face ------------------------------------------------------------------------
     def _capture_face(self, s: _Session) -> None:

@@ -45,12 +45,17 @@ CONSENT_PATIENT_SIGNED = "consent.patient_signed"
 CONSENT_PATIENT_SIG_SKIPPED = "consent.patient_sig_skipped"  # {reason}
 
 STAFF_ALERT = "staff.alert"                 # {kind}: nfc-failure, camera-failure, ...
+# a verified credential of another issuer (EU DCC, SMART Health Card): identity claimed, not
+# bound to a face template, so staff confirm it (override entry). {format, issuer, key_id,
+# content, issued_at, expires_at, claimed}: the one event with personal data, `claimed` a
+# ClaimedIdentity whose repr withholds it; only the staff screen reads its fields
+STAFF_CONFIRM_IDENTITY = "staff.confirm_identity"
 
 ALL_EVENTS = (STATE, TAP_OR_SHOW_QR, READING, CHECKING_PASS, PASS_REFUSED, SEE_FRONT_DESK,
               WALKED_AWAY, SAVING, DONE, RECORD_FAILED, OUT_OF_SERVICE, FACE_START, FACE_NOBODY,
               FACE_RETRY, FACE_MISMATCH, FACE_MATCHED, LIVENESS_START, LIVENESS_NOT_CONFIGURED,
               LIVENESS_FAILED, CONSENT_SHOW, CONSENT_SIGN_PLEASE, CONSENT_TAP_TO_SIGN,
-              CONSENT_PATIENT_SIGNED, CONSENT_PATIENT_SIG_SKIPPED, STAFF_ALERT)
+              CONSENT_PATIENT_SIGNED, CONSENT_PATIENT_SIG_SKIPPED, STAFF_ALERT, STAFF_CONFIRM_IDENTITY)
 
 
 @dataclass(frozen=True)

@@ -185,7 +185,7 @@ def _assemble(cfg: Config, closers: list, *, ui: UiPort, camera: Any, reader: An
         from kiosk.vision.pipeline import FacePipeline
 
         models = cfg.paths.models_dir if cfg.paths.models_dir.is_dir() else None
-        sources.append(QrAdapter(camera))
+        sources.append(QrAdapter(camera, foreign=cfg.credentials.trust_dir is not None))
         faces = FaceAdapter(camera, FacePipeline(cfg.vision, models_dir=models))
 
     rl = RevocationState(issuers, cfg.kiosk.site)
@@ -205,8 +205,14 @@ def _assemble(cfg: Config, closers: list, *, ui: UiPort, camera: Any, reader: An
         closers.append(rl.close)
         rl.listen(cfg)
 
+    trust = None
+    if cfg.credentials.trust_dir is not None:
+        from kiosk.protocol.credentials import TrustStore
+
+        trust = TrustStore.load(cfg.credentials.trust_dir)  # ConfigError at start-up, naming the file
     checker = ProtocolPassChecker(site=cfg.kiosk.site, kiosk=cfg.kiosk.id, issuers=issuers, passes=cfg.passes,
-                                  revocations=rl, clock=clock, clock_synced=clock_synced or ClockSyncState())
+                                  revocations=rl, clock=clock, clock_synced=clock_synced or ClockSyncState(),
+                                  trust=trust)
     engine = CheckinEngine(site=cfg.kiosk.site, kiosk=cfg.kiosk.id, kiosk_key=kiosk_key, engine=cfg.engine,
                            consent=cfg.consent, sources=sources, faces=faces,
                            matcher=TemplateMatcher(sealing_keys, cfg.vision.match_threshold, cfg.vision.session_frames),

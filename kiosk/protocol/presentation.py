@@ -5,6 +5,9 @@ The patient key signs a domain-separated CBOR statement, never bytes the kiosk c
   QR phone   {ctx: "kiosk-qr-v1", site, window, pass_hash}           (30-second slot)
   consent    {ctx: "kiosk-consent-v1", site, kiosk, nonce, body_hash} (optional second tap)
 A Type 4 card has no patient key: kind "card", no statement; the face match binds it.
+Kind "foreign" holds the QR text (chunks joined by newlines) of a credential another issuer
+signed (EU DCC, SMART Health Card); `kiosk.protocol.credentials` judges it, it never goes
+on the wire and is never recorded as our pass.
 Only a card pass (claim -65539) may be shown bare; a bare phone pass is a copy (STALE).
 
 On the wire (record messages, QR) a presentation is the CBOR map
@@ -30,7 +33,8 @@ from kiosk.protocol.revocation import RevocationList
 
 CTX_NFC, CTX_QR, CTX_CONSENT = "kiosk-nfc-v1", "kiosk-qr-v1", "kiosk-consent-v1"
 NONCE_CTX = b"kiosk-nfc-nonce-v1\0"
-KINDS = ("nfc", "qr", "card")
+KINDS = ("nfc", "qr", "card")  # the kinds a record may carry
+KIND_FOREIGN = "foreign"
 QR_WINDOW_S = 30
 
 

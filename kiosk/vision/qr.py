@@ -33,8 +33,8 @@ def decode_qr_texts(image: np.ndarray) -> list[str]:
     return [r.text for r in results if r.text]
 
 
-def select_prefixed(texts: Iterable[str], prefix: str = PASS_PREFIX) -> list[str]:
-    """The texts that start with `prefix`, in order, without duplicates."""
+def select_prefixed(texts: Iterable[str], prefix: str | tuple[str, ...] = PASS_PREFIX) -> list[str]:
+    """The texts that start with `prefix` (or one of several), in order, without duplicates."""
     out: list[str] = []
     for t in texts:
         if t.startswith(prefix) and t not in out:
@@ -42,7 +42,7 @@ def select_prefixed(texts: Iterable[str], prefix: str = PASS_PREFIX) -> list[str
     return out
 
 
-def decode_pass_qr(image: np.ndarray, prefix: str = PASS_PREFIX) -> list[str]:
+def decode_pass_qr(image: np.ndarray, prefix: str | tuple[str, ...] = PASS_PREFIX) -> list[str]:
     """The texts of QR codes in `image` that start with `prefix` (ours); other codes are ignored."""
     return select_prefixed(decode_qr_texts(image), prefix)
 
@@ -50,7 +50,7 @@ def decode_pass_qr(image: np.ndarray, prefix: str = PASS_PREFIX) -> list[str]:
 class QrReader:
     """Frame-to-frame QR reading for the engine: reports a pass text once until it leaves view."""
 
-    def __init__(self, prefix: str = PASS_PREFIX) -> None:
+    def __init__(self, prefix: str | tuple[str, ...] = PASS_PREFIX) -> None:
         self.prefix = prefix
         self._in_view: set[str] = set()
 

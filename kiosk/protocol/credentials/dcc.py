@@ -1,0 +1,218 @@
+"""EU Digital COVID Certificate (DCC): "HC1:" + base45 + zlib + COSE_Sign1 + CWT.
+
+The layers (eHealth Network, "Technical Specifications for EU Digital COVID Certificates",
+vol. 1 §2-§3; the dgc-testdata corpus names one step per layer):
+
+  prefix     "HC1:" context identifier               -> base45 text
+  base45     RFC 9285                                -> zlib bytes
+  zlib       RFC 1950 (a bare COSE is refused)       -> COSE_Sign1 (tag 18, optionally in CWT tag 61)
+  cbor       COSE_Sign1 structure and CWT claims (1 iss, 4 exp, 6 iat, -260 {1: DGC})
+  signature  ES256 (alg -7, raw r||s) or PS256 (alg -37, RSA-PSS SHA-256, MGF1, salt 32)
+             over ["Signature1", protected, h'', payload]; the key is chosen by kid
+             (protected header first, else unprotected) in the trust list, never "the key
+             we happen to have"
+  expiry     iat <= now <= exp
+
+DCC issuers put `alg` and `kid` in the unprotected header too (the corpus has such
+certificates); that is accepted for DCC only, because a wrong unprotected value can only
+select a key, and the signature then has to verify under it. Our own pass stays strict.
+CBOR goes through `kiosk.protocol.cbor` (the project's decoding policy).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import base45
+import cbor2
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from kiosk.errors import FormatError, KioskError, Reason, Verdict
+from kiosk.protocol import cbor
+from kiosk.protocol.credentials.base import (ClaimedIdentity, ForeignCredential, StepError, inflate,
+                                             verdict_of)
+from kiosk.protocol.credentials.trust import Signer
+
+PREFIX = "HC1:"
+FORMAT = "eu-dcc"
+ALG_ES256, ALG_PS256 = -7, -37
+H_ALG, H_KID = 1, 4
+C_ISS, C_EXP, C_IAT, C_HCERT = 1, 4, 6, -260
+TAG_COSE_SIGN1, TAG_CWT = 18, 61
+MAX_TEXT = 4296  # a version 40-L QR code in alphanumeric mode
+CONTENT = {"v": "vaccination", "t": "test", "r": "recovery"}
+STEPS = ("prefix", "base45", "zlib", "cbor", "signature", "expiry")
+
+
+@dataclass(frozen=True)
+class DccSign1:
+    """A decoded, not yet verified DCC COSE_Sign1."""
+
+    protected_bytes: bytes
+    protected: dict
+    unprotected: dict
+    payload: bytes
+    signature: bytes
+
+    @property
+    def kid(self) -> bytes | None:
+        """The protected kid wins over the unprotected one (a wrong extra kid is ignored)."""
+        kid = self.protected.get(H_KID, self.unprotected.get(H_KID))
+        return kid if isinstance(kid, bytes) else None
+
+    @property
+    def alg(self) -> Any:
+        return self.protected.get(H_ALG, self.unprotected.get(H_ALG))
+
+    def to_be_signed(self) -> bytes:
+        return cbor.dumps(["Signature1", self.protected_bytes, b"", self.payload])
+
+
+@dataclass(frozen=True)
+class DccClaims:
+    """The CWT claims of a DCC; `dgc` is the certificate itself (hcert[1])."""
+
+    issuer: str
+    issued_at: int
+    expires_at: int
+    dgc: dict
+    claims: dict
+
+
+# --- the layers, each raising StepError(step) -------------------------------------------
+def unprefix(text: str) -> str:
+    """Strip "HC1:"; a missing or different context identifier fails."""
+    if not isinstance(text, str):
+        raise StepError("prefix", "DCC: expected text")
+    if len(text) > MAX_TEXT + len(PREFIX):
+        raise StepError("prefix", "DCC: longer than any QR code holds", reason=Reason.TOO_LARGE)
+    if not text.startswith(PREFIX):
+        raise StepError("prefix", f"DCC: does not start with {PREFIX}")
+    return text[len(PREFIX):]
+
+
+def base45_decode(text: str) -> bytes:
+    """RFC 9285 base45 (upper case only; a value over 65535 or a stray length fails)."""
+    try:
+        return bytes(base45.b45decode(text))
+    except (ValueError, TypeError, UnicodeError):
+        raise StepError("base45", "DCC: base45 layer is invalid") from None
+
+
+def decompress(data: bytes) -> bytes:
+    """zlib-inflate the COSE bytes (bounded: a zip bomb fails)."""
+    return inflate(data, raw=False, step="zlib", what="DCC")
+
+
+def parse_cose(data: bytes) -> DccSign1:
+    """The COSE_Sign1 structure: tag 18 (possibly inside CWT tag 61) or untagged, 4 items."""
+    try:
+        item = cbor.loads(data, "DCC COSE")
+    except FormatError as e:
+        raise StepError("cbor", e.message) from None
+    if isinstance(item, cbor2.CBORTag) and item.tag == TAG_CWT:
+        item = item.value
+    if isinstance(item, cbor2.CBORTag):
+        if item.tag != TAG_COSE_SIGN1:
+            raise StepError("cbor", f"DCC COSE: CBOR tag {item.tag} is not COSE_Sign1 (18)")
+        item = item.value
+    if not isinstance(item, list) or len(item) != 4:
+        raise StepError("cbor", "DCC COSE: not a 4-element COSE_Sign1 array")
+    prot_bytes, unprot, payload, sig = item
+    if not isinstance(prot_bytes, bytes) or not isinstance(unprot, dict) \
+            or not isinstance(payload, bytes) or not isinstance(sig, bytes):
+        raise StepError("cbor", "DCC COSE: header buckets, payload or signature of the wrong type")
+    try:
+        prot = cbor.loads(prot_bytes, "DCC protected header") if prot_bytes else {}
+    except FormatError as e:
+        raise StepError("cbor", e.message) from None
+    if not isinstance(prot, dict):
+        raise StepError("cbor", "DCC COSE: protected header is not a map")
+    return DccSign1(prot_bytes, prot, unprot, payload, sig)
+
+
+def verify_signature(msg: DccSign1, signers: Mapping[bytes, Signer]) -> Signer:
+    """Verify under the signer the kid names; VerificationError-style StepError otherwise."""
+    kid = msg.kid
+    if kid is None:
+        raise StepError("signature", "DCC: no kid in either header", reason=Reason.UNKNOWN_ISSUER)
+    signer = signers.get(kid)
+    if signer is None:
+        raise StepError("signature", "DCC: signed by a key not in the trust list",
+                        reason=Reason.UNKNOWN_ISSUER)
+    tbs, sig, key = msg.to_be_signed(), msg.signature, signer.public_key
+    try:
+        if msg.alg == ALG_ES256 and isinstance(key, ec.EllipticCurvePublicKey):
+            if len(sig) != 64 or key.curve.name != "secp256r1":
+                raise InvalidSignature
+            der = encode_dss_signature(int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:], "big"))
+            key.verify(der, tbs, ec.ECDSA(hashes.SHA256()))
+        elif msg.alg == ALG_PS256 and isinstance(key, rsa.RSAPublicKey):
+            key.verify(sig, tbs, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32),
+                       hashes.SHA256())
+        else:
+            raise StepError("signature", "DCC: algorithm is not ES256/PS256 or does not fit the key",
+                            reason=Reason.BAD_SIGNATURE)
+    except InvalidSignature:
+        raise StepError("signature", "DCC: signature does not verify", reason=Reason.BAD_SIGNATURE) from None
+    return signer
+
+
+def decode_claims(msg: DccSign1) -> DccClaims:
+    """The CWT claims and the DGC (hcert[1]); StepError("cbor") when they are malformed."""
+    try:
+        claims = cbor.loads(msg.payload, "DCC claims")
+    except FormatError as e:
+        raise StepError("cbor", e.message) from None
+    if not isinstance(claims, dict):
+        raise StepError("cbor", "DCC claims: not a map")
+    iss, iat, exp, hcert = (claims.get(k) for k in (C_ISS, C_IAT, C_EXP, C_HCERT))
+    for name, v in (("iat (6)", iat), ("exp (4)", exp)):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise StepError("cbor", f"DCC claims: {name} is missing or not an integer")
+    if iss is not None and not isinstance(iss, str):
+        raise StepError("cbor", "DCC claims: iss (1) is not text")
+    if not isinstance(hcert, dict) or not isinstance(hcert.get(1), dict):
+        raise StepError("cbor", "DCC claims: hcert (-260) has no DGC (1)")
+    return DccClaims(iss or "", iat, exp, hcert[1], claims)  # type: ignore[arg-type]
+
+
+def check_expiry(c: DccClaims, now: float) -> None:
+    """iat <= now <= exp (CWT claims 6 and 4)."""
+    if now < c.issued_at:
+        raise StepError("expiry", "DCC: issued after the validation time", reason=Reason.NOT_YET_VALID)
+    if now > c.expires_at:
+        raise StepError("expiry", "DCC: expired", reason=Reason.EXPIRED)
+
+
+def identity(dgc: dict) -> ClaimedIdentity:
+    """Name (standardised forms when the primary is absent) and birth date of a DGC."""
+    nam = dgc.get("nam") if isinstance(dgc.get("nam"), dict) else {}
+    def text(v: Any) -> str:
+        return v if isinstance(v, str) else ""
+    return ClaimedIdentity(text(nam.get("fn")) or text(nam.get("fnt")),
+                           text(nam.get("gn")) or text(nam.get("gnt")), text(dgc.get("dob")))
+
+
+def content(dgc: dict) -> tuple[str, ...]:
+    """Which kinds of entry the DGC holds."""
+    return tuple(CONTENT[k] for k in ("v", "t", "r") if isinstance(dgc.get(k), list) and dgc[k])
+
+
+# --- the reader -------------------------------------------------------------------------
+def read(text: str, signers: Mapping[bytes, Signer], now: float) -> Verdict:
+    """Every layer at time `now`; `data["credential"]` is a ForeignCredential on success."""
+    try:
+        msg = parse_cose(decompress(base45_decode(unprefix(text))))
+        claims = decode_claims(msg)
+        signer = verify_signature(msg, signers)
+        check_expiry(claims, now)
+    except KioskError as e:
+        return verdict_of(e)
+    cred = ForeignCredential(FORMAT, claims.issuer, signer.kid.hex(), claims.issued_at, claims.expires_at,
+                             content(claims.dgc), identity(claims.dgc), claims.dgc)
+    return Verdict.good("EU DCC verified", credential=cred)

@@ -83,6 +83,15 @@ class NfcAdapter:
         seed, cp = os.urandom(16), presentation.checkpoint_hash(note)
         return presentation.anchored_nonce(seed, cp), (seed, cp)
 
+    def read_badge(self, timeout_s: float) -> bytes | None:
+        """A staff badge's UID (staff sign-in), sharing the reader with the engine's polls."""
+        with self._lock:
+            try:
+                return self.reader.read_uid(timeout_s)
+            except NfcError as e:
+                log.info("badge read abandoned: %s", e.reason)
+                return None
+
     def sign_consent(self, pass_bytes: bytes, body_hash: bytes, timeout_s: float) -> tuple[bytes, bytes] | None:
         """Wait for the same patient's phone and have it sign the consent statement."""
         with self._lock:
@@ -157,9 +166,13 @@ class FaceAdapter:
 
     def __init__(self, camera: Any, pipeline: Any) -> None:
         self.camera, self.pipeline = camera, pipeline
+        # the UI's live preview: called with each RGB frame (kept in memory by the UI only)
+        self.preview: Any = None
 
     def read(self) -> FaceReading:
         frame = self.camera.read()
+        if self.preview is not None:
+            self.preview(frame.image)
         obs = self.pipeline.process(frame, want_template=True)
         if obs.ok:
             return FaceReading(True, None, obs.template, obs.t_ns)

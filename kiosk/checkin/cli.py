@@ -17,10 +17,10 @@ def register(subparsers: Any) -> None:
     """Add `run` and `demo` to the `kiosk` parser."""
     p = subparsers.add_parser(
         "run", help="run the check-in engine on the hardware named in the config",
-        description="Run the check-in engine on the camera and NFC reader the config names. "
-                    "Until the touchscreen UI lands, a headless driver stands in for the screen: "
-                    "events are logged (message ids only) and no patient input arrives, so "
-                    "sessions end at the consent screen's timeout.")
+        description="Run the check-in engine on the camera and NFC reader the config names, with "
+                    "the touchscreen where a display exists ([ui] mode: auto, pygame, headless). "
+                    "Headless, events are logged (message ids only) and no patient input arrives, "
+                    "so sessions end at the consent screen's timeout.")
     p.add_argument("--config", type=Path, default=None, help="config file (default /etc/kiosk/kiosk.toml)")
     p.add_argument("--sessions", type=int, default=0, help="stop after N sessions (0 = run until stopped)")
     p.set_defaults(func=cmd_run)
@@ -43,12 +43,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     from kiosk.checkin.runtime import build_runtime
     from kiosk.sd_notify import sd_notify
 
+    from kiosk.ui import shell
+
     cfg = config.load(args.config)
-    ui = HeadlessDriver(echo=lambda ev: log.info("event %s %s", ev.id, ev.params))
+    screen = shell.choose(cfg)
+    ui: Any = screen.ui if screen is not None else HeadlessDriver(
+        echo=lambda ev: log.info("event %s %s", ev.id, ev.params))
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    rt = build_runtime(cfg, ui=ui)
+    try:
+        rt = build_runtime(cfg, ui=ui)
+    except BaseException:
+        if screen is not None:
+            screen.close()
+        raise
+    if screen is not None:
+        screen.attach(cfg, rt)
     sd_notify("READY=1")  # Type=notify: systemd counts the kiosk as started from here
     count = 0
 
@@ -61,10 +72,23 @@ def cmd_run(args: argparse.Namespace) -> int:
             stop.set()
 
     try:
-        rt.engine.run_forever(stop, on_outcome, heartbeat=watchdog_beat())
+        if screen is None:
+            rt.engine.run_forever(stop, on_outcome, heartbeat=watchdog_beat())
+        else:
+            # pygame keeps the main thread (KMSDRM wants it); the engine gets its own
+            engine = threading.Thread(target=rt.engine.run_forever, args=(stop, on_outcome),
+                                      kwargs={"heartbeat": watchdog_beat()}, name="engine", daemon=True)
+            engine.start()
+            try:
+                screen.run(stop)
+            finally:
+                stop.set()
+                engine.join(30)
     finally:
         sd_notify("STOPPING=1")
         rt.close()
+        if screen is not None:
+            screen.close()
     return 0
 
 

@@ -125,18 +125,15 @@ class Desk:
         return t.ticket
 
     # --- over a running kiosk ----------------------------------------------------------------
-    @classmethod
-    def from_runtime(cls, cfg: Any, rt: Any, store: StaffStore, clock_synced: Callable[[], bool | None],
-                     badge_reader: Any = None) -> Desk:
+    def attach(self, cfg: Any, rt: Any, clock_synced: Callable[[], bool | None], badge_reader: Any = None) -> None:
+        """Serve the running kiosk: its key and outbox for overrides, its health, its reader."""
         from kiosk.checkin.adapters import OutboxSink
 
-        def health() -> list[HealthRow]:
-            return runtime_health(cfg, rt, clock_synced)
-
-        return cls(store, site=cfg.kiosk.site, kiosk=cfg.kiosk.id, kiosk_key=rt.engine.kiosk_key,
-                   override_sink=OutboxSink(rt.outbox, rt.publisher), health_fn=health,
-                   parked_fn=rt.outbox.parked, retry_fn=rt.outbox.unpark, badge_reader=badge_reader,
-                   ticket_prefix=cfg.ui.ticket_prefix)
+        self.kiosk_key = rt.engine.kiosk_key
+        self.override_sink = OutboxSink(rt.outbox, rt.publisher)
+        self._health = lambda: runtime_health(cfg, rt, clock_synced)
+        self._parked, self._retry = rt.outbox.parked, rt.outbox.unpark
+        self.badge_reader = badge_reader
 
 
 def _age(seconds: float) -> str:

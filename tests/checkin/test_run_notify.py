@@ -94,7 +94,7 @@ def test_kiosk_run_tells_systemd_ready_watchdog_and_stopping(notify_socket: sock
 
     monkeypatch.setenv("WATCHDOG_USEC", "30000000")
     rt = _Runtime()
-    monkeypatch.setattr(config, "load", lambda path: object())
+    monkeypatch.setattr(config, "load", lambda path: config.from_dict({"ui": {"mode": "headless"}}))
     monkeypatch.setattr(runtime, "build_runtime", lambda cfg, ui: rt)
     old = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     try:

@@ -154,6 +154,24 @@ class NfcReader:
                 return None
             time.sleep(POLL_INTERVAL)
 
+    def read_uid(self, timeout: float) -> bytes | None:
+        """The UID of a plain ISO 14443-A card (a staff badge) tapped within `timeout`, else None.
+
+        ISO-DEP targets are not badges: phones show random UIDs and pass cards are read
+        as passes, so both are skipped."""
+        deadline = time.monotonic() + timeout
+        self._release()
+        while True:
+            target = self._chip.in_list_passive_target_106a(timeout=min(self.timeout, 1.0))
+            if target is not None:
+                self._target = target
+                self._release()
+                if not target.iso_dep:
+                    return target.uid
+            if time.monotonic() + POLL_INTERVAL >= deadline:
+                return None
+            time.sleep(POLL_INTERVAL)
+
     def close(self) -> None:
         """Release any target and close the port."""
         try:

@@ -1,0 +1,67 @@
+"""Which UI `kiosk run` gets, the staff badge read on the PN532, and the preview tap."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kiosk import config
+from kiosk.ui import shell
+
+
+def _cfg(tmp_path: Path, mode: str) -> config.Config:
+    return config.from_dict({"paths": {"state_dir": str(tmp_path)}, "ui": {"mode": mode, "fullscreen": False,
+                                                                        "audio_dir": str(tmp_path / "none")}})
+
+
+def test_headless_when_asked_or_when_there_is_no_display(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert shell.choose(_cfg(tmp_path, "headless")) is None
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")  # draws nowhere: not a display for "auto"
+    assert shell.choose(_cfg(tmp_path, "auto")) is None
+
+
+def test_pygame_mode_opens_the_touchscreen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    screen = shell.choose(_cfg(tmp_path, "pygame"))
+    assert screen is not None
+    try:
+        assert screen.ui.surface.get_size() == (800, 480)
+        assert screen.ui.prompts.play("en", "welcome.title") is False  # no WAVs: silent, no error
+        assert (tmp_path / "staff.sqlite3").is_file()
+    finally:
+        screen.close()
+
+
+def test_preview_tap_keeps_only_the_newest_frame_halved() -> None:
+    tap = shell.PreviewTap()
+    assert tap() is None
+    for i in range(4):
+        tap.offer(np.full((480, 640, 3), i, np.uint8))
+    f = tap()
+    assert f.shape == (240, 320, 3) and int(f[0, 0, 0]) == 3
+
+
+def test_staff_badge_uid_is_read_and_phones_are_not_badges() -> None:
+    from kiosk.hardware.nfc.emulator import EmulatedCard, Pn532Emulator, phone_card
+    from kiosk.hardware.nfc.reader import NfcReader
+    from kiosk.wallet.wallet import Wallet
+
+    class Plain:  # a MIFARE-style badge: no ISO-DEP, so no application is ever asked
+        def process(self, command: bytes) -> bytes:
+            raise AssertionError("a badge is never sent APDUs")
+
+        def reset(self) -> None:
+            pass
+
+    uid = bytes.fromhex("04a1b2c3d4e5f6")
+    with Pn532Emulator(pace=False) as emu:
+        reader = NfcReader(emu.path)
+        try:
+            assert reader.read_uid(0.2) is None
+            emu.place(phone_card(Wallet.create()))
+            assert reader.read_uid(0.3) is None  # a phone's UID is random: never a badge
+            emu.place(EmulatedCard(Plain(), uid, sens_res=b"\x00\x44", sel_res=0x08))  # type: ignore[arg-type]
+            assert reader.read_uid(1.0) == uid
+        finally:
+            reader.close()

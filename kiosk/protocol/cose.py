@@ -1,9 +1,15 @@
 """COSE_Sign1 (RFC 9052 §4.2) with EdDSA/Ed25519 (alg -8), through the `cwt` library.
 
 The protected header carries alg and kid (kid = SHA-256(public key)[:8], keys.kid), so the
-kid is covered by the signature. Decoding first checks the structure with our strict CBOR
-decoder, so malformed input gets a FormatError that says where, and an unknown kid gets
-its own reason before any cryptography runs.
+kid is covered by the signature. Decoding first checks the structure with the project's
+CBOR policy (kiosk.protocol.cbor) and RFC 9052 §3's header rules, so malformed input gets
+a FormatError that says where, and an unknown kid gets its own reason before any
+cryptography runs:
+  - the message is tagged COSE_Sign1 (18): every one we make is, and one form means one hash;
+  - alg is in the protected header only, and is EdDSA;
+  - a label appears once: no duplicates within a bucket (the CBOR policy refuses duplicate
+    map keys) nor across the protected and unprotected buckets;
+  - crit is refused (we understand no critical extension), kid is a byte string.
 """
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ from kiosk.protocol import cbor
 from kiosk.protocol.keys import kid as key_id
 
 ALG_EDDSA = -8
-_H_ALG, _H_KID = 1, 4
+_H_ALG, _H_CRIT, _H_KID = 1, 2, 4
 COSE_SIGN1_TAG = 18
 
 _ctx = COSE.new(deterministic_header=True)
@@ -57,13 +63,12 @@ def sign1(payload: bytes, key: SigningKey) -> bytes:
     return _ctx.encode(payload, _private_cose_key(key), protected={_H_ALG: ALG_EDDSA, _H_KID: kid})
 
 
-def decode_sign1(data: bytes, what: str = "COSE_Sign1") -> Sign1:
+def decode_sign1(data: bytes, what: str = "COSE_Sign1", max_bytes: int = cbor.MAX_BYTES) -> Sign1:
     """Check the COSE_Sign1 structure without verifying; FormatError names what is wrong."""
-    item = cbor.loads(data, what)
-    if isinstance(item, cbor2.CBORTag):
-        if item.tag != COSE_SIGN1_TAG:
-            raise FormatError(f"{what}: CBOR tag {item.tag} is not COSE_Sign1 (18)")
-        item = item.value
+    item = cbor.loads(data, what, tags=(COSE_SIGN1_TAG,), max_bytes=max_bytes)
+    if not isinstance(item, cbor2.CBORTag):
+        raise FormatError(f"{what}: not a tagged COSE_Sign1 (tag 18)")
+    item = item.value
     if not isinstance(item, list) or len(item) != 4:
         raise FormatError(f"{what}: not a 4-element COSE_Sign1 array")
     prot_bytes, unprot, payload, sig = item
@@ -74,11 +79,25 @@ def decode_sign1(data: bytes, what: str = "COSE_Sign1") -> Sign1:
     prot = cbor.loads(prot_bytes, f"{what} protected header") if prot_bytes else {}
     if not isinstance(prot, dict):
         raise FormatError(f"{what}: protected header is not a map")
+    if _H_ALG in unprot:
+        raise FormatError(f"{what}: alg must be in the protected header only")
+    if set(prot) & set(unprot):
+        raise FormatError(f"{what}: a header label appears in both buckets")
+    if _H_CRIT in prot or _H_CRIT in unprot:
+        raise FormatError(f"{what}: critical header parameters are not supported")
     if prot.get(_H_ALG) != ALG_EDDSA:
         raise FormatError(f"{what}: algorithm is not EdDSA (-8)")
+    if not isinstance(prot.get(_H_KID, unprot.get(_H_KID, b"")), bytes):
+        raise FormatError(f"{what}: kid must be a byte string")
     if len(sig) != 64:
         raise FormatError(f"{what}: Ed25519 signature must be 64 bytes")
     return Sign1(prot_bytes, prot, unprot, payload, sig)
+
+
+def encode_sign1(msg: Sign1) -> bytes:
+    """The one encoding of a decoded message: tagged, deterministic (what sign1 makes)."""
+    return cbor.dumps(cbor2.CBORTag(COSE_SIGN1_TAG, [msg.protected_bytes, msg.unprotected, msg.payload,
+                                                     msg.signature]))
 
 
 def verify_sign1(data: bytes, keys: Mapping[bytes, VerifyKey] | VerifyKey,
@@ -95,10 +114,7 @@ def verify_sign1(data: bytes, keys: Mapping[bytes, VerifyKey] | VerifyKey,
     if kid is None or kid not in keys:
         raise VerificationError(f"{what}: signed by an unknown key", reason=Reason.UNKNOWN_ISSUER.value)
     try:
-        # cwt reads only tagged messages; RFC 9052 §2 also allows untagged ones
-        tagged = cbor2.dumps(cbor2.CBORTag(COSE_SIGN1_TAG, [msg.protected_bytes, msg.unprotected,
-                                                            msg.payload, msg.signature]))
-        payload = _ctx.decode(tagged, _public_cose_key(keys[kid], kid))
+        payload = _ctx.decode(encode_sign1(msg), _public_cose_key(keys[kid], kid))
     except Exception:  # cwt raises VerifyError/DecodeError; either way the signature fails
         raise VerificationError(f"{what}: signature does not verify", reason=Reason.BAD_SIGNATURE.value) from None
     return payload, kid

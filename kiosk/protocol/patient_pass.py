@@ -11,6 +11,10 @@ Claims (integer keys; private ones in the private-use range below -65536):
           sign a fresh statement, so the face match alone binds it. A phone pass shown
           without its signature is a copy and is refused; only a card pass may be bare.
 No name, birth date or record number is ever a claim.
+
+A pass has exactly one accepted encoding (docs/design-notes.md, "One encoding per signed
+object"): a tagged COSE_Sign1, deterministic CBOR in every layer, alg and kid protected, an
+empty unprotected header. Anything else is refused, so `pass_hash` is unique per pass.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ from kiosk.protocol.revocation import RevocationList
 
 ISS, SUB, EXP, NBF, IAT, CTI, CNF = 1, 2, 4, 5, 6, 7, 8
 SITE, SEALED, CARD = -65537, -65538, -65539
+_H_KID = 4
 _COSE_KEY_OKP, _CRV_ED25519 = 1, 6
 MAX_PASS_BYTES = 4096
 
@@ -95,8 +100,14 @@ def decode(data: bytes) -> PatientPass:
     """Decode a pass without verifying it; FormatError names the failing field."""
     if not isinstance(data, (bytes, bytearray)) or len(data) > MAX_PASS_BYTES:
         raise FormatError("pass: missing or larger than a pass can be")
-    msg = cose.decode_sign1(bytes(data), "pass")
-    claims = cbor.loads(msg.payload, "pass claims")
+    msg = cose.decode_sign1(bytes(data), "pass", max_bytes=MAX_PASS_BYTES)
+    # one accepted encoding, so pass_hash names one pass: tagged, deterministic throughout
+    # (the CBOR policy checked that), and nothing unsigned beside the signature
+    if msg.unprotected:
+        raise FormatError("pass: the unprotected header must be empty")
+    if _H_KID not in msg.protected:
+        raise FormatError("pass: the issuer kid must be in the protected header")
+    claims = cbor.loads(msg.payload, "pass claims", max_bytes=MAX_PASS_BYTES)
     cbor.expect_map(claims, "pass claims",
                     {ISS: str, SUB: str, IAT: int, NBF: int, EXP: int, CTI: bytes, SITE: str},
                     {SEALED: list, CNF: dict, CARD: bool})

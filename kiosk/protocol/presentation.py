@@ -28,7 +28,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
 from kiosk.errors import FormatError, KioskError, Reason, Verdict
-from kiosk.protocol import cbor, patient_pass, qr_text
+from kiosk.protocol import cbor, cose, patient_pass, qr_text
 from kiosk.protocol.revocation import RevocationList
 
 CTX_NFC, CTX_QR, CTX_CONSENT = "kiosk-nfc-v1", "kiosk-qr-v1", "kiosk-consent-v1"
@@ -137,7 +137,8 @@ def qr_presentation_text(pass_bytes: bytes, patient_key: SigningKey, now: float,
 def from_qr_text(text: str | bytes) -> Presentation:
     """Parse QR text: a QR presentation (kind "qr"), or a bare pass (kind "card")."""
     data = qr_text.decode(text)
-    item = cbor.loads(data, "QR payload")
+    # a QR presentation is a map; a bare pass is a COSE_Sign1, the one tag either may carry
+    item = cbor.loads(data, "QR payload", tags=(cose.COSE_SIGN1_TAG,))
     if isinstance(item, dict):
         cbor.expect_map(item, "QR presentation", {"pass": bytes, "window": int, "sig": bytes})
         p = patient_pass.decode(item["pass"])

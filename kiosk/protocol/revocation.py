@@ -16,6 +16,7 @@ from kiosk.errors import FormatError, VerificationError
 from kiosk.protocol import cbor, cose
 
 MAX_LIST_BYTES = 1 << 20
+MAX_LIST_ITEMS = MAX_LIST_BYTES // 4  # an entry [pass_id, time] is 3 items in >= 12 bytes
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ def verify(data: bytes, issuers: Mapping[bytes, VerifyKey], site: str | None = N
     if not isinstance(data, (bytes, bytearray)) or len(data) > MAX_LIST_BYTES:
         raise FormatError("revocation list: missing or too large")
     payload, _ = cose.verify_sign1(bytes(data), issuers, "revocation list")
-    body = cbor.expect_map(cbor.loads(payload, "revocation list"), "revocation list",
+    body = cbor.expect_map(cbor.loads(payload, "revocation list", max_items=MAX_LIST_ITEMS), "revocation list",
                            {"v": int, "site": str, "issued": int, "next_update": int, "seq": int,
                             "revoked": list})
     if body["v"] != 1:
@@ -71,4 +72,4 @@ def verify(data: bytes, issuers: Mapping[bytes, VerifyKey], site: str | None = N
 def decode_unverified(data: bytes) -> dict:
     """The list's body without checking the signature (for the issuer's own bookkeeping)."""
     msg = cose.decode_sign1(data, "revocation list")
-    return cbor.loads(msg.payload, "revocation list")
+    return cbor.loads(msg.payload, "revocation list", max_items=MAX_LIST_ITEMS)

@@ -27,10 +27,9 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-import cbor2
-
 from kiosk.errors import FormatError, KioskError
 from kiosk.hardware.nfc import apdu as A
+from kiosk.protocol import cbor
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +43,7 @@ P1_CONSENT = 0x01
 SIGNATURE_LEN = 64
 NONCE_MIN, NONCE_MAX = 16, 32
 MAX_TEXT = 64  # site and kiosk ids are [a-z0-9-]{1,32}; leave room, refuse the absurd
+MAX_SIGN_DATA = 512  # the SIGN map: ids, a nonce, a body hash — far below this
 
 
 class PhoneWallet(Protocol):
@@ -170,8 +170,8 @@ class PassApplication:
 def _parse_sign_data(data: bytes, *, consent: bool) -> tuple | None:
     """Decode and check SIGN's CBOR map; None when it is malformed."""
     try:
-        m = cbor2.loads(data)
-    except Exception:  # noqa: BLE001 - cbor2 raises several types on hostile input
+        m = cbor.loads(data, "SIGN data", max_bytes=MAX_SIGN_DATA)
+    except FormatError:
         return None
     keys = {"site", "kiosk", "nonce"} | ({"body_hash"} if consent else set())
     if not isinstance(m, dict) or set(m) != keys:
@@ -196,4 +196,4 @@ def encode_sign_data(site: str, kiosk: str, nonce: bytes, body_hash: bytes | Non
     m: dict[str, object] = {"site": site, "kiosk": kiosk, "nonce": bytes(nonce)}
     if body_hash is not None:
         m["body_hash"] = bytes(body_hash)
-    return cbor2.dumps(m, canonical=True)
+    return cbor.dumps(m)

@@ -29,9 +29,10 @@ def shared_reference_bomb(depth: int = 13, width: int = 4) -> bytes:
     return out
 
 
-def _record(presentation_item: bytes, size: int = 255) -> bytes:
-    head = cbor.dumps("body") + b"\x40" + cbor.dumps("leaf")
-    tail = cbor.dumps("last_size") + b"\x00" + cbor.dumps("presentation") + presentation_item
+def _record(sealed_item: bytes, size: int = 255) -> bytes:
+    """A record message {kid, leaf, sealed, last_size} (keys in deterministic order) padded to `size`."""
+    head = cbor.dumps("kid") + cbor.dumps(b"k" * 8) + cbor.dumps("leaf")
+    tail = cbor.dumps("sealed") + sealed_item + cbor.dumps("last_size") + b"\x00"
     pad = size - 1 - len(head) - len(tail) - 2
     return b"\xa4" + head + b"\x58" + bytes([pad]) + b"\x00" * pad + tail
 
@@ -258,7 +259,7 @@ def test_a_pycose_pass_that_meets_the_rule_is_accepted_and_hashes_the_same(world
 # ---------------------------------------------------------------- item 7: nothing hostile in logs
 
 def test_unknown_fields_are_counted_never_quoted():
-    hostile = {"leaf": b"", "body": b"", "last_size": 0, "presentation": None, "Jane Doe 1970-01-01": 1}
+    hostile = {"leaf": b"", "kid": b"k" * 8, "sealed": b"", "last_size": 0, "Jane Doe 1970-01-01": 1}
     with pytest.raises(FormatError) as e:
         entry.decode_record(cbor.dumps(hostile))
     assert "Jane" not in e.value.message and "1 unknown field" in e.value.message

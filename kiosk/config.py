@@ -149,6 +149,8 @@ class GatewayTable(_Table):
     log_key: Path = Path("/etc/kiosk/keys/log.key")
     sealing_key: Path = Path("/etc/kiosk/keys/gateway-sealing.key")  # opens sealed records
     registry_path: Path = Path("registry.sqlite3")
+    # the last valid revocation list the gateway adopted: it starts from it after a restart
+    revocations_path: Path = Path("revocations.cose")
     client_id: str = "gateway-1"
     share_group: str = "gateways"
     max_message_bytes: int = Field(256 * 1024, ge=1024)

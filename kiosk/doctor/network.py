@@ -206,7 +206,9 @@ def revocations(ctx: Context) -> Result:
                            "the list must be signed by an issuer in keys.issuer_public, for this site")
     now = int(time.time())
     info = {"seq": rl.seq, "age_s": now - rl.issued, "next_update": rl.next_update, "source": source}
-    line = f"revocation list seq {rl.seq} from {source}, issued {(now - rl.issued) / 3600:.1f} h ago"
+    line = (f"revocation list seq {rl.seq} from {source}, issued {(now - rl.issued) / 3600:.1f} h ago, "
+            f"next update {'due' if now > rl.next_update else 'in'} "
+            f"{abs(rl.next_update - now) / 3600:.1f} h{' ago' if now > rl.next_update else ''}")
     if rl.is_stale(now, cfg.passes.revocation_grace_s):
         return Result.fail(line + ", past next_update and grace: passes that need it are refused",
                            FRESH_LIST, **info)

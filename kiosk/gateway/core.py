@@ -38,6 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey, VerifyKey
@@ -51,6 +52,7 @@ from kiosk.ledger.store import LogStore
 from kiosk.protocol import consent as consent_format
 from kiosk.protocol import entry, presentation, revocation
 from kiosk.protocol.entry import Envelope, Receipt, Record
+from kiosk.protocol.keys import write_atomic
 from kiosk.protocol.patient_pass import PatientPass
 
 log = logging.getLogger(__name__)
@@ -112,6 +114,7 @@ class Gateway:
         self.passes = passes or PassTable()
         self.clock = clock
         self._revocations: revocation.RevocationList | None = None
+        self._revocations_path: Path | None = None
         self._counts: collections.Counter[str] = collections.Counter()
         self._sent: dict[str, int] = {}  # kiosk -> checkpoint size of the last receipt sent
         self._lock = threading.Lock()  # one batch at a time per gateway
@@ -132,9 +135,11 @@ class Gateway:
         log_key = keys.load_signing_key(gw.log_key)
         sealing_key = keys.load_sealing_key(gw.sealing_key)
         store = open_store(gw, sqlite_path=str(cfg.state_path(gw.sqlite_path)))
-        return cls(store=store, registry=open_registry(cfg), sessions=open_sessions(cfg),
-                   log_key=log_key, log_name=cfg.keys.log_name, site=cfg.kiosk.site,
-                   issuers=issuers, sealing_keys=[sealing_key], settings=gw, passes=cfg.passes)
+        g = cls(store=store, registry=open_registry(cfg), sessions=open_sessions(cfg),
+                log_key=log_key, log_name=cfg.keys.log_name, site=cfg.kiosk.site,
+                issuers=issuers, sealing_keys=[sealing_key], settings=gw, passes=cfg.passes)
+        g.persist_revocations_at(cfg.state_path(gw.revocations_path))
+        return g
 
     def close(self) -> None:
         for part in (self.sessions, self.registry, self.store):
@@ -144,8 +149,25 @@ class Gateway:
                 pass
 
     # ------------------------------------------------------------------ revocations
-    def set_revocations(self, data: bytes) -> bool:
-        """Adopt a signed revocation list for this site unless an equal or newer one is held."""
+    def persist_revocations_at(self, path: Path) -> bool:
+        """Keep every list adopted from now on at `path`, and start from the one there.
+
+        The broker's retained copy alone does not survive a broker crash within its autosave
+        interval; without a list every pass is refused. True if a valid list was loaded.
+        """
+        self._revocations_path = path
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return False
+        except OSError as e:
+            log.warning("saved revocation list unreadable (%s)", e.strerror)
+            return False
+        return self.set_revocations(data, persist=False)
+
+    def set_revocations(self, data: bytes, *, persist: bool = True) -> bool:
+        """Adopt a signed revocation list for this site unless an equal or newer one is held;
+        save it (atomically) where `persist_revocations_at` said."""
         try:
             rl = revocation.verify(data, self.issuers, site=self.site)
         except KioskError as e:
@@ -157,6 +179,12 @@ class Gateway:
             return False
         self._revocations = rl
         log.info("revocation list seq %d adopted (%d entries)", rl.seq, len(rl.revoked))
+        if persist and self._revocations_path is not None:
+            try:
+                write_atomic(self._revocations_path, bytes(data), 0o644)
+            except OSError as e:
+                self._count("revocations-not-saved")
+                log.error("revocation list not saved (%s)", e.strerror)
         return True
 
     @property

@@ -5,8 +5,13 @@
   messages for that client id instead of dropping them (DESIGN §7), and a restarted gateway
   gets them back. Messages are acknowledged by hand, after they were answered, so a record
   whose append did not happen is delivered again.
-- Subscribes to the retained `clinic/{site}/issuer/revocations`, and at start-up holds
-  records up to REVOCATION_WAIT_S until that list has arrived.
+- Subscribes to the retained `clinic/{site}/issuer/revocations` at QoS 0: records queued for
+  the gateway's session fill its QoS 1 in-flight window at once on connect and are held
+  unacknowledged while judged, and a QoS 1 list would wait behind them. The gateway starts
+  from the last list it adopted (saved beside the log); only on a first start, with no list
+  at all, does it hold records up to REVOCATION_WAIT_S for the retained one.
+- Subscribes to every kiosk's retained witness topic (QoS 0), collects the cosignatures
+  (gateway.witnesses) and publishes the checkpoint with them, retained, on `ledger/witnessed`.
 - A worker thread drains what has arrived (at most `batch_size`) into one `handle_batch`
   call: one transaction, one signed checkpoint. Receipts go to each kiosk's `receipts`
   topic (QoS 1); the checkpoint is published retained on `clinic/{site}/ledger/checkpoint`.
@@ -32,6 +37,7 @@ from dataclasses import dataclass
 from kiosk.config import BrokerTable, Config, GatewayTable
 from kiosk.errors import KioskError, TransportError
 from kiosk.gateway.core import Gateway
+from kiosk.gateway.witnesses import WitnessCollector
 from kiosk.net import topics
 from kiosk.net.tls import apply_client_tls
 from kiosk.sd_notify import sd_notify, watchdog_period_s
@@ -68,6 +74,8 @@ class GatewayService:
         self._client = None
         self._sub_mid: int | None = None
         self._errors = 0
+        self.witnesses = WitnessCollector(gateway.log_name, gateway.log_key.verify_key,
+                                          gateway.registry, gateway.store)
 
     @classmethod
     def from_config(cls, cfg: Config) -> "GatewayService":
@@ -147,6 +155,7 @@ class GatewayService:
         s["queued"] = self._queue.qsize()
         s["waiting"] = len(self._deferred)
         s["worker_errors"] = self._errors
+        s.update(self.witnesses.counts)
         return s
 
     # ------------------------------------------------------------------ paho callbacks
@@ -156,9 +165,10 @@ class GatewayService:
             return
         from paho.mqtt.subscribeoptions import SubscribeOptions
 
-        opts = SubscribeOptions(qos=1)
+        opts, qos0 = SubscribeOptions(qos=1), SubscribeOptions(qos=0)
         result, mid = client.subscribe([(topics.shared_records(self.site, self.settings.share_group), opts),
-                                        (topics.revocations(self.site), opts)])
+                                        (topics.revocations(self.site), qos0),
+                                        (topics.all_witness(self.site), qos0)])
         self._sub_mid = mid
         log.info("gateway %s connected (session present: %s)", self.client_id,
                  bool(getattr(flags, "session_present", False)))
@@ -181,6 +191,14 @@ class GatewayService:
             if message.topic == topics.revocations(self.site):
                 self.gateway.set_revocations(bytes(message.payload))
                 self._ack(message.mid, message.qos)
+                return
+            witness = topics.kiosk_of_witness(message.topic, self.site)
+            if witness is not None:
+                self._ack(message.mid, message.qos)
+                if message.payload:
+                    served = self.witnesses.add(witness, bytes(message.payload))
+                    if served is not None:
+                        self._publish(topics.witnessed(self.site), served, retain=True)
                 return
             self._queue.put(_Msg(message.topic, bytes(message.payload), message.mid, message.qos,
                                  time.monotonic()))

@@ -34,6 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     lst = s.add_parser("revocations", help="sign the current revocation list (and publish it retained)")
     lst.add_argument("--out", type=Path, help="write the signed list here")
     lst.add_argument("--next-update-hours", type=float, default=24.0)
+    lst.add_argument("--refresh-before-hours", type=float, metavar="H",
+                     help="refresh mode (the systemd timer): re-sign only when the last signed "
+                          "list is missing, out of date, or has less than H hours to next_update; "
+                          "publish it either way")
     lst.add_argument("--broker", help="HOST:PORT of the MQTT broker to publish to (retained)")
     lst.add_argument("--tls-ca", type=Path, help="CA certificate of the broker (TLS)")
     lst.add_argument("--tls-cert", type=Path, help="the issuer's client certificate (TLS)")
@@ -110,13 +114,25 @@ def _revoke(args: argparse.Namespace) -> int:
 
 
 def _revocations(args: argparse.Namespace) -> int:
+    import time
+
     from kiosk.issuer.issuer import Issuer
 
     iss = Issuer(args.dir)
-    signed = iss.revocation_list(next_update_s=int(args.next_update_hours * 3600))
     out = args.out or args.dir / "revocations.cose"
-    out.write_bytes(signed)
-    print(f"signed revocation list written to {out}")
+    now = int(time.time())
+    signed = _still_fresh(iss, out, now, args.refresh_before_hours) \
+        if args.refresh_before_hours is not None else None
+    if signed is None:
+        from kiosk.protocol.keys import write_atomic
+
+        signed = iss.revocation_list(now, next_update_s=int(args.next_update_hours * 3600))
+        write_atomic(out, signed, 0o644)
+        print(f"signed revocation list written to {out} (next update in "
+              f"{args.next_update_hours:g} h)")
+    else:
+        print(f"revocation list {out} is current; next update in "
+              f"{(_next_update(signed) - now) / 3600:.1f} h: not re-signed")
     if args.broker:
         from kiosk.errors import ConfigError
         from kiosk.net import topics
@@ -130,6 +146,30 @@ def _revocations(args: argparse.Namespace) -> int:
                          client_id="issuer", tls=(args.tls_ca, args.tls_cert, args.tls_key))
         print("published retained on the revocations topic")
     return 0
+
+
+def _next_update(signed: bytes) -> int:
+    from kiosk.protocol import revocation
+
+    return int(revocation.decode_unverified(signed)["next_update"])
+
+
+def _still_fresh(iss, path, now: int, before_h: float) -> bytes | None:
+    """The last signed list at `path` if it can stand: it verifies with this issuer's key,
+    holds every revocation made since (same seq), and has more than `before_h` hours left.
+    None: it must be re-signed."""
+    from kiosk.errors import KioskError
+    from kiosk.protocol import keys, revocation
+
+    try:
+        data = path.read_bytes()
+        vk = iss.signing_key.verify_key
+        rl = revocation.verify(data, {keys.kid(vk): vk}, site=iss.site)
+    except (OSError, KioskError):
+        return None
+    if rl.seq != iss.revocation_seq() or rl.next_update - now <= before_h * 3600:
+        return None
+    return data
 
 
 def _enroll_web(args: argparse.Namespace, iss, template: bytes | None) -> int:

@@ -106,6 +106,10 @@ class Issuer:
         tmp.write_text(json.dumps(state))
         os.replace(tmp, self.folder / "revoked.json")
 
+    def revocation_seq(self) -> int:
+        """The revocation list's sequence number (it grows with every revocation)."""
+        return int(self._state()["seq"])
+
     def revocation_list(self, now: int | None = None, next_update_s: int = 24 * 3600) -> bytes:
         """Sign the current revocation list, valid until `now + next_update_s`."""
         now = int(time.time()) if now is None else now

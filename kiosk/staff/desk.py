@@ -11,7 +11,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kiosk.checkin import records
@@ -23,9 +23,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Alert:
+    """A staff alert. `detail` is for the staff screen only (a claimed identity to confirm):
+    kept in memory until acknowledged, never logged or written."""
+
     id: int
     kind: str
     at: float
+    detail: dict = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -56,9 +60,9 @@ class Desk:
         self.overrides: list[bytes] = []  # entry hashes written this run
 
     # --- alerts (every staff.alert until acknowledged) ---------------------------------------
-    def alert(self, kind: str, at: float) -> None:
+    def alert(self, kind: str, at: float, detail: dict | None = None) -> None:
         with self._lock:
-            self._alerts.append(Alert(self._next_alert, kind, at))
+            self._alerts.append(Alert(self._next_alert, kind, at, dict(detail or {})))
             self._next_alert += 1
 
     def alerts(self) -> list[Alert]:

@@ -158,6 +158,9 @@ def gallery_desk(directory: Path) -> Any:
                 parked_fn=lambda: parked, retry_fn=lambda: 1)
     desk.alert("camera-failure", now - 300)
     desk.alert("revocation-list-stale", now - 120)
+    # the EU DCC specification's sample person, as a foreign credential routed to the desk
+    desk.alert("confirm-identity", now - 30, {"format": "eu-dcc", "issuer": "AT", "name": "Musterfrau-Gößinger, Gabriele",
+                                              "birth": "1998-02-26"})
     return desk
 
 

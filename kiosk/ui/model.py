@@ -145,6 +145,16 @@ class UiModel:
             if self.desk is not None:
                 self.desk.alert(str(p.get("kind", "other")), self.clock.time())
             self.changed()
+        elif i == E.STAFF_CONFIRM_IDENTITY:
+            # another issuer's credential: staff confirm who it names (the one event with
+            # personal data; it stays in the desk's memory until acknowledged)
+            if self.desk is not None:
+                who = p.get("claimed")
+                self.desk.alert("confirm-identity", self.clock.time(), {
+                    "format": str(p.get("format", "")), "issuer": str(p.get("issuer", "")),
+                    "name": ", ".join(x for x in (getattr(who, "family", ""), getattr(who, "given", "")) if x),
+                    "birth": getattr(who, "birth_date", "")})
+            self.changed()
         elif i == E.TAP_OR_SHOW_QR:
             welcome = {"channels": list(p.get("channels", []))}
             if self.screen in RESULT_SCREENS and self._now() < self._held_until:

@@ -370,7 +370,11 @@ def _alerts(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
         row = Rect(r.x, y, r.w, mt.touch)
         text_r, btn = row.cols([4, 1.4], mt.gap)
         key = f"staff.alert.{a.kind}"
-        text = tr(key) if i18n.has(m.lang, key) else tr("staff.alert.other", kind=a.kind)
+        params = dict(a.detail)
+        if "format" in params:
+            fmt = f"staff.format.{params['format']}"
+            params["format"] = tr(fmt) if i18n.has(m.lang, fmt) else params["format"]
+        text = tr(key, **params) if i18n.has(m.lang, key) else tr("staff.alert.other", kind=a.kind)
         out.append(Box(text_r, None, T.DANGER, 6))
         out.append(Label(text_r.inset(4), None, f"{_clock(a.at)}  {text}", mt.small_px, T.WHITE, T.DANGER,
                          align="left", min_size=11))

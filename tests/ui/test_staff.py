@@ -132,6 +132,26 @@ def test_alerts_show_until_acknowledged(kit) -> None:
     assert [a.kind for a in model.desk.alerts()] == ["some-new-kind"]
 
 
+def test_a_foreign_credential_asks_staff_to_confirm_who_it_names(kit) -> None:
+    from kiosk.protocol.credentials.base import ClaimedIdentity
+
+    ui, model, badge, *_ = kit
+    model.on_event(Event(E.STAFF_CONFIRM_IDENTITY, {"format": "eu-dcc", "issuer": "AT", "key_id": "ab",
+                                                    "content": ["vaccination"], "issued_at": None,
+                                                    "expires_at": None,
+                                                    "claimed": ClaimedIdentity("Musterfrau", "Gabriele", "1998-02-26")}))
+    model.on_event(Event(E.SEE_FRONT_DESK, {"reason": "foreign-credential"}))
+    pump(ui, n=2)
+    patient_view = " ".join(r.text for r in ui.records)
+    assert "Musterfrau" not in patient_view and "check this certificate" in patient_view
+    press(ui, "result:ok")
+    sign_in(ui, model, badge, "2468")
+    press(ui, "tab:alerts")
+    assert "EU DCC from AT: confirm Musterfrau, Gabriele (born 1998-02-26)" in " ".join(r.text for r in ui.records)
+    press(ui, f"ack:{model.desk.alerts()[0].id}")
+    assert model.desk.alerts() == []  # acknowledged: the claimed identity is gone from memory
+
+
 def test_idle_and_a_patient_tap_log_staff_off(kit) -> None:
     ui, model, badge, _, rig, *_ = kit
     sign_in(ui, model, badge, "2468")

@@ -33,6 +33,9 @@ def register(subparsers: Any) -> None:
                     "every outcome was as expected.")
     d.add_argument("--faces", type=Path, default=None, help="folder with two photos to use as the patients")
     d.add_argument("--keep", type=Path, default=None, help="keep all state (keys, log, outbox) in this folder")
+    d.add_argument("--ui", nargs="?", const=Path("demo-screens"), type=Path, default=None, metavar="DIR",
+                   help="run with the touchscreen UI on SDL's dummy driver, a robot tapping the answers; "
+                        "save every screen shown to DIR (default ./demo-screens) and add a staff override")
     d.set_defaults(func=cmd_demo)
 
 
@@ -121,5 +124,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not args.verbose:  # a clean transcript; -v shows every part's log lines
         logging.getLogger().setLevel(logging.WARNING)
 
-    result = run_demo(args.faces, args.keep, out=lambda line: print(line, flush=True))
+    result = run_demo(args.faces, args.keep, out=lambda line: print(line, flush=True), ui_dir=args.ui)
+    if args.ui is not None:
+        print(f"screens: {len(result.screens)} PNGs in {args.ui}", flush=True)
     return 0 if result.ok else 1

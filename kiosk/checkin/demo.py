@@ -121,11 +121,16 @@ class DemoResult:
     verify_line: str = ""
     kiosk_public: bytes = b""
     workdir: Path | None = None
+    overrides: list[bytes] = field(default_factory=list)  # staff-override entries (--ui)
+    overrides_expected: int = 0
+    screens: list[Path] = field(default_factory=list)     # PNGs saved (--ui)
 
     @property
     def ok(self) -> bool:
         expected_entries = sum(2 for s in self.steps if s.expect in (EN.CHECKED_IN, EN.CONSENT_DECLINED))
+        expected_entries += len(self.overrides)
         return (all(s.as_expected for s in self.steps) and self.verify_ok
+                and len(self.overrides) == self.overrides_expected
                 and len(self.ledger) == expected_entries == len(self.receipts)
                 and all(ok for *_, ok in self.ledger))
 
@@ -167,9 +172,17 @@ def _config(work: Path, port: int, nfc_port: str) -> Any:
     }, source="demo")
 
 
+STAFF_ID, STAFF_PIN, STAFF_BADGE = "s-0042", "2468", bytes.fromhex("04a1b2c3d4e5f6")
+
+
 def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
-             out: Any = print) -> DemoResult:
-    """Run the scripted demo; `out` receives each printed line."""
+             out: Any = print, ui_dir: Path | None = None) -> DemoResult:
+    """Run the scripted demo; `out` receives each printed line.
+
+    With `ui_dir`, the touchscreen UI (SDL dummy driver) replaces the headless driver: a robot
+    taps the patients' answers, every screen shown is saved there as PNG, and a sixth step has
+    a staff member sign in (badge + PIN) and check a patient in at the desk (an override).
+    """
     from kiosk.hardware.nfc.emulator import Pn532Emulator, phone_card
     from kiosk.issuer.issuer import Issuer
     from kiosk.gateway.core import Gateway
@@ -237,13 +250,18 @@ def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
         camera = DemoCamera(portraits)
         reader = NfcReader(nfc_port, cfg.nfc.baudrate, cfg.nfc.timeout_s)
         stack.append(reader.close)
-        ui = HeadlessDriver()
+        touch = _TouchDemo(work, cfg, ui_dir) if ui_dir is not None else None
+        if touch is not None:
+            stack.append(touch.close)
+        ui: Any = touch.ui if touch is not None else HeadlessDriver()
         rt = build_runtime(cfg, ui=ui, camera=camera, reader=reader, listen_revocations=True,
                            nfc_repeat_guard_s=0.0,  # the director takes each phone away itself
                            # the simulated phones read the same host clock as the kiosk, so
                            # their QR windows agree whether or not NTP has set that clock
                            clock_synced=lambda: True)
         stack.append(rt.close)
+        if touch is not None:
+            touch.attach(cfg, rt)
         rt.revocations.offer(rl_bytes)
         out(f"kiosk demo: site {SITE}, kiosk {KIOSK}, broker 127.0.0.1:{broker.port}, "
             f"NFC reader on {nfc_port} (emulated PN532), work dir {work}")
@@ -275,13 +293,18 @@ def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
         for i, st in enumerate(steps, 1):
             w = wallets[st.holder]
             current.update(w=w, second_tap=st.patient.second_tap, face=st.face)
-            ui.set_patient(st.patient)
+            if touch is not None:
+                touch.patient(st.patient)
+            else:
+                ui.set_patient(st.patient)
             camera.show_person(st.face)
             if st.channel == "nfc":
                 emu.place(phone_card(w))
             else:
                 camera.show_qr(w.qr_text())
             st.outcome = rt.engine.run_once()
+            if touch is not None:
+                time.sleep(0.3)  # let the result screen reach the display (and its PNG) before the next tap
             emu.remove()
             camera.show_person(None)
             o = st.outcome
@@ -293,6 +316,15 @@ def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
 
         result = DemoResult(steps, kiosk_public=bytes(kiosk_key.verify_key), workdir=work)
         expected = [h for st in steps if st.outcome for h in st.outcome.entries]
+        if touch is not None:
+            ticket = touch.staff_override(lambda: emu.place(_badge_card()), emu.remove)
+            result.overrides = list(touch.desk.overrides)
+            result.overrides_expected = 1
+            result.screens = list(touch.saved)
+            expected += result.overrides
+            ov = " ".join(h.hex()[:12] for h in result.overrides) or "NONE"
+            out(f"[{len(steps) + 1}] staff {STAFF_ID} signs in (badge + PIN) and checks a patient in at the desk "
+                f"(reason identity-confirmed): ticket {ticket}, staff-override entry {ov}")
         _await_receipts(rt.outbox, expected, timeout_s=30.0)
         out("receipts (verified by the kiosk: signed checkpoint, inclusion, consistency):")
         leaves = _ledger_leaves(cfg)
@@ -319,6 +351,87 @@ def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
                 pass
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _badge_card() -> Any:
+    """A staff badge on the emulated reader: a plain ISO 14443-A card with a fixed UID."""
+    from kiosk.hardware.nfc.emulator import EmulatedCard
+
+    class _Plain:
+        def process(self, command: bytes) -> bytes:
+            return b"\x6a\x82"
+
+        def reset(self) -> None:
+            pass
+
+    return EmulatedCard(_Plain(), STAFF_BADGE, sens_res=b"\x00\x44", sel_res=0x08)  # type: ignore[arg-type]
+
+
+class _TouchDemo:
+    """The touchscreen on SDL's dummy driver, a robot at it, and a PNG per screen shown."""
+
+    def __init__(self, work: Path, cfg: Any, ui_dir: Path) -> None:
+        import os
+
+        os.environ["SDL_VIDEODRIVER"] = "dummy"
+        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+        from kiosk.checkin.ports import SystemClock
+        from kiosk.staff.desk import Desk
+        from kiosk.staff.store import StaffStore
+        from kiosk.ui.app import PygameUi
+        from kiosk.ui.model import UiModel, UiSettings
+        from kiosk.ui.robot import Loop
+        from kiosk.ui.shell import settings_of
+
+        self.dir = ui_dir
+        self.store = StaffStore(cfg.state_path(cfg.staff.path))
+        self.store.add(STAFF_ID, "Demo Desk", STAFF_BADGE, STAFF_PIN)
+        self.desk = Desk(self.store, site=cfg.kiosk.site, kiosk=cfg.kiosk.id)
+        base = settings_of(cfg)
+        settings = UiSettings(base.languages, base.default_language, result_s=5.0,
+                              idle_warning_s=base.idle_warning_s, idle_countdown_s=base.idle_countdown_s)
+        self.model = UiModel(settings, dict(cfg.consent.text), SystemClock(), cfg.consent, self.desk)
+        self.ui = PygameUi(self.model, (cfg.ui.width, cfg.ui.height), fps=60)
+        self.saved: list[Path] = []
+        self._last = ""
+        self.ui.on_frame = self._frame
+        self.loop = Loop(self.ui).start()
+        self.loop.wait(lambda: self.ui.frames > 0, 10)
+
+    def _frame(self, ui: Any) -> None:
+        from kiosk.ui.widgets import Field
+
+        m = ui.model
+        name = ("staff-" + (m.staff.step if m.staff.step != "tabs" else m.staff.tab) if m.staff is not None
+                else "field" if any(isinstance(w, Field) for w in ui.widgets) else m.screen)
+        if name != self._last:
+            self._last = name
+            path = self.dir / f"{len(self.saved) + 1:02d}-{name}.png"
+            ui.save(path)
+            self.saved.append(path)
+
+    def attach(self, cfg: Any, rt: Any) -> None:
+        badge = next((s for s in rt.engine.sources if hasattr(s, "read_badge")), None)
+        self.desk.attach(cfg, rt, lambda: True, badge)
+
+    def patient(self, p: ScriptedPatient) -> None:
+        from kiosk.ui.robot import PatientRobot
+
+        self.loop.robot = PatientRobot(p)
+
+    def staff_override(self, place_badge: Any, remove_badge: Any) -> str | None:
+        from kiosk.ui.robot import StaffRobot
+
+        self.model.press("result:ok")  # back to the attract screen, where the Staff button is
+        robot = StaffRobot(STAFF_PIN, "identity-confirmed", place_badge)
+        self.loop.robot = robot
+        self.loop.wait(lambda: robot.done, 30)
+        remove_badge()
+        return robot.ticket
+
+    def close(self) -> None:
+        self.loop.stop()
+        self.store.close()
 
 
 def _await_receipts(outbox: Any, hashes: list[bytes], timeout_s: float) -> None:

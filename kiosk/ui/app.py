@@ -231,6 +231,11 @@ class PygameUi:
     def widgets(self) -> list[Widget]:
         return self._widgets
 
+    @property
+    def current(self) -> bool:
+        """The widgets on screen show the model as it is (nothing changed since the last draw)."""
+        return self._drawn == self.model.version
+
     # --- touches ------------------------------------------------------------------------------
     def touch_down(self, pos: tuple[int, int]) -> None:
         w = hit(self._widgets, pos)

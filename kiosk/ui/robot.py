@@ -74,6 +74,8 @@ class PatientRobot:
         self._step = 0
 
     def act(self, ui: PygameUi) -> None:
+        if not ui.current:
+            return  # tap only what is on the screen
         m = ui.model
         screen = "staff" if m.staff is not None else m.screen
         if self.on_screen is not None and screen not in self._seen:
@@ -126,3 +128,80 @@ def drive(ui: PygameUi, session: Callable[[], Any], robot: Any = None, timeout_s
     if "err" in box:
         raise box["err"]
     return box.get("out")
+
+
+class StaffRobot:
+    """A staff member at the touchscreen: badge, PIN, an override with a reason, log off."""
+
+    def __init__(self, pin: str, reason: str, place_badge: Callable[[], object]) -> None:
+        self.pin, self.reason, self.place_badge = pin, reason, place_badge
+        self.ticket: str | None = None
+        self._badge_placed = False
+        self._typed = False
+        self._picked = False
+        self.done = False
+
+    def act(self, ui: PygameUi) -> None:
+        m = ui.model
+        st = m.staff
+        if self.done or not ui.current:
+            return
+        if st is None:
+            if self.ticket is not None:
+                self.done = True
+            elif m.screen == "welcome":
+                tap(ui, "staff:open")
+            return
+        if st.step == "badge" and not self._badge_placed:
+            self._badge_placed = bool(self.place_badge()) or True
+        elif st.step == "pin" and not self._typed:
+            for d in self.pin:
+                tap(ui, f"key:{d}")
+            tap(ui, "key:ok")
+            self._typed = True
+        elif st.step == "tabs":
+            if st.tab != "override":
+                tap(ui, "tab:override")
+            elif not self._picked:
+                tap(ui, f"reason:{self.reason}")
+                tap(ui, "override:confirm")
+                self._picked = True
+            elif st.message and st.message[0] == "staff.override.done" and self.ticket is None:
+                self.ticket = str(st.message[1]["ticket"])
+                tap(ui, "staff:logoff")
+
+
+class Loop:
+    """The UI loop and a robot in a thread of their own (the demo's engine keeps the main one)."""
+
+    def __init__(self, ui: PygameUi) -> None:
+        self.ui = ui
+        self.robot: Any = None
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, name="ui", daemon=True)
+
+    def start(self) -> Loop:
+        self._t.start()
+        return self
+
+    def _run(self) -> None:
+        self.ui.open()
+        try:
+            while not self._stop.is_set():
+                self.ui.step()
+                if self.robot is not None:
+                    self.robot.act(self.ui)
+        finally:
+            self.ui.close()
+
+    def wait(self, cond: Callable[[], bool], timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if cond():
+                return True
+            time.sleep(0.02)
+        return cond()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._t.join(10)

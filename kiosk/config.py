@@ -169,6 +169,28 @@ class GatewayTable(_Table):
     ref_wait_s: float = Field(10.0, ge=0, le=600)
 
 
+class EhrTable(_Table):
+    """The EHR link on the gateway host: FHIR R4 or HL7 v2 (see docs/design-notes.md "EHR link")."""
+
+    kind: Literal["none", "fhir", "hl7v2"] = "none"
+    state_path: Path = Path("ehr.sqlite3")  # identifier map + retry queue (0600), under state_dir
+    entry_key: Path = Path("/etc/kiosk/keys/gateway-entry.key")  # signs the ledger's ehr-update entries
+    fhir_base: str = ""
+    fhir_ca: Path | None = None
+    smart_client_id: str = ""  # empty: no SMART authorisation
+    smart_key: Path = Path("/etc/kiosk/keys/smart-es384.key")
+    smart_token_url: str = ""  # empty: discovered from .well-known/smart-configuration
+    mllp_host: str = "127.0.0.1"
+    mllp_port: int = Field(2575, ge=1, le=65535)
+    mllp_ca: Path | None = None  # MLLP over TLS when set
+    sending_facility: str = "CLINIC"
+    receiving_app: str = "EHR"
+    receiving_facility: str = "CLINIC"
+    retry_min_s: float = Field(10.0, gt=0)
+    retry_max_s: float = Field(900.0, gt=0)
+    max_attempts: int = Field(50, ge=1)
+
+
 class ConsentTable(_Table):
     """The clinic's consent template: what the patient is asked to agree to today."""
 
@@ -255,6 +277,7 @@ class Config(_Table):
     engine: EngineTable = EngineTable()
     ui: UiTable = UiTable()
     staff: StaffTable = StaffTable()
+    ehr: EhrTable = EhrTable()
 
     @field_validator("schema_version")
     @classmethod
@@ -291,6 +314,11 @@ def _resolve(data: dict, base: Path) -> dict:
         for k in ("log_key", "sealing_key"):
             if isinstance(gw.get(k), str) and not Path(gw[k]).is_absolute():
                 gw[k] = str(base / gw[k])
+    ehr = data.get("ehr")
+    if isinstance(ehr, dict):
+        for k in ("entry_key", "smart_key", "fhir_ca", "mllp_ca"):
+            if isinstance(ehr.get(k), str) and not Path(ehr[k]).is_absolute():
+                ehr[k] = str(base / ehr[k])
     return data
 
 

@@ -36,6 +36,8 @@ def register(subparsers: Any) -> None:
     d.add_argument("--ui", nargs="?", const=Path("demo-screens"), type=Path, default=None, metavar="DIR",
                    help="run with the touchscreen UI on SDL's dummy driver, a robot tapping the answers; "
                         "save every screen shown to DIR (default ./demo-screens) and add a staff override")
+    d.add_argument("--ehr", action="store_true",
+                   help="also run a FHIR R4 server (sekmet-fhir) and show each appointment go to arrived")
     d.set_defaults(func=cmd_demo)
 
 
@@ -124,7 +126,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not args.verbose:  # a clean transcript; -v shows every part's log lines
         logging.getLogger().setLevel(logging.WARNING)
 
-    result = run_demo(args.faces, args.keep, out=lambda line: print(line, flush=True), ui_dir=args.ui)
+    result = run_demo(args.faces, args.keep, out=lambda line: print(line, flush=True), ui_dir=args.ui,
+                      ehr=args.ehr)
     if args.ui is not None:
         print(f"screens: {len(result.screens)} PNGs in {args.ui}", flush=True)
     return 0 if result.ok else 1

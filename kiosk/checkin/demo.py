@@ -120,6 +120,8 @@ class DemoResult:
     verify_ok: bool = False
     verify_line: str = ""
     kiosk_public: bytes = b""
+    gateway_public: bytes = b""  # with --ehr: the gateway's entry key (its ehr-update entries)
+    ehr_ok: bool = True
     workdir: Path | None = None
     overrides: list[bytes] = field(default_factory=list)  # staff-override entries (--ui)
     overrides_expected: int = 0
@@ -129,9 +131,10 @@ class DemoResult:
     def ok(self) -> bool:
         expected_entries = sum(2 for s in self.steps if s.expect in (EN.CHECKED_IN, EN.CONSENT_DECLINED))
         expected_entries += len(self.overrides)
-        return (all(s.as_expected for s in self.steps) and self.verify_ok
+        kiosk_entries = [e for e in self.ledger if e[1] not in entry.GATEWAY_TYPES]
+        return (all(s.as_expected for s in self.steps) and self.verify_ok and self.ehr_ok
                 and len(self.overrides) == self.overrides_expected
-                and len(self.ledger) == expected_entries == len(self.receipts)
+                and len(kiosk_entries) == expected_entries == len(self.receipts)
                 and all(ok for *_, ok in self.ledger))
 
 
@@ -150,10 +153,10 @@ def _portraits(faces_dir: Path | None) -> dict[str, np.ndarray]:
     return {f"face{i + 1}": load_photo(p) for i, p in enumerate(files[:2])}
 
 
-def _config(work: Path, port: int, nfc_port: str) -> Any:
+def _config(work: Path, port: int, nfc_port: str, ehr: dict | None = None) -> Any:
     from kiosk import config
 
-    return config.from_dict({
+    return config.from_dict({**({"ehr": ehr} if ehr else {}),
         "kiosk": {"site": SITE, "id": KIOSK},
         "paths": {"state_dir": str(work / "state")},
         "keys": {"kiosk_key": str(work / "kiosk" / "kiosk.key"),
@@ -176,12 +179,13 @@ STAFF_ID, STAFF_PIN, STAFF_BADGE = "s-0042", "2468", bytes.fromhex("04a1b2c3d4e5
 
 
 def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
-             out: Any = print, ui_dir: Path | None = None) -> DemoResult:
+             out: Any = print, ui_dir: Path | None = None, ehr: bool = False) -> DemoResult:
     """Run the scripted demo; `out` receives each printed line.
 
     With `ui_dir`, the touchscreen UI (SDL dummy driver) replaces the headless driver: a robot
     taps the patients' answers, every screen shown is saved there as PNG, and a sixth step has
     a staff member sign in (badge + PIN) and check a patient in at the desk (an override).
+    With `ehr`, a FHIR server beside the gateway shows each appointment go to "arrived".
     """
     from kiosk.hardware.nfc.emulator import Pn532Emulator, phone_card
     from kiosk.issuer.issuer import Issuer
@@ -206,7 +210,15 @@ def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
         emu = Pn532Emulator(pace=False)
         nfc_port = emu.start()
         stack.append(emu.stop)
-        cfg = _config(work, broker.port, nfc_port)
+        sandbox = None
+        if ehr:  # a real FHIR server beside the gateway, with today's appointments
+            from kiosk.gateway.ehr.sandbox import FhirSandbox
+
+            sandbox = FhirSandbox(work / "ehr").start()
+            stack.append(sandbox.stop)
+            entry_key = keys.new_signing_key(work / "gateway" / "gateway-entry.key")
+        cfg = _config(work, broker.port, nfc_port,
+                      sandbox.table(work / "gateway" / "gateway-entry.key") if sandbox else None)
         from kiosk.config import to_toml
         # kept with --keep, so `kiosk ledger verify|history`, `kiosk outbox` and `kiosk doctor`
         # can look at what the demo left (the broker and emulator ports die with the demo)
@@ -234,9 +246,15 @@ def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
         (work / "state").mkdir(parents=True, exist_ok=True)
         reg = open_registry(cfg)
         reg.add(KIOSK, kiosk_key.verify_key)
+        if sandbox is not None:
+            reg.add(cfg.gateway.client_id, entry_key.verify_key, service=True)
+            _book_appointments(cfg, sandbox, wallets, names[:2], out)
         reg.close()
         publish_retained("127.0.0.1", broker.port, topics.revocations(SITE), rl_bytes, client_id="issuer-demo")
-        gw = GatewayService(Gateway.from_config(cfg), cfg.broker, site=SITE, settings=cfg.gateway).start()
+        from kiosk.gateway.ehr.worker import worker_from_config
+
+        gw = GatewayService(Gateway.from_config(cfg), cfg.broker, site=SITE, settings=cfg.gateway,
+                            ehr=worker_from_config(cfg)).start()
         stack.append(gw.stop)
         if not gw.wait_ready(15):
             raise RuntimeError("gateway did not come up")
@@ -314,7 +332,8 @@ def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
                 what += ", entries " + " ".join(h.hex()[:12] for h in o.entries)
             out(f"[{i}] {st.label}: {what} -> {'as expected' if st.as_expected else 'UNEXPECTED'}")
 
-        result = DemoResult(steps, kiosk_public=bytes(kiosk_key.verify_key), workdir=work)
+        result = DemoResult(steps, kiosk_public=bytes(kiosk_key.verify_key), workdir=work,
+                            gateway_public=bytes(entry_key.verify_key) if sandbox else b"")
         expected = [h for st in steps if st.outcome for h in st.outcome.entries]
         if touch is not None:
             ticket = touch.staff_override(lambda: emu.place(_badge_card()), emu.remove)
@@ -336,6 +355,8 @@ def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
                 continue
             result.receipts.append((h, typ, r.leaf_index, r.checkpoint_size))
             out(f"  {h.hex()[:12]}  {typ:9s} leaf index {r.leaf_index}, checkpoint size {r.checkpoint_size}")
+        if sandbox is not None:
+            result.ehr_ok = _await_ehr(cfg, sandbox, names[:2], steps, out)
         _verify_ledger(cfg, result, out)
         took = time.monotonic() - t0
         n_ok = sum(s.as_expected for s in steps)
@@ -469,12 +490,14 @@ def _verify_ledger(cfg: Any, result: DemoResult, out: Any) -> None:
     from kiosk.protocol import keys
 
     kiosk_pub = VerifyKey(result.kiosk_public)
+    gateway_pub = VerifyKey(result.gateway_public) if result.gateway_public else None
+    signers = {KIOSK: kiosk_pub, cfg.gateway.client_id: gateway_pub}
     store = _store(cfg)
     try:
         report = verify_log(store, NoteVerifier(LOG_NAME, keys.load_verify_key(cfg.keys.log_public)), LOG_NAME)
         for idx, leaf in iter_entries(store):
             try:
-                env = entry.open_leaf(leaf, lambda k: kiosk_pub if k == KIOSK else None)
+                env = entry.open_leaf(leaf, signers.get)
                 result.ledger.append((idx, env.type, env.kiosk, True))
             except KioskError:
                 env, _ = entry.decode_leaf(leaf)
@@ -488,7 +511,51 @@ def _verify_ledger(cfg: Any, result: DemoResult, out: Any) -> None:
         result.verify_line = (f"ok: {report.entries} entries ({types}), checkpoint at size "
                               f"{cp.size if cp else '-'} matches, log signature "
                               f"{'verified' if report.checkpoint_verified else 'NOT checked'}, "
-                              f"all leaves signed by {KIOSK}: {all(ok for *_, ok in result.ledger)}")
+                              f"every leaf signed by {KIOSK}"
+                              f"{' (or the gateway: ehr-update)' if gateway_pub else ''}: "
+                              f"{all(ok for *_, ok in result.ledger)}")
     else:
         result.verify_line = "FAILED: " + "; ".join(f"{f.kind}: {f.detail}" for f in report.findings[:3])
     out("ledger verify: " + result.verify_line)
+
+
+def _book_appointments(cfg: Any, sandbox: Any, wallets: dict, names: list[str], out: Any) -> None:
+    """--ehr: each demo patient has an EHR record and an appointment today; the gateway's
+    identifier map links their pass's pseudonymous id to it."""
+    from kiosk.gateway.ehr.sandbox import MRN_SYSTEM
+    from kiosk.gateway.ehr.state import EhrState
+    from kiosk.protocol import patient_pass
+
+    state = EhrState(cfg.state_path(cfg.ehr.state_path))
+    for n in names:
+        mrn = sandbox.book(n)
+        state.map_patient(patient_pass.decode(wallets[n].pass_bytes).patient, MRN_SYSTEM, mrn)
+        out(f"  EHR (FHIR R4 at {sandbox.base}): {n} has Appointment/{sandbox.appointments[n][:8]}… "
+            f"today, status {sandbox.status(n)}")
+    state.close()
+
+
+def _await_ehr(cfg: Any, sandbox: Any, names: list[str], steps: list, out: Any) -> bool:
+    """--ehr: wait for the gateway to tell the EHR of every check-in, then show the appointments."""
+    from kiosk.gateway.ehr.state import EhrState
+
+    checked_in = sum(1 for st in steps if st.outcome and st.outcome.entries)
+    state = EhrState(cfg.state_path(cfg.ehr.state_path))
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            done = [j for j in state.all() if j.state == "done"]
+            if len(done) >= checked_in:
+                break
+            time.sleep(0.2)
+        jobs = state.all()
+    finally:
+        state.close()
+    ok = len(jobs) == checked_in and all(j.state == "done" and j.answer == "arrived" for j in jobs)
+    for n in names:
+        enc = sandbox.encounters(n)
+        out(f"  EHR: {n}'s appointment booked -> {sandbox.status(n)}"
+            f"{', ' + ', '.join(e[:18] + '…' for e in enc) if enc else ''}")
+    out(f"  EHR: {sum(j.answer == 'arrived' for j in jobs)}/{checked_in} check-ins reported, "
+        f"each recorded in the ledger as an ehr-update entry -> {'OK' if ok else 'FAILED'}")
+    return ok

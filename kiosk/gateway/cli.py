@@ -35,6 +35,10 @@ def register(subparsers) -> None:
     rv.add_argument("--config", type=Path, default=None)
     rv.set_defaults(func=_revoke)
 
+    from kiosk.gateway.ehr.cli import register as register_ehr
+
+    register_ehr(sub)
+
 
 def _config(args):
     from kiosk import config

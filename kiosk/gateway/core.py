@@ -51,6 +51,7 @@ from kiosk.gateway.sessions import SessionTable
 from kiosk.ledger.store import LogStore
 from kiosk.protocol import consent as consent_format
 from kiosk.protocol import entry, presentation, revocation
+from kiosk.protocol.config_ids import reserved_id
 from kiosk.protocol.entry import Envelope, Receipt, Record
 from kiosk.protocol.keys import write_atomic
 from kiosk.protocol.patient_pass import PatientPass
@@ -355,6 +356,10 @@ class Gateway:
         eh = entry.entry_hash(sealed.leaf)
         if env.kiosk != kiosk:
             raise _Reject(Reason.WRONG_KIOSK, "leaf names another kiosk than the topic")
+        if env.type in entry.GATEWAY_TYPES:
+            raise _Reject(Reason.WRONG_ENTRY, "only the gateway writes this entry type")
+        if reserved_id(kiosk):  # a gateway's own signing id is in the registry for audits only
+            raise _Reject(Reason.UNKNOWN_KIOSK, "records come from kiosks only")
         reg = self.registry.get(kiosk)
         if reg is None:
             raise _Reject(Reason.UNKNOWN_KIOSK, "kiosk is not in the registry")

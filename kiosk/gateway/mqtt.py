@@ -33,6 +33,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kiosk.config import BrokerTable, Config, GatewayTable
 from kiosk.errors import KioskError, TransportError
@@ -41,6 +42,9 @@ from kiosk.gateway.witnesses import WitnessCollector
 from kiosk.net import topics
 from kiosk.net.tls import apply_client_tls
 from kiosk.sd_notify import sd_notify, watchdog_period_s
+
+if TYPE_CHECKING:
+    from kiosk.gateway.ehr.worker import EhrWorker
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +64,10 @@ class GatewayService:
     """One gateway process's MQTT side. `start()` returns at once; `stop()` ends it."""
 
     def __init__(self, gateway: Gateway, broker: BrokerTable | None = None, *, site: str | None = None,
-                 settings: GatewayTable | None = None, client_id: str | None = None) -> None:
+                 settings: GatewayTable | None = None, client_id: str | None = None,
+                 ehr: EhrWorker | None = None) -> None:
         self.gateway = gateway
+        self.ehr = ehr  # the EHR link, when configured: told of check-ins from the log
         self.broker = broker or BrokerTable()
         self.site = site or gateway.site
         self.settings = settings or gateway.settings
@@ -79,7 +85,10 @@ class GatewayService:
 
     @classmethod
     def from_config(cls, cfg: Config) -> "GatewayService":
-        return cls(Gateway.from_config(cfg), cfg.broker, site=cfg.kiosk.site, settings=cfg.gateway)
+        from kiosk.gateway.ehr.worker import worker_from_config
+
+        return cls(Gateway.from_config(cfg), cfg.broker, site=cfg.kiosk.site, settings=cfg.gateway,
+                   ehr=worker_from_config(cfg))
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "GatewayService":
@@ -111,6 +120,8 @@ class GatewayService:
         c.loop_start()
         self._worker = threading.Thread(target=self._work, name=f"gateway-{self.client_id}", daemon=True)
         self._worker.start()
+        if self.ehr is not None:
+            self.ehr.start()
         note = self.gateway.latest_checkpoint()
         if note is not None:
             self._publish(topics.checkpoint(self.site), note, retain=True)
@@ -129,6 +140,8 @@ class GatewayService:
         self._stop.set()
         if self._worker is not None:
             self._worker.join(timeout=30)
+        if self.ehr is not None:
+            self.ehr.stop()
         if self._client is not None:
             try:
                 self._client.disconnect()
@@ -248,6 +261,8 @@ class GatewayService:
         may_defer = [now - m.first_seen < self.settings.ref_wait_s for m in batch]
         try:
             outcomes = self.gateway.handle_batch(items, may_defer=may_defer)
+            if self.ehr is not None:
+                self.ehr.wake()
         except Exception as e:  # the store failed: nothing was answered; retry, unacknowledged
             log.error("gateway: batch of %d not appended (%s)", len(batch),
                       e.message if isinstance(e, KioskError) else type(e).__name__)

@@ -67,15 +67,19 @@ class KioskRegistry:
     def __init__(self, tables: SqlTables) -> None:
         self._t = tables
 
-    def add(self, kiosk_id: str, key: VerifyKey, *, replace: bool = False) -> KioskRecord:
+    def add(self, kiosk_id: str, key: VerifyKey, *, replace: bool = False, service: bool = False) -> KioskRecord:
         """Register a kiosk as active. An existing id is refused unless `replace` (re-keying);
         a replaced key is kept as retired, so the leaves it signed still verify in audits.
 
         Refused: an id reserved for a service (its certificate would be that service on the
         broker), and a key that another kiosk has or had (two ids, one key: either could sign
-        as the other)."""
+        as the other). `service` registers the key a gateway signs its own entries with (the
+        EHR's answers) under its reserved id, so audits verify them; the gateway never accepts
+        a record from such an id."""
         _check_id(kiosk_id)
-        if reserved_id(kiosk_id):
+        if service and not reserved_id(kiosk_id):
+            raise FormatError(f"{kiosk_id} is not a service id (gateway-*)")
+        if reserved_id(kiosk_id) and not service:
             raise FormatError(f"kiosk id {kiosk_id} is reserved for a broker service (gateway-*, issuer)")
         raw = bytes(key)
         others = self._t.q("SELECT kiosk_id FROM {kiosks} WHERE public_key = %s AND kiosk_id <> %s "

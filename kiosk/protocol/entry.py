@@ -35,7 +35,9 @@ from kiosk.protocol.config_ids import ID_RE
 from kiosk.protocol.keys import kid as key_id
 
 VERSION = 1
-TYPES = ("check-in", "consent", "consent-withdrawal", "staff-override", "kiosk-event")
+TYPES = ("check-in", "consent", "consent-withdrawal", "staff-override", "kiosk-event", "ehr-update")
+# written by the gateway itself (the EHR's answer to a check-in), never accepted from a kiosk
+GATEWAY_TYPES = ("ehr-update",)
 MAX_BODY = 192 * 1024
 MAX_RECORD = 256 * 1024
 STATUS_ACCEPTED, STATUS_DUPLICATE, STATUS_REJECTED = "accepted", "duplicate", "rejected"

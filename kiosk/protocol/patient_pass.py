@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -65,6 +66,9 @@ class PatientPass:
     @property
     def is_card(self) -> bool:
         return self.patient_key is None
+
+
+PATIENT_ID_RE = re.compile(r"p-[0-9a-f]{20}\Z")
 
 
 def new_patient_id() -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -52,6 +53,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="the ledger's log public key (log.pub): the wallet verifies consent receipts with it")
     sv.add_argument("--log-name", required=True, help="the ledger's log name (as in the kiosks' [keys] log_name)")
     sv.set_defaults(func=_serve)
+    wc = s.add_parser("write-card", help="write a card pass (enroll --card DIR) to a blank NTAG215/216 "
+                                         "through the PN532, verify it by reading back; --lock to lock it")
+    wc.add_argument("card", type=Path, help="the folder `issuer enroll --card` wrote (its pass.cose)")
+    wc.add_argument("--port", help="serial port of the PN532 (default: config nfc.port)")
+    wc.add_argument("--baudrate", type=int, default=115200)
+    wc.add_argument("--wait", type=float, default=30.0, help="seconds to wait for the tag (default 30)")
+    wc.add_argument("--lock", action="store_true", help="make the tag read-only for good after verifying")
+    wc.add_argument("--overwrite", action="store_true", help="replace an NDEF message already on the tag")
+    wc.add_argument("--config", type=Path, help="kiosk config (for nfc.port)")
+    wc.set_defaults(func=_write_card)
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -215,4 +226,26 @@ def _serve(args: argparse.Namespace) -> int:
         pass
     finally:
         server.close()
+    return 0
+
+
+def _write_card(args: argparse.Namespace) -> int:
+    from kiosk import config
+    from kiosk.errors import FormatError
+    from kiosk.hardware.nfc.reader import NfcReader
+    from kiosk.hardware.nfc.type4 import pass_message
+    from kiosk.protocol import patient_pass
+
+    try:
+        pass_bytes = (args.card / "pass.cose").read_bytes()
+    except OSError as e:
+        raise FormatError(f"{args.card}/pass.cose: cannot read ({e.strerror})") from None
+    if not patient_pass.decode(pass_bytes).is_card:
+        raise FormatError("that is a phone pass: only a card pass (enroll --card) goes on a card")
+    port = args.port or config.load(args.config).nfc.port
+    with NfcReader(port, args.baudrate) as reader:
+        print(f"put a blank NTAG215/216 card on the reader ({args.wait:.0f} s)...", file=sys.stderr)
+        result = reader.write_card(pass_message(pass_bytes), timeout=args.wait, lock=args.lock,
+                                   overwrite=args.overwrite)
+    print(json.dumps({**result, "pass_bytes": len(pass_bytes)}, indent=2))
     return 0

@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 FIRMWARE = bytes([0x32, 0x01, 0x06, 0x07])  # PN532, v1.6, support: ISO18092|ISO14443A|B
 BAUD_RATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1288000)
 CIU_FIFO_DATA = 0x6339
+CIU_TX_MODE, CIU_RX_MODE = 0x6302, 0x6303  # bit 7: CRC generation / check (nfcpy clears RxCRCEn)
+STATUS_CRC = 0x02
+STATUS_MIFARE_NAK = 0x14  # what InDataExchange reports for a Type 2 NAK (treated as a refusal)
 ATS = bytes.fromhex("05 78 00 80 02")  # TL T0(FSCI=8: 256) TA1 TB1(FWI=8, ~77 ms) TC1
 STATUS_TIMEOUT = 0x01
 STATUS_NOT_ACCEPTABLE = 0x27
@@ -65,6 +68,11 @@ class EmulatedCard:
     sel_res: int = 0x20  # ISO/IEC 14443-4 compliant
     ats: bytes = ATS
 
+    @property
+    def type2(self) -> bool:
+        """A Type 2 Tag (SAK bits 6 and 7 clear): raw commands, no ISO-DEP."""
+        return self.sel_res & 0x60 == 0
+
 
 def phone_card(wallet: object) -> EmulatedCard:
     """A phone doing host-card emulation of our pass application (random 4-byte UID 08..)."""
@@ -79,6 +87,29 @@ def type4_card(pass_bytes: bytes) -> EmulatedCard:
 
     return EmulatedCard(Type4Tag(pass_message(pass_bytes)), b"\x04" + secrets.token_bytes(6),
                         sens_res=b"\x00\x44")
+
+
+def type2_card(pass_bytes: bytes | None = None, model: str = "NTAG216") -> EmulatedCard:
+    """An NTAG215/216 (7-byte UID, NXP 04..): blank as it comes from the factory, or holding
+    the pass in an NDEF record (what `kiosk issuer write-card` writes)."""
+    from kiosk.hardware.nfc import type2
+    from kiosk.hardware.nfc.type4 import pass_message
+
+    models = {"NTAG215": type2.NTAG215, "NTAG216": type2.NTAG216}
+    tag = type2.Type2Tag(b"\x04" + secrets.token_bytes(6), models[model])
+    if pass_bytes is not None:
+        tag.write_ndef_message(pass_message(pass_bytes))
+    return EmulatedCard(tag, tag.uid, sens_res=b"\x00\x44", sel_res=0x00, ats=b"")  # type: ignore[arg-type]
+
+
+def crc_a(data: bytes) -> bytes:
+    """ISO/IEC 14443-3 CRC_A (initial 6363h, LSB first)."""
+    crc = 0x6363
+    for b in data:
+        b ^= crc & 0xFF
+        b = (b ^ (b << 4)) & 0xFF
+        crc = (crc >> 8) ^ (b << 8) ^ (b << 3) ^ (b >> 4)
+    return bytes([crc & 0xFF, crc >> 8])
 
 
 class Fault(enum.Enum):
@@ -121,7 +152,7 @@ class Pn532Emulator:
         self.counters = Counters()
         self._lock = threading.Lock()
         self._card: EmulatedCard | None = None
-        self._active: IsoDepCard | None = None  # the activated target, if any
+        self._active: IsoDepCard | object | None = None  # the activated target (or Type 2 tag)
         self._faults: list[_Pending] = []
         self._regs: dict[int, int] = {}
         self._flags = 0x14  # SetParameters default: fAutomaticRATS | fAutomaticATR_RES
@@ -359,10 +390,15 @@ class Pn532Emulator:
             if card is None:
                 return b"\x00"
             card.app.reset()
+            # the firmware activates at 106 kbps with CRC on both ways
+            self._regs[CIU_TX_MODE] = self._regs[CIU_RX_MODE] = 0x80
+            data = bytes([1, 1]) + card.sens_res + bytes([card.sel_res, len(card.uid)]) + card.uid
+            if card.type2:
+                self._active = card.app
+                return data
             auto_rats = bool(self._flags & 0x10)
             self._active = IsoDepCard(card.ats, card.app.process)
             self._active.active = auto_rats
-        data = bytes([1, 1]) + card.sens_res + bytes([card.sel_res, len(card.uid)]) + card.uid
         return data + (card.ats if auto_rats else b"")
 
     def _exchange(self, cmd: int, p: bytes) -> bytes | None:
@@ -381,12 +417,28 @@ class Pn532Emulator:
             return None
         if self._active is not active:
             return bytes([STATUS_TIMEOUT])  # removed while we waited
+        if card.type2:
+            return self._type2(cmd, active, p[1:] if cmd == 0x40 else p)  # type: ignore[arg-type]
         if cmd == 0x40:
             if p[0] & 0x40:  # MI: host chaining, not emulated
                 return bytes([STATUS_NOT_ACCEPTABLE])
             return b"\x00" + active.handler(p[1:])
         answer = active.process(p[0:])
         return bytes([STATUS_TIMEOUT]) if answer is None else b"\x00" + answer
+
+    def _type2(self, cmd: int, tag: object, data: bytes) -> bytes:
+        """A raw Type 2 command. InDataExchange: the chip handles READ/WRITE as MIFARE
+        Ultralight commands (ACK = empty success). InCommunicateThru: raw bytes; a 4-bit
+        ACK/NAK only comes through with the CRC check off, else it is a CRC error."""
+        answer = tag.command(data)  # type: ignore[attr-defined]
+        if answer is None:
+            return bytes([STATUS_TIMEOUT])
+        crc_on = bool(self._regs.get(CIU_RX_MODE, 0x80) & 0x80)
+        if isinstance(answer, int):  # a 4-bit ACK (0Ah) or NAK
+            if cmd == 0x40:
+                return b"\x00" if answer == 0x0A else bytes([STATUS_MIFARE_NAK])
+            return bytes([STATUS_CRC]) if crc_on else bytes([0x00, answer])
+        return b"\x00" + answer + (b"" if crc_on or cmd == 0x40 else crc_a(answer))
 
     def _pull_due(self) -> int | None:
         with self._lock:

@@ -248,16 +248,29 @@ class Pn532:
         p = self.command(IN_DATA_EXCHANGE, bytes([target]) + data, timeout)
         if not p:
             raise NfcError("empty InDataExchange answer", reason="link-error")
-        status = p[0] & 0x3F
+        self._check_status(p[0])
+        if p[0] & 0x40:
+            raise NfcError("the card sent a chained (MI) answer; not supported", reason="card-error")
+        return p[1:]
+
+    def in_communicate_thru(self, data: bytes, timeout: float | None = None) -> bytes:
+        """InCommunicateThru (§7.3.9): raw bytes to the activated target, its raw answer
+        (CRC handled by the chip). Used for Type 2 commands InDataExchange does not know
+        (GET_VERSION, FAST_READ). A non-zero status is NfcError as for InDataExchange."""
+        p = self.command(IN_COMMUNICATE_THRU, bytes(data), timeout)
+        if not p:
+            raise NfcError("empty InCommunicateThru answer", reason="link-error")
+        self._check_status(p[0])
+        return p[1:]
+
+    def _check_status(self, status_byte: int) -> None:
+        status = status_byte & 0x3F
         if status:
             lost = status in (0x01, 0x27, 0x29, 0x2B)
             raise NfcError(
                 f"the card/phone stopped answering: {STATUS_TEXT.get(status, f'status 0x{status:02x}')}",
                 reason="card-lost" if lost else "card-error",
             )
-        if p[0] & 0x40:
-            raise NfcError("the card sent a chained (MI) answer; not supported", reason="card-error")
-        return p[1:]
 
     def in_release(self, target: int = 0) -> None:
         """InRelease (§7.3.11); target 0 releases all. Errors are ignored (best effort)."""

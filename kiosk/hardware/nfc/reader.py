@@ -7,7 +7,9 @@
     reader.close()
 
 A phone is recognised by SELECT of our AID succeeding (see `pass_app`); otherwise the
-NFC Forum Type 4 NDEF application is tried for a clinic-issued card (see `type4`). Every
+NFC Forum Type 4 NDEF application is tried for a clinic-issued card (see `type4`). A
+target with SAK 00h is a Type 2 Tag (an NTAG card, see `type2`): its NDEF pass is read with
+READ/FAST_READ, and `write_card` writes one (`kiosk issuer write-card`). Every
 failure is `kiosk.errors.NfcError` with a machine-readable `reason` ("timeout",
 "card-lost", "card-error", "not-a-pass", "link-error", "port-unavailable", "port-busy",
 ...). Nothing here logs pass bytes, nonces or signatures.
@@ -26,7 +28,7 @@ from typing import Literal
 
 from kiosk.errors import FormatError, NfcError
 from kiosk.hardware.nfc import apdu as A
-from kiosk.hardware.nfc import pass_app, type4
+from kiosk.hardware.nfc import pass_app, type2, type4
 from kiosk.hardware.nfc.pn532 import Pn532, TargetA
 from kiosk.hardware.nfc.transport import SerialTransport
 
@@ -143,9 +145,13 @@ class NfcReader:
             if target is not None:
                 self._target = target
                 self._session += 1
+                read_deadline = time.monotonic() + budget
                 if target.iso_dep:
-                    read_deadline = time.monotonic() + budget
                     cred = self._read_phone(read_deadline) or self._read_card(read_deadline)
+                    if cred is not None:
+                        return cred
+                elif target.sel_res == 0x00:
+                    cred = self._read_type2(read_deadline)
                     if cred is not None:
                         return cred
                 log.info("a target without a pass was in the field; ignored")
@@ -237,6 +243,66 @@ class NfcReader:
         if not blob:
             return None
         return NfcCredential("card", blob)
+
+    def _type2_exchanges(self, deadline: float) -> tuple[type2.Exchange, type2.Exchange | None]:
+        """READ/WRITE through InDataExchange; GET_VERSION/FAST_READ through InCommunicateThru,
+        offered only for NXP UIDs (04..): other Type 2 tags go mute on an unknown command."""
+        target = self._target
+        assert target is not None
+
+        def thru(command: bytes) -> bytes:
+            if time.monotonic() >= deadline:
+                raise NfcError("the card took too long; abandoned", reason="card-error")
+            return self._chip.in_communicate_thru(command)
+
+        def exchange(command: bytes) -> bytes:
+            return self._transmit_raw(command, deadline)
+
+        return exchange, (thru if target.uid[:1] == b"\x04" else None)
+
+    def _read_type2(self, deadline: float) -> NfcCredential | None:
+        exchange, thru = self._type2_exchanges(deadline)
+        try:
+            blob = type4.extract_pass(type2.read_ndef(exchange, thru, MAX_PASS + 64))
+        except FormatError:
+            return None
+        return NfcCredential("card", blob) if blob else None
+
+    def write_card(self, message: bytes, *, timeout: float, lock: bool = False,
+                   overwrite: bool = False) -> dict:
+        """Write an NDEF message to the next Type 2 tag (NTAG215/216) tapped within
+        `timeout`, read it back, and optionally lock the tag for good.
+
+        NfcError(reason="timeout") when no tag came; FormatError when the message does not
+        fit, the tag is read-only, already holds a message (without `overwrite`), or reads
+        back different. Returns {uid, model, written, capacity, locked}.
+        """
+        end = time.monotonic() + timeout
+        self._release()
+        while True:
+            target = self._chip.in_list_passive_target_106a(timeout=min(self.timeout, 1.0))
+            if target is not None and target.sel_res == 0x00:
+                break
+            if target is not None:
+                self._chip.in_release(0)
+            if time.monotonic() + POLL_INTERVAL >= end:
+                raise NfcError("no Type 2 tag (NTAG) was put on the reader", reason="timeout")
+            time.sleep(POLL_INTERVAL)
+        self._target = target
+        deadline = time.monotonic() + self.card_timeout * 4  # a write is ~230 exchanges
+        exchange, thru = self._type2_exchanges(deadline)
+        info = type2.identify(exchange, thru)
+        if not overwrite and type2.read_ndef(exchange, thru):
+            raise FormatError("the tag already holds an NDEF message (overwrite it on purpose)")
+        written = type2.write_ndef(exchange, message, info)
+        if type2.read_ndef(exchange, thru) != message:
+            raise FormatError("the tag reads back different bytes: write failed")
+        if lock:
+            type2.lock(exchange, info)
+            if type2.identify(exchange, thru).writable:
+                raise FormatError("the tag did not take the lock")
+        return {"uid": target.uid.hex(), "model": info.model.name if info.model else "Type 2 tag",
+                "written": written, "capacity": info.data_area, "locked": lock}
 
     def _sign(self, session: int, p1: int, site: str, kiosk: str, nonce: bytes,
               body_hash: bytes | None, deadline: float) -> tuple[bytes, bytes]:

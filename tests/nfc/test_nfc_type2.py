@@ -127,7 +127,9 @@ def test_nfcpy_reads_a_card_written_by_write_card(tmp_path, capsys) -> None:
         clf = nfc.ContactlessFrontend(f"tty:{name}:pn532")
         try:
             tag = clf.connect(rdwr={"on-connect": lambda tag: False})
-            assert tag is not None and tag.product == "NXP NTAG216"
+            # "NXP NTAG216" from GET_VERSION; nfcpy gives that probe 10 ms, which a loaded
+            # machine can miss (it then says "NXP MIFARE Ultralight" and reads the same NDEF)
+            assert tag is not None and tag.product.startswith("NXP"), tag.product
             assert tag.ndef is not None and not tag.ndef.is_writeable
             (record,) = tag.ndef.records
             assert record.type == "urn:nfc:ext:kiosk.example:pass" and record.data == pass_bytes

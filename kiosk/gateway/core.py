@@ -4,10 +4,10 @@ No MQTT here (gateway_mqtt.py is the shell): `Gateway.handle_batch` takes (topic
 payload) pairs and returns one outcome each, so every rule is testable with a store in a
 temporary directory. The checks, in order (DESIGN §5, §7):
 
-  size cap → record decodes → leaf decodes → leaf kiosk = topic kiosk → kiosk registered
-  and active → kiosk signature → *already in the log?* (a resend gets the existing entry's
-  receipt, before any rule that time or state could change) → sealed part opens with the
-  gateway sealing key and names this leaf → body hash → site → created time within
+  size cap → record decodes → sealed part opens with the gateway sealing key and holds the
+  leaf it names → leaf decodes → leaf kiosk = topic kiosk → kiosk registered and active →
+  kiosk signature → *already in the log?* (a resend gets the existing entry's receipt,
+  before any rule that time or state could change) → body hash → site → created time within
   [now - max_age, now + max_skew] → captured within max_capture_age before created →
   presentation valid at its judging time (issuer signature, expiry, revocation, patient
   signature, freshness) → leaf patient = pass patient → session rule (replay; a consent
@@ -85,8 +85,7 @@ class Outcome:
 class _Candidate:
     pos: int
     kiosk: str
-    record: Record | None    # opened; None for a resend answered from the log
-    last_size: int
+    record: Record
     env: Envelope
     eh: bytes
     pres_hash: bytes | None  # the session key of its presentation (see _check_presentation)
@@ -263,9 +262,8 @@ class Gateway:
         if not answer:
             return [o for o in out if o is not None]  # type: ignore[misc]
         for c in accepted:
-            assert c.record is not None
             self.store.put_body(c.env.body_hash, c.record.body)
-        results = {r.entry_hash: r for r in self.store.append([c.record.leaf for c in accepted if c.record])}
+        results = {r.entry_hash: r for r in self.store.append([c.record.leaf for c in accepted])}
         size, note = self._checkpoint()
         for c in answer:
             if c.duplicate_index is not None:
@@ -275,7 +273,7 @@ class Gateway:
                 first = in_batch.get(c.eh)
                 dup = r.duplicate or (first is not None and first.pos != c.pos)
                 index, status = r.index, entry.STATUS_DUPLICATE if dup else entry.STATUS_ACCEPTED
-            base = self._proof_base(c.kiosk, c.last_size, size, status)
+            base = self._proof_base(c.kiosk, c.record.last_size, size, status)
             consistency = self.store.consistency_proof(base, size) if 0 < base < size else []
             receipt = Receipt(c.eh, status, "", index, note,
                               tuple(self.store.inclusion_proof(index, size)), tuple(consistency),
@@ -335,10 +333,10 @@ class Gateway:
 
     @staticmethod
     def _payload_hash(payload: object) -> bytes:
-        """The leaf's entry hash if the payload gets that far, else SHA-256 of the payload."""
+        """The entry hash a record message names, else SHA-256 of the payload."""
         data = bytes(payload) if isinstance(payload, (bytes, bytearray, memoryview)) else b""
         try:
-            return entry.entry_hash(entry.decode_record(data).leaf)  # the leaf is in the clear
+            return entry.decode_record(data).entry_hash
         except Exception:  # not a record: name the payload itself
             return hashlib.sha256(data).digest()
 
@@ -349,11 +347,11 @@ class Gateway:
         if len(payload) > self.settings.max_message_bytes:
             raise _Reject(Reason.TOO_LARGE, "message is larger than the gateway accepts")
         try:
-            sealed = entry.decode_record(bytes(payload))
-            env, _ = entry.decode_leaf(sealed.leaf)
+            record = entry.decode_record(bytes(payload)).open(self.sealing_keys)
+            env, _ = entry.decode_leaf(record.leaf)
         except FormatError as e:
             raise _Reject(_reason(e, Reason.MALFORMED), e.message) from None
-        eh = entry.entry_hash(sealed.leaf)
+        eh = entry.entry_hash(record.leaf)
         if env.kiosk != kiosk:
             raise _Reject(Reason.WRONG_KIOSK, "leaf names another kiosk than the topic")
         if env.type in entry.GATEWAY_TYPES:
@@ -366,17 +364,16 @@ class Gateway:
         if not reg.active:
             raise _Reject(Reason.REVOKED, "kiosk has been revoked")
         try:
-            entry.open_leaf(sealed.leaf, lambda k: reg.verify_key if k == kiosk else None)
+            entry.open_leaf(record.leaf, lambda k: reg.verify_key if k == kiosk else None)
         except FormatError as e:
             raise _Reject(Reason.MALFORMED, e.message) from None
         except KioskError as e:  # another key's kid or a bad signature: not this kiosk's leaf
             raise _Reject(Reason.BAD_SIGNATURE, e.message) from None
-        c = _Candidate(pos, kiosk, None, sealed.last_size, env, eh, None)
+        c = _Candidate(pos, kiosk, record, env, eh, None)
         c.duplicate_index = self.store.find(eh)
         if c.duplicate_index is not None:
             return c  # a resend: answered with the entry already in the log
         try:
-            record = c.record = sealed.open(self.sealing_keys)
             if entry.body_hash_of(record.body) != env.body_hash:
                 raise _Reject(Reason.MALFORMED, "body does not match the leaf's body_hash")
         except FormatError as e:

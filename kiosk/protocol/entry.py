@@ -10,10 +10,11 @@ entry_hash = SHA-256(leaf) names an entry and is the dedup key.
 Body: deterministic CBOR map with a random `salt`; body_hash = SHA-256(salt ‖ body bytes).
 Personal data lives only in the body, which can be erased without breaking any proof.
 
-Record (kiosk → gateway): {leaf, kid, sealed, last_size}, where `sealed` is an X25519 sealed
-  box to the gateway sealing key `kid` of the CBOR map {entry_hash, body, presentation}: the
-  broker sees only the kiosk-signed leaf and ciphertext. The gateway opens it and checks that
-  it names this leaf and that the body matches the leaf's body_hash.
+Record (kiosk → gateway): {entry_hash, kid, sealed, last_size}, where `sealed` is an X25519
+  sealed box to the gateway sealing key `kid` of the CBOR map {leaf, body, presentation}: the
+  broker sees an entry hash and ciphertext, not even the leaf's pseudonymous patient id. The
+  gateway opens it and checks that the leaf is the one named and that the body matches the
+  leaf's body_hash.
 Receipt (gateway → kiosk): {entry_hash, status, reason, leaf_index, checkpoint, inclusion,
   consistency, from_size, sig}, signed by the log key; `consistency` runs from `from_size`
 """
@@ -181,26 +182,25 @@ class Record:
     last_size: int
 
     def seal(self, gateway_key: PublicKey) -> bytes:
-        """The record message: the leaf in the clear, body and presentation sealed to the
-        gateway sealing key, bound to this leaf by its entry hash."""
-        inner = cbor.dumps({"entry_hash": entry_hash(self.leaf), "body": self.body,
-                            "presentation": self.presentation})
-        return cbor.dumps({"leaf": self.leaf, "kid": key_id(gateway_key),
+        """The record message: leaf, body and presentation sealed to the gateway sealing key;
+        in the clear only the entry hash (which names the receipt) and `last_size`."""
+        inner = cbor.dumps({"leaf": self.leaf, "body": self.body, "presentation": self.presentation})
+        return cbor.dumps({"entry_hash": entry_hash(self.leaf), "kid": key_id(gateway_key),
                            "sealed": SealedBox(gateway_key).encrypt(inner), "last_size": self.last_size})
 
 
 @dataclass(frozen=True)
 class SealedRecord:
-    """A record message as it arrives: the signed leaf, and the sealed rest."""
+    """A record message as it arrives: the entry hash it claims, and the sealed record."""
 
-    leaf: bytes
+    entry_hash: bytes
     kid: bytes
     sealed: bytes
     last_size: int
 
     def open(self, keys: Mapping[bytes, PrivateKey]) -> Record:
         """Open the sealed part with the gateway sealing key it names; FormatError when it
-        does not open, does not decode, or belongs to another leaf."""
+        does not open, does not decode, or holds another leaf than the one named."""
         key = keys.get(self.kid)
         if key is None:
             raise FormatError("record: sealed to a key this gateway does not hold")
@@ -209,14 +209,14 @@ class SealedRecord:
         except CryptoError:
             raise FormatError("record: the sealed part does not open") from None
         m = cbor.expect_map(cbor.loads(inner, "sealed record"), "sealed record",
-                            {"entry_hash": bytes, "body": bytes}, {"presentation": dict})
+                            {"leaf": bytes, "body": bytes}, {"presentation": dict})
         if "presentation" not in m:
             raise FormatError("sealed record: missing field 'presentation'")
-        if m["entry_hash"] != entry_hash(self.leaf):
-            raise FormatError("sealed record: sealed for another leaf")
+        if entry_hash(m["leaf"]) != self.entry_hash:
+            raise FormatError("sealed record: holds another leaf than the one named")
         if len(m["body"]) > MAX_BODY:
             raise FormatError("sealed record: body larger than the size limit")
-        return Record(self.leaf, m["body"], m["presentation"], self.last_size)
+        return Record(m["leaf"], m["body"], m["presentation"], self.last_size)
 
 
 def decode_record(data: bytes) -> SealedRecord:
@@ -226,10 +226,10 @@ def decode_record(data: bytes) -> SealedRecord:
     if len(data) > MAX_RECORD:
         raise FormatError("record: larger than the size limit", reason=Reason.TOO_LARGE.value)
     m = cbor.expect_map(cbor.loads(bytes(data), "record"), "record",
-                        {"leaf": bytes, "kid": bytes, "sealed": bytes, "last_size": int})
-    if len(m["kid"]) != 8 or m["last_size"] < 0:
-        raise FormatError("record: bad kid or last_size")
-    return SealedRecord(m["leaf"], m["kid"], m["sealed"], m["last_size"])
+                        {"entry_hash": bytes, "kid": bytes, "sealed": bytes, "last_size": int})
+    if len(m["entry_hash"]) != 32 or len(m["kid"]) != 8 or m["last_size"] < 0:
+        raise FormatError("record: bad entry_hash, kid or last_size")
+    return SealedRecord(m["entry_hash"], m["kid"], m["sealed"], m["last_size"])
 
 
 RECEIPT_CONTEXT = b"kiosk-receipt-v1\n"  # domain separation of the log key's receipt signature

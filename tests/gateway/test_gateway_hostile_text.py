@@ -15,7 +15,7 @@ def test_the_gateway_logs_no_text_of_a_hostile_record_at_debug_level(world, tmp_
     gw = build_gateway(world, tmp_path, clock)
     try:
         caplog.set_level(logging.DEBUG)
-        for rec in ({"leaf": b"", "kid": b"k" * 8, "sealed": b"", "last_size": 0, MARK: "x"},
+        for rec in ({"entry_hash": b"e" * 32, "kid": b"k" * 8, "sealed": b"", "last_size": 0, MARK: "x"},
                     {MARK: 1}, {"leaf": MARK}, [MARK], {"leaf": b"", "body": b"", "last_size": 0,
                                                         "presentation": {MARK: MARK}}):
             r = gw.handle_record(KIOSK, cbor.dumps(rec))

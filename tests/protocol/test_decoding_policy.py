@@ -259,7 +259,8 @@ def test_a_pycose_pass_that_meets_the_rule_is_accepted_and_hashes_the_same(world
 # ---------------------------------------------------------------- item 7: nothing hostile in logs
 
 def test_unknown_fields_are_counted_never_quoted():
-    hostile = {"leaf": b"", "kid": b"k" * 8, "sealed": b"", "last_size": 0, "Jane Doe 1970-01-01": 1}
+    hostile = {"entry_hash": b"e" * 32, "kid": b"k" * 8, "sealed": b"", "last_size": 0,
+               "Jane Doe 1970-01-01": 1}
     with pytest.raises(FormatError) as e:
         entry.decode_record(cbor.dumps(hostile))
     assert "Jane" not in e.value.message and "1 unknown field" in e.value.message

@@ -201,6 +201,9 @@ class ConsentTable(_Table):
     actions: list[str] = ["access"]
     actors: list[str] = ["Practitioner/care-team"]
     valid_days: int = Field(365, ge=1)
+    # the clinic's web wallet (`kiosk issuer serve`): the done screen offers the consent's
+    # receipt as a QR link to it; empty: no receipt offered
+    wallet_url: str = ""
     text: dict[str, str] = {
         "en": "I agree that the care team of this clinic may access my records to treat me.",
         "es": "Acepto que el equipo de esta clínica acceda a mis datos para atenderme.",

@@ -22,6 +22,7 @@ SEE_FRONT_DESK = "checkin.see_front_desk"   # {reason}: the automatic path canno
 WALKED_AWAY = "checkin.walked_away"
 SAVING = "checkin.saving"
 DONE = "checkin.done"                       # {entries: [hex prefixes], consent: permit|deny}
+CONSENT_RECEIPT = "checkin.receipt"         # {entry, link}: the verified consent receipt for the wallet
 RECORD_FAILED = "checkin.record_failed"
 OUT_OF_SERVICE = "checkin.out_of_service"   # neither credential channel works
 
@@ -52,8 +53,8 @@ STAFF_ALERT = "staff.alert"                 # {kind}: nfc-failure, camera-failur
 STAFF_CONFIRM_IDENTITY = "staff.confirm_identity"
 
 ALL_EVENTS = (STATE, TAP_OR_SHOW_QR, READING, CHECKING_PASS, PASS_REFUSED, SEE_FRONT_DESK,
-              WALKED_AWAY, SAVING, DONE, RECORD_FAILED, OUT_OF_SERVICE, FACE_START, FACE_NOBODY,
-              FACE_RETRY, FACE_MISMATCH, FACE_MATCHED, LIVENESS_START, LIVENESS_NOT_CONFIGURED,
+              WALKED_AWAY, SAVING, DONE, CONSENT_RECEIPT, RECORD_FAILED, OUT_OF_SERVICE, FACE_START,
+              FACE_NOBODY, FACE_RETRY, FACE_MISMATCH, FACE_MATCHED, LIVENESS_START, LIVENESS_NOT_CONFIGURED,
               LIVENESS_FAILED, CONSENT_SHOW, CONSENT_SIGN_PLEASE, CONSENT_TAP_TO_SIGN,
               CONSENT_PATIENT_SIGNED, CONSENT_PATIENT_SIG_SKIPPED, STAFF_ALERT, STAFF_CONFIRM_IDENTITY)
 

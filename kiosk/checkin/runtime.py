@@ -198,7 +198,8 @@ def _assemble(cfg: Config, closers: list, *, ui: UiPort, camera: Any, reader: An
 
         # the publisher's one connection carries the revocation list too: the broker makes
         # the certificate's CN the client id, so a second connection would replace the first
-        publisher = Publisher.from_config(cfg, outbox, on_revocations=rl.offer if listen_revocations else None)
+        publisher = Publisher.from_config(cfg, outbox, on_revocations=rl.offer if listen_revocations else None,
+                                          on_receipt=_receipt_offer(cfg, ui, clock))
         closers.append(publisher.stop)  # safe before start: stops a half-started thread too
         publisher.start()
     elif listen_revocations:
@@ -221,3 +222,21 @@ def _assemble(cfg: Config, closers: list, *, ui: UiPort, camera: Any, reader: An
     for kind in alerts:
         ui.emit(E.Event(E.STAFF_ALERT, {"kind": kind}, clock.monotonic_ns()))
     return KioskRuntime(engine, outbox, publisher, rl, camera, reader, list(closers))
+
+
+def _receipt_offer(cfg: Config, ui: UiPort, clock: Any) -> Callable[[Any], None] | None:
+    """With `[consent] wallet_url`, each verified consent receipt goes to the UI as a link the
+    patient's web wallet keeps (kiosk.protocol.receipt_link: no personal data in it)."""
+    url = cfg.consent.wallet_url
+    if not url:
+        return None
+
+    def offer(res: Any) -> None:
+        from kiosk.protocol.entry import decode_leaf
+
+        if res.proof is None or decode_leaf(res.proof.leaf)[0].type != "consent":
+            return
+        ui.emit(E.Event(E.CONSENT_RECEIPT, {"entry": res.entry_hash.hex()[:12], "link": res.proof.link(url)},
+                        clock.monotonic_ns()))
+
+    return offer

@@ -35,8 +35,10 @@ from kiosk.errors import FormatError, LogIntegrityError, Reason, VerificationErr
 from kiosk.ledger import merkle
 from kiosk.ledger.checkpoint import Checkpoint, NoteVerifier, open_checkpoint
 from kiosk.net.outbox import Outbox, ReceiptSummary, TrustedCheckpoint
+from kiosk.protocol import receipt_link
 from kiosk.protocol.entry import Receipt, decode_receipt, entry_hash
 from kiosk.protocol.keys import load_verify_key
+from kiosk.protocol.receipt_link import ConsentReceipt
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +161,8 @@ class ReceiptResult:
     outcome: Outcome
     entry_hash: bytes | None = None
     detail: str = ""
+    # accepted: what the patient can keep (leaf, index, signed checkpoint, inclusion proof)
+    proof: ConsentReceipt | None = None
 
 
 def process_receipt(outbox: Outbox, data: bytes, verifier: NoteVerifier,
@@ -244,7 +248,9 @@ def _judge(outbox: Outbox, data: bytes, verifier: NoteVerifier, origin: str | No
         log.warning("receipt for %s refused: %s", tag, e.message)
         return ReceiptResult(Outcome.REFUSED, h, e.message), None
     log.debug("record %s in the log at %d (size %d)", tag, ok.leaf_index, ok.checkpoint.size)
-    return ReceiptResult(Outcome.ACCEPTED, h), ok
+    proof = receipt_link.make(entry.leaf, ok.leaf_index, ok.note, receipt.inclusion) \
+        if ok.note == receipt.checkpoint else None
+    return ReceiptResult(Outcome.ACCEPTED, h, proof=proof), ok
 
 
 def load_verifier(log_public: Path | str, log_name: str) -> NoteVerifier:

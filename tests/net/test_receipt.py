@@ -242,3 +242,30 @@ def test_a_parked_record_completes_when_a_valid_receipt_comes_and_can_be_requeue
     assert _process(ob, log.receipt(ob.get(h).leaf), log) is Outcome.ACCEPTED
     assert ob.get(h) is None and len(ob.parked()) == 1
     assert ob.unpark() == 1 and ob.depth() == 1 and ob.parked() == []
+
+
+def test_an_accepted_receipt_gives_the_patient_a_proof_they_can_check(ob: Outbox) -> None:
+    """The consent receipt the kiosk hands to the web wallet (kiosk.protocol.receipt_link)
+    is the leaf, its index, the signed checkpoint and the inclusion proof: it verifies with
+    the log key alone, and says nothing more than the leaf."""
+    import base64
+
+    from kiosk.ledger import merkle
+    from kiosk.ledger.checkpoint import open_checkpoint as open_cp
+    from kiosk.protocol import receipt_link
+
+    log = MiniLog()
+    _fill(log, 4)
+    h1, _ = _send(ob)
+    leaf = ob.get(h1).leaf
+    res = process_receipt(ob, log.receipt(leaf).to_cbor(), log.verifier)
+    assert res.outcome is Outcome.ACCEPTED and res.proof is not None
+    link = res.proof.link("https://issuer.clinic:8443/")
+    data = base64.urlsafe_b64decode(link.split("#r=", 1)[1] + "==")
+    got = receipt_link.decode(data)
+    assert got.leaf == leaf
+    cp = open_cp(got.checkpoint, log.verifier)
+    merkle.verify_inclusion(merkle.leaf_hash(got.leaf), got.leaf_index, cp.size, list(got.inclusion),
+                            cp.root_hash)  # raises if it does not verify
+    # a rejected or refused receipt carries no proof
+    assert process_receipt(ob, log.receipt(leaf).to_cbor(), log.verifier).proof is None

@@ -169,3 +169,39 @@ def test_web_wallet_in_chromium(issuer: Issuer, tmp_path: Path) -> None:
     assert genuine.data["pass"].patient == pending.patient
     copied = verdict(out / "qr-b.png")
     assert not copied.ok and copied.reason.value == "bad-signature", copied
+
+
+def test_kiosk_offers_consent_receipts_only_where_a_wallet_is_configured(tmp_path: Path) -> None:
+    from nacl.signing import SigningKey
+
+    from kiosk import config
+    from kiosk.checkin import events as E
+    from kiosk.checkin.ports import SystemClock
+    from kiosk.checkin.runtime import _receipt_offer
+    from kiosk.net.receipt import Outcome, ReceiptResult
+
+    key = SigningKey.generate()
+
+    def result(type_: str) -> ReceiptResult:
+        env = entry.new_envelope(type_, site="clinic", kiosk="kiosk-1", body_hash=os.urandom(32),
+                                 created_ms=1, patient="p-" + "00" * 10)
+        leaf = entry.sign_leaf(env, key)
+        return ReceiptResult(Outcome.ACCEPTED, entry.entry_hash(leaf),
+                             proof=receipt_link.make(leaf, 0, b"note\n", []))
+
+    class Ui:
+        events: list = []
+
+        def emit(self, ev) -> None:
+            self.events.append(ev)
+
+    ui = Ui()
+    assert _receipt_offer(config.from_dict({}), ui, SystemClock()) is None
+    offer = _receipt_offer(config.from_dict({"consent": {"wallet_url": "https://issuer.clinic:8443/"}}), ui,
+                           SystemClock())
+    offer(result("check-in"))
+    offer(ReceiptResult(Outcome.REFUSED, b"\0" * 32))
+    assert ui.events == []
+    offer(result("consent"))
+    (ev,) = ui.events
+    assert ev.id == E.CONSENT_RECEIPT and ev.params["link"].startswith("https://issuer.clinic:8443/#r=")

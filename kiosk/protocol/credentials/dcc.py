@@ -16,7 +16,10 @@ vol. 1 §2-§3; the dgc-testdata corpus names one step per layer):
 DCC issuers put `alg` and `kid` in the unprotected header too (the corpus has such
 certificates); that is accepted for DCC only, because a wrong unprotected value can only
 select a key, and the signature then has to verify under it. Our own pass stays strict.
-CBOR goes through `kiosk.protocol.cbor` (the project's decoding policy).
+CBOR goes through `kiosk.protocol.cbor` (the project's decoding policy: no shared
+references, tags only at the root, no duplicate keys, limits checked first), with
+`deterministic=False`: another issuer's encoder is not ours. The CWT tag (61) some issuers
+wrap around COSE_Sign1 is its own two-byte head, taken off before decoding.
 """
 from __future__ import annotations
 
@@ -42,8 +45,9 @@ FORMAT = "eu-dcc"
 ALG_ES256, ALG_PS256 = -7, -37
 H_ALG, H_KID = 1, 4
 C_ISS, C_EXP, C_IAT, C_HCERT = 1, 4, 6, -260
-TAG_COSE_SIGN1, TAG_CWT = 18, 61
+TAG_COSE_SIGN1 = 18
 MAX_TEXT = 4296  # a version 40-L QR code in alphanumeric mode
+CWT_TAG_HEAD = b"\xd8\x3d"  # tag 61 (RFC 8392 §6)
 CONTENT = {"v": "vaccination", "t": "test", "r": "recovery"}
 STEPS = ("prefix", "base45", "zlib", "cbor", "signature", "expiry")
 
@@ -110,12 +114,12 @@ def decompress(data: bytes) -> bytes:
 
 def parse_cose(data: bytes) -> DccSign1:
     """The COSE_Sign1 structure: tag 18 (possibly inside CWT tag 61) or untagged, 4 items."""
+    if data[:2] == CWT_TAG_HEAD:
+        data = data[2:]
     try:
-        item = cbor.loads(data, "DCC COSE")
+        item = cbor.loads(data, "DCC COSE", tags=(TAG_COSE_SIGN1,), deterministic=False)
     except FormatError as e:
         raise StepError("cbor", e.message) from None
-    if isinstance(item, cbor2.CBORTag) and item.tag == TAG_CWT:
-        item = item.value
     if isinstance(item, cbor2.CBORTag):
         if item.tag != TAG_COSE_SIGN1:
             raise StepError("cbor", f"DCC COSE: CBOR tag {item.tag} is not COSE_Sign1 (18)")
@@ -127,7 +131,7 @@ def parse_cose(data: bytes) -> DccSign1:
             or not isinstance(payload, bytes) or not isinstance(sig, bytes):
         raise StepError("cbor", "DCC COSE: header buckets, payload or signature of the wrong type")
     try:
-        prot = cbor.loads(prot_bytes, "DCC protected header") if prot_bytes else {}
+        prot = cbor.loads(prot_bytes, "DCC protected header", deterministic=False) if prot_bytes else {}
     except FormatError as e:
         raise StepError("cbor", e.message) from None
     if not isinstance(prot, dict):
@@ -165,7 +169,7 @@ def verify_signature(msg: DccSign1, signers: Mapping[bytes, Signer]) -> Signer:
 def decode_claims(msg: DccSign1) -> DccClaims:
     """The CWT claims and the DGC (hcert[1]); StepError("cbor") when they are malformed."""
     try:
-        claims = cbor.loads(msg.payload, "DCC claims")
+        claims = cbor.loads(msg.payload, "DCC claims", deterministic=False)
     except FormatError as e:
         raise StepError("cbor", e.message) from None
     if not isinstance(claims, dict):

@@ -1,0 +1,3 @@
+"""Clinic check-in kiosk."""
+
+__version__ = "0.1.0"

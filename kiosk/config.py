@@ -18,7 +18,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kiosk.errors import ConfigError
-
 from kiosk.protocol.config_ids import ID_RE as KIOSK_ID_RE
 
 DEFAULT_PATH = Path("/etc/kiosk/kiosk.toml")

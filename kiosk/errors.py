@@ -2,7 +2,9 @@
 
 Library exceptions (pyserial, paho, psycopg, dlib, cbor2, nacl) are caught where the
 library is called and re-raised as one of these; nothing above that boundary imports a
-library's exception types. The CLI turns a KioskError into one line and an exit code.
+library's exception types. The CLI turns a KioskError into one line and an exit code
+(sysexits.h codes; the table is in README.md, "Exit codes"). A check that ran and said no
+(a signature, proof or pass that does not verify) exits 1, like `cmp` or `grep`.
 """
 from __future__ import annotations
 
@@ -10,11 +12,16 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+EXIT_VERIFICATION_FAILED = 1
+
 
 class KioskError(Exception):
-    """Root of every error the project raises on purpose. `exit_code` is what the CLI returns."""
+    """Root of every error the project raises on purpose. `exit_code` is what the CLI returns.
 
-    exit_code = 1
+    Raise a subclass: the root's code is EX_SOFTWARE (70), an error nobody classified.
+    """
+
+    exit_code = 70
 
     def __init__(self, message: str, *, reason: str | None = None) -> None:
         super().__init__(message)
@@ -37,7 +44,31 @@ class FormatError(KioskError):
 class VerificationError(KioskError):
     """A signature, proof or credential that decodes but does not verify."""
 
-    exit_code = 2
+    exit_code = EXIT_VERIFICATION_FAILED
+
+
+class UsageError(KioskError):
+    """The command line itself is wrong: an unknown option, a missing or malformed argument."""
+
+    exit_code = 64  # EX_USAGE
+
+
+class NoInputError(KioskError):
+    """An input file or folder the user named does not exist or cannot be opened."""
+
+    exit_code = 66  # EX_NOINPUT
+
+
+class CannotCreateError(KioskError):
+    """An output file or folder cannot be created (exists and may not be replaced, or no room)."""
+
+    exit_code = 73  # EX_CANTCREAT
+
+
+class PermissionDeniedError(KioskError):
+    """The operating system refused access to a file or device."""
+
+    exit_code = 77  # EX_NOPERM
 
 
 class KeyFileError(KioskError):
@@ -74,6 +105,21 @@ class StoreError(KioskError):
 
 class LogIntegrityError(StoreError):
     """The Merkle log contradicts itself or an earlier checkpoint: an alarm, never ignored."""
+
+    exit_code = EXIT_VERIFICATION_FAILED  # the log was checked and does not verify
+
+
+def from_os_error(e: OSError, what: str | None = None) -> KioskError:
+    """The project error for an OSError on a file the user named: one line, the right code."""
+    name = what or (str(e.filename) if e.filename is not None else "file")
+    why = e.strerror or type(e).__name__
+    if isinstance(e, PermissionError):
+        return PermissionDeniedError(f"{name}: permission denied")
+    if isinstance(e, FileExistsError):
+        return CannotCreateError(f"{name}: exists already")
+    if isinstance(e, (FileNotFoundError, IsADirectoryError, NotADirectoryError)):
+        return NoInputError(f"{name}: {why}")
+    return StoreError(f"{name}: {why}")
 
 
 class Reason(str, enum.Enum):

@@ -143,13 +143,14 @@ def _portraits(faces_dir: Path | None) -> dict[str, np.ndarray]:
         from kiosk.hardware.camera.synthetic import demo_portraits
 
         return demo_portraits()
+    from kiosk.errors import NoInputError
     from kiosk.vision.enroll import load_photo
 
+    if not Path(faces_dir).is_dir():
+        raise NoInputError(f"{faces_dir}: --faces needs a folder (it does not exist or is not a folder)")
     files = sorted(p for p in Path(faces_dir).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     if len(files) < 2:
-        from kiosk.errors import ConfigError
-
-        raise ConfigError(f"{faces_dir}: --faces needs a folder with at least two photos (jpg/png)")
+        raise NoInputError(f"{faces_dir}: --faces needs a folder with at least two photos (jpg/png)")
     return {f"face{i + 1}": load_photo(p) for i, p in enumerate(files[:2])}
 
 
@@ -201,6 +202,7 @@ def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
     from kiosk.wallet.wallet import Wallet
 
     t0 = time.monotonic()
+    portraits = _portraits(faces_dir)  # a wrong --faces is refused before anything starts
     work = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="kiosk-demo-"))
     work.mkdir(parents=True, exist_ok=True)
     stack: list = []
@@ -225,7 +227,6 @@ def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
         (work / "kiosk.toml").write_text(to_toml(cfg))
         # --- enrolment desk: issuer, patients' wallets (made first: the wallet owns its key)
         issuer = Issuer.init(work / "issuer", SITE)
-        portraits = _portraits(faces_dir)
         names = list(portraits)
         wallets: dict[str, Wallet] = {}
         for n in names:

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kiosk.errors import KioskError, StoreError
+from kiosk.errors import EXIT_VERIFICATION_FAILED, KioskError, NoInputError, StoreError, UsageError
 
 
 def register(subparsers: Any) -> None:
@@ -33,7 +33,7 @@ def register(subparsers: Any) -> None:
 
     p = sub.add_parser("verify", help="check leaves, signatures, bodies and every checkpoint; "
                                       "compare with witnessed checkpoints; name any change "
-                                      "(exit 0 intact, 2 tampering found)")
+                                      "(exit 0 intact, 1 tampering found)")
     common(p)
     p.add_argument("--witnesses", action="append", metavar="SOURCE", default=[],
                    help="checkpoints cosigned by kiosks: 'broker' (their retained witness "
@@ -88,7 +88,7 @@ class _Context:
         self.origin = args.origin
         if args.db is not None:
             if not args.db.is_file():
-                raise StoreError(f"no log store at {args.db}")
+                raise NoInputError(f"no log store at {args.db}")
             from kiosk.ledger.sqlite_store import SqliteLogStore
 
             self.store = SqliteLogStore(args.db)
@@ -100,7 +100,7 @@ class _Context:
             gw = self.cfg.gateway
             path = self.cfg.state_path(gw.sqlite_path)
             if gw.store == "sqlite" and not path.is_file():
-                raise StoreError(f"no log store at {path}")
+                raise NoInputError(f"no log store at {path}")
             self.store = open_store(gw, sqlite_path=str(path))
             if self.origin is None:
                 self.origin = self.cfg.keys.log_name
@@ -120,11 +120,11 @@ def _b64(b: bytes) -> str:
 
 # ---------------------------------------------------------------------------- handlers
 
-EXIT_TAMPERED = 2
+EXIT_TAMPERED = EXIT_VERIFICATION_FAILED
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """`kiosk ledger verify`: exit 0 if the log is intact, 2 naming every problem otherwise.
+    """`kiosk ledger verify`: exit 0 if the log is intact, 1 naming every problem otherwise.
 
     With --json the output is JSON whatever happens, errors included.
     """
@@ -233,7 +233,7 @@ def _witnessed(ctx: _Context, args: argparse.Namespace, cosigners: list, notes: 
     from kiosk.ledger.witness import open_witnessed
 
     if not cosigners:
-        raise KioskError("--witnesses needs witness keys: --config (the kiosk registry) or "
+        raise UsageError("--witnesses needs witness keys: --config (the kiosk registry) or "
                          "--cosigner VKEY")
     found: list[tuple[str, bytes]] = []
     for src in args.witnesses:
@@ -263,7 +263,7 @@ def _witnessed(ctx: _Context, args: argparse.Namespace, cosigners: list, notes: 
 
 def _witness_notes_from_broker(ctx: _Context) -> list[tuple[str, bytes]]:
     if ctx.cfg is None:
-        raise KioskError("--witnesses broker needs --config ([broker] and [kiosk] site)")
+        raise UsageError("--witnesses broker needs --config ([broker] and [kiosk] site)")
     from kiosk.net import topics
     from kiosk.net.mqtt_once import read_retained_all
 
@@ -285,7 +285,7 @@ def cmd_prove(args: argparse.Namespace) -> int:
             try:
                 entry_hash = bytes.fromhex(args.entry_hash)
             except ValueError:
-                raise KioskError("--entry-hash must be hex") from None
+                raise UsageError("--entry-hash must be hex") from None
             index = ctx.store.find(entry_hash)
             if index is None:
                 raise StoreError("no entry with that hash in the log")
@@ -312,10 +312,10 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
 
             key_path = args.key or (ctx.cfg.gateway.log_key if ctx.cfg else None)
             if key_path is None:
-                raise KioskError("--sign needs --key or a --config with gateway.log_key")
+                raise UsageError("--sign needs --key or a --config with gateway.log_key")
             name = ctx.cfg.keys.log_name if ctx.cfg else (ctx.verifier.name if ctx.verifier else None)
             if name is None:
-                raise KioskError("--sign needs the log's name: --config or --vkey")
+                raise UsageError("--sign needs the log's name: --config or --vkey")
             _, note = make_checkpoint(ctx.store, ctx.origin or name, name, load_signing_key(key_path))
         else:
             latest = ctx.store.latest_checkpoint()

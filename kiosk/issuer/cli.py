@@ -6,13 +6,15 @@ import json
 import sys
 from pathlib import Path
 
+from kiosk.cli_args import entity_id, hex_id, host_port, positive_float, valid_days
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("issuer", help="enrolment desk: issuer keys, passes, revocations")
     p.add_argument("--dir", type=Path, default=Path("/etc/kiosk/issuer"), help="issuer folder")
     s = p.add_subparsers(dest="issuer_cmd", metavar="ACTION", required=True)
     i = s.add_parser("init", help="create the issuer key and the kiosk sealing key pair")
-    i.add_argument("--site", required=True, help="site id, [a-z0-9-]{1,32}")
+    i.add_argument("--site", required=True, type=entity_id, help="site id, [a-z0-9-]{1,32}")
     i.add_argument("--name", help="issuer name written into passes")
     i.set_defaults(func=_init)
     e = s.add_parser("enroll", help="enrol a patient: photo + wallet key → signed pass")
@@ -26,20 +28,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--link-png", type=Path, help="with --web: also write the link as a QR code PNG")
     e.add_argument("--no-biometric", action="store_true",
                    help="the patient declined biometric matching: no template; the front desk confirms identity")
-    e.add_argument("--valid-days", type=int, default=365)
+    e.add_argument("--valid-days", type=valid_days, default=365, help="days the pass is valid (>= 1)")
     e.add_argument("--models", type=Path, help="dlib models folder (default: the installed one)")
     e.set_defaults(func=_enroll)
     r = s.add_parser("revoke", help="add a pass id to the signed revocation list")
-    r.add_argument("pass_id", help="pass id in hex (kiosk wallet show prints it)")
+    r.add_argument("pass_id", type=hex_id, help="pass id in hex (kiosk wallet show prints it)")
     r.set_defaults(func=_revoke)
     lst = s.add_parser("revocations", help="sign the current revocation list (and publish it retained)")
     lst.add_argument("--out", type=Path, help="write the signed list here")
-    lst.add_argument("--next-update-hours", type=float, default=24.0)
-    lst.add_argument("--refresh-before-hours", type=float, metavar="H",
+    lst.add_argument("--next-update-hours", type=positive_float, default=24.0,
+                     help="hours until kiosks must have a newer list (> 0)")
+    lst.add_argument("--refresh-before-hours", type=positive_float, metavar="H",
                      help="refresh mode (the systemd timer): re-sign only when the last signed "
                           "list is missing, out of date, or has less than H hours to next_update; "
                           "publish it either way")
-    lst.add_argument("--broker", help="HOST:PORT of the MQTT broker to publish to (retained)")
+    lst.add_argument("--broker", type=host_port, help="HOST:PORT of the MQTT broker to publish to (retained)")
     lst.add_argument("--tls-ca", type=Path, help="CA certificate of the broker (TLS)")
     lst.add_argument("--tls-cert", type=Path, help="the issuer's client certificate (TLS)")
     lst.add_argument("--tls-key", type=Path, help="the issuer's client key (TLS)")
@@ -75,18 +78,18 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _enroll(args: argparse.Namespace) -> int:
-    from kiosk.errors import KioskError
+    from kiosk.errors import UsageError
     from kiosk.issuer.issuer import Issuer, write_pass_files
     from kiosk.wallet.wallet import Wallet
 
     iss = Issuer(args.dir)
     wallet = Wallet.load(args.wallet) if args.wallet else None
     if wallet is None and args.no_biometric and not args.web:
-        raise KioskError("a card pass is bound by the face alone: it needs a photo (no --no-biometric)")
+        raise UsageError("a card pass is bound by the face alone: it needs a photo (no --no-biometric)")
     template = None
     if not args.no_biometric:
         if args.photo is None:
-            raise KioskError("a photo is needed (or --no-biometric when the patient declines matching)")
+            raise UsageError("a photo is needed (or --no-biometric when the patient declines matching)")
         from kiosk.vision.enroll import template_from_photo
         from kiosk.vision.template import template_to_bytes
 
@@ -112,15 +115,10 @@ def _enroll(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    from kiosk.errors import FormatError
     from kiosk.issuer.issuer import Issuer
 
-    try:
-        pid = bytes.fromhex(args.pass_id)
-    except ValueError:
-        raise FormatError("pass id must be hex") from None
-    Issuer(args.dir).revoke(pid)
-    print(f"pass {args.pass_id} revoked; run `kiosk issuer revocations` to sign and publish the list")
+    Issuer(args.dir).revoke(args.pass_id)
+    print(f"pass {args.pass_id.hex()} revoked; run `kiosk issuer revocations` to sign and publish the list")
     return 0
 
 
@@ -145,15 +143,12 @@ def _revocations(args: argparse.Namespace) -> int:
         print(f"revocation list {out} is current; next update in "
               f"{(_next_update(signed) - now) / 3600:.1f} h: not re-signed")
     if args.broker:
-        from kiosk.errors import ConfigError
         from kiosk.net import topics
         from kiosk.net.mqtt_once import publish_retained
 
-        host, _, port = args.broker.rpartition(":")
-        if not port.isdigit():
-            raise ConfigError("--broker must be HOST:PORT")
+        host, port = args.broker
         # client id "issuer": the identity the broker's ACL gives the revocations topic
-        publish_retained(host or "127.0.0.1", int(port), topics.revocations(iss.site), signed,
+        publish_retained(host, port, topics.revocations(iss.site), signed,
                          client_id="issuer", tls=(args.tls_ca, args.tls_cert, args.tls_key))
         print("published retained on the revocations topic")
     return 0

@@ -20,7 +20,7 @@ from pathlib import Path
 from nacl.public import PublicKey
 from nacl.signing import SigningKey, VerifyKey
 
-from kiosk.errors import ConfigError, KioskError
+from kiosk.errors import CannotCreateError, ConfigError, UsageError
 from kiosk.protocol import keys, patient_pass, qr_text, revocation
 from kiosk.protocol.config_ids import check_id
 
@@ -54,7 +54,7 @@ class Issuer:
         folder = Path(folder)
         check_id(site, "site")
         if (folder / "issuer.json").exists():
-            raise KioskError(f"{folder}: an issuer already exists there; refusing to overwrite it")
+            raise CannotCreateError(f"{folder}: an issuer already exists there; refusing to overwrite it")
         folder.mkdir(parents=True, exist_ok=True)
         os.chmod(folder, 0o700)
         keys.new_signing_key(folder / "issuer.key", folder / "issuer.pub")
@@ -86,7 +86,9 @@ class Issuer:
         `patient_key` None issues a card pass, which only the face match binds: it must
         carry a template."""
         if patient_key is None and template is None:
-            raise KioskError("a card pass needs a face template: the face match alone binds it")
+            raise UsageError("a card pass needs a face template: the face match alone binds it")
+        if valid_days < 1:  # a pass valid for less would be issued (all but) expired
+            raise UsageError("a pass must be valid for at least 1 day")
         now = int(time.time()) if now is None else now
         patient = patient_pass.new_patient_id()
         raw = patient_pass.issue(self.signing_key, issuer=self.name, site=self.site, patient=patient,

@@ -32,7 +32,7 @@ from typing import Any
 
 from nacl.signing import VerifyKey
 
-from kiosk.errors import ConfigError, FormatError, KioskError
+from kiosk.errors import ConfigError, FormatError, KioskError, UsageError
 from kiosk.issuer.issuer import DEFAULT_VALID_DAYS, Issuer
 from kiosk.protocol import patient_pass, sealing
 
@@ -100,7 +100,7 @@ def create_pending(issuer: Issuer, template: bytes | None, *, valid_days: int = 
                    ttl_s: int = DEFAULT_LINK_TTL_S, now: int | None = None) -> PendingLink:
     """Seal the template now and write a pending enrolment (0600) named by the token's hash."""
     if valid_days < 1:
-        raise KioskError("--valid-days must be at least 1")
+        raise UsageError("--valid-days must be at least 1")
     now = int(time.time()) if now is None else now
     token = secrets.token_urlsafe(32)
     pass_id = os.urandom(16)

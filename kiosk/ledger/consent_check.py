@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 
-from kiosk.errors import FormatError, KioskError, LogIntegrityError, VerificationError
+from kiosk.errors import FormatError, LogIntegrityError, UsageError, VerificationError
 from kiosk.ledger import merkle
 from kiosk.ledger.audit import EntryProof, iter_entries, prove_entry
 from kiosk.ledger.checkpoint import Checkpoint, NoteVerifier, open_checkpoint, parse_note
@@ -242,7 +242,7 @@ def history(store: LogStore, patient: str, *, size: int | None = None,
     checked; a leaf that fails raises LogIntegrityError (the gateway checked it on append).
     """
     if not isinstance(patient, str) or not patient:
-        raise KioskError("a patient id is required")
+        raise UsageError("a patient id is required")
     size = store.size() if size is None else size
     needle = cbor.dumps(patient)  # the id as CBOR text: a cheap filter before decoding
     items: list[HistoryItem] = []
@@ -381,7 +381,7 @@ def consent_check(store: LogStore, patient: str, actor: str, action: str, at: dt
     """
     for name, value in (("actor", actor), ("action", action)):
         if not isinstance(value, str) or not value:
-            raise KioskError(f"consent check: {name} is required")
+            raise UsageError(f"consent check: {name} is required")
     if at.tzinfo is None:
         at = at.replace(tzinfo=dt.timezone.utc)
     at_ms = int(at.timestamp() * 1000)

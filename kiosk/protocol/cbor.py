@@ -93,7 +93,7 @@ def _encode(v: Any, out: bytearray) -> None:
             _encode(x, out)
     elif isinstance(v, dict):
         items = sorted((dumps(k), x) for k, x in _keyed(v))
-        for (a, _), (b, _) in zip(items, items[1:]):
+        for (a, _), (b, _) in zip(items, items[1:], strict=False):
             if a == b:
                 raise ValueError("two map keys encode the same")
         _head(5, len(items), out)

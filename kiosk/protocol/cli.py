@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from kiosk.cli_args import read_input_file
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("pass", help="inspect and verify patient passes")
@@ -47,7 +49,7 @@ def _instant(text: str) -> int:
 
 def _read_input(arg: str) -> tuple[str, bytes | str]:
     """Classify the input: ("qr", text), ("foreign", text) or ("cose", bytes)."""
-    from kiosk.errors import FormatError
+    from kiosk.errors import NoInputError
     from kiosk.protocol import credentials
     from kiosk.protocol.qr_text import PREFIX
 
@@ -60,11 +62,8 @@ def _read_input(arg: str) -> tuple[str, bytes | str]:
     else:
         path = Path(arg)
         if not path.is_file():
-            raise FormatError(f"{arg}: neither QR text nor a readable file")
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise FormatError(f"{arg}: cannot read ({e.strerror})") from None
+            raise NoInputError(f"{arg}: neither QR text nor a readable file")
+        data = read_input_file(path)
     if data[:8] == b"\x89PNG\r\n\x1a\n" or data[:3] == b"\xff\xd8\xff":
         text = _decode_image(data)
         return ("qr" if text.startswith(PREFIX) else "foreign"), text
@@ -103,7 +102,7 @@ def _decode_image(data: bytes) -> str:
 
 def _verify(args: argparse.Namespace) -> int:
     from kiosk import config as cfgmod
-    from kiosk.errors import KioskError, Reason, Verdict
+    from kiosk.errors import KioskError, Reason, UsageError, Verdict
     from kiosk.protocol import keys, patient_pass, presentation, revocation
 
     cfg = cfgmod.load(args.config) if args.config else None
@@ -111,17 +110,19 @@ def _verify(args: argparse.Namespace) -> int:
     inputs = [_read_input(a) for a in args.input]
     if any(kind == "foreign" for kind, _ in inputs):
         if any(kind != "foreign" for kind, _ in inputs):
-            raise KioskError("give one patient pass, or the QR text(s) of one foreign credential")
+            raise UsageError("give one patient pass, or the QR text(s) of one foreign credential")
         return _verify_foreign([str(text) for _, text in inputs], args, cfg, now)
     if len(inputs) != 1:
-        raise KioskError("give one patient pass or presentation")
+        raise UsageError("give one patient pass or presentation")
     issuer_paths = list(args.issuer_pub or [])
     if cfg and not issuer_paths:
         issuer_paths = list(cfg.keys.issuer_public)
     if not issuer_paths:
-        raise KioskError("no trusted issuer key: give --issuer-pub or --config")
+        raise UsageError("no trusted issuer key: give --issuer-pub or --config")
     issuers = {keys.kid(k): k for k in (keys.load_verify_key(p) for p in issuer_paths)}
     kind, data = inputs[0]
+    # read the list before judging the pass, so a missing file is named whatever the pass holds
+    rl_bytes = read_input_file(args.revocations) if args.revocations else None
     out: dict = {}
     try:
         if kind == "qr":
@@ -133,8 +134,8 @@ def _verify(args: argparse.Namespace) -> int:
         verdict = Verdict.bad(Reason.MALFORMED, e.message)
         print(json.dumps({**verdict.as_json(), "kind": kind}, indent=2))
         return 1
-    if args.revocations:
-        rl = revocation.verify(args.revocations.read_bytes(), issuers, site=p.site)
+    if rl_bytes is not None:
+        rl = revocation.verify(rl_bytes, issuers, site=p.site)
     elif args.no_revocation_check:
         rl = revocation.RevocationList(p.site, now, now + 1, 0, {})
         out["revocation"] = "not checked"

@@ -20,7 +20,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from kiosk.errors import KioskError
+from kiosk.errors import FormatError, KioskError, NoInputError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 PERCENTILES = (0.1, 1, 5, 25, 50, 75, 95, 99, 99.9)
@@ -126,7 +126,7 @@ def evaluate(data: Path, limit: int | None = None, jobs: int = 1) -> Evaluation:
     start = time.monotonic()
     files = list_images(data, limit)
     if not files:
-        raise KioskError(f"{data}: no photos named identity__NN.ext found")
+        raise NoInputError(f"{data}: no photos named identity__NN.ext found")
     found = compute_templates(files, jobs)
     ev = Evaluation(images=len(files))
     keep = [(p, t) for p, (t, _) in found.items() if t is not None]
@@ -177,7 +177,7 @@ def choose_threshold(ev: Evaluation, target_fmr: float = 0.001, step: float = 0.
     The largest such threshold has the lowest FNMR (FNMR falls as the threshold rises).
     """
     if not ev.impostor_count:
-        raise KioskError("no impostor pairs: need photos of at least two identities")
+        raise FormatError("no impostor pairs: need photos of at least two identities")
     allowed = int(math.floor(target_fmr * ev.impostor_count))
     head = ev.impostor_sorted_head
     # a threshold t matches the impostors strictly below it, so t may sit at the (allowed+1)-th one

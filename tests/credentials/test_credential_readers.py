@@ -232,8 +232,7 @@ def test_pass_verify_reads_foreign_credentials_at_a_given_time(tmp_path, capsys)
     chunks = shc_qr(shc_jws(iss, shc_payload(ISS, T0)), chunks=3)
     assert main(["pass", "verify", *chunks, *trust, "--at", str(T0)]) == 0
     assert json.loads(capsys.readouterr().out)["format"] == "shc"
-    with pytest.raises(SystemExit):
-        main(["pass", "verify", text, *trust, "--at", "yesterday"])
+    assert main(["pass", "verify", text, *trust, "--at", "yesterday"]) == 64  # a usage error
 
 
 def test_pass_verify_reads_a_dcc_qr_image(shared_data, tmp_path, capsys) -> None:

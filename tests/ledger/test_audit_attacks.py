@@ -183,14 +183,14 @@ def test_cli_rollback_caught_from_witness_files(tmp_path, capsys):
     assert code == 0 and "WARN uncovered: leaves 6..7" in out
     code, out, err = _run(capsys, "ledger", "verify", "--db", db, "--vkey", vkey,
                           "--witnesses", str(wdir), "--cosigner", WITNESS.text())
-    assert code == 2 and "FAIL witness-inconsistent" in out, out + err
+    assert code == 1 and "FAIL witness-inconsistent" in out, out + err
     code, out, err = _run(capsys, "ledger", "verify", "--db", db, "--vkey", vkey, "--json",
                           "--witnesses", str(wdir), "--cosigner", WITNESS.text())
     rep = json.loads(out)
-    assert code == 2 and not rep["ok"] and rep["witnesses"][0]["state"] == "inconsistent"
+    assert code == 1 and not rep["ok"] and rep["witnesses"][0]["state"] == "inconsistent"
     # --json is JSON even for a user's mistake
     code, out, err = _run(capsys, "ledger", "verify", "--db", str(tmp_path / "nope"), "--json")
-    assert code == 74 and json.loads(out)["ok"] is False
+    assert code == 66 and json.loads(out)["ok"] is False
 
 
 def test_cli_forged_cosignature_is_refused(tmp_path, capsys):
@@ -205,4 +205,4 @@ def test_cli_forged_cosignature_is_refused(tmp_path, capsys):
     (tmp_path / "w.note").write_bytes(forged)
     code, out, err = _run(capsys, "ledger", "verify", "--db", str(tmp_path / "log.sqlite3"),
                           "--witnesses", str(tmp_path / "w.note"), "--cosigner", WITNESS.text())
-    assert code == 2 and "no witnessed checkpoint found" in err
+    assert code == 1 and "no witnessed checkpoint found" in err

@@ -385,4 +385,4 @@ def test_cli_errors_are_one_line(log, capsys):
     assert code == 65 and err.startswith("kiosk: not an ISO 8601")
     code, _, err = _run(capsys, "ledger", "history", "--db", str(log.path.parent / "none.db"),
                         "--patient", ALICE)
-    assert code == 74 and "no log store" in err
+    assert code == 66 and "no log store" in err

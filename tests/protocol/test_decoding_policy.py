@@ -5,9 +5,11 @@ Each test here is a finding of the red-team review: it failed (or hung) before t
 from __future__ import annotations
 
 import hashlib
+
 import cbor2
 import pytest
 from nacl.signing import SigningKey
+from protocol_world import NOW, SITE
 from pycose.algorithms import EdDSA
 from pycose.headers import KID, Algorithm
 from pycose.keys import OKPKey
@@ -15,9 +17,16 @@ from pycose.keys.curves import Ed25519
 from pycose.messages import Sign1Message
 
 from kiosk.errors import FormatError, KioskError, Reason
-from kiosk.protocol import cbor, cose, entry, keys, patient_pass, presentation, qr_text, revocation
-
-from protocol_world import NOW, SITE
+from kiosk.protocol import (
+    cbor,
+    cose,
+    entry,
+    keys,
+    patient_pass,
+    presentation,
+    qr_text,
+    revocation,
+)
 
 
 def shared_reference_bomb(depth: int = 13, width: int = 4) -> bytes:

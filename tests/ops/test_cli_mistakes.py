@@ -1,0 +1,173 @@
+"""Users' mistakes across the whole CLI: one clear line on stderr, no traceback, the documented
+exit code (README.md, "Exit codes"). Runs the real `kiosk` command in-process (kiosk.cli.main).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from kiosk.cli import build_parser, main
+
+USAGE, DATA, NO_INPUT, UNAVAILABLE, CANT_CREATE, IO, PERM, CONFIG, FAILED = 64, 65, 66, 69, 73, 74, 77, 78, 1
+
+
+@pytest.fixture(scope="module")
+def w(tmp_path_factory) -> Path:
+    """A work folder: an issuer, an enrolled wallet, and broken files of every kind."""
+    d = tmp_path_factory.mktemp("mistakes")
+    cwd = os.getcwd()
+    os.chdir(d)
+    try:
+        assert main(["issuer", "--dir", "iss", "init", "--site", "clinic"]) == 0
+        assert main(["wallet", "create", "w"]) == 0
+        assert main(["issuer", "--dir", "iss", "enroll", "--wallet", "w", "--no-biometric"]) == 0
+        assert main(["wallet", "create", "w2"]) == 0
+    finally:
+        os.chdir(cwd)
+    (d / "bad.pem").write_text("not a key\n")
+    (d / "bad.toml").write_text("[broker\n")
+    (d / "badtype.toml").write_text('[broker]\nport = "1883"\n')
+    (d / "unknown.toml").write_text('[kiosk]\nsite = "clinic"\nkiosk_idd = "x"\n')
+    (d / "deep.toml").write_text("x = " + "[" * 3000 + "]" * 3000 + "\n")
+    (d / "junk.txt").write_bytes(b"\x00\x01junk")
+    (d / "empty").mkdir()
+    private = d / "private.pub"
+    private.write_text("x")
+    private.chmod(0)
+    return d
+
+
+# (argv, exit code, a fragment of the one stderr line)
+CASES = [
+    # usage: unknown commands and options, missing and malformed arguments
+    (["nosuchcommand"], USAGE, "invalid choice"),
+    (["pass"], USAGE, "required"),
+    (["pass", "verify"], USAGE, "required: input"),
+    (["issuer", "enroll", "--wallet", "w", "--bogus"], USAGE, "unrecognized arguments"),
+    (["issuer", "--dir", "iss", "enroll", "--wallet", "w2", "--no-biometric", "--valid-days", "0"],
+     USAGE, "at least 1 day"),
+    (["issuer", "--dir", "iss", "enroll", "--wallet", "w2", "--no-biometric", "--valid-days", "abc"],
+     USAGE, "at least 1 day"),
+    (["issuer", "--dir", "iss", "revoke", "nothex"], USAGE, "is not hex"),
+    (["issuer", "--dir", "iss", "revoke", ""], USAGE, "8 to 32 bytes"),
+    (["issuer", "--dir", "iss", "revocations", "--next-update-hours", "-1"], USAGE, "greater than 0"),
+    (["issuer", "--dir", "iss", "revocations", "--broker", "nocolon"], USAGE, "HOST:PORT"),
+    (["issuer", "--dir", "iss2", "init", "--site", "Bad Site"], USAGE, "[a-z0-9-]"),
+    (["issuer", "--dir", "iss", "enroll", "--wallet", "w2"], USAGE, "a photo is needed"),
+    (["pass", "verify", "w/pass.qr.txt", "--at", "notatime"], USAGE, "--at"),
+    (["pass", "verify", "w/pass.qr.txt", "--no-revocation-check"], USAGE, "no trusted issuer key"),
+    (["ledger", "prove", "--db", "x"], USAGE, "--index --entry-hash"),
+    (["gateway", "kiosk", "add"], USAGE, "required"),
+    # missing input
+    (["pass", "verify", "w/pass.qr.txt", "--issuer-pub", "iss/issuer.pub", "--revocations", "MISSING"],
+     NO_INPUT, "MISSING"),
+    (["pass", "verify", "MISSINGFILE", "--issuer-pub", "iss/issuer.pub"], NO_INPUT, "MISSINGFILE"),
+    (["demo", "--faces", "/nonexistent"], NO_INPUT, "/nonexistent"),
+    (["demo", "--faces", "empty"], NO_INPUT, "at least two photos"),
+    (["ledger", "verify", "--db", "MISSING.sqlite3"], NO_INPUT, "no log store"),
+    (["ledger", "prove", "--db", "MISSING.sqlite3", "--index", "1"], NO_INPUT, "no log store"),
+    (["face", "evaluate", "--data", "/nonexistent"], NO_INPUT, "/nonexistent"),
+    (["issuer", "--dir", "iss", "revocations", "--out", "/nonexistent/dir/x.cose"], NO_INPUT, "x.cose"),
+    # data that does not decode
+    (["pass", "verify", "w/pass.qr.txt", "--issuer-pub", "iss/issuer.pub", "--revocations", "junk.txt"],
+     DATA, "revocation list"),
+    (["issuer", "--dir", "iss", "enroll", "--wallet", "w2", "junk.txt"], DATA, "cannot be read"),
+    (["face", "enroll", "junk.txt"], DATA, "cannot be read"),
+    (["ledger", "verify", "--db", "junk.txt"], IO, "not a database"),
+    # keys
+    (["pass", "verify", "w/pass.qr.txt", "--issuer-pub", "MISSING.pub"], PERM, "MISSING.pub"),
+    (["pass", "verify", "w/pass.qr.txt", "--issuer-pub", "bad.pem"], PERM, "bad.pem"),
+    (["gateway", "kiosk", "add", "kiosk-9", "--key", "bad.pem", "--config", "MISSING.toml"], PERM, "bad.pem"),
+    (["wallet", "qr", "MISSINGW"], PERM, "MISSINGW"),
+    (["issuer", "--dir", "iss", "enroll", "--wallet", "MISSINGW", "--no-biometric"], PERM, "MISSINGW"),
+    # configuration
+    (["pass", "verify", "w/pass.qr.txt", "--config", "MISSING.toml"], CONFIG, "cannot read config"),
+    (["pass", "verify", "w/pass.qr.txt", "--config", "bad.toml"], CONFIG, "not valid TOML"),
+    (["gateway", "run", "--config", "badtype.toml"], CONFIG, "bad value for 'broker.port'"),
+    (["outbox", "--config", "unknown.toml"], CONFIG, "unknown key 'kiosk.kiosk_idd'"),
+    (["run", "--config", "deep.toml"], CONFIG, "nested deeper"),
+    (["ledger", "verify", "--config", "MISSING.toml"], CONFIG, "cannot read config"),
+    (["issuer", "--dir", "MISSINGISS", "enroll", "--wallet", "w2", "--no-biometric"], CONFIG,
+     "not an issuer folder"),
+    # cannot create
+    (["issuer", "--dir", "iss", "init", "--site", "clinic"], CANT_CREATE, "already exists"),
+    # hardware
+    (["nfc", "probe", "--port", "/dev/nonexistent-tty", "--baudrate", "115200", "--timeout", "1"],
+     UNAVAILABLE, "/dev/nonexistent-tty"),
+    # a check that ran and said no
+    (["pass", "verify", "junk.txt", "--issuer-pub", "iss/issuer.pub"], FAILED, None),
+]
+
+
+def test_the_table_is_big_enough():
+    assert len(CASES) >= 30
+    assert {code for _, code, _ in CASES} >= {USAGE, DATA, NO_INPUT, CONFIG, PERM, CANT_CREATE, FAILED}
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("argv,code,fragment", CASES, ids=[" ".join(c[0])[:60] for c in CASES])
+def test_a_user_mistake_is_one_line_and_its_exit_code(w, monkeypatch, capsys, argv, code, fragment):
+    monkeypatch.chdir(w)
+    got = main(argv)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    if code == FAILED:  # the verdict is the output (JSON); stderr stays quiet
+        assert got == FAILED and '"ok": false' in out and not lines
+        return
+    assert got == code, (got, err)
+    assert len(lines) == 1, err
+    assert lines[0].startswith("kiosk"), err
+    assert fragment in lines[0], err
+
+
+def test_an_unreadable_file_is_a_permission_error(w, monkeypatch, capsys):
+    if os.geteuid() == 0:
+        pytest.skip("root reads every file")
+    monkeypatch.chdir(w)
+    assert main(["pass", "verify", "w/pass.qr.txt", "--issuer-pub", "private.pub"]) == PERM
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def _parsers(parser):
+    yield parser
+    for action in parser._actions:
+        if hasattr(action, "choices") and isinstance(action.choices, dict):
+            for child in action.choices.values():
+                yield from _parsers(child)
+
+
+def test_version_and_verbose_work_on_every_subcommand(capsys):
+    from kiosk import __version__
+
+    parsers = list(_parsers(build_parser()))
+    assert len(parsers) > 30
+    for p in parsers:
+        argv = p.prog.split()[1:]
+        assert main([*argv, "--version"]) == 0, p.prog
+        assert capsys.readouterr().out.strip() == f"kiosk {__version__}"
+        opts = {s for a in p._actions for s in a.option_strings}
+        assert {"-v", "--verbose", "--version"} <= opts, p.prog
+
+
+def test_a_group_option_is_accepted_after_the_subcommand_too(tmp_path, capsys):
+    assert main(["issuer", "init", "--site", "clinic", "--dir", str(tmp_path / "a")]) == 0
+    assert main(["issuer", "--dir", str(tmp_path / "b"), "init", "--site", "clinic"]) == 0
+    assert (tmp_path / "a" / "issuer.key").exists() or any((tmp_path / "a").iterdir())
+    # given before the subcommand and not after, the earlier value stands
+    args = build_parser().parse_args(["-v", "issuer", "--dir", "X", "revoke", "00" * 16])
+    assert args.verbose is True and str(args.dir) == "X"
+
+
+def test_an_unexpected_error_is_one_line_and_70(monkeypatch, capsys):
+    import kiosk.protocol.cli as pcli
+
+    def boom(args):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(pcli, "_verify", boom)
+    assert main(["pass", "verify", "x"]) == 70
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and "bug" in err

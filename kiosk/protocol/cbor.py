@@ -135,8 +135,9 @@ def loads(data: bytes, what: str = "CBOR", *, tags: Collection[int] = (), max_by
           max_items: int = MAX_ITEMS, max_depth: int = MAX_DEPTH, deterministic: bool = True) -> Any:
     """Decode exactly one CBOR item under the project's policy (see the module doc).
 
-    `tags`: the tags the format uses, accepted only on the root item. Any failure is a
-    FormatError naming `what`.
+    `tags`: the tags the format uses, accepted only on the root item (or on a tag's content
+    there: a CWT tag around a COSE tag). `deterministic=False` only for formats others encode
+    (an EU DCC); every other rule still holds. Any failure is a FormatError naming `what`.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise FormatError(f"{what}: expected bytes")
@@ -230,7 +231,7 @@ class _Scan:
                 raise self.fail("CBOR shared references (tags 28/29) are refused", start)
             if not root or arg not in self.tags:
                 raise self.fail(f"CBOR tag {arg} is not used by this format", start)
-            return self.item(pos, depth + 1)
+            return self.item(pos, depth + 1, root=True)  # a tag may tag a tag (CWT 61 around 18)
         return self.simple(info, arg, pos, start)
 
     def string(self, major: int, n: int, pos: int, start: int) -> int:

@@ -69,7 +69,6 @@ CASES = [
     (["ledger", "verify", "--db", "MISSING.sqlite3"], NO_INPUT, "no log store"),
     (["ledger", "prove", "--db", "MISSING.sqlite3", "--index", "1"], NO_INPUT, "no log store"),
     (["face", "evaluate", "--data", "/nonexistent"], NO_INPUT, "/nonexistent"),
-    (["issuer", "--dir", "iss", "revocations", "--out", "/nonexistent/dir/x.cose"], NO_INPUT, "x.cose"),
     # data that does not decode
     (["pass", "verify", "w/pass.qr.txt", "--issuer-pub", "iss/issuer.pub", "--revocations", "junk.txt"],
      DATA, "revocation list"),
@@ -93,6 +92,7 @@ CASES = [
      "not an issuer folder"),
     # cannot create
     (["issuer", "--dir", "iss", "init", "--site", "clinic"], CANT_CREATE, "already exists"),
+    (["issuer", "--dir", "iss", "revocations", "--out", "junk.txt/x.cose"], CANT_CREATE, "junk.txt"),
     # hardware
     (["nfc", "probe", "--port", "/dev/nonexistent-tty", "--baudrate", "115200", "--timeout", "1"],
      UNAVAILABLE, "/dev/nonexistent-tty"),

@@ -136,6 +136,10 @@ class OutboxTable(_Table):
 
     path: Path = Path("outbox.sqlite3")  # under paths.state_dir unless absolute
     resend_after_s: float = Field(10.0, gt=0)
+    # records sent and awaiting their receipts, at most (beyond broker.max_inflight, paho
+    # holds them until the broker acknowledges earlier ones): a wide window lets the gateway
+    # fill its batches under a burst
+    window: int = Field(256, ge=1, le=10_000)
 
 
 class GatewayTable(_Table):

@@ -241,9 +241,15 @@ class SqlLogStore(ABC):
     # ----------------------------------------------------------- bodies
     def put_body(self, body_hash: bytes, body: bytes) -> None:
         """Store a body under its hash; storing the same hash again keeps the first."""
+        self.put_bodies([(body_hash, body)])
+
+    def put_bodies(self, items: Sequence[tuple[bytes, bytes]]) -> None:
+        """`put_body` for a whole batch in one transaction (one commit, not one each)."""
+        if not items:
+            return
         with self._lock, self._guard(), self._write() as cur:
-            cur.execute(self._q("INSERT INTO bodies (body_hash, body) VALUES (?, ?) "
-                                "ON CONFLICT (body_hash) DO NOTHING"), (body_hash, body))
+            cur.executemany(self._q("INSERT INTO bodies (body_hash, body) VALUES (?, ?) "
+                                    "ON CONFLICT (body_hash) DO NOTHING"), list(items))
 
     def get_body(self, body_hash: bytes) -> bytes | None:
         """The body, or None if it is absent or was erased."""

@@ -8,7 +8,7 @@ O(log n) node reads. Library exceptions never leave a store: they become StoreEr
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -69,6 +69,8 @@ class LogStore(Protocol):
     # --- bodies beside the log
     def put_body(self, body_hash: bytes, body: bytes) -> None:
         """Store a body under its hash (idempotent)."""
+    def put_bodies(self, items: Sequence[tuple[bytes, bytes]]) -> None:
+        """Store several (body_hash, body) in one transaction (idempotent)."""
     def get_body(self, body_hash: bytes) -> bytes | None:
         """The body, or None if absent or erased."""
     def delete_body(self, body_hash: bytes) -> bool:

@@ -10,9 +10,9 @@ own across reconnects: what to resend is the outbox's business alone). It:
   kiosk's pass checks, the retained revocation list: one connection per kiosk, since the
   broker makes the certificate's CN the client id (a second one would replace this one);
 - publishes waiting records at QoS 1, body and presentation sealed to the gateway sealing
-  key (a fresh sealed box per send; the outbox keeps the clear parts), at most `max_inflight` awaiting their receipts; a
-  record without a verified receipt goes out again after any (re)connect or restart and
-  after `resend_after_s` — the gateway answers a resend with the entry already in the log,
+  key (a fresh sealed box per send; the outbox keeps the clear parts), at most `window`
+  awaiting their receipts; a record without a verified receipt goes out again after any
+  (re)connect or restart and after `resend_after_s` — the gateway answers a resend with the entry already in the log,
   which is how "exactly once" works;
 - verifies every receipt (net.receipt) before the outbox forgets a record;
 - as a witness of the log, cosigns each new head of its checkpoint chain (C2SP
@@ -82,7 +82,8 @@ class PublisherSettings:
     tls_key: Path | None = None
     keepalive: int = 30
     session_expiry: int = 7 * 24 * 3600
-    max_inflight: int = 20
+    max_inflight: int = 20         # MQTT QoS 1 messages unacknowledged by the broker
+    window: int = 256              # records sent and awaiting their receipts
     resend_after_s: float = 10.0
     origin: str | None = None      # checkpoint origin line; None = the log key's name
     poll_s: float = 0.5            # look for records another process added
@@ -96,7 +97,8 @@ class PublisherSettings:
         return cls(site=cfg.kiosk.site, kiosk_id=cfg.kiosk.id, host=b.host, port=b.port,
                    tls_ca=b.tls_ca, tls_cert=b.tls_cert, tls_key=b.tls_key,
                    keepalive=b.keepalive, session_expiry=b.session_expiry,
-                   max_inflight=b.max_inflight, resend_after_s=cfg.outbox.resend_after_s,
+                   max_inflight=b.max_inflight, window=cfg.outbox.window,
+                   resend_after_s=cfg.outbox.resend_after_s,
                    origin=cfg.keys.log_name, backoff_min_s=b.reconnect_min_s,
                    backoff_max_s=b.reconnect_max_s)
 
@@ -432,7 +434,7 @@ class Publisher:
             if now - sent >= self.s.resend_after_s:
                 del self._inflight[h]  # no verified receipt in time: send it again
                 self._next_poll = 0.0
-        room = self.s.max_inflight - len(self._inflight)
+        room = self.s.window - len(self._inflight)
         if room <= 0 or not (self._wake.is_set() or now >= self._next_poll):
             return
         self._wake.clear()

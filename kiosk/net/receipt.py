@@ -82,23 +82,28 @@ class AcceptedReceipt:
 
 def verify_receipt(leaf: bytes, receipt: Receipt, verifier: NoteVerifier, *,
                    origin: str | None = None, head: TrustedCheckpoint | None = None,
-                   link: Callable[[int], TrustedCheckpoint | None] = lambda size: None
-                   ) -> AcceptedReceipt:
+                   link: Callable[[int], TrustedCheckpoint | None] = lambda size: None,
+                   opened: dict[bytes, Checkpoint] | None = None) -> AcceptedReceipt:
     """Verify a (signature-checked) accepted/duplicate receipt for `leaf` against the chain.
 
     `head` is the chain's head and `link(size)` any accepted checkpoint of that size. Raises
     VerificationError for a receipt that proves nothing about this record, StaleBaseError
     when its proof does not start at the head, and ProvenInconsistency when the log's signed
-    statements contradict the chain.
+    statements contradict the chain. `opened` caches verified checkpoint notes (a gateway
+    batch answers many records with one checkpoint: its signature is checked once).
     """
     if not receipt.accepted or receipt.leaf_index is None or receipt.checkpoint is None:
         raise VerificationError("receipt: not an accepted receipt", reason=Reason.MALFORMED.value)
     want = entry_hash(leaf)
     if receipt.entry_hash != want:
         raise VerificationError("receipt: names another entry", reason=Reason.WRONG_ENTRY.value)
+    cp = opened.get(receipt.checkpoint) if opened is not None else None
     try:
-        cp = open_checkpoint(receipt.checkpoint, verifier, origin if origin is not None
-                             else verifier.name)
+        if cp is None:
+            cp = open_checkpoint(receipt.checkpoint, verifier, origin if origin is not None
+                                 else verifier.name)
+            if opened is not None:
+                opened[receipt.checkpoint] = cp
     except FormatError as e:
         raise VerificationError(f"receipt: checkpoint malformed ({e.message})",
                                 reason=Reason.MALFORMED.value) from None
@@ -185,12 +190,14 @@ def process_receipts(outbox: Outbox, messages: Sequence[bytes], verifier: NoteVe
     done: list[tuple[bytes, ReceiptSummary, TrustedCheckpoint]] = []
     batch_links: dict[int, TrustedCheckpoint] = {}  # accepted in this batch, not yet stored
     head = [outbox.last_checkpoint()]  # the chain's head, as it moves
+    opened: dict[bytes, Checkpoint] = {}
 
     def link(size: int) -> TrustedCheckpoint | None:
         return batch_links.get(size) or outbox.checkpoint_link(size)
 
     for data in messages:
-        res, ok = _judge(outbox, data, verifier, origin, link, head[0], {h for h, _, _ in done})
+        res, ok = _judge(outbox, data, verifier, origin, link, head[0],
+                         {h for h, _, _ in done}, opened)
         if ok is not None:
             batch_links.setdefault(ok.checkpoint.size, ok.trusted)
             if head[0] is None or ok.checkpoint.size > head[0].size:
@@ -204,7 +211,8 @@ def process_receipts(outbox: Outbox, messages: Sequence[bytes], verifier: NoteVe
 
 def _judge(outbox: Outbox, data: bytes, verifier: NoteVerifier, origin: str | None,
            link: Callable[[int], TrustedCheckpoint | None], head: TrustedCheckpoint | None,
-           completed: set[bytes]) -> tuple[ReceiptResult, AcceptedReceipt | None]:
+           completed: set[bytes], opened: dict[bytes, Checkpoint]
+           ) -> tuple[ReceiptResult, AcceptedReceipt | None]:
     try:
         receipt = decode_receipt(data)
     except FormatError as e:
@@ -235,7 +243,8 @@ def _judge(outbox: Outbox, data: bytes, verifier: NoteVerifier, origin: str | No
         log.warning("record %s rejected by the gateway: %s", tag, reason)
         return ReceiptResult(Outcome.PARKED, h, reason), None
     try:
-        ok = verify_receipt(entry.leaf, receipt, verifier, origin=origin, head=head, link=link)
+        ok = verify_receipt(entry.leaf, receipt, verifier, origin=origin, head=head, link=link,
+                            opened=opened)
     except StaleBaseError as e:
         log.info("record %s: %s; sending it again", tag, e.message)
         return ReceiptResult(Outcome.STALE_BASE, h, e.message), None

@@ -242,7 +242,7 @@ class Receipt:
     """The gateway's answer to a record, signed by the log key.
 
     `from_size` names the tree size `consistency` starts from (0: no proof); `sig` is the
-    log key's Ed25519 signature over RECEIPT_CONTEXT ‖ the receipt's CBOR without `sig`, so
+    log key's Ed25519 signature over RECEIPT_CONTEXT ‖ the receipt's fields (signed_bytes), so
     a rejection cannot be forged by whoever can write a kiosk's receipts topic, and a proof
     that fails is the log's own signed statement.
     """
@@ -268,8 +268,11 @@ class Receipt:
                 "from_size": self.from_size}
 
     def signed_bytes(self) -> bytes:
-        """What the log key signs."""
-        return RECEIPT_CONTEXT + cbor.dumps(self._map())
+        """What the log key signs: RECEIPT_CONTEXT ‖ the CBOR array of every field but `sig`,
+        in declaration order (an array of bytes, text, integers and null has one encoding)."""
+        return RECEIPT_CONTEXT + cbor2.dumps([
+            self.entry_hash, self.status, self.reason, self.leaf_index, self.checkpoint,
+            list(self.inclusion), list(self.consistency), self.from_size])
 
     def signed(self, log_key: SigningKey) -> "Receipt":
         """This receipt with the log key's signature."""

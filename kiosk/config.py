@@ -233,6 +233,10 @@ class EngineTable(_Table):
     # how often a failed reader or camera is tried again
     hardware_retry_s: float = Field(30.0, gt=0)
     poll_interval_s: float = Field(0.1, gt=0, le=5)
+    # a session whose credential was read longer ago than this writes nothing (the patient is
+    # sent to the front desk instead of being told "checked in"): keep it below the gateway's
+    # max_capture_age_s, which refuses such records
+    max_capture_age_s: float = Field(540.0, gt=0)
     # the liveness step; "none" runs no check and every check-in record says so
     liveness: Literal["none"] = "none"
 

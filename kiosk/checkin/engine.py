@@ -430,6 +430,10 @@ class CheckinEngine:
                                                                    s.credential.presentation, permit))
         body, _ = entry.make_body(content)
         body = self._patient_signature(s, body)
+        if self.clock.time() - s.captured > self.cfg.max_capture_age_s:
+            # the gateway would refuse these records as stale: say so now, not "checked in"
+            self._emit(E.SEE_FRONT_DESK, reason="session-too-long")
+            raise _End(Outcome(CANCELLED, "session-too-long", s.credential.channel))
         self._enter("record")
         self._emit(E.SAVING)
         facts = records.SessionFacts(self.site, self.kiosk, s.credential.channel, s.credential.presentation,

@@ -27,6 +27,7 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 # --- system packages (only what is missing, so a re-run costs nothing) ---
 PKGS=(python3 python3-venv python3-dev mosquitto mosquitto-clients libgl1 libglib2.0-0)
+PKGS+=(fonts-dejavu-core espeak-ng)  # the touchscreen's font (Latin-1 and more) and its spoken prompts
 # node + npm: the web wallet's two libraries; chromium: its end-to-end tests. A node that
 # bundles its own npm (NodeSource) is kept: Debian's npm package would fight it.
 if [ "$DEV" = 1 ]; then
@@ -107,5 +108,20 @@ if [ "$DEV" = 0 ]; then
   echo "==> Raspberry Pi kiosk set-up"
   "$ROOT/firmware_configs/install-pi.sh" "$ROOT"
 fi
+
+# --- touchscreen (kiosk.ui) --------------------------------------------------------------
+# pygame-ce imports as `pygame`; the `pygame` distribution beside it would overwrite its files
+if $VPY -m pip show -q pygame >/dev/null 2>&1; then
+  echo "==> removing the pygame distribution (pygame-ce provides the module)"
+  $VPY -m pip uninstall -y -q pygame
+  $VPY -m pip install -q --force-reinstall --no-deps 'pygame-ce>=2.5'
+fi
+# the spoken prompts, rendered once to WAV ([ui] audio_dir); without them the kiosk is silent
+if [ "$DEV" = 0 ] && command -v espeak-ng >/dev/null; then
+  echo "==> rendering the spoken prompts (espeak-ng)"
+  $SUDO "$ROOT/.venv/bin/kiosk" ui audio --out /var/lib/kiosk/audio >/dev/null
+  $SUDO chown -R kiosk: /var/lib/kiosk/audio 2>/dev/null || true
+fi
+# --- end touchscreen ----------------------------------------------------------------------
 
 echo "==> done. Try: .venv/bin/kiosk demo"

@@ -25,7 +25,8 @@ PROMPTS = ("welcome.title", "checkin.reading", "refused.title", "desk.title", "f
 VOICES = {"en": "en-gb", "es": "es"}
 
 
-def render_prompts(out: Path, languages: list[str] | None = None, espeak: str | None = None) -> int:
+def render_prompts(out: Path, languages: list[str] | None = None, espeak: str | None = None,
+                   prompts: tuple[str, ...] = PROMPTS) -> int:
     """Render every prompt of every language to WAV with espeak-ng; returns the file count."""
     exe = espeak or shutil.which("espeak-ng")
     if exe is None:
@@ -34,7 +35,7 @@ def render_prompts(out: Path, languages: list[str] | None = None, espeak: str | 
     for lang in languages or i18n.available():
         d = out / lang
         d.mkdir(parents=True, exist_ok=True)
-        for msg in PROMPTS:
+        for msg in prompts:
             text = i18n.text(lang, msg, attempt=2, max=3)
             subprocess.run([exe, "-v", VOICES.get(lang, lang), "-s", "150", "-w", str(d / f"{msg}.wav"), text],
                            check=True, capture_output=True, timeout=60)

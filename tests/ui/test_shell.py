@@ -65,3 +65,30 @@ def test_staff_badge_uid_is_read_and_phones_are_not_badges() -> None:
             assert reader.read_uid(1.0) == uid
         finally:
             reader.close()
+
+
+def test_pygame_ce_alone_provides_the_pygame_module() -> None:
+    from importlib import metadata
+
+    import pygame
+
+    assert metadata.distribution("pygame-ce").version.split(".")[0] == "2"
+    assert getattr(pygame, "IS_CE", False)
+    with pytest.raises(metadata.PackageNotFoundError):
+        metadata.distribution("pygame")  # the other distribution would overwrite pygame-ce's files
+
+
+def test_audio_prompts_render_with_espeak_and_play_silently_on_a_dummy_device(tmp_path: Path) -> None:
+    import shutil
+
+    from kiosk.ui.audio import PROMPTS, Prompts, render_prompts
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (Debian espeak-ng; setup.sh installs it)")
+    some = PROMPTS[:2] + ("done.title",)
+    assert render_prompts(tmp_path, ["en", "es"], prompts=some) == 6
+    wav = (tmp_path / "es" / "done.title.wav").read_bytes()
+    assert wav[:4] == b"RIFF" and wav[8:12] == b"WAVE" and len(wav) > 10_000
+    p = Prompts(tmp_path)
+    assert p.play("es", "done.title") is p._ok  # played where the mixer opened; never an error
+    assert p.play("es", "no.such.prompt") is False

@@ -295,9 +295,14 @@ def _staff(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
         return out
     if st.step in ("pin", "checking"):
         return _pin(m, mt, r, tr)
-    tabs, body = r.take_top(mt.touch, mt.gap)
+    # portrait: two rows of tabs, so each label stays large enough to read
+    rows_n = 2 if mt.portrait else 1
+    tabs, body = r.take_top(mt.touch * rows_n + mt.gap // 2 * (rows_n - 1), mt.gap)
+    cells = (tabs.rows([1, 1], mt.gap // 2)[0].cols([1, 1, 1], mt.gap // 2)
+             + tabs.rows([1, 1], mt.gap // 2)[1].cols([1, 1], mt.gap // 2)) if mt.portrait \
+        else tabs.cols([1] * len(STAFF_TABS), mt.gap // 2)
     out: list[Widget] = []
-    for cell, tab in zip(tabs.cols([1] * len(STAFF_TABS), mt.gap // 2), STAFF_TABS):
+    for cell, tab in zip(cells, STAFF_TABS):
         label = tr(f"staff.tab.{tab}")
         if tab == "alerts" and m.desk is not None and m.desk.alerts():
             label += f" ({len(m.desk.alerts())})"
@@ -365,9 +370,10 @@ def _alerts(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
     if not items:
         return [Label(r, None, tr("staff.alerts.none"), mt.title_px, T.MUTED)]
     out: list[Widget] = []
-    n = max(1, (r.h + mt.gap) // (mt.touch + mt.gap))
-    for a, y in zip(items[:n], range(r.y, r.y + r.h, mt.touch + mt.gap)):
-        row = Rect(r.x, y, r.w, mt.touch)
+    row_h = mt.touch * 3 // 2 if mt.portrait else mt.touch  # a narrow panel needs more lines per alert
+    n = max(1, (r.h + mt.gap) // (row_h + mt.gap))
+    for a, y in zip(items[:n], range(r.y, r.y + r.h, row_h + mt.gap)):
+        row = Rect(r.x, y, r.w, row_h)
         text_r, btn = row.cols([4, 1.4], mt.gap)
         key = f"staff.alert.{a.kind}"
         params = dict(a.detail)
@@ -389,7 +395,7 @@ def _health(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
         value = tr(h.value[0], **h.value[1]) if isinstance(h.value, tuple) else str(h.value)
         rows.append((f"{tr('staff.health.' + h.name)}: {value}", h.ok is False))
     if mt.portrait:
-        return _rows(r, rows, mt, mt.small_px * 3 // 2 + 8)
+        return _rows(r, rows, mt, min(mt.small_px * 3, (r.h - mt.gap // 2 * (len(rows) - 1)) // max(1, len(rows))))
     left, right = r.cols([1, 1], mt.gap)
     half = (len(rows) + 1) // 2
     row_h = (r.h - (mt.gap // 2) * (half - 1)) // max(1, half)  # room for a second line

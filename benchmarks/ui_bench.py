@@ -6,6 +6,7 @@ to the next screen on the display — against a blank-frame fill + flip measured
 SDL's dummy driver (no GPU, no vsync), so the numbers are the CPU cost of drawing; a Pi adds
 the KMSDRM page flip. Every screen redraws only when it changed; these force a redraw.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,8 +60,10 @@ def main() -> int:
         pygame.display.flip()
 
     base = timed(blank, args.frames)
-    print(f"{w}x{h}, {args.frames} frames each, SDL {'.'.join(map(str, pygame.get_sdl_version()))} "
-          f"driver {pygame.display.get_driver()}")
+    print(
+        f"{w}x{h}, {args.frames} frames each, SDL {'.'.join(map(str, pygame.get_sdl_version()))} "
+        f"driver {pygame.display.get_driver()}"
+    )
     # the ratio is of CPU per frame: wall time on a shared machine mostly measures the neighbours
     print(f"{'screen':22s} {'mean ms':>8s} {'p95 ms':>8s} {'CPU ms':>8s} {'CPU × blank':>12s}")
     print(f"{'blank fill + flip':22s} {base[0]:8.2f} {base[1]:8.2f} {base[2]:8.2f} {1.0:12.1f}")
@@ -91,10 +94,16 @@ def main() -> int:
         times.sort()
         print(f"{label:34s} {statistics.median(times) * 1e3:10.2f} {times[-1] * 1e3:8.2f}")
 
-    touch_case("refused: OK → welcome", scenes["refused-revoked"], "result:ok", lambda u: u.model.screen == "welcome")
+    touch_case(
+        "refused: OK → welcome", scenes["refused-revoked"], "result:ok", lambda u: u.model.screen == "welcome"
+    )
     touch_case("consent: Español (re-layout)", scenes["consent"], "lang:es", lambda u: u.model.lang == "es")
-    touch_case("staff: tab Queue → Health", scenes["staff-queue"], "tab:health",
-               lambda u: u.model.staff.tab == "health")
+    touch_case(
+        "staff: tab Queue → Health",
+        scenes["staff-queue"],
+        "tab:health",
+        lambda u: u.model.staff.tab == "health",
+    )
 
     # PIN OK → signed in: argon2id runs in a thread; the loop keeps drawing meanwhile
     store = StaffStore(tmp / "bench-staff.sqlite3")
@@ -118,9 +127,11 @@ def main() -> int:
         times.append(time.perf_counter() - t)
     times.sort()
     stalls.sort()
-    print(f"{'PIN OK → signed in (argon2id)':34s} {statistics.median(times) * 1e3:10.2f} {times[-1] * 1e3:8.2f}"
-          f"   loop turns meanwhile: median {statistics.median(stalls) * 1e3:.1f} ms, "
-          f"p95 {stalls[int(0.95 * (len(stalls) - 1))] * 1e3:.1f} ms (the hash runs in a thread)")
+    print(
+        f"{'PIN OK → signed in (argon2id)':34s} {statistics.median(times) * 1e3:10.2f} {times[-1] * 1e3:8.2f}"
+        f"   loop turns meanwhile: median {statistics.median(stalls) * 1e3:.1f} ms, "
+        f"p95 {stalls[int(0.95 * (len(stalls) - 1))] * 1e3:.1f} ms (the hash runs in a thread)"
+    )
     store.close()
     desk.store.close()
     ui.close()

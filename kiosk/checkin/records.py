@@ -136,6 +136,7 @@ def make_override_record(*, site: str, kiosk: str, kiosk_key: SigningKey, staff_
     It carries no presentation: the gateway accepts staff-override entries without one.
     """
     body, body_hash = entry.make_body(override_content(staff_id=staff_id, reason=reason, ticket=ticket))
-    env = entry.new_envelope("staff-override", site=site, kiosk=kiosk, body_hash=body_hash, created_ms=created_ms)
+    env = entry.new_envelope("staff-override", site=site, kiosk=kiosk, body_hash=body_hash,
+                             created_ms=created_ms)
     leaf = entry.sign_leaf(env, kiosk_key)
     return (leaf, body, None), entry.entry_hash(leaf)

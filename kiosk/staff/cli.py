@@ -3,6 +3,7 @@
 Run on the kiosk by an administrator (root or the kiosk user). PINs are read from standard
 input (one line) or asked for twice on a terminal; they are never arguments (shell history).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,11 @@ from kiosk.errors import ConfigError
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("staff", help="staff members of this kiosk: add, list, disable, reset",
-                              description="Manage who may sign in to staff mode (badge + PIN).")
+    p = subparsers.add_parser(
+        "staff",
+        help="staff members of this kiosk: add, list, disable, reset",
+        description="Manage who may sign in to staff mode (badge + PIN).",
+    )
     p.add_argument("--config", type=Path, default=None, help="config file (default /etc/kiosk/kiosk.toml)")
     sub = p.add_subparsers(dest="staff_command", metavar="SUBCOMMAND", required=True)
     a = sub.add_parser("add", help="add a staff member (PIN from stdin or asked twice)")
@@ -45,7 +49,9 @@ def _store(args: argparse.Namespace) -> Any:
 
     cfg = config.load(args.config)
     st = cfg.staff
-    return StaffStore(cfg.state_path(st.path), LockoutPolicy(st.free_tries, st.lockout_base_s, st.lockout_max_s))
+    return StaffStore(
+        cfg.state_path(st.path), LockoutPolicy(st.free_tries, st.lockout_base_s, st.lockout_max_s)
+    )
 
 
 def _read_pin() -> str:
@@ -81,14 +87,28 @@ def cmd_list(args: argparse.Namespace) -> int:
         store.close()
     now = time.time()
     if args.json:
-        print(json.dumps([{"staff_id": m.staff_id, "name": m.name, "role": m.role, "active": m.active,
-                           "failures": m.failures, "locked_s": max(0, round(m.locked_until - now))}
-                          for m in members]))
+        print(
+            json.dumps(
+                [
+                    {
+                        "staff_id": m.staff_id,
+                        "name": m.name,
+                        "role": m.role,
+                        "active": m.active,
+                        "failures": m.failures,
+                        "locked_s": max(0, round(m.locked_until - now)),
+                    }
+                    for m in members
+                ]
+            )
+        )
         return 0
     for m in members:
         lock = f", locked {int(m.locked_until - now)} s more" if m.locked_until > now else ""
-        print(f"{m.staff_id}  {m.role:5s}  {'active' if m.active else 'disabled'}  "
-              f"{m.failures} wrong PINs{lock}  {m.name}")
+        print(
+            f"{m.staff_id}  {m.role:5s}  {'active' if m.active else 'disabled'}  "
+            f"{m.failures} wrong PINs{lock}  {m.name}"
+        )
     if not members:
         print("no staff members")
     return 0

@@ -4,6 +4,7 @@ Built over the running kiosk (`Desk.from_runtime`) or over fakes in the tests; t
 model calls it and never reaches into the runtime itself. PIN checks run in a thread of
 their own (argon2id takes a noticeable fraction of a second on a Pi).
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,10 +45,20 @@ class HealthRow:
 class Desk:
     """Staff-side services. `health_fn`, `parked_fn`, `retry_fn`, `override_sink` may be None."""
 
-    def __init__(self, store: StaffStore, *, site: str, kiosk: str, kiosk_key: Any = None,
-                 override_sink: Any = None, health_fn: Callable[[], list[HealthRow]] | None = None,
-                 parked_fn: Callable[[], list] | None = None, retry_fn: Callable[[], int] | None = None,
-                 badge_reader: Any = None, ticket_prefix: str = "A") -> None:
+    def __init__(
+        self,
+        store: StaffStore,
+        *,
+        site: str,
+        kiosk: str,
+        kiosk_key: Any = None,
+        override_sink: Any = None,
+        health_fn: Callable[[], list[HealthRow]] | None = None,
+        parked_fn: Callable[[], list] | None = None,
+        retry_fn: Callable[[], int] | None = None,
+        badge_reader: Any = None,
+        ticket_prefix: str = "A",
+    ) -> None:
         self.store = store
         self.site, self.kiosk, self.kiosk_key = site, kiosk, kiosk_key
         self.override_sink = override_sink
@@ -99,6 +110,7 @@ class Desk:
     # --- sign-in -----------------------------------------------------------------------------
     def verify_async(self, staff_id: str, pin: str, done: Callable[[PinResult], None]) -> threading.Thread:
         """Check the PIN in a thread; `done(result)` is called from that thread."""
+
         def work() -> None:
             try:
                 res = self.store.verify(staff_id, pin)
@@ -106,6 +118,7 @@ class Desk:
                 log.error("PIN check failed: %s", e.reason)
                 res = PinResult(False, reason="unknown")
             done(res)
+
         t = threading.Thread(target=work, name="staff-pin", daemon=True)
         t.start()
         return t
@@ -116,9 +129,15 @@ class Desk:
         if self.override_sink is None or self.kiosk_key is None:
             return None
         t = self.store.next_ticket("desk", at, self.ticket_prefix)
-        rec, eh = records.make_override_record(site=self.site, kiosk=self.kiosk, kiosk_key=self.kiosk_key,
-                                               staff_id=staff_id, reason=reason, ticket=t.ticket,
-                                               created_ms=int(at * 1000))
+        rec, eh = records.make_override_record(
+            site=self.site,
+            kiosk=self.kiosk,
+            kiosk_key=self.kiosk_key,
+            staff_id=staff_id,
+            reason=reason,
+            ticket=t.ticket,
+            created_ms=int(at * 1000),
+        )
         try:
             self.override_sink.write_session([rec])
         except KioskError as e:
@@ -129,7 +148,9 @@ class Desk:
         return t.ticket
 
     # --- over a running kiosk ----------------------------------------------------------------
-    def attach(self, cfg: Any, rt: Any, clock_synced: Callable[[], bool | None], badge_reader: Any = None) -> None:
+    def attach(
+        self, cfg: Any, rt: Any, clock_synced: Callable[[], bool | None], badge_reader: Any = None
+    ) -> None:
         """Serve the running kiosk: its key and outbox for overrides, its health, its reader."""
         from kiosk.checkin.adapters import OutboxSink
 
@@ -160,15 +181,28 @@ def runtime_health(cfg: Any, rt: Any, clock_synced: Callable[[], bool | None]) -
         rows.append(HealthRow(name, ("staff.health.ok" if ok else "staff.health.failed", {}), ok))
     ph = rt.publisher.health() if rt.publisher is not None else None
     connected = bool(ph and ph.connected)
-    rows.append(HealthRow("broker", ("staff.health.connected" if connected else "staff.health.offline", {}),
-                          connected))
+    rows.append(
+        HealthRow(
+            "broker", ("staff.health.connected" if connected else "staff.health.offline", {}), connected
+        )
+    )
     seen = ph.log_size_seen if ph else None
-    rows.append(HealthRow("gateway", f"log size {seen}" if seen is not None else ("staff.health.unknown", {}),
-                          seen is not None))
+    rows.append(
+        HealthRow(
+            "gateway",
+            f"log size {seen}" if seen is not None else ("staff.health.unknown", {}),
+            seen is not None,
+        )
+    )
     depth = rt.outbox.depth()
     oldest = rt.outbox.oldest_age_s()
-    rows.append(HealthRow("outbox", ("staff.health.waiting", {"depth": depth, "age": _age(oldest or 0)}),
-                          depth == 0 or (oldest or 0) < 600))
+    rows.append(
+        HealthRow(
+            "outbox",
+            ("staff.health.waiting", {"depth": depth, "age": _age(oldest or 0)}),
+            depth == 0 or (oldest or 0) < 600,
+        )
+    )
     alarms = rt.outbox.alarms()
     rows.append(HealthRow("alarms", str(len(alarms)) if alarms else ("staff.health.none", {}), not alarms))
     rl = rt.revocations()
@@ -176,7 +210,9 @@ def runtime_health(cfg: Any, rt: Any, clock_synced: Callable[[], bool | None]) -
         rows.append(HealthRow("revocations", ("staff.health.unknown", {}), False))
     else:
         age = time.time() - rl.issued
-        rows.append(HealthRow("revocations", ("staff.health.age", {"age": _age(age)}), time.time() < rl.next_update))
+        rows.append(
+            HealthRow("revocations", ("staff.health.age", {"age": _age(age)}), time.time() < rl.next_update)
+        )
     try:
         du = shutil.disk_usage(cfg.paths.state_dir)
         free = du.free / du.total
@@ -184,6 +220,7 @@ def runtime_health(cfg: Any, rt: Any, clock_synced: Callable[[], bool | None]) -
     except OSError:
         rows.append(HealthRow("disk", ("staff.health.unknown", {}), None))
     synced = clock_synced()
-    rows.append(HealthRow("clock", ("staff.health.synced" if synced else "staff.health.unsynced", {}),
-                          bool(synced)))
+    rows.append(
+        HealthRow("clock", ("staff.health.synced" if synced else "staff.health.unsynced", {}), bool(synced))
+    )
     return rows

@@ -7,6 +7,7 @@ would hold a quarter of a 1 GB Pi's memory next to the camera and dlib. A PIN ha
 digits, so the hash only slows an offline guesser who stole the staff file; what stops
 online guessing is the badge plus the lock-out (kiosk.staff.store).
 """
+
 from __future__ import annotations
 
 import nacl.exceptions

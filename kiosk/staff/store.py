@@ -8,6 +8,7 @@ Lock-out: after `free_tries` wrong PINs in a row, each further wrong PIN locks t
 for base × 2^(n − free_tries) seconds, capped; it is stored as a wall-clock time, so a
 restart does not lift it. An administrator clears it (`kiosk staff reset`).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -99,8 +100,16 @@ class StaffStore:
         self._db.close()
 
     # --- members ---------------------------------------------------------------------------
-    def add(self, staff_id: str, name: str, badge_uid: bytes, pin: str, role: str = "staff",
-            opslimit: int = P.OPSLIMIT, memlimit: int = P.MEMLIMIT) -> None:
+    def add(
+        self,
+        staff_id: str,
+        name: str,
+        badge_uid: bytes,
+        pin: str,
+        role: str = "staff",
+        opslimit: int = P.OPSLIMIT,
+        memlimit: int = P.MEMLIMIT,
+    ) -> None:
         if not STAFF_ID_RE.match(staff_id):
             raise ConfigError("a staff id is 1-32 characters of a-z, 0-9 and '-' (pseudonymous: no names)")
         if role not in ("staff", "admin"):
@@ -113,15 +122,18 @@ class StaffStore:
             raise ConfigError(str(e)) from None
         with self._lock:
             try:
-                self._db.execute("INSERT INTO staff (staff_id, name, badge_hash, pin_hash, role, created) "
-                                 "VALUES (?, ?, ?, ?, ?, ?)", (staff_id, name, badge_hash(badge_uid), h, role,
-                                                               self._now()))
+                self._db.execute(
+                    "INSERT INTO staff (staff_id, name, badge_hash, pin_hash, role, created) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (staff_id, name, badge_hash(badge_uid), h, role, self._now()),
+                )
             except sqlite3.IntegrityError:
                 raise ConfigError(f"staff id {staff_id} or this badge is already registered") from None
 
     def members(self) -> list[StaffMember]:
-        rows = self._db.execute("SELECT staff_id, name, role, active, failures, locked_until FROM staff "
-                                "ORDER BY staff_id").fetchall()
+        rows = self._db.execute(
+            "SELECT staff_id, name, role, active, failures, locked_until FROM staff ORDER BY staff_id"
+        ).fetchall()
         return [StaffMember(r[0], r[1], r[2], bool(r[3]), r[4], r[5]) for r in rows]
 
     def get(self, staff_id: str) -> StaffMember | None:
@@ -157,8 +169,9 @@ class StaffStore:
     # --- sign-in ---------------------------------------------------------------------------
     def verify(self, staff_id: str, pin: str) -> PinResult:
         """Check a PIN (slow: argon2id; call it off the render loop)."""
-        r = self._db.execute("SELECT pin_hash, active, failures, locked_until FROM staff WHERE staff_id = ?",
-                             (staff_id,)).fetchone()
+        r = self._db.execute(
+            "SELECT pin_hash, active, failures, locked_until FROM staff WHERE staff_id = ?", (staff_id,)
+        ).fetchone()
         if r is None:
             return PinResult(False, reason="unknown")
         pin_hash, active, failures, locked_until = r
@@ -169,13 +182,17 @@ class StaffStore:
             return PinResult(False, 0, locked_until - now, "locked")  # refused before any hashing
         if P.verify_pin(pin_hash, pin):
             with self._lock:
-                self._db.execute("UPDATE staff SET failures = 0, locked_until = 0 WHERE staff_id = ?", (staff_id,))
+                self._db.execute(
+                    "UPDATE staff SET failures = 0, locked_until = 0 WHERE staff_id = ?", (staff_id,)
+                )
             return PinResult(True, reason="ok")
         failures += 1
         delay = self.policy.delay(failures)
         with self._lock:
-            self._db.execute("UPDATE staff SET failures = ?, locked_until = ? WHERE staff_id = ?",
-                             (failures, now + delay if delay else 0, staff_id))
+            self._db.execute(
+                "UPDATE staff SET failures = ?, locked_until = ? WHERE staff_id = ?",
+                (failures, now + delay if delay else 0, staff_id),
+            )
         if delay:
             return PinResult(False, 0, delay, "locked")
         return PinResult(False, self.policy.free_tries - failures, 0.0, "wrong-pin")
@@ -185,14 +202,16 @@ class StaffStore:
         """The next short number of the day ("A-17"), stored with its time and channel."""
         day = dt.date.fromtimestamp(at).isoformat()
         with self._lock:
-            (n,) = self._db.execute("SELECT COALESCE(MAX(number), 0) + 1 FROM tickets WHERE day = ?",
-                                    (day,)).fetchone()
+            (n,) = self._db.execute(
+                "SELECT COALESCE(MAX(number), 0) + 1 FROM tickets WHERE day = ?", (day,)
+            ).fetchone()
             t = f"{prefix}-{n}"
             self._db.execute("INSERT INTO tickets VALUES (?, ?, ?, ?, ?)", (day, n, t, at, channel))
         return Ticket(t, at, channel)
 
     def tickets(self, at: float) -> list[Ticket]:
         day = dt.date.fromtimestamp(at).isoformat()
-        rows = self._db.execute("SELECT ticket, at, channel FROM tickets WHERE day = ? ORDER BY number DESC",
-                                (day,)).fetchall()
+        rows = self._db.execute(
+            "SELECT ticket, at, channel FROM tickets WHERE day = ? ORDER BY number DESC", (day,)
+        ).fetchall()
         return [Ticket(*r) for r in rows]

@@ -5,6 +5,7 @@ thread of its own and talks to the UI only through `emit`, `poll_input` and `sho
 The loop redraws only when the model changed, at most `fps` times a second. SDL picks the
 driver: KMSDRM on a Pi without a desktop, a window under X11/Wayland, "dummy" in tests.
 """
+
 from __future__ import annotations
 
 import collections
@@ -42,9 +43,18 @@ def pick_driver() -> str | None:
 class PygameUi:
     """Implements UiPort; `step()` runs one turn of the loop, `run(stop)` loops until stopped."""
 
-    def __init__(self, model: UiModel, size: tuple[int, int] = (800, 480), *, fps: int = 30,
-                 fullscreen: bool = False, font: Path | None = None, prompts: Any = None,
-                 dpi: float | None = None, clock: Any = None) -> None:
+    def __init__(
+        self,
+        model: UiModel,
+        size: tuple[int, int] = (800, 480),
+        *,
+        fps: int = 30,
+        fullscreen: bool = False,
+        font: Path | None = None,
+        prompts: Any = None,
+        dpi: float | None = None,
+        clock: Any = None,
+    ) -> None:
         self.model = model
         self.size = size
         self.fps = fps
@@ -54,7 +64,9 @@ class PygameUi:
         self.metrics = T.Metrics.for_size(size, dpi)
         self.clock = clock or SystemClock()
         self._handlers: dict[str, list[Callable[[Event], object]]] = collections.defaultdict(list)
-        self._fields: queue.Queue[tuple[tuple[int, int, int], str, threading.Event, list[int]]] = queue.Queue()
+        self._fields: queue.Queue[tuple[tuple[int, int, int], str, threading.Event, list[int]]] = (
+            queue.Queue()
+        )
         self._wake = threading.Condition()
         self._drawn = -1
         self._pressed: Widget | None = None
@@ -199,8 +211,13 @@ class PygameUi:
                 m.changed()
         st = m.staff
         desk = m.desk
-        if (st is not None and st.step == "badge" and desk is not None and desk.badge_reader is not None
-                and (self._badge_thread is None or not self._badge_thread.is_alive())):
+        if (
+            st is not None
+            and st.step == "badge"
+            and desk is not None
+            and desk.badge_reader is not None
+            and (self._badge_thread is None or not self._badge_thread.is_alive())
+        ):
             self._badge_thread = threading.Thread(target=self._read_badge, name="staff-badge", daemon=True)
             self._badge_thread.start()
 

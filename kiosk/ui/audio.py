@@ -3,6 +3,7 @@
 `render_prompts` writes DIR/<lang>/<message id>.wav for every prompt the UI speaks. At run
 time a missing file, a missing mixer or no audio device means silence, never an error.
 """
+
 from __future__ import annotations
 
 import logging
@@ -16,17 +17,39 @@ from kiosk.ui import i18n
 log = logging.getLogger(__name__)
 
 # the message ids the UI speaks when a screen appears (kiosk.ui.model queues them)
-PROMPTS = ("welcome.title", "checkin.reading", "refused.title", "desk.title", "face.title", "face.retry",
-           "face.matched", "face.mismatch", "face.nobody", "checkin.walked_away", "liveness.start",
-           "liveness.failed", "consent.title", "consent.sign_please", "consent.tap_to_sign",
-           "consent.patient_signed", "done.title", "checkin.record_failed", "checkin.out_of_service",
-           "checkin.cancelled", "idle.title")
+PROMPTS = (
+    "welcome.title",
+    "checkin.reading",
+    "refused.title",
+    "desk.title",
+    "face.title",
+    "face.retry",
+    "face.matched",
+    "face.mismatch",
+    "face.nobody",
+    "checkin.walked_away",
+    "liveness.start",
+    "liveness.failed",
+    "consent.title",
+    "consent.sign_please",
+    "consent.tap_to_sign",
+    "consent.patient_signed",
+    "done.title",
+    "checkin.record_failed",
+    "checkin.out_of_service",
+    "checkin.cancelled",
+    "idle.title",
+)
 # espeak-ng voice per catalogue language
 VOICES = {"en": "en-gb", "es": "es"}
 
 
-def render_prompts(out: Path, languages: list[str] | None = None, espeak: str | None = None,
-                   prompts: tuple[str, ...] = PROMPTS) -> int:
+def render_prompts(
+    out: Path,
+    languages: list[str] | None = None,
+    espeak: str | None = None,
+    prompts: tuple[str, ...] = PROMPTS,
+) -> int:
     """Render every prompt of every language to WAV with espeak-ng; returns the file count."""
     exe = espeak or shutil.which("espeak-ng")
     if exe is None:
@@ -37,8 +60,12 @@ def render_prompts(out: Path, languages: list[str] | None = None, espeak: str | 
         d.mkdir(parents=True, exist_ok=True)
         for msg in prompts:
             text = i18n.text(lang, msg, attempt=2, max=3)
-            subprocess.run([exe, "-v", VOICES.get(lang, lang), "-s", "150", "-w", str(d / f"{msg}.wav"), text],
-                           check=True, capture_output=True, timeout=60)
+            subprocess.run(
+                [exe, "-v", VOICES.get(lang, lang), "-s", "150", "-w", str(d / f"{msg}.wav"), text],
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
             n += 1
     return n
 

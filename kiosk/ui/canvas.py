@@ -5,6 +5,7 @@ a `TextRecord` per call: the tests read them to prove, on every screen in every 
 that no text was clipped, no glyph is missing from the font, and every text/background
 pair has a WCAG contrast of at least 4.5:1.
 """
+
 from __future__ import annotations
 
 import logging
@@ -86,7 +87,7 @@ class FontBook:
             self._ft = pygame.freetype.Font(str(self.path) if self.path else None, 20)
         chars = sorted({ch for ch in text if not ch.isspace()} - self._known)
         metrics = self._ft.get_metrics("".join(chars))
-        self._known |= {ch for ch, m in zip(chars, metrics) if m is not None}
+        self._known |= {ch for ch, m in zip(chars, metrics, strict=True) if m is not None}
         return "".join(ch for ch in sorted(set(text)) if not ch.isspace() and ch not in self._known)
 
 
@@ -149,8 +150,19 @@ class PygameCanvas:
         sx, sy = (img.get_width() - rect.w) // 2, (img.get_height() - rect.h) // 2
         self.surface.blit(img, (rect.x, rect.y), pygame.Rect(sx, sy, rect.w, rect.h))
 
-    def text(self, rect: Rect, text: str, size: int, fg: T.RGB, bg: T.RGB, *, align: str = "center",
-             bold: bool = False, min_size: int = 12, valign: str = "center") -> None:
+    def text(
+        self,
+        rect: Rect,
+        text: str,
+        size: int,
+        fg: T.RGB,
+        bg: T.RGB,
+        *,
+        align: str = "center",
+        bold: bool = False,
+        min_size: int = 12,
+        valign: str = "center",
+    ) -> None:
         """Draw `text` in `rect` at the largest size ≤ `size` that fits (wrapping at spaces)."""
         if not text:
             return

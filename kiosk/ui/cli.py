@@ -1,4 +1,5 @@
 """`kiosk ui screens` (every screen to PNG) and `kiosk ui audio` (render the spoken prompts)."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,21 +12,30 @@ from kiosk.errors import ConfigError
 
 
 def register(subparsers: Any) -> None:
-    p = subparsers.add_parser("ui", help="the touchscreen: render every screen, render audio prompts",
-                              description="Tools for the touchscreen UI.")
+    p = subparsers.add_parser(
+        "ui",
+        help="the touchscreen: render every screen, render audio prompts",
+        description="Tools for the touchscreen UI.",
+    )
     sub = p.add_subparsers(dest="ui_command", metavar="SUBCOMMAND", required=True)
-    s = sub.add_parser("screens", help="draw every screen, each language and panel size, to PNG",
-                       description="Draw every patient and staff screen for each language at 800x480 and "
-                                   "720x1280 (SDL dummy driver) into DIR/<W>x<H>/<lang>/<screen>.png, and "
-                                   "report clipped text or missing glyphs (exit 65 if any).")
+    s = sub.add_parser(
+        "screens",
+        help="draw every screen, each language and panel size, to PNG",
+        description="Draw every patient and staff screen for each language at 800x480 and "
+        "720x1280 (SDL dummy driver) into DIR/<W>x<H>/<lang>/<screen>.png, and "
+        "report clipped text or missing glyphs (exit 65 if any).",
+    )
     s.add_argument("--out", type=Path, required=True, help="folder for the PNG files")
     s.add_argument("--size", action="append", default=None, help="WxH (repeatable; default both panels)")
     s.add_argument("--lang", action="append", default=None, help="language code (repeatable; default all)")
     s.add_argument("--json", action="store_true", help="print the files and findings as JSON")
     s.set_defaults(func=cmd_screens)
-    a = sub.add_parser("audio", help="render the spoken prompts to WAV with espeak-ng",
-                       description="Render every spoken prompt in every language to DIR/<lang>/<id>.wav "
-                                   "with espeak-ng (setup.sh runs this at install).")
+    a = sub.add_parser(
+        "audio",
+        help="render the spoken prompts to WAV with espeak-ng",
+        description="Render every spoken prompt in every language to DIR/<lang>/<id>.wav "
+        "with espeak-ng (setup.sh runs this at install).",
+    )
     a.add_argument("--out", type=Path, required=True, help="folder for the WAV files ([ui] audio_dir)")
     a.set_defaults(func=cmd_audio)
 
@@ -49,16 +59,28 @@ def cmd_screens(args: argparse.Namespace) -> int:
     if unknown:
         raise ConfigError(f"no catalogue for {', '.join(unknown)} (have {', '.join(i18n.available())})")
     shots = gallery.render(args.out, sizes, langs)
-    findings = [{"screen": s.name, "size": f"{s.size[0]}x{s.size[1]}", "lang": s.lang, "text": r.text,
-                 "clipped": r.clipped, "missing_glyphs": r.missing}
-                for s in shots for r in s.records if r.clipped or r.missing]
+    findings = [
+        {
+            "screen": s.name,
+            "size": f"{s.size[0]}x{s.size[1]}",
+            "lang": s.lang,
+            "text": r.text,
+            "clipped": r.clipped,
+            "missing_glyphs": r.missing,
+        }
+        for s in shots
+        for r in s.records
+        if r.clipped or r.missing
+    ]
     if args.json:
         print(json.dumps({"files": [str(s.path) for s in shots], "findings": findings}, ensure_ascii=False))
     else:
         print(f"{len(shots)} screens drawn into {args.out} ({len(sizes)} sizes × {len(langs)} languages)")
         for f in findings:
-            print(f"  {f['size']} {f['lang']} {f['screen']}: clipped={f['clipped']} missing={f['missing_glyphs']!r}"
-                  f" in {f['text'][:40]!r}")
+            print(
+                f"  {f['size']} {f['lang']} {f['screen']}: clipped={f['clipped']} "
+                f"missing={f['missing_glyphs']!r} in {f['text'][:40]!r}"
+            )
     return 65 if findings else 0
 
 

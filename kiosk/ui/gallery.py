@@ -4,6 +4,7 @@ Each scene puts a fresh model into one state by feeding it the engine's own even
 staff screens, a desk over a throwaway staff file), then draws one frame. The tests use the
 same scenes to check clipping, glyphs, contrast and touch-target sizes everywhere.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -24,8 +25,10 @@ from kiosk.ui import i18n
 from kiosk.ui.model import UiModel, UiSettings
 
 SIZES = ((800, 480), (720, 1280))
-DEMO_STROKES = ([[20, 60, 0], [40, 25, 40], [60, 70, 80], [80, 30, 120], [100, 65, 160], [125, 35, 200]],
-                [[30, 85, 500], [130, 80, 600]])
+DEMO_STROKES = (
+    [[20, 60, 0], [40, 25, 40], [60, 70, 80], [80, 30, 120], [100, 65, 160], [125, 35, 200]],
+    [[30, 85, 500], [130, 80, 600]],
+)
 
 
 @dataclass
@@ -36,8 +39,15 @@ class _Health:
 
 
 def _consent_event(consent: ConsentTable, lang: str) -> Event:
-    return Event(E.CONSENT_SHOW, {"document_id": consent.document_id, "version": consent.version,
-                                  "language": lang, "text_sha256": text_sha256(consent.text[lang]).hex()})
+    return Event(
+        E.CONSENT_SHOW,
+        {
+            "document_id": consent.document_id,
+            "version": consent.version,
+            "language": lang,
+            "text_sha256": text_sha256(consent.text[lang]).hex(),
+        },
+    )
 
 
 def _preview() -> np.ndarray:
@@ -58,10 +68,12 @@ def _strokes_in(ui: Any) -> list[list[list[int]]]:
 
 def scenes(consent: ConsentTable) -> Iterator[tuple[str, Callable[[Any], None]]]:
     """(name, set-up) pairs; set-up receives the PygameUi whose model it puts in place."""
+
     def ev(*events: Event) -> Callable[[Any], None]:
         def f(ui: Any) -> None:
             for e in events:
                 ui.model.on_event(e)
+
         return f
 
     def consent_with(extra: Callable[[Any], None] | None = None) -> Callable[[Any], None]:
@@ -71,6 +83,7 @@ def scenes(consent: ConsentTable) -> Iterator[tuple[str, Callable[[Any], None]]]
             ui.model.consent.strokes = _strokes_in(ui)
             if extra:
                 extra(ui)
+
         return f
 
     yield "welcome", ev(Event(E.TAP_OR_SHOW_QR, {"channels": ["nfc", "qr"]}))
@@ -85,6 +98,7 @@ def scenes(consent: ConsentTable) -> Iterator[tuple[str, Callable[[Any], None]]]
         ui.model.on_event(Event(E.FACE_START))
         ui.model.on_event(Event("face.come_closer"))
         ui.model.preview = _preview()
+
     yield "face", face
     yield "face-retry", ev(Event(E.FACE_START), Event(E.FACE_RETRY, {"attempt": 1, "max": 3}))
     yield "face-matched", ev(Event(E.FACE_MATCHED))
@@ -98,33 +112,56 @@ def scenes(consent: ConsentTable) -> Iterator[tuple[str, Callable[[Any], None]]]
     def sign_please(ui: Any) -> None:
         ui.model.consent.strokes = []
         ui.model.on_event(Event(E.CONSENT_SIGN_PLEASE))
+
     yield "consent-sign-please", consent_with(sign_please)
 
     def full_text(ui: Any) -> None:
         ui.model.consent.full_text = True
+
     yield "consent-full-text", consent_with(full_text)
 
     def idle(ui: Any) -> None:
         m = ui.model
         m._idle_started = m._now()
         m.params = {**m.params, "idle_left": 12}
+
     yield "consent-idle", consent_with(idle)
     yield "second-tap", ev(Event(E.CONSENT_TAP_TO_SIGN, {"timeout_s": 10}))
     yield "phone-signed", ev(Event(E.CONSENT_PATIENT_SIGNED))
     yield "saving", ev(Event(E.SAVING))
-    yield "done", ev(Event(E.READING, {"channel": "nfc"}), Event(E.DONE, {"entries": [], "consent": "permit"}))
-    yield "done-declined", ev(Event(E.READING, {"channel": "qr"}), Event(E.DONE, {"entries": [], "consent": "deny"}))
+    yield (
+        "done",
+        ev(Event(E.READING, {"channel": "nfc"}), Event(E.DONE, {"entries": [], "consent": "permit"})),
+    )
+    yield (
+        "done-declined",
+        ev(Event(E.READING, {"channel": "qr"}), Event(E.DONE, {"entries": [], "consent": "deny"})),
+    )
     yield "record-failed", ev(Event(E.RECORD_FAILED))
     yield "out-of-service", ev(Event(E.OUT_OF_SERVICE))
 
-    def staff(step: str, tab: str = "queue", message: tuple[str, dict] | None = None,
-              pin: str = "", reason: str | None = None) -> Callable[[Any], None]:
+    def staff(
+        step: str,
+        tab: str = "queue",
+        message: tuple[str, dict] | None = None,
+        pin: str = "",
+        reason: str | None = None,
+    ) -> Callable[[Any], None]:
         def f(ui: Any) -> None:
             m = ui.model
             m.press("staff:open")
             st = m.staff
-            st.step, st.tab, st.message, st.pin, st.staff_id, st.reason = step, tab, message, pin, "s-0042", reason
+            st.step, st.tab, st.message, st.pin, st.staff_id, st.reason = (
+                step,
+                tab,
+                message,
+                pin,
+                "s-0042",
+                reason,
+            )
+
         return f
+
     yield "staff-badge", staff("badge")
     yield "staff-pin", staff("pin", pin="12", message=("staff.wrong_pin", {"left": 2}))
     yield "staff-locked", staff("pin", message=("staff.locked", {"minutes": 4}))
@@ -146,21 +183,36 @@ def gallery_desk(directory: Path) -> Any:
     now = time.time()
     for i, ch in enumerate(("nfc", "qr", "nfc", "desk")):
         store.next_ticket(ch, now - 60 * (12 - 3 * i))
-    health = [_Health("reader", ("staff.health.ok", {}), True), _Health("camera", ("staff.health.ok", {}), True),
-              _Health("broker", ("staff.health.connected", {}), True), _Health("gateway", "log size 1532", True),
-              _Health("outbox", ("staff.health.waiting", {"depth": 2, "age": "14 s"}), True),
-              _Health("alarms", ("staff.health.none", {}), True),
-              _Health("revocations", ("staff.health.age", {"age": "3.2 h"}), True),
-              _Health("disk", ("staff.health.free", {"free": "71%"}), True),
-              _Health("clock", ("staff.health.unsynced", {}), False)]
-    parked = [ParkedEntry(bytes.fromhex("3941401af7a0") + bytes(26), "unknown-kiosk", now - 400, now - 380, 2)]
-    desk = Desk(store, site="clinic", kiosk="kiosk-1", health_fn=lambda: health,  # type: ignore[arg-type,return-value]
-                parked_fn=lambda: parked, retry_fn=lambda: 1)
+    health = [
+        _Health("reader", ("staff.health.ok", {}), True),
+        _Health("camera", ("staff.health.ok", {}), True),
+        _Health("broker", ("staff.health.connected", {}), True),
+        _Health("gateway", "log size 1532", True),
+        _Health("outbox", ("staff.health.waiting", {"depth": 2, "age": "14 s"}), True),
+        _Health("alarms", ("staff.health.none", {}), True),
+        _Health("revocations", ("staff.health.age", {"age": "3.2 h"}), True),
+        _Health("disk", ("staff.health.free", {"free": "71%"}), True),
+        _Health("clock", ("staff.health.unsynced", {}), False),
+    ]
+    parked = [
+        ParkedEntry(bytes.fromhex("3941401af7a0") + bytes(26), "unknown-kiosk", now - 400, now - 380, 2)
+    ]
+    desk = Desk(
+        store,
+        site="clinic",
+        kiosk="kiosk-1",
+        health_fn=lambda: health,  # type: ignore[arg-type,return-value]
+        parked_fn=lambda: parked,
+        retry_fn=lambda: 1,
+    )
     desk.alert("camera-failure", now - 300)
     desk.alert("revocation-list-stale", now - 120)
     # the EU DCC specification's sample person, as a foreign credential routed to the desk
-    desk.alert("confirm-identity", now - 30, {"format": "eu-dcc", "issuer": "AT", "name": "Musterfrau-Gößinger, Gabriele",
-                                              "birth": "1998-02-26"})
+    desk.alert(
+        "confirm-identity",
+        now - 30,
+        {"format": "eu-dcc", "issuer": "AT", "name": "Musterfrau-Gößinger, Gabriele", "birth": "1998-02-26"},
+    )
     return desk
 
 
@@ -174,8 +226,13 @@ class Shot:
     path: Path | None
 
 
-def render(out: Path | None, sizes: tuple[tuple[int, int], ...] = SIZES, languages: list[str] | None = None,
-           consent: ConsentTable | None = None, only: set[str] | None = None) -> list[Shot]:
+def render(
+    out: Path | None,
+    sizes: tuple[tuple[int, int], ...] = SIZES,
+    languages: list[str] | None = None,
+    consent: ConsentTable | None = None,
+    only: set[str] | None = None,
+) -> list[Shot]:
     """Draw every scene; save DIR/<W>x<H>/<lang>/<scene>.png when `out` is given."""
     from kiosk.ui.app import PygameUi
 
@@ -185,13 +242,16 @@ def render(out: Path | None, sizes: tuple[tuple[int, int], ...] = SIZES, languag
         desk = gallery_desk(Path(tmp))
         try:
             for size in sizes:
-                ui = PygameUi(UiModel(UiSettings(), consent.text, SystemClock(), consent, desk), size, fps=0).open()
+                ui = PygameUi(
+                    UiModel(UiSettings(), consent.text, SystemClock(), consent, desk), size, fps=0
+                ).open()
                 for lang in languages or i18n.available():
                     for name, setup in scenes(consent):
                         if only and name not in only:
                             continue
-                        ui.model = UiModel(UiSettings(default_language=lang), consent.text, SystemClock(), consent,
-                                           desk)
+                        ui.model = UiModel(
+                            UiSettings(default_language=lang), consent.text, SystemClock(), consent, desk
+                        )
                         setup(ui)
                         ui.draw()
                         path = None

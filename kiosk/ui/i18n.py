@@ -5,6 +5,7 @@ text, so English is a catalogue like any other. Each language is labelled in its
 toggle. Missing translations fall back to English, then to the id itself (a test checks
 that every catalogue has every id).
 """
+
 from __future__ import annotations
 
 import gettext

@@ -6,6 +6,7 @@ sits over the patient screens while the engine keeps waiting for a credential). 
 screens (refused, see the desk, done, …) stay up for `result_s` even though the engine is
 already back at the attract screen, so the patient can read them; a new tap replaces them.
 """
+
 from __future__ import annotations
 
 import collections
@@ -20,12 +21,34 @@ from kiosk.protocol.consent import text_sha256
 
 log = logging.getLogger(__name__)
 
-RESULT_SCREENS = {"refused", "desk", "nobody", "walked_away", "done", "record_failed", "cancelled",
-                  "liveness_failed", "face_mismatch"}
-FACE_HINTS = {"face.none", "face.too_many", "face.come_closer", "face.look_at_camera", "face.more_light",
-              "face.too_bright", "face.hold_still"}
+RESULT_SCREENS = {
+    "refused",
+    "desk",
+    "nobody",
+    "walked_away",
+    "done",
+    "record_failed",
+    "cancelled",
+    "liveness_failed",
+    "face_mismatch",
+}
+FACE_HINTS = {
+    "face.none",
+    "face.too_many",
+    "face.come_closer",
+    "face.look_at_camera",
+    "face.more_light",
+    "face.too_bright",
+    "face.hold_still",
+}
 STAFF_TABS = ("queue", "alerts", "health", "parked", "override")
-OVERRIDE_REASONS = ("identity-confirmed", "face-not-matched", "no-biometric-consent", "no-phone", "kiosk-fault")
+OVERRIDE_REASONS = (
+    "identity-confirmed",
+    "face-not-matched",
+    "no-biometric-consent",
+    "no-phone",
+    "kiosk-fault",
+)
 PIN_MAX = 8
 
 
@@ -45,12 +68,12 @@ class UiSettings:
 class StaffLayer:
     """The staff mode over the patient screens: sign-in steps, then tabs."""
 
-    step: str = "badge"            # badge | pin | checking | tabs
-    staff_id: str | None = None    # after the badge; signed in once step == "tabs"
+    step: str = "badge"  # badge | pin | checking | tabs
+    staff_id: str | None = None  # after the badge; signed in once step == "tabs"
     pin: str = ""
     message: tuple[str, dict] | None = None
     tab: str = "queue"
-    reason: str | None = None      # override reason picked
+    reason: str | None = None  # override reason picked
     last_touch: float = 0.0
 
 
@@ -71,8 +94,14 @@ class Consent:
 class UiModel:
     """Thread-safe: the engine's thread calls `on_event`; the UI thread calls the rest."""
 
-    def __init__(self, settings: UiSettings, consent_texts: dict[str, str], clock: Any,
-                 consent_terms: Any = None, desk: Any = None) -> None:
+    def __init__(
+        self,
+        settings: UiSettings,
+        consent_texts: dict[str, str],
+        clock: Any,
+        consent_terms: Any = None,
+        desk: Any = None,
+    ) -> None:
         self.s = settings
         self.texts = dict(consent_texts)
         self.terms = consent_terms
@@ -150,10 +179,18 @@ class UiModel:
             # personal data; it stays in the desk's memory until acknowledged)
             if self.desk is not None:
                 who = p.get("claimed")
-                self.desk.alert("confirm-identity", self.clock.time(), {
-                    "format": str(p.get("format", "")), "issuer": str(p.get("issuer", "")),
-                    "name": ", ".join(x for x in (getattr(who, "family", ""), getattr(who, "given", "")) if x),
-                    "birth": getattr(who, "birth_date", "")})
+                self.desk.alert(
+                    "confirm-identity",
+                    self.clock.time(),
+                    {
+                        "format": str(p.get("format", "")),
+                        "issuer": str(p.get("issuer", "")),
+                        "name": ", ".join(
+                            x for x in (getattr(who, "family", ""), getattr(who, "given", "")) if x
+                        ),
+                        "birth": getattr(who, "birth_date", ""),
+                    },
+                )
             self.changed()
         elif i == E.TAP_OR_SHOW_QR:
             welcome = {"channels": list(p.get("channels", []))}
@@ -212,7 +249,9 @@ class UiModel:
             self._show("saving", None)
         elif i == E.DONE:
             consent = str(p.get("consent", "permit"))
-            self.ticket = self.desk.next_ticket(self.channel or "nfc", self.clock.time()) if self.desk else None
+            self.ticket = (
+                self.desk.next_ticket(self.channel or "nfc", self.clock.time()) if self.desk else None
+            )
             self._show("done", "done.title", consent=consent)
         elif i == E.RECORD_FAILED:
             self._show("record_failed", i)
@@ -229,7 +268,12 @@ class UiModel:
         first = self.screen != "consent"
         c = self.consent
         c.document_id, c.version, c.language, c.text, c.ok = (
-            str(p.get("document_id", "")), str(p.get("version", "")), lang, text, ok)
+            str(p.get("document_id", "")),
+            str(p.get("version", "")),
+            lang,
+            text,
+            ok,
+        )
         if first:
             c.shown_at = self._now()
             c.strokes, c.drawing, c.sign_please, c.full_text = [], None, False, False
@@ -317,8 +361,13 @@ class UiModel:
             pass  # touched() already dismissed the warning
         elif action == "result:ok":
             self._forget_patient()
-            self._show("welcome", None, channels=(self._pending_welcome or {}).get(
-                "channels", self.params.get("channels", ["nfc", "qr"])))
+            self._show(
+                "welcome",
+                None,
+                channels=(self._pending_welcome or {}).get(
+                    "channels", self.params.get("channels", ["nfc", "qr"])
+                ),
+            )
         elif kind == "staff":
             self._press_staff(arg)
         elif kind == "key" and self.staff is not None:
@@ -382,7 +431,10 @@ class UiModel:
             if result.ok:
                 st.step, st.tab, st.message = "tabs", "queue", None
             elif result.locked_s > 0:
-                st.step, st.message = "pin", ("staff.locked", {"minutes": max(1, int(result.locked_s / 60 + 0.999))})
+                st.step, st.message = (
+                    "pin",
+                    ("staff.locked", {"minutes": max(1, int(result.locked_s / 60 + 0.999))}),
+                )
             else:
                 st.step, st.message = "pin", ("staff.wrong_pin", {"left": result.tries_left})
             self.changed()

@@ -5,6 +5,7 @@ Used by the tests and by `kiosk demo --ui`: `PatientRobot` answers the consent s
 `kiosk.checkin.headless.ScriptedPatient` describes; `drive` runs an engine session in a
 thread while the UI loop and the robot run here.
 """
+
 from __future__ import annotations
 
 import threading
@@ -65,10 +66,15 @@ def draw_on_pad(ui: PygameUi, strokes: tuple[list[list[int]], ...]) -> bool:
 class PatientRobot:
     """Reacts to screens once each, like the scripted patient of the headless driver."""
 
-    def __init__(self, patient: ScriptedPatient, *, language: str | None = None,
-                 on_screen: Callable[[PygameUi, str], object] | None = None) -> None:
+    def __init__(
+        self,
+        patient: ScriptedPatient,
+        *,
+        language: str | None = None,
+        on_screen: Callable[[PygameUi, str], object] | None = None,
+    ) -> None:
         self.p = patient
-        self.language = language   # tapped on the welcome/consent screen's toggle
+        self.language = language  # tapped on the welcome/consent screen's toggle
         self.on_screen = on_screen
         self._seen: set[str] = set()
         self._step = 0

@@ -4,6 +4,7 @@ Every screen has the language toggle (except a liveness light field, which must 
 but light) and every failure screen names a next step. Sizes come from `Metrics`: touch
 targets are at least 12 mm on the panel, text sizes are physical too.
 """
+
 from __future__ import annotations
 
 import time
@@ -12,8 +13,19 @@ from collections.abc import Callable
 from kiosk.ui import i18n
 from kiosk.ui import theme as T
 from kiosk.ui.model import OVERRIDE_REASONS, STAFF_TABS, UiModel
-from kiosk.ui.widgets import (Box, Button, Field, Label, Modal, Picto, Preview, Rect, SignaturePad, Widget,
-                              keypad)
+from kiosk.ui.widgets import (
+    Box,
+    Button,
+    Field,
+    Label,
+    Modal,
+    Picto,
+    Preview,
+    Rect,
+    SignaturePad,
+    Widget,
+    keypad,
+)
 
 Tr = Callable[..., str]
 
@@ -23,6 +35,7 @@ _FIXABLE = {"stale", "replayed", "malformed", "not-yet-valid"}
 
 def build(m: UiModel, mt: T.Metrics) -> list[Widget]:
     """The widgets of the current frame, in draw order."""
+
     def tr(msg_id: str, **params: object) -> str:
         return i18n.text(m.lang, msg_id, **params)
 
@@ -62,8 +75,16 @@ def _bar(m: UiModel, mt: T.Metrics, bar: Rect, tr: Tr) -> list[Widget]:
     x = bar.x + bar.w
     for code in reversed(langs):
         x -= lw
-        out.append(Button(Rect(x, bar.y, lw, bar.h), f"lang:{code}", i18n.LANGUAGE_NAMES.get(code, code),
-                          "selected" if code == m.lang else "neutral", mt.body_px, selected=code == m.lang))
+        out.append(
+            Button(
+                Rect(x, bar.y, lw, bar.h),
+                f"lang:{code}",
+                i18n.LANGUAGE_NAMES.get(code, code),
+                "selected" if code == m.lang else "neutral",
+                mt.body_px,
+                selected=code == m.lang,
+            )
+        )
         x -= mt.gap
     left = Rect(bar.x, bar.y, max(mt.touch * 2, bar.w // 5), bar.h)
     if m.staff is not None:
@@ -74,22 +95,39 @@ def _bar(m: UiModel, mt: T.Metrics, bar: Rect, tr: Tr) -> list[Widget]:
     return out
 
 
-def _message(rect: Rect, text: str, mt: T.Metrics, size: int | None = None, warn: bool = False) -> list[Widget]:
+def _message(
+    rect: Rect, text: str, mt: T.Metrics, size: int | None = None, warn: bool = False
+) -> list[Widget]:
     bg = T.WARN_BG if warn else T.BG
     out: list[Widget] = [Box(rect, None, bg, 8)] if warn else []
     out.append(Label(rect.inset(6 if warn else 0), None, text, size or mt.body_px, T.INK, bg))
     return out
 
 
-def _info(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr, picto: str, title: str, lines: list[str],
-          ok_button: bool = False) -> list[Widget]:
+def _info(
+    m: UiModel,
+    mt: T.Metrics,
+    r: Rect,
+    tr: Tr,
+    picto: str,
+    title: str,
+    lines: list[str],
+    ok_button: bool = False,
+) -> list[Widget]:
     """A pictogram, a title, a few lines and (for results) an OK button."""
     out: list[Widget] = []
     if ok_button:
         btn, r = r.take_bottom(mt.touch, mt.gap)
         bw = max(mt.touch * 3, btn.w // 3)
-        out.append(Button(Rect(btn.x + (btn.w - bw) // 2, btn.y, bw, btn.h), "result:ok", tr("staff.ok"),
-                          "primary", mt.body_px))
+        out.append(
+            Button(
+                Rect(btn.x + (btn.w - bw) // 2, btn.y, bw, btn.h),
+                "result:ok",
+                tr("staff.ok"),
+                "primary",
+                mt.body_px,
+            )
+        )
     if mt.portrait:
         pic, text = r.rows([2, 3], mt.gap)
     else:
@@ -98,7 +136,7 @@ def _info(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr, picto: str, title: str, li
     title_r, rest = text.take_top(min(text.h // 2, mt.title_px * 3), mt.gap)
     out.append(Label(title_r, None, title, mt.title_px, bold=True, min_size=mt.body_px // 2 + 6))
     if lines:
-        for row, line in zip(rest.rows([1] * len(lines), mt.gap), lines):
+        for row, line in zip(rest.rows([1] * len(lines), mt.gap), lines, strict=True):
             out.append(Label(row, None, line, mt.body_px, T.INK, min_size=12))
     return out
 
@@ -115,8 +153,8 @@ def _welcome(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
     if not items:
         return out + _message(r, tr("checkin.out_of_service"), mt, mt.title_px, warn=True)
     cells = r.rows([1] * len(items), mt.gap) if mt.portrait else r.cols([1] * len(items), mt.gap * 3)
-    for cell, (picto, caption) in zip(cells, items):
-        pic, cap = cell.rows([3, 2] if mt.portrait else [3, 2], mt.gap)
+    for cell, (picto, caption) in zip(cells, items, strict=True):
+        pic, cap = cell.rows([3, 2], mt.gap)
         out.append(Picto(pic, None, picto))
         out.append(Label(cap, None, caption, mt.body_px, bold=True))
     return out
@@ -125,6 +163,7 @@ def _welcome(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
 def _busy(msg: str, picto: str = "phone-nfc") -> Callable[[UiModel, T.Metrics, Rect, Tr], list[Widget]]:
     def b(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
         return _info(m, mt, r, tr, picto, tr(msg), [tr("checkin.hold_on")])
+
     return b
 
 
@@ -144,12 +183,14 @@ def _desk(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
 def _result(msg: str, picto: str, nxt: str) -> Callable[[UiModel, T.Metrics, Rect, Tr], list[Widget]]:
     def b(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
         return _info(m, mt, r, tr, picto, tr(msg), [tr(nxt)], ok_button=True)
+
     return b
 
 
 def _plain(msg: str, picto: str) -> Callable[[UiModel, T.Metrics, Rect, Tr], list[Widget]]:
     def b(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
         return _info(m, mt, r, tr, picto, tr(msg), [])
+
     return b
 
 
@@ -184,12 +225,26 @@ def _consent(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
     terms = m.terms
     lines = []
     if terms is not None:
-        lines = [tr("consent.who", actors=_codes(m, terms.actors)), tr("consent.what", actions=_codes(m, terms.actions)),
-                 tr("consent.why", purposes=_codes(m, terms.purpose)), tr("consent.how_long", days=terms.valid_days)]
+        lines = [
+            tr("consent.who", actors=_codes(m, terms.actors)),
+            tr("consent.what", actions=_codes(m, terms.actions)),
+            tr("consent.why", purposes=_codes(m, terms.purpose)),
+            tr("consent.how_long", days=terms.valid_days),
+        ]
     out.append(Box(lines_r, None, T.PANEL, 8))
     # one label, so the four lines share one size
-    out.append(Label(lines_r.inset(mt.gap), None, "\n".join(lines), mt.body_px, T.INK, T.PANEL, align="left",
-                     min_size=12))
+    out.append(
+        Label(
+            lines_r.inset(mt.gap),
+            None,
+            "\n".join(lines),
+            mt.body_px,
+            T.INK,
+            T.PANEL,
+            align="left",
+            min_size=12,
+        )
+    )
     out.append(Button(full_btn, "consent:full", tr("consent.read_full"), "neutral", mt.body_px))
     # the signature pad and the three actions; "Sign" is the one green button
     btns, pad = sig.take_bottom(mt.touch, mt.gap)
@@ -210,15 +265,34 @@ def _consent_modals(m: UiModel, mt: T.Metrics, full: Rect, tr: Tr) -> list[Widge
     if m.consent.full_text:
         bh = mt.touch
         btn = Rect(box.x + box.w - mt.touch * 3 - mt.margin, box.y + box.h - bh - mt.margin, mt.touch * 3, bh)
-        out.append(Modal(box, None, tr("consent.full_title"), m.consent.text, mt.title_px, mt.body_px,
-                         [Button(btn, "consent:close", tr("consent.close"), "primary", mt.body_px)], "left"))
+        out.append(
+            Modal(
+                box,
+                None,
+                tr("consent.full_title"),
+                m.consent.text,
+                mt.title_px,
+                mt.body_px,
+                [Button(btn, "consent:close", tr("consent.close"), "primary", mt.body_px)],
+                "left",
+            )
+        )
     left = m.idle_left
     if left is not None:
         w, h = min(box.w, mt.touch * 9), min(box.h, mt.touch * 5)
         r = Rect(full.x + (full.w - w) // 2, full.y + (full.h - h) // 2, w, h)
         btn = Rect(r.x + mt.margin, r.y + r.h - mt.touch - mt.margin, r.w - 2 * mt.margin, mt.touch)
-        out.append(Modal(r, None, tr("idle.title"), tr("idle.countdown", seconds=left), mt.title_px, mt.title_px,
-                         [Button(btn, "idle:here", tr("idle.here"), "sign", mt.body_px)]))
+        out.append(
+            Modal(
+                r,
+                None,
+                tr("idle.title"),
+                tr("idle.countdown", seconds=left),
+                mt.title_px,
+                mt.title_px,
+                [Button(btn, "idle:here", tr("idle.here"), "sign", mt.body_px)],
+            )
+        )
     return out
 
 
@@ -226,19 +300,33 @@ def _second_tap(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
     btn, r = r.take_bottom(mt.touch, mt.gap)
     bw = max(mt.touch * 3, btn.w // 3)
     out = _info(m, mt, r, tr, "phone-nfc", tr("consent.tap_to_sign"), [tr("consent.optional")])
-    out.append(Button(Rect(btn.x + (btn.w - bw) // 2, btn.y, bw, btn.h), "input:skip", tr("consent.skip"),
-                      "neutral", mt.body_px))
+    out.append(
+        Button(
+            Rect(btn.x + (btn.w - bw) // 2, btn.y, bw, btn.h),
+            "input:skip",
+            tr("consent.skip"),
+            "neutral",
+            mt.body_px,
+        )
+    )
     return out
 
 
 def _done(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
     btn, r = r.take_bottom(mt.touch, mt.gap)
     bw = max(mt.touch * 3, btn.w // 3)
-    out: list[Widget] = [Button(Rect(btn.x + (btn.w - bw) // 2, btn.y, bw, btn.h), "result:ok", tr("staff.ok"),
-                                "primary", mt.body_px)]
+    out: list[Widget] = [
+        Button(
+            Rect(btn.x + (btn.w - bw) // 2, btn.y, bw, btn.h),
+            "result:ok",
+            tr("staff.ok"),
+            "primary",
+            mt.body_px,
+        )
+    ]
     title, r = r.take_top(mt.title_px * 2, mt.gap)
     out.append(Label(title, None, tr("done.title"), mt.title_px, bold=True))
-    ticket_r, text_r = (r.rows([1, 1], mt.gap) if mt.portrait else r.cols([2, 3], mt.gap))
+    ticket_r, text_r = r.rows([1, 1], mt.gap) if mt.portrait else r.cols([2, 3], mt.gap)
     out.append(Box(ticket_r, None, T.PANEL, 12))
     cap, num = ticket_r.inset(mt.gap).rows([1, 3], 0)
     out.append(Label(cap, None, tr("done.ticket"), mt.body_px, T.INK, T.PANEL))
@@ -247,8 +335,10 @@ def _done(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
     else:
         out.append(Picto(num, None, "check"))
     lines = [tr("done.seat")] + ([tr("done.declined")] if m.params.get("consent") == "deny" else [])
-    for row, line in zip(text_r.rows([1] * len(lines), mt.gap), lines):
-        out.append(Label(row, None, line, mt.title_px if len(lines) == 1 else mt.body_px, bold=len(lines) == 1))
+    for row, line in zip(text_r.rows([1] * len(lines), mt.gap), lines, strict=True):
+        out.append(
+            Label(row, None, line, mt.title_px if len(lines) == 1 else mt.body_px, bold=len(lines) == 1)
+        )
     return out
 
 
@@ -290,24 +380,44 @@ def _staff(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
         lines = [tr(st.message[0], **st.message[1])] if st.message else []
         out = _info(m, mt, r, tr, "phone-nfc", tr("staff.badge"), lines)
         bw = max(mt.touch * 3, btn.w // 3)
-        out.append(Button(Rect(btn.x + (btn.w - bw) // 2, btn.y, bw, btn.h), "staff:cancel", tr("staff.cancel"),
-                          "neutral", mt.body_px))
+        out.append(
+            Button(
+                Rect(btn.x + (btn.w - bw) // 2, btn.y, bw, btn.h),
+                "staff:cancel",
+                tr("staff.cancel"),
+                "neutral",
+                mt.body_px,
+            )
+        )
         return out
     if st.step in ("pin", "checking"):
         return _pin(m, mt, r, tr)
     # portrait: two rows of tabs, so each label stays large enough to read
     rows_n = 2 if mt.portrait else 1
     tabs, body = r.take_top(mt.touch * rows_n + mt.gap // 2 * (rows_n - 1), mt.gap)
-    cells = (tabs.rows([1, 1], mt.gap // 2)[0].cols([1, 1, 1], mt.gap // 2)
-             + tabs.rows([1, 1], mt.gap // 2)[1].cols([1, 1], mt.gap // 2)) if mt.portrait \
+    cells = (
+        (
+            tabs.rows([1, 1], mt.gap // 2)[0].cols([1, 1, 1], mt.gap // 2)
+            + tabs.rows([1, 1], mt.gap // 2)[1].cols([1, 1], mt.gap // 2)
+        )
+        if mt.portrait
         else tabs.cols([1] * len(STAFF_TABS), mt.gap // 2)
-    out: list[Widget] = []
-    for cell, tab in zip(cells, STAFF_TABS):
+    )
+    out = []
+    for cell, tab in zip(cells, STAFF_TABS, strict=True):
         label = tr(f"staff.tab.{tab}")
         if tab == "alerts" and m.desk is not None and m.desk.alerts():
             label += f" ({len(m.desk.alerts())})"
-        out.append(Button(cell, f"tab:{tab}", label, "selected" if tab == st.tab else "neutral", mt.body_px,
-                          selected=tab == st.tab))
+        out.append(
+            Button(
+                cell,
+                f"tab:{tab}",
+                label,
+                "selected" if tab == st.tab else "neutral",
+                mt.body_px,
+                selected=tab == st.tab,
+            )
+        )
     if st.message and st.tab != "override":  # the override tab shows it in its title line
         msg, body = body.take_bottom(mt.body_px * 2, mt.gap)
         out += _message(msg, tr(st.message[0], **st.message[1]), mt, mt.body_px, warn=True)
@@ -332,7 +442,9 @@ def _pin(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
     out.append(Button(cancel, "staff:cancel", tr("staff.cancel"), "neutral", mt.body_px))
     # a keypad of 4 rows of 12 mm keys at least
     kh = max(pad.h, 4 * mt.touch + 3 * mt.gap)
-    out += keypad(Rect(pad.x, pad.y, pad.w, min(kh, pad.h)), mt.gap, mt.title_px, tr("staff.ok"), tr("staff.delete"))
+    out += keypad(
+        Rect(pad.x, pad.y, pad.w, min(kh, pad.h)), mt.gap, mt.title_px, tr("staff.ok"), tr("staff.delete")
+    )
     return out
 
 
@@ -340,7 +452,7 @@ def _rows(rect: Rect, texts: list[tuple[str, bool]], mt: T.Metrics, row_h: int) 
     """Non-touchable rows; (text, bad) — bad rows are white on red."""
     out: list[Widget] = []
     n = max(1, (rect.h + mt.gap // 2) // (row_h + mt.gap // 2))
-    shown = texts if len(texts) <= n else texts[:n - 1] + [(f"+{len(texts) - n + 1} …", False)]
+    shown = texts if len(texts) <= n else texts[: n - 1] + [(f"+{len(texts) - n + 1} …", False)]
     y = rect.y
     for text, bad in shown:
         row = Rect(rect.x, y, rect.w, row_h)
@@ -360,8 +472,19 @@ def _queue(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
     items = m.desk.queue(now) if m.desk is not None else []
     if not items:
         return [Label(r, None, tr("staff.queue.empty"), mt.title_px, T.MUTED)]
-    rows = [(tr("staff.queue.row", ticket=q.ticket, time=_clock(q.at), wait=max(0, int((now - q.at) // 60)),
-                channel=tr(f"staff.channel.{q.channel}")), False) for q in items]
+    rows = [
+        (
+            tr(
+                "staff.queue.row",
+                ticket=q.ticket,
+                time=_clock(q.at),
+                wait=max(0, int((now - q.at) // 60)),
+                channel=tr(f"staff.channel.{q.channel}"),
+            ),
+            False,
+        )
+        for q in items
+    ]
     return _rows(r, rows, mt, mt.small_px * 3 // 2 + 8)
 
 
@@ -372,7 +495,7 @@ def _alerts(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
     out: list[Widget] = []
     row_h = mt.touch * 3 // 2 if mt.portrait else mt.touch  # a narrow panel needs more lines per alert
     n = max(1, (r.h + mt.gap) // (row_h + mt.gap))
-    for a, y in zip(items[:n], range(r.y, r.y + r.h, row_h + mt.gap)):
+    for a, y in zip(items[:n], range(r.y, r.y + r.h, row_h + mt.gap), strict=False):
         row = Rect(r.x, y, r.w, row_h)
         text_r, btn = row.cols([4, 1.4], mt.gap)
         key = f"staff.alert.{a.kind}"
@@ -382,8 +505,18 @@ def _alerts(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
             params["format"] = tr(fmt) if i18n.has(m.lang, fmt) else params["format"]
         text = tr(key, **params) if i18n.has(m.lang, key) else tr("staff.alert.other", kind=a.kind)
         out.append(Box(text_r, None, T.DANGER, 6))
-        out.append(Label(text_r.inset(4), None, f"{_clock(a.at)}  {text}", mt.small_px, T.WHITE, T.DANGER,
-                         align="left", min_size=11))
+        out.append(
+            Label(
+                text_r.inset(4),
+                None,
+                f"{_clock(a.at)}  {text}",
+                mt.small_px,
+                T.WHITE,
+                T.DANGER,
+                align="left",
+                min_size=11,
+            )
+        )
         out.append(Button(btn, f"ack:{a.id}", tr("staff.ack"), "neutral", mt.body_px))
     return out
 
@@ -395,7 +528,9 @@ def _health(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
         value = tr(h.value[0], **h.value[1]) if isinstance(h.value, tuple) else str(h.value)
         rows.append((f"{tr('staff.health.' + h.name)}: {value}", h.ok is False))
     if mt.portrait:
-        return _rows(r, rows, mt, min(mt.small_px * 3, (r.h - mt.gap // 2 * (len(rows) - 1)) // max(1, len(rows))))
+        return _rows(
+            r, rows, mt, min(mt.small_px * 3, (r.h - mt.gap // 2 * (len(rows) - 1)) // max(1, len(rows)))
+        )
     left, right = r.cols([1, 1], mt.gap)
     half = (len(rows) + 1) // 2
     row_h = (r.h - (mt.gap // 2) * (half - 1)) // max(1, half)  # room for a second line
@@ -409,12 +544,24 @@ def _parked(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
     if not items:
         out.append(Label(r, None, tr("staff.parked.none"), mt.title_px, T.MUTED))
     else:
-        rows = [(tr("staff.parked.row", entry=p.entry_hash.hex()[:12], reason=p.reason, attempts=p.attempts), True)
-                for p in items]
+        rows = [
+            (
+                tr("staff.parked.row", entry=p.entry_hash.hex()[:12], reason=p.reason, attempts=p.attempts),
+                True,
+            )
+            for p in items
+        ]
         out += _rows(r, rows, mt, mt.small_px * 3 // 2 + 8)
     bw = max(mt.touch * 3, btn.w // 3)
-    out.append(Button(Rect(btn.x + btn.w - bw, btn.y, bw, btn.h), "parked:retry", tr("staff.retry"), "primary",
-                      mt.body_px))
+    out.append(
+        Button(
+            Rect(btn.x + btn.w - bw, btn.y, bw, btn.h),
+            "parked:retry",
+            tr("staff.retry"),
+            "primary",
+            mt.body_px,
+        )
+    )
     return out
 
 
@@ -426,19 +573,44 @@ def _override(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
     if st.message:
         out += _message(title, tr(st.message[0], **st.message[1]), mt, mt.body_px, warn=True)
     else:
-        out.append(Label(title, None, tr("staff.override.title") + " · " + tr("staff.override.pick"),
-                         mt.body_px, bold=True, align="left"))
+        out.append(
+            Label(
+                title,
+                None,
+                tr("staff.override.title") + " · " + tr("staff.override.pick"),
+                mt.body_px,
+                bold=True,
+                align="left",
+            )
+        )
     cells = []
     n_cols = 1 if mt.portrait else 2
     n_rows = -(-(len(OVERRIDE_REASONS) + 1) // n_cols)
     for row in r.rows([1] * n_rows, mt.gap):
         cells += row.cols([1] * n_cols, mt.gap)
-    for cell, reason in zip(cells, OVERRIDE_REASONS):
-        out.append(Button(cell, f"reason:{reason}", tr(f"staff.override.reason.{reason}"),
-                          "selected" if st.reason == reason else "neutral", mt.small_px, selected=st.reason == reason))
-    out.append(Button(cells[len(OVERRIDE_REASONS)], "override:confirm", tr("staff.override.confirm"), "sign",
-                      mt.body_px))
+    for cell, reason in zip(cells, OVERRIDE_REASONS, strict=False):
+        out.append(
+            Button(
+                cell,
+                f"reason:{reason}",
+                tr(f"staff.override.reason.{reason}"),
+                "selected" if st.reason == reason else "neutral",
+                mt.small_px,
+                selected=st.reason == reason,
+            )
+        )
+    out.append(
+        Button(
+            cells[len(OVERRIDE_REASONS)], "override:confirm", tr("staff.override.confirm"), "sign", mt.body_px
+        )
+    )
     return out
 
 
-_STAFF_TABS = {"queue": _queue, "alerts": _alerts, "health": _health, "parked": _parked, "override": _override}
+_STAFF_TABS = {
+    "queue": _queue,
+    "alerts": _alerts,
+    "health": _health,
+    "parked": _parked,
+    "override": _override,
+}

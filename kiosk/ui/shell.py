@@ -4,6 +4,7 @@
 opens one where it exists (a desktop session, or a DRM device for KMSDRM) and otherwise
 runs headless. The render loop stays on the main thread; the engine runs in a thread.
 """
+
 from __future__ import annotations
 
 import logging
@@ -37,9 +38,14 @@ class PreviewTap:
 
 def settings_of(cfg: Any) -> UiSettings:
     langs = tuple(x for x in cfg.kiosk.languages if x in cfg.consent.text)
-    return UiSettings(languages=langs or (cfg.kiosk.language,), default_language=cfg.kiosk.language,
-                      result_s=cfg.ui.result_s, idle_warning_s=cfg.ui.idle_warning_s,
-                      idle_countdown_s=cfg.ui.idle_countdown_s, staff_idle_s=cfg.staff.idle_logoff_s)
+    return UiSettings(
+        languages=langs or (cfg.kiosk.language,),
+        default_language=cfg.kiosk.language,
+        result_s=cfg.ui.result_s,
+        idle_warning_s=cfg.ui.idle_warning_s,
+        idle_countdown_s=cfg.ui.idle_countdown_s,
+        staff_idle_s=cfg.staff.idle_logoff_s,
+    )
 
 
 class Touchscreen:
@@ -54,13 +60,22 @@ class Touchscreen:
         if driver:
             os.environ["SDL_VIDEODRIVER"] = driver
         st = cfg.staff
-        self.store = StaffStore(cfg.state_path(st.path), LockoutPolicy(st.free_tries, st.lockout_base_s,
-                                                                       st.lockout_max_s))
-        self.desk = Desk(self.store, site=cfg.kiosk.site, kiosk=cfg.kiosk.id, ticket_prefix=cfg.ui.ticket_prefix)
+        self.store = StaffStore(
+            cfg.state_path(st.path), LockoutPolicy(st.free_tries, st.lockout_base_s, st.lockout_max_s)
+        )
+        self.desk = Desk(
+            self.store, site=cfg.kiosk.site, kiosk=cfg.kiosk.id, ticket_prefix=cfg.ui.ticket_prefix
+        )
         self.model = UiModel(settings_of(cfg), dict(cfg.consent.text), SystemClock(), cfg.consent, self.desk)
         size = (cfg.ui.width, cfg.ui.height)
-        self.ui = PygameUi(self.model, size, fps=cfg.ui.fps, fullscreen=cfg.ui.fullscreen, font=cfg.ui.font,
-                           dpi=cfg.ui.dpi or None)
+        self.ui = PygameUi(
+            self.model,
+            size,
+            fps=cfg.ui.fps,
+            fullscreen=cfg.ui.fullscreen,
+            font=cfg.ui.font,
+            dpi=cfg.ui.dpi or None,
+        )
         try:
             self.ui.open()
         except Exception as e:  # pygame.error: no usable display after all

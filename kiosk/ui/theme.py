@@ -1,4 +1,5 @@
 """Colours and sizes: WCAG 2.x contrast and touch targets computed from the panel's DPI."""
+
 from __future__ import annotations
 
 import math
@@ -9,17 +10,17 @@ RGB = tuple[int, int, int]
 # every text colour sits on a background it was checked against (tests/ui/test_contrast.py)
 BG = (250, 250, 247)
 INK = (20, 24, 28)
-MUTED = (70, 76, 84)          # secondary text on BG: 9:1
-PRIMARY = (11, 83, 158)       # buttons with white text: 7.6:1
-SIGN = (22, 101, 52)          # the distinct "Sign" action: 7.1:1
-DANGER = (153, 27, 27)        # alerts: 8.3:1 with white
-NEUTRAL = (226, 230, 235)     # secondary buttons with INK text
+MUTED = (70, 76, 84)  # secondary text on BG: 9:1
+PRIMARY = (11, 83, 158)  # buttons with white text: 7.6:1
+SIGN = (22, 101, 52)  # the distinct "Sign" action: 7.1:1
+DANGER = (153, 27, 27)  # alerts: 8.3:1 with white
+NEUTRAL = (226, 230, 235)  # secondary buttons with INK text
 WHITE = (255, 255, 255)
-PANEL = (236, 240, 245)       # cards/rows on BG, INK text
-WARN_BG = (255, 243, 205)     # warning banners, INK text
-PAD_BG = WHITE                # the signature pad
+PANEL = (236, 240, 245)  # cards/rows on BG, INK text
+WARN_BG = (255, 243, 205)  # warning banners, INK text
+PAD_BG = WHITE  # the signature pad
 PAD_INK = (10, 30, 90)
-FOCUS = (245, 158, 11)        # outlines only, never behind text
+FOCUS = (245, 158, 11)  # outlines only, never behind text
 
 MIN_CONTRAST = 4.5  # WCAG 2.1 SC 1.4.3 (AA) for normal text
 

@@ -5,6 +5,7 @@ Layout (rectangles, hit testing, what a touch means) is plain Python; `draw` tak
 `Canvas.text`, which fits it into its box and records (text, colours, clipped, missing glyphs)
 so the tests can check contrast and clipping on every screen.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -49,8 +50,7 @@ class Rect(NamedTuple):
         return Rect(self.x, self.y, self.w, h), Rect(self.x, self.y + h + gap, self.w, self.h - h - gap)
 
     def take_bottom(self, h: int, gap: int = 0) -> tuple[Rect, Rect]:
-        return (Rect(self.x, self.y + self.h - h, self.w, h),
-                Rect(self.x, self.y, self.w, self.h - h - gap))
+        return (Rect(self.x, self.y + self.h - h, self.w, h), Rect(self.x, self.y, self.w, self.h - h - gap))
 
 
 class Canvas(Protocol):
@@ -62,8 +62,19 @@ class Canvas(Protocol):
     def circle(self, centre: tuple[int, int], r: int, color: T.RGB, width: int = 0) -> None: ...
     def ellipse(self, rect: Rect, color: T.RGB, width: int = 0) -> None: ...
     def image(self, rect: Rect, rgb: Any) -> None: ...
-    def text(self, rect: Rect, text: str, size: int, fg: T.RGB, bg: T.RGB, *, align: str = "center",
-             bold: bool = False, min_size: int = 12, valign: str = "center") -> None: ...
+    def text(
+        self,
+        rect: Rect,
+        text: str,
+        size: int,
+        fg: T.RGB,
+        bg: T.RGB,
+        *,
+        align: str = "center",
+        bold: bool = False,
+        min_size: int = 12,
+        valign: str = "center",
+    ) -> None: ...
 
 
 @dataclass
@@ -102,13 +113,25 @@ class Label(Widget):
     valign: str = "center"
 
     def draw(self, c: Canvas) -> None:
-        c.text(self.rect, self.text, self.size, self.fg, self.bg, align=self.align, bold=self.bold,
-               min_size=self.min_size, valign=self.valign)
+        c.text(
+            self.rect,
+            self.text,
+            self.size,
+            self.fg,
+            self.bg,
+            align=self.align,
+            bold=self.bold,
+            min_size=self.min_size,
+            valign=self.valign,
+        )
 
 
 _STYLES: dict[str, tuple[T.RGB, T.RGB]] = {
-    "primary": (T.PRIMARY, T.WHITE), "sign": (T.SIGN, T.WHITE), "danger": (T.DANGER, T.WHITE),
-    "neutral": (T.NEUTRAL, T.INK), "selected": (T.PRIMARY, T.WHITE),
+    "primary": (T.PRIMARY, T.WHITE),
+    "sign": (T.SIGN, T.WHITE),
+    "danger": (T.DANGER, T.WHITE),
+    "neutral": (T.NEUTRAL, T.INK),
+    "selected": (T.PRIMARY, T.WHITE),
 }
 
 
@@ -156,8 +179,14 @@ class SignaturePad(Widget):
         base = self.rect.y + self.rect.h * 3 // 4
         c.line([(self.rect.x + 20, base), (self.rect.x + self.rect.w - 20, base)], T.MUTED, 2)
         if not self.strokes and self.hint:
-            c.text(Rect(self.rect.x + 8, self.rect.y + 8, self.rect.w - 16, base - self.rect.y - 12),
-                   self.hint, self.hint_size, T.MUTED, T.PAD_BG, min_size=12)
+            c.text(
+                Rect(self.rect.x + 8, self.rect.y + 8, self.rect.w - 16, base - self.rect.y - 12),
+                self.hint,
+                self.hint_size,
+                T.MUTED,
+                T.PAD_BG,
+                min_size=12,
+            )
         for s in self.strokes:
             pts = [(p[0], p[1]) for p in s]
             if len(pts) == 1:
@@ -188,8 +217,16 @@ class Modal(Widget):
         if self.title:
             c.text(title_r, self.title, self.title_size, T.INK, T.WHITE, bold=True)
         if self.body:
-            c.text(body_r, self.body, self.body_size, T.INK, T.WHITE, align=self.body_align,
-                   valign="top" if self.body_align == "left" else "center", min_size=12)
+            c.text(
+                body_r,
+                self.body,
+                self.body_size,
+                T.INK,
+                T.WHITE,
+                align=self.body_align,
+                valign="top" if self.body_align == "left" else "center",
+                min_size=12,
+            )
         for b in self.buttons:
             b.draw(c)
 
@@ -217,18 +254,38 @@ class Picto(Widget):
             c.fill(q, T.WHITE, 4)
             c.outline(q, T.INK, 3, 4)
             cell = q.w // 9
-            pattern = ["111101111", "101100101", "111010111", "000101000", "110111011",
-                       "001010100", "111100101", "101011110", "111101011"]
+            pattern = [
+                "111101111",
+                "101100101",
+                "111010111",
+                "000101000",
+                "110111011",
+                "001010100",
+                "111100101",
+                "101011110",
+                "111101011",
+            ]
             for yy, row in enumerate(pattern):
                 for xx, bit in enumerate(row):
                     if bit == "1":
-                        c.fill(Rect(q.x + cell // 2 + xx * cell * 8 // 9, q.y + cell // 2 + yy * cell * 8 // 9,
-                                    cell * 8 // 9, cell * 8 // 9), T.INK)
+                        c.fill(
+                            Rect(
+                                q.x + cell // 2 + xx * cell * 8 // 9,
+                                q.y + cell // 2 + yy * cell * 8 // 9,
+                                cell * 8 // 9,
+                                cell * 8 // 9,
+                            ),
+                            T.INK,
+                        )
         elif k == "face":
             c.ellipse(Rect(cx - s // 3, cy - s * 2 // 5, s * 2 // 3, s * 4 // 5), T.PRIMARY, max(4, s // 25))
             c.circle((cx - s // 8, cy - s // 10), max(3, s // 22), T.INK)
             c.circle((cx + s // 8, cy - s // 10), max(3, s // 22), T.INK)
-            c.line([(cx - s // 8, cy + s // 6), (cx, cy + s // 5), (cx + s // 8, cy + s // 6)], T.INK, max(3, s // 30))
+            c.line(
+                [(cx - s // 8, cy + s // 6), (cx, cy + s // 5), (cx + s // 8, cy + s // 6)],
+                T.INK,
+                max(3, s // 30),
+            )
         elif k == "seat":
             w = max(4, s // 14)
             c.line([(cx - s // 4, cy - s // 3), (cx - s // 4, cy + s // 3)], T.SIGN, w)
@@ -241,12 +298,20 @@ class Picto(Widget):
         elif k in ("warn", "desk"):
             w = max(4, s // 16)
             col = T.DANGER if k == "warn" else T.PRIMARY
-            pts = [(cx, cy - s * 2 // 5), (cx + s * 2 // 5, cy + s // 3), (cx - s * 2 // 5, cy + s // 3),
-                   (cx, cy - s * 2 // 5)]
+            pts = [
+                (cx, cy - s * 2 // 5),
+                (cx + s * 2 // 5, cy + s // 3),
+                (cx - s * 2 // 5, cy + s // 3),
+                (cx, cy - s * 2 // 5),
+            ]
             if k == "desk":
                 c.circle((cx, cy - s // 5), s // 7, col, w)
-                pts = [(cx - s // 3, cy + s // 3), (cx - s // 4, cy + s // 20), (cx + s // 4, cy + s // 20),
-                       (cx + s // 3, cy + s // 3)]
+                pts = [
+                    (cx - s // 3, cy + s // 3),
+                    (cx - s // 4, cy + s // 20),
+                    (cx + s // 4, cy + s // 20),
+                    (cx + s // 3, cy + s // 3),
+                ]
                 c.line(pts, col, w)
                 c.line([(cx - s * 2 // 5, cy + s // 3), (cx + s * 2 // 5, cy + s // 3)], T.INK, w)
             else:

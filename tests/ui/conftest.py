@@ -1,4 +1,5 @@
 """The UI tests draw with SDL's dummy video driver and a dummy audio device."""
+
 from __future__ import annotations
 
 import os

@@ -1,13 +1,14 @@
 """Whole check-ins through the touchscreen: the real engine on the test fakes, the pygame UI on
 SDL's dummy driver, and a robot tapping widgets with real mouse events."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from checkin.fakes import FakeFaces, FakeLiveness, Rig, good_face, guidance
 
 from kiosk.checkin import engine as EN
-from kiosk.checkin import events as E
 from kiosk.checkin import records
 from kiosk.checkin.headless import ScriptedPatient
 from kiosk.checkin.ports import FaceReading
@@ -21,8 +22,6 @@ from kiosk.ui.model import UiModel, UiSettings
 from kiosk.ui.robot import PatientRobot, drive, tap
 from kiosk.ui.widgets import Field, flatten
 
-from checkin.fakes import FakeFaces, FakeLiveness, Rig, good_face, guidance
-
 
 class Run:
     """One engine + UI; `screens` lists every screen the patient saw, in order."""
@@ -32,8 +31,9 @@ class Run:
         self.store = StaffStore(tmp / "staff.sqlite3")
         self.desk = Desk(self.store, site="clinic", kiosk="kiosk-1")
         self.engine, _, self.sink = rig.engine(**engine_kw)
-        self.model = UiModel(settings or UiSettings(result_s=0.0), ConsentTable().text, rig.clock, ConsentTable(),
-                             self.desk)
+        self.model = UiModel(
+            settings or UiSettings(result_s=0.0), ConsentTable().text, rig.clock, ConsentTable(), self.desk
+        )
         self.ui = PygameUi(self.model, (800, 480), fps=0, clock=rig.clock).open()
         self.engine.ui = self.ui
 
@@ -43,6 +43,7 @@ class Run:
             s = "field" if any(isinstance(w, Field) for w in ui.widgets) else ui.model.screen
             if not self.drawn or self.drawn[-1] != s:
                 self.drawn.append(s)
+
         self.ui.on_frame = seen
 
     @property
@@ -52,7 +53,9 @@ class Run:
 
     def go(self, patient: ScriptedPatient, language: str | None = None) -> EN.Outcome:
         try:
-            return drive(self.ui, self.engine.run_once, PatientRobot(patient, language=language), timeout_s=120)
+            return drive(
+                self.ui, self.engine.run_once, PatientRobot(patient, language=language), timeout_s=120
+            )
         finally:
             self.ui.close()
 
@@ -64,7 +67,9 @@ def _consent_body(sink) -> dict:
 def test_nfc_checkin_by_touch_with_second_tap(tmp_path: Path) -> None:
     rig = Rig()
     w = rig.enroll(1)
-    faces = FakeFaces(rig.clock, [FaceReading(False, "face.none"), guidance("face.come_closer"), good_face(1)])
+    faces = FakeFaces(
+        rig.clock, [FaceReading(False, "face.none"), guidance("face.come_closer"), good_face(1)]
+    )
     run = Run(rig, tmp_path, nfc=[rig.nfc(w)], faces=faces)
     out = run.go(ScriptedPatient(second_tap=True))
     assert out.status == EN.CHECKED_IN and out.patient_signed
@@ -79,8 +84,11 @@ def test_nfc_checkin_by_touch_with_second_tap(tmp_path: Path) -> None:
     assert body["signature"]["png"].startswith(b"\x89PNG")
     doc = body["document"]
     assert doc["language"] == "en" and doc["text_sha256"] == text_sha256(ConsentTable().text["en"])
-    assert body["signature"]["signer"] == {"identified_by": records.BINDING_PATIENT_KEY, "channel": "nfc",
-                                           "intent": "sign-button"}
+    assert body["signature"]["signer"] == {
+        "identified_by": records.BINDING_PATIENT_KEY,
+        "channel": "nfc",
+        "intent": "sign-button",
+    }
     # the ticket the patient saw is in the staff queue, with its channel, and no name anywhere
     q = run.desk.queue(rig.clock.time())
     assert [(t.ticket, t.channel) for t in q] == [("A-1", "nfc")] and run.model.ticket == "A-1"
@@ -135,8 +143,13 @@ def test_consent_timeout_walks_away(tmp_path: Path) -> None:
 def test_idle_warning_counts_down_then_forgets_the_patient(tmp_path: Path) -> None:
     rig = Rig()
     w = rig.enroll(1)
-    run = Run(rig, tmp_path, UiSettings(result_s=0.0, idle_warning_s=2.0, idle_countdown_s=2.0),
-              nfc=[rig.nfc(w)], faces=FakeFaces(rig.clock, [good_face(1)]))
+    run = Run(
+        rig,
+        tmp_path,
+        UiSettings(result_s=0.0, idle_warning_s=2.0, idle_countdown_s=2.0),
+        nfc=[rig.nfc(w)],
+        faces=FakeFaces(rig.clock, [good_face(1)]),
+    )
     warned: list[int] = []
     orig = run.ui.on_frame
 
@@ -144,6 +157,7 @@ def test_idle_warning_counts_down_then_forgets_the_patient(tmp_path: Path) -> No
         orig(ui)
         if ui.model.idle_left is not None:
             warned.append(ui.model.idle_left)
+
     run.ui.on_frame = frame
     out = run.go(ScriptedPatient(decision="ignore"))
     assert out.status == EN.CANCELLED and out.reason == "patient-cancelled"
@@ -165,8 +179,14 @@ def test_face_retry_then_liveness_fields_full_screen(tmp_path: Path) -> None:
 def test_liveness_failure_sends_to_the_desk(tmp_path: Path) -> None:
     rig = Rig()
     w = rig.enroll(4)
-    run = Run(rig, tmp_path, UiSettings(result_s=30.0), nfc=[rig.nfc(w)],
-              faces=FakeFaces(rig.clock, [good_face(4)]), liveness=FakeLiveness("attack"))
+    run = Run(
+        rig,
+        tmp_path,
+        UiSettings(result_s=30.0),
+        nfc=[rig.nfc(w)],
+        faces=FakeFaces(rig.clock, [good_face(4)]),
+        liveness=FakeLiveness("attack"),
+    )
     out = run.go(ScriptedPatient())
     assert out.status == EN.LIVENESS_FAILED
     assert "liveness_failed" in run.screens and run.model.screen == "desk"

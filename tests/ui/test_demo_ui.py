@@ -1,5 +1,6 @@
 """`kiosk demo --ui`: the whole check-in by touch on the dummy driver, its screens saved, and a
 staff override that reaches the real gateway's ledger naming the staff id and the reason."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,8 +26,13 @@ def test_demo_with_the_touchscreen_and_a_staff_override_in_the_ledger(tmp_path: 
     lines: list[str] = []
     result = run_demo(keep=tmp_path / "demo", out=lines.append, ui_dir=tmp_path / "screens")
     assert result.ok, "\n".join(lines)
-    assert [s.outcome.status for s in result.steps] == [EN.CHECKED_IN, EN.CHECKED_IN, EN.FACE_MISMATCH,
-                                                         EN.PASS_REFUSED, EN.CONSENT_DECLINED]
+    assert [s.outcome.status for s in result.steps] == [
+        EN.CHECKED_IN,
+        EN.CHECKED_IN,
+        EN.FACE_MISMATCH,
+        EN.PASS_REFUSED,
+        EN.CONSENT_DECLINED,
+    ]
     names = [p.name.split("-", 1)[1] for p in result.screens]
     for want in ("welcome.png", "consent.png", "done.png", "staff-pin.png", "staff-override.png"):
         assert want in names, names

@@ -1,5 +1,6 @@
 """Every screen × language × panel: no clipped text, no missing glyph, WCAG contrast ≥ 4.5:1,
 touch targets ≥ 12 mm, a language toggle labelled in each language."""
+
 from __future__ import annotations
 
 import pytest
@@ -25,29 +26,45 @@ def test_every_scene_in_every_language_and_size(shots: list[gallery.Shot]) -> No
 
 
 def test_no_text_is_clipped_or_missing_a_glyph(shots: list[gallery.Shot]) -> None:
-    bad = [(s.name, s.size, s.lang, r.text[:50], r.clipped, r.missing) for s in shots for r in s.records
-           if r.clipped or r.missing]
+    bad = [
+        (s.name, s.size, s.lang, r.text[:50], r.clipped, r.missing)
+        for s in shots
+        for r in s.records
+        if r.clipped or r.missing
+    ]
     assert bad == []
 
 
 def test_contrast_of_every_text_on_its_background(shots: list[gallery.Shot]) -> None:
-    low = sorted({(round(T.contrast(r.fg, r.bg), 2), r.fg, r.bg, s.name) for s in shots for r in s.records
-                  if T.contrast(r.fg, r.bg) < T.MIN_CONTRAST})
+    low = sorted(
+        {
+            (round(T.contrast(r.fg, r.bg), 2), r.fg, r.bg, s.name)
+            for s in shots
+            for r in s.records
+            if T.contrast(r.fg, r.bg) < T.MIN_CONTRAST
+        }
+    )
     assert low == []
 
 
 def test_touch_targets_are_at_least_12_mm(shots: list[gallery.Shot]) -> None:
     for s in shots:
         mt = T.Metrics.for_size(s.size)
-        small = [(w.action, w.rect) for w in flatten(s.widgets) if w.touchable and w.action != "pad"
-                 and (w.rect.w < mt.touch or w.rect.h < mt.touch)]
+        small = [
+            (w.action, w.rect)
+            for w in flatten(s.widgets)
+            if w.touchable and w.action != "pad" and (w.rect.w < mt.touch or w.rect.h < mt.touch)
+        ]
         assert small == [], (s.name, s.size)
 
 
 def test_language_toggle_on_every_screen_each_named_in_itself(shots: list[gallery.Shot]) -> None:
     for s in shots:
-        toggles = {w.action: w.text for w in flatten(s.widgets) if isinstance(w, Button)
-                   and (w.action or "").startswith("lang:")}
+        toggles = {
+            w.action: w.text
+            for w in flatten(s.widgets)
+            if isinstance(w, Button) and (w.action or "").startswith("lang:")
+        }
         assert toggles == {f"lang:{c}": i18n.LANGUAGE_NAMES[c] for c in i18n.available()}, s.name
 
 

@@ -1,4 +1,5 @@
 """Which UI `kiosk run` gets, the staff badge read on the PN532, and the preview tap."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,11 +12,17 @@ from kiosk.ui import shell
 
 
 def _cfg(tmp_path: Path, mode: str) -> config.Config:
-    return config.from_dict({"paths": {"state_dir": str(tmp_path)}, "ui": {"mode": mode, "fullscreen": False,
-                                                                        "audio_dir": str(tmp_path / "none")}})
+    return config.from_dict(
+        {
+            "paths": {"state_dir": str(tmp_path)},
+            "ui": {"mode": mode, "fullscreen": False, "audio_dir": str(tmp_path / "none")},
+        }
+    )
 
 
-def test_headless_when_asked_or_when_there_is_no_display(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_headless_when_asked_or_when_there_is_no_display(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert shell.choose(_cfg(tmp_path, "headless")) is None
     monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")  # draws nowhere: not a display for "auto"
     assert shell.choose(_cfg(tmp_path, "auto")) is None

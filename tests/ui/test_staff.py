@@ -1,5 +1,6 @@
 """Staff mode by touch: badge + PIN sign-in, lock-out that survives a restart, the admin reset,
 log-off (button, idle, a patient's tap), and the override entry in the outbox."""
+
 from __future__ import annotations
 
 import time
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import nacl.pwhash.argon2id as argon2id
 import pytest
+from checkin.fakes import FakeClock, FakeSink, Rig
 
 from kiosk.checkin import events as E
 from kiosk.checkin.events import Event
@@ -18,8 +20,6 @@ from kiosk.staff.store import LockoutPolicy, StaffStore
 from kiosk.ui.app import PygameUi
 from kiosk.ui.model import UiModel, UiSettings
 from kiosk.ui.robot import tap
-
-from checkin.fakes import FakeClock, FakeSink, Rig
 
 BADGE = bytes.fromhex("04a1b2c3d4e5f6")
 FAST = {"opslimit": argon2id.OPSLIMIT_MIN, "memlimit": argon2id.MEMLIMIT_MIN}  # tests only
@@ -60,8 +60,9 @@ def kit(tmp_path: Path):
     rig = Rig(clock=FakeClock())
     sink = FakeSink()
     badge = Badge()
-    desk = Desk(store, site="clinic", kiosk="kiosk-1", kiosk_key=rig.kiosk_key, override_sink=sink,
-                badge_reader=badge)
+    desk = Desk(
+        store, site="clinic", kiosk="kiosk-1", kiosk_key=rig.kiosk_key, override_sink=sink, badge_reader=badge
+    )
     model = UiModel(UiSettings(staff_idle_s=120), ConsentTable().text, rig.clock, ConsentTable(), desk)
     ui = PygameUi(model, (800, 480), fps=0, clock=rig.clock).open()
     model.on_event(Event(E.TAP_OR_SHOW_QR, {"channels": ["nfc", "qr"]}))
@@ -100,18 +101,23 @@ def test_sign_in_override_and_log_off(kit) -> None:
     sign_in(ui, model, badge, "2468")
     assert model.staff.step == "tabs" and model.staff.tab == "queue"
     press(ui, "tab:override")
-    press(ui, "override:confirm")           # no reason picked: refused, nothing written
+    press(ui, "override:confirm")  # no reason picked: refused, nothing written
     assert sink.sessions == [] and model.staff.message[0] == "staff.override.pick"
     press(ui, "reason:face-not-matched")
     press(ui, "override:confirm")
     assert model.staff.message == ("staff.override.done", {"ticket": "A-1"})
-    (leaf, body, pres), = sink.sessions[0]
+    ((leaf, body, pres),) = sink.sessions[0]
     env, _ = entry.decode_leaf(leaf)
     cose.verify_sign1(leaf, rig.kiosk_key.verify_key, "leaf")
     assert env.type == "staff-override" and env.patient is None and pres is None
     content = entry.decode_body(body)
-    assert content == {"kind": "staff-override", "action": "check-in", "staff_id": "s-0042",
-                       "reason": "face-not-matched", "ticket": "A-1"}
+    assert content == {
+        "kind": "staff-override",
+        "action": "check-in",
+        "staff_id": "s-0042",
+        "reason": "face-not-matched",
+        "ticket": "A-1",
+    }
     assert b"Alex" not in leaf + body  # the name stays on the kiosk
     press(ui, "tab:queue")
     assert [t.channel for t in model.desk.queue(rig.clock.time())] == ["desk"]
@@ -136,10 +142,20 @@ def test_a_foreign_credential_asks_staff_to_confirm_who_it_names(kit) -> None:
     from kiosk.protocol.credentials.base import ClaimedIdentity
 
     ui, model, badge, *_ = kit
-    model.on_event(Event(E.STAFF_CONFIRM_IDENTITY, {"format": "eu-dcc", "issuer": "AT", "key_id": "ab",
-                                                    "content": ["vaccination"], "issued_at": None,
-                                                    "expires_at": None,
-                                                    "claimed": ClaimedIdentity("Musterfrau", "Gabriele", "1998-02-26")}))
+    model.on_event(
+        Event(
+            E.STAFF_CONFIRM_IDENTITY,
+            {
+                "format": "eu-dcc",
+                "issuer": "AT",
+                "key_id": "ab",
+                "content": ["vaccination"],
+                "issued_at": None,
+                "expires_at": None,
+                "claimed": ClaimedIdentity("Musterfrau", "Gabriele", "1998-02-26"),
+            },
+        )
+    )
     model.on_event(Event(E.SEE_FRONT_DESK, {"reason": "foreign-credential"}))
     pump(ui, n=2)
     patient_view = " ".join(r.text for r in ui.records)
@@ -147,7 +163,9 @@ def test_a_foreign_credential_asks_staff_to_confirm_who_it_names(kit) -> None:
     press(ui, "result:ok")
     sign_in(ui, model, badge, "2468")
     press(ui, "tab:alerts")
-    assert "EU DCC from AT: confirm Musterfrau, Gabriele (born 1998-02-26)" in " ".join(r.text for r in ui.records)
+    assert "EU DCC from AT: confirm Musterfrau, Gabriele (born 1998-02-26)" in " ".join(
+        r.text for r in ui.records
+    )
     press(ui, f"ack:{model.desk.alerts()[0].id}")
     assert model.desk.alerts() == []  # acknowledged: the claimed identity is gone from memory
 

@@ -49,7 +49,8 @@ def test_reader_reads_tag_side() -> None:
         return tag.process(c)
 
     assert type4.extract_pass(type4.read_ndef(exchange)) == blob
-    assert seen[0] == bytes.fromhex("00a4040007d2760000850101")  # same SELECT as nfcpy's trace
+    # NDEF Tag Application Select with Le=00 (NFC Forum T4T 2.0 §5.4.2), as nfcpy sends it
+    assert seen[0] == bytes.fromhex("00a4040007d276000085010100")
     assert seen[1] == bytes.fromhex("00a4000c02e103")
 
 

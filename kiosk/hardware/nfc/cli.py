@@ -17,11 +17,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     probe.add_argument("--config", default=None, help="config file (default /etc/kiosk/kiosk.toml)")
     probe.set_defaults(func=_probe)
 
-    emu = sub.add_parser("emulate", help="run a PN532 emulator on a pseudo-terminal")
+    emu = sub.add_parser("emulate", help="run a PN532 emulator on a pseudo-terminal (stops on SIGTERM "
+                                         "or Ctrl-C, removing its --link)")
     emu.add_argument("--baudrate", type=int, default=115200)
-    emu.add_argument("--card", choices=("phone", "tag", "none"), default="phone",
-                     help="what sits in the field: a phone (the wallet) or a Type 4 tag with its pass")
-    emu.add_argument("--wallet", required=True, help="an enrolled wallet folder (kiosk wallet create + issuer enroll)")
+    emu.add_argument("--card", choices=("phone", "tag", "type2", "none"), default="phone",
+                     help="what sits in the field: a phone (the wallet), a Type 4 tag or an NTAG Type 2 "
+                          "tag with the pass (a blank NTAG without --pass/--wallet, for write-card)")
+    emu.add_argument("--wallet", help="an enrolled wallet folder (kiosk wallet create + issuer enroll)")
+    emu.add_argument("--pass", dest="pass_file", help="a card pass (pass.cose from issuer enroll --card) "
+                                                      "for --card tag|type2")
+    emu.add_argument("--model", choices=("NTAG215", "NTAG216"), default="NTAG216", help="with --card type2")
     emu.add_argument("--link", default=None, help="also make this symlink to the pty")
     emu.set_defaults(func=_emulate)
 
@@ -44,25 +49,47 @@ def _probe(args: argparse.Namespace) -> int:
 
 
 def _emulate(args: argparse.Namespace) -> int:
-    import time
+    import signal
+    import threading
     from pathlib import Path
 
-    from kiosk.hardware.nfc.emulator import Pn532Emulator, phone_card, type4_card
+    from kiosk.errors import FormatError, KioskError
+    from kiosk.hardware.nfc.emulator import Pn532Emulator, phone_card, type2_card, type4_card
+    from kiosk.protocol import patient_pass
     from kiosk.wallet.wallet import Wallet
 
-    wallet = Wallet.load(Path(args.wallet))
-    wallet.pass_bytes  # an unenrolled wallet is refused here, before the emulator starts
+    pass_bytes: bytes | None = None
+    wallet = None
+    if args.pass_file:
+        try:
+            pass_bytes = Path(args.pass_file).read_bytes()
+        except OSError as e:
+            raise FormatError(f"{args.pass_file}: cannot read ({e.strerror})") from None
+        patient_pass.decode(pass_bytes)  # FormatError names what is wrong
+    elif args.wallet:
+        wallet = Wallet.load(Path(args.wallet))
+        pass_bytes = wallet.pass_bytes  # an unenrolled wallet is refused here, before the emulator starts
+    if args.card == "phone" and wallet is None:
+        raise KioskError("--card phone needs --wallet")
+    if args.card == "tag" and pass_bytes is None:
+        raise KioskError("--card tag needs --pass (a card pass) or --wallet")
+    stop = threading.Event()
+    # SIGTERM (systemd, a test harness) ends it like Ctrl-C: the pty closes and the link goes
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     emu = Pn532Emulator(args.baudrate, link=args.link)
     path = emu.start()
-    if args.card == "phone":
-        emu.place(phone_card(wallet))
-    elif args.card == "tag":
-        emu.place(type4_card(wallet.pass_bytes))
-    print(path, flush=True)
     try:
-        while True:
-            time.sleep(1)
+        if args.card == "phone":
+            emu.place(phone_card(wallet))
+        elif args.card == "tag":
+            emu.place(type4_card(pass_bytes))  # type: ignore[arg-type]
+        elif args.card == "type2":
+            emu.place(type2_card(pass_bytes, args.model))
+        print(path, flush=True)
+        while not stop.wait(0.5):
+            pass
     except KeyboardInterrupt:
-        return 0
+        pass
     finally:
         emu.stop()
+    return 0

@@ -20,6 +20,16 @@ kbps type A only), InDataExchange, InCommunicateThru (ISO-DEP via `iso_dep`), In
 InRelease. Anything else gets the syntax-error frame (§6.2.1.5). Frames with a bad
 checksum are ignored (no ACK), a NACK repeats the last response, and a new command or an
 ACK from the host aborts a command still waiting (§6.2.1.3).
+
+The chip's limits are modelled, so a host has to live within them: a frame body of at most
+265 bytes (TFI + 264, §6.2.1.2) and 262 bytes of InDataExchange data either way (§7.3.8);
+longer APDUs travel chained (the host sets MI in the Tg byte; a longer answer comes with MI
+in the status and the rest is fetched with a bare Tg). Without automatic RATS
+(SetParameters bit 4, which nfcpy clears) an ISO-DEP card is never activated and
+InDataExchange to it times out, as on the chip. A card's application runs beside the line:
+a card that has not answered after `wtx_limit_s` (waiting-time extensions included) is
+treated as gone silent and the chip answers status 01h (target timed out), and the
+emulator goes on serving the line.
 """
 from __future__ import annotations
 
@@ -48,6 +58,10 @@ STATUS_CRC = 0x02
 STATUS_MIFARE_NAK = 0x14  # what InDataExchange reports for a Type 2 NAK (treated as a refusal)
 ATS = bytes.fromhex("05 78 00 80 02")  # TL T0(FSCI=8: 256) TA1 TB1(FWI=8, ~77 ms) TC1
 STATUS_TIMEOUT = 0x01
+MAX_FRAME_BODY = 265  # TFI + 264 data bytes: the largest (extended) frame the chip takes
+MAX_DATA = 262        # InDataExchange DataOut / DataIn per frame (UM0701-02 §7.3.8)
+MAX_CHAINED = 16 * 1024
+WTX_LIMIT_S = 3.0
 STATUS_NOT_ACCEPTABLE = 0x27
 
 
@@ -144,7 +158,11 @@ class Counters:
 class Pn532Emulator:
     """The emulated chip, serving one pseudo-terminal from a background thread."""
 
-    def __init__(self, baudrate: int = 115200, *, pace: bool = True, link: str | None = None) -> None:
+    def __init__(self, baudrate: int = 115200, *, pace: bool = True, link: str | None = None,
+                 wtx_limit_s: float = WTX_LIMIT_S) -> None:
+        self.wtx_limit_s = wtx_limit_s
+        self._chain_in = bytearray()  # a host-chained C-APDU being received
+        self._chain_out = b""  # the rest of an answer longer than one frame
         self.baudrate = baudrate
         self.baud_history = [baudrate]
         self.pace = pace
@@ -300,6 +318,10 @@ class Pn532Emulator:
             return
         if not isinstance(f, frames.InformationFrame) or f.tfi != frames.TFI_HOST or not f.data:
             return  # bad checksum or not for us: ignored, no ACK; the host resends
+        if len(f.data) + 1 > MAX_FRAME_BODY:  # beyond the chip's buffer: a syntax error
+            self._last_response = frames.ERROR_FRAME
+            self._send(frames.ERROR_FRAME)
+            return
         # nfcpy reopens the port right after its ACK, and the close's TCOFLUSH can eat that
         # ACK on a pty; a command at the new rate shows the host switched anyway
         self._switch_baud()
@@ -366,6 +388,8 @@ class Pn532Emulator:
         if cmd == 0x4A:  # InListPassiveTarget §7.3.5
             return self._in_list_passive_target(p)
         if cmd in (0x40, 0x42):  # InDataExchange §7.3.8, InCommunicateThru §7.3.9
+            if len(p) - (cmd == 0x40) > MAX_DATA:
+                return "syntax"
             return self._exchange(cmd, p)
         if cmd in (0x44, 0x52):  # InDeselect §7.3.10, InRelease §7.3.11
             with self._lock:
@@ -390,6 +414,7 @@ class Pn532Emulator:
             if card is None:
                 return b"\x00"
             card.app.reset()
+            self._chain_in, self._chain_out = bytearray(), b""
             # the firmware activates at 106 kbps with CRC on both ways
             self._regs[CIU_TX_MODE] = self._regs[CIU_RX_MODE] = 0x80
             data = bytes([1, 1]) + card.sens_res + bytes([card.sel_res, len(card.uid)]) + card.uid
@@ -419,12 +444,65 @@ class Pn532Emulator:
             return bytes([STATUS_TIMEOUT])  # removed while we waited
         if card.type2:
             return self._type2(cmd, active, p[1:] if cmd == 0x40 else p)  # type: ignore[arg-type]
+        assert isinstance(active, IsoDepCard)
+        if active.hung:
+            return bytes([STATUS_TIMEOUT])  # it never came back
         if cmd == 0x40:
-            if p[0] & 0x40:  # MI: host chaining, not emulated
+            return self._data_exchange(active, p)
+        answer = self._run_card(active, active.process, p)
+        if answer == "aborted":
+            return None
+        return bytes([STATUS_TIMEOUT]) if not isinstance(answer, bytes) else b"\x00" + answer
+
+    def _data_exchange(self, active: IsoDepCard, p: bytes) -> bytes | None:
+        """InDataExchange with ISO-DEP: chaining both ways within the chip's frame limits."""
+        if not active.active:  # no (automatic) RATS: the card is not in ISO-DEP
+            return bytes([STATUS_TIMEOUT])
+        data = p[1:]
+        if not data and self._chain_out:  # the host fetches the rest of a long answer
+            return self._answer_part(self._chain_out)
+        if p[0] & 0x40:  # MI: more of this command follows
+            self._chain_in += data
+            if len(self._chain_in) > MAX_CHAINED:
+                self._chain_in.clear()
                 return bytes([STATUS_NOT_ACCEPTABLE])
-            return b"\x00" + active.handler(p[1:])
-        answer = active.process(p[0:])
-        return bytes([STATUS_TIMEOUT]) if answer is None else b"\x00" + answer
+            return b"\x00"
+        apdu, self._chain_in = bytes(self._chain_in) + data, bytearray()
+        answer = self._run_card(active, active.handler, apdu)
+        if answer == "aborted":
+            return None
+        if not isinstance(answer, bytes):
+            return bytes([STATUS_TIMEOUT])
+        return self._answer_part(answer)
+
+    def _answer_part(self, answer: bytes) -> bytes:
+        part, self._chain_out = answer[:MAX_DATA], answer[MAX_DATA:]
+        return bytes([0x40 if self._chain_out else 0x00]) + part
+
+    def _run_card(self, active: IsoDepCard, fn: object, data: bytes) -> bytes | str | None:
+        """Run the card's side beside the line; "timeout" when it stays silent past
+        `wtx_limit_s`, "aborted" when the host gives up first (§6.2.1.3)."""
+        done = threading.Event()
+        box: list = []
+
+        def work() -> None:
+            try:
+                box.append(fn(data))  # type: ignore[operator]
+            except Exception:  # noqa: BLE001 - a card bug is a card that does not answer
+                log.exception("emulated card failed")
+                box.append(None)
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name="emulated-card", daemon=True).start()
+        end = time.monotonic() + self.wtx_limit_s
+        while not done.wait(0.005):
+            if time.monotonic() >= end:
+                active.hung = True
+                return "timeout"
+            if self._wait(0.01):
+                return "aborted"
+        return box[0]
 
     def _type2(self, cmd: int, tag: object, data: bytes) -> bytes:
         """A raw Type 2 command. InDataExchange: the chip handles READ/WRITE as MIFARE

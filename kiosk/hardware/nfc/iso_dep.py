@@ -19,6 +19,7 @@ class IsoDepCard:
         self.ats = ats
         self.handler = apdu_handler
         self.active = False
+        self.hung = False  # the emulator gave up on it: silent past its waiting time
         self.fsd = 256
         self._rx = bytearray()  # command being received in chained I-blocks
         self._tx = b""  # response not yet sent (chaining)

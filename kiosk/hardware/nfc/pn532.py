@@ -8,12 +8,18 @@ frame codec; knows nothing of APDUs or passes. Link-level recovery follows §6.2
 * a response with a bad data checksum is answered with a NACK, so the PN532 repeats it;
 * the error frame (§6.2.1.5) and unexpected frames cost one retry each;
 * when the response does not come before the deadline, an ACK aborts the command
-  (§6.2.1.3) and NfcError is raised. Nothing waits past its deadline.
+  (§6.2.1.3) and NfcError is raised. Nothing waits past its deadline: a caller's absolute
+  `deadline` bounds resends and NACKs too, so a stream of bad-checksum answers cannot
+  stretch a command past it.
+
+InDataExchange keeps to the chip's 262 data bytes per frame (§7.3.8): a longer command is
+sent chained (MI in the Tg byte), a longer answer (MI in the status) is fetched part by part.
 """
 from __future__ import annotations
 
 import logging
 import time
+import math
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -49,6 +55,10 @@ STATUS_TEXT = {
     0x29: "released by initiator",
     0x2B: "card previously activated has disappeared",
 }
+MAX_DATA = 262  # InDataExchange DataOut / DataIn per frame (§7.3.8)
+MAX_CHAINED_PARTS = 64
+# SetParameters (§7.2.9): bit 2 fAutomaticATR_RES, bit 4 fAutomaticRATS (the power-up default)
+PARAMETERS = 0x14
 BAUD_RATES = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1288000)  # §7.2.8
 
 
@@ -99,21 +109,28 @@ class Pn532:
         self.ack_timeout = ack_timeout
         self.retries = retries
         self._parser = frames.FrameParser()
-        self.stats = {"resent": 0, "nacks": 0, "lost_acks": 0, "aborted": 0}
+        self.stats = {"resent": 0, "nacks": 0, "lost_acks": 0, "aborted": 0, "chained": 0}
+        self._end = math.inf  # the current command's absolute deadline
 
     # --- link layer ------------------------------------------------------------------
-    def command(self, code: int, params: bytes = b"", timeout: float | None = None) -> bytes:
+    def command(self, code: int, params: bytes = b"", timeout: float | None = None,
+                deadline: float | None = None) -> bytes:
         """Send one command, return the response parameters (after the response code).
 
         `timeout` bounds the wait for the response after the ACK; the whole call never
-        takes longer than ``(retries + 1) * (ack_timeout + timeout)``.
+        takes longer than ``(retries + 1) * (ack_timeout + timeout)``, nor past `deadline`
+        (monotonic) when given: then the command is aborted and NfcError(reason="timeout").
         """
         timeout = self.timeout if timeout is None else timeout
+        self._end = math.inf if deadline is None else deadline
         frame = frames.encode_command(code, params)
         attempts = 0
         nacks = 0
         while True:
             attempts += 1
+            if time.monotonic() >= self._end:
+                self._abort()
+                raise NfcError("the NFC reader did not answer in time", reason="timeout")
             self.transport.flush_input()
             self._parser.reset()
             self.transport.write(frame)
@@ -138,14 +155,14 @@ class Pn532:
         """Wait for ACK then response. Returns the params, or a failure reason:
         "no-ack" (nothing came: resend), "checksum", "error-frame", "nack", "timeout"."""
         start = time.monotonic()
-        ack_deadline = start + self.ack_timeout
-        deadline = ack_deadline + timeout
+        ack_deadline = min(start + self.ack_timeout, self._end)
+        deadline = min(start + self.ack_timeout + timeout, self._end)
         acked = False
         while True:
             now = time.monotonic()
             limit = deadline if acked else ack_deadline
             if now >= limit:
-                return "timeout" if acked else "no-ack"
+                return "timeout" if acked or now >= self._end else "no-ack"
             data = self.transport.read(1024, limit)
             for f in self._parser.feed(data) if data else ():
                 if isinstance(f, frames.Ack):
@@ -176,7 +193,7 @@ class Pn532:
         return result
 
     def _await_after_nack(self, code: int, timeout: float) -> bytes | str:
-        deadline = time.monotonic() + self.ack_timeout + timeout
+        deadline = min(time.monotonic() + self.ack_timeout + timeout, self._end)
         while time.monotonic() < deadline:
             data = self.transport.read(1024, deadline)
             for f in self._parser.feed(data) if data else ():
@@ -186,7 +203,7 @@ class Pn532:
                     return "checksum"
                 if isinstance(f, frames.ErrorFrame):
                     return "error-frame"
-        return "no-ack"
+        return "timeout" if time.monotonic() >= self._end else "no-ack"
 
     def _abort(self) -> None:
         """An ACK from the host aborts the command in progress (§6.2.1.3)."""
@@ -238,26 +255,51 @@ class Pn532:
             raise NfcError("malformed target data from the reader", reason="link-error") from None
         return TargetA(tg, bytes(sens_res), sel_res, bytes(uid), bytes(ats))
 
-    def in_data_exchange(self, target: int, data: bytes, timeout: float | None = None) -> bytes:
+    def in_data_exchange(self, target: int, data: bytes, timeout: float | None = None,
+                         deadline: float | None = None) -> bytes:
         """InDataExchange (§7.3.8): send `data` to the target, return its answer.
 
-        A non-zero status (the target left the field, timed out, garbled the RF frame) is
-        NfcError with reason "card-lost" or "card-error". The MI bit (chaining) is refused:
-        our APDUs are kept short enough not to need it.
+        More than 262 bytes go chained (MI set in the Tg byte of every part but the last);
+        an answer with MI in its status is fetched on with bare-Tg InDataExchanges, at most
+        MAX_CHAINED_PARTS parts. A non-zero status (the target left the field, timed out,
+        garbled the RF frame) is NfcError with reason "card-lost" or "card-error".
         """
-        p = self.command(IN_DATA_EXCHANGE, bytes([target]) + data, timeout)
+        parts = [data[i:i + MAX_DATA] for i in range(0, len(data), MAX_DATA)] or [b""]
+        if len(parts) > MAX_CHAINED_PARTS:
+            raise NfcError("command too long to chain", reason="bad-request")
+        for part in parts[:-1]:
+            self.stats["chained"] += 1
+            p = self._exchange_part(bytes([target | 0x40]) + part, timeout, deadline)
+            if p[0] & 0x40 or p[1:]:
+                raise NfcError("the card answered in the middle of a chained command", reason="card-error")
+        p = self._exchange_part(bytes([target]) + parts[-1], timeout, deadline)
+        out = bytearray(p[1:])
+        for _ in range(MAX_CHAINED_PARTS):
+            if not p[0] & 0x40:
+                return bytes(out)
+            self.stats["chained"] += 1
+            p = self._exchange_part(bytes([target]), timeout, deadline)
+            out += p[1:]
+        raise NfcError("the card's chained answer does not end", reason="card-error")
+
+    def _exchange_part(self, params: bytes, timeout: float | None, deadline: float | None) -> bytes:
+        p = self.command(IN_DATA_EXCHANGE, params, timeout, deadline)
         if not p:
             raise NfcError("empty InDataExchange answer", reason="link-error")
         self._check_status(p[0])
-        if p[0] & 0x40:
-            raise NfcError("the card sent a chained (MI) answer; not supported", reason="card-error")
-        return p[1:]
+        return p
 
-    def in_communicate_thru(self, data: bytes, timeout: float | None = None) -> bytes:
+    def set_parameters(self, flags: int = PARAMETERS) -> None:
+        """SetParameters (§7.2.9). Sent at start-up: a host such as nfcpy turns automatic
+        RATS off and leaves it off, and the chip keeps that until it is powered down."""
+        self.command(SET_PARAMETERS, bytes([flags]))
+
+    def in_communicate_thru(self, data: bytes, timeout: float | None = None,
+                            deadline: float | None = None) -> bytes:
         """InCommunicateThru (§7.3.9): raw bytes to the activated target, its raw answer
         (CRC handled by the chip). Used for Type 2 commands InDataExchange does not know
         (GET_VERSION, FAST_READ). A non-zero status is NfcError as for InDataExchange."""
-        p = self.command(IN_COMMUNICATE_THRU, bytes(data), timeout)
+        p = self.command(IN_COMMUNICATE_THRU, bytes(data), timeout, deadline)
         if not p:
             raise NfcError("empty InCommunicateThru answer", reason="link-error")
         self._check_status(p[0])

@@ -108,6 +108,7 @@ class NfcReader:
         try:
             self._transport.wake_up()
             self._chip.sam_configuration()
+            self._chip.set_parameters()  # automatic RATS back on, whatever a previous host left
             self._chip.set_retries(passive=0x02)  # bounded polling, never "forever"
         except NfcError:
             self._transport.close()
@@ -203,7 +204,12 @@ class NfcReader:
             raise NfcError("no card or phone in the field", reason="card-lost")
         if time.monotonic() >= deadline:
             raise NfcError("the card/phone took too long; abandoned", reason="card-error")
-        return self._chip.in_data_exchange(self._target.number, command)
+        try:
+            return self._chip.in_data_exchange(self._target.number, command, deadline=deadline)
+        except NfcError as e:
+            if e.reason == "timeout" and time.monotonic() >= deadline:  # the card's time, not the reader
+                raise NfcError("the card/phone took too long; abandoned", reason="card-error") from None
+            raise
 
     def _transmit(self, command: A.CommandApdu, deadline: float) -> A.ResponseApdu:
         try:
@@ -253,7 +259,12 @@ class NfcReader:
         def thru(command: bytes) -> bytes:
             if time.monotonic() >= deadline:
                 raise NfcError("the card took too long; abandoned", reason="card-error")
-            return self._chip.in_communicate_thru(command)
+            try:
+                return self._chip.in_communicate_thru(command, deadline=deadline)
+            except NfcError as e:
+                if e.reason == "timeout" and time.monotonic() >= deadline:
+                    raise NfcError("the card took too long; abandoned", reason="card-error") from None
+                raise
 
         def exchange(command: bytes) -> bytes:
             return self._transmit_raw(command, deadline)

@@ -183,7 +183,8 @@ def read_ndef(exchange: Exchange, max_size: int = 0x7FFF) -> bytes:
     FormatError when the tag has no NDEF application or answers inconsistently; the
     exchange's own errors pass through.
     """
-    _ok(exchange(A.select_aid(NDEF_AID, le=None).encode()), "NDEF application select")
+    # NDEF Tag Application Select carries Le=00 (NFC Forum T4T 2.0 §5.4.2)
+    _ok(exchange(A.select_aid(NDEF_AID, le=256).encode()), "NDEF application select")
     _ok(exchange(A.select_file(CC_FILE).encode()), "CC select")
     cc = _ok(exchange(A.read_binary(0, 15).encode()), "CC read")
     if len(cc) < 15 or cc[7:9] != b"\x04\x06" or cc[2] >> 4 not in (2, 3):

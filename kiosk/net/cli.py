@@ -22,6 +22,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--retry-parked", action="store_true",
                    help="send the parked records again (once the cause, e.g. registration, is fixed)")
+    p.add_argument("--witness-note", type=Path, metavar="FILE",
+                   help="write this kiosk's newest accepted checkpoint, cosigned by it, to FILE "
+                        "(for kiosk ledger verify --witnesses FILE)")
     p.set_defaults(func=cmd_outbox)
     sub = p.add_subparsers(dest="outbox_command", metavar="ACTION")
     c = sub.add_parser("clear-alarm", help="clear a reviewed alarm; the clearing is logged as a "
@@ -74,10 +77,12 @@ def _open(args: argparse.Namespace):
 
 def cmd_outbox(args: argparse.Namespace) -> int:
     """Print the report; exit 0 when healthy, 1 with parked entries or alarms."""
-    _, path, ob = _open(args)
+    cfg, path, ob = _open(args)
     with ob:
         if args.retry_parked:
             print(f"{ob.unpark()} parked records queued again; the running kiosk sends them")
+        if args.witness_note is not None:
+            _write_witness_note(cfg, ob, args.witness_note)
         rep = outbox_report(ob)
     if args.json:
         print(json.dumps(rep, indent=2))
@@ -102,6 +107,23 @@ def cmd_outbox(args: argparse.Namespace) -> int:
             print(f"  refused receipts (forged or malformed): {rep['refused_receipts']}, newest "
                   f"{last['kind']}: {last['detail']} ({_age(last['age_s'])} ago)")
     return 1 if rep["parked"] or rep["alarms"] else 0
+
+
+def _write_witness_note(cfg: Any, ob: Any, out: Path) -> None:
+    from kiosk.errors import CannotCreateError, StoreError
+    from kiosk.ledger.witness import cosign, witness_name
+    from kiosk.protocol.keys import load_signing_key
+
+    head = ob.last_checkpoint()
+    if head is None:
+        raise StoreError("no accepted checkpoint yet: nothing to cosign")
+    note = cosign(head.note, witness_name(cfg.keys.log_name, cfg.kiosk.id),
+                  load_signing_key(cfg.keys.kiosk_key), int(time.time()))
+    try:
+        out.write_bytes(note)
+    except OSError as e:
+        raise CannotCreateError(f"cannot write {out}: {e.strerror}") from None
+    print(f"cosigned checkpoint of size {head.size} written to {out}")
 
 
 def clearing_record(cfg: Any, alarm: Any, reason: str) -> tuple[bytes, bytes, None]:

@@ -12,8 +12,8 @@ own across reconnects: what to resend is the outbox's business alone). It:
 - publishes waiting records at QoS 1, body and presentation sealed to the gateway sealing
   key (a fresh sealed box per send; the outbox keeps the clear parts), at most `window`
   awaiting their receipts; a record without a verified receipt goes out again after any
-  (re)connect or restart and after `resend_after_s` — the gateway answers a resend with the entry already in the log,
-  which is how "exactly once" works;
+  (re)connect or restart and after `resend_after_s` — the gateway answers a resend with
+  the entry already in the log, which is how "exactly once" works;
 - verifies every receipt (net.receipt) before the outbox forgets a record;
 - as a witness of the log, cosigns each new head of its checkpoint chain (C2SP
   tlog-cosignature, with the kiosk key) and publishes it retained on its witness topic;

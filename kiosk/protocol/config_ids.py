@@ -17,5 +17,6 @@ def check_id(value: str, what: str) -> str:
 
 def reserved_id(value: str) -> bool:
     """Kiosk ids share the broker's namespace with its services (the certificate's CN is the
-    MQTT username and client id): `gateway`, `gateway-*` and `issuer` are never kiosks."""
-    return value in ("gateway", "issuer") or value.startswith("gateway-")
+    MQTT username and client id): `gateway`, `gateway-*`, `issuer` and `auditor` are never
+    kiosks."""
+    return value in ("gateway", "issuer", "auditor") or value.startswith("gateway-")

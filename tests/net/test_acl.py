@@ -23,7 +23,8 @@ pytestmark = pytest.mark.mosquitto
 
 @pytest.fixture
 def tls_broker(tmp_path: Path, env: Env):
-    ca, server, clients = make_test_pki(tmp_path / "pki", ["kiosk-1", "kiosk-2", "gateway-1", "gateway-2"])
+    ca, server, clients = make_test_pki(tmp_path / "pki", ["kiosk-1", "kiosk-2", "gateway-1",
+                                                           "gateway-2", "auditor"])
     conf = render_broker_conf(tmp_path / "pki", site="clinic", cafile=ca.cert_path, certfile=server.cert,
                               keyfile=server.key, crlfile=ca.crl_path)
     b = MosquittoBroker(conf, directory=tmp_path / "broker").start()
@@ -138,3 +139,19 @@ def test_end_to_end_over_tls(tmp_path: Path, env: Env, tls_broker: MosquittoBrok
     finally:
         status.close()
         gateway.stop()
+
+
+def test_a_kiosk_publishes_only_its_own_witness_and_an_auditor_reads_them(tls_broker) -> None:
+    auditor = Client(tls_broker, "auditor")
+    auditor.sub("clinic/+/kiosk/+/witness")
+    k1 = Client(tls_broker, "kiosk-1")
+    try:
+        import time
+        time.sleep(0.5)
+        k1.pub(topics.witness("clinic", "kiosk-2"), b"posing as kiosk-2")
+        k1.pub(topics.witness("clinic", "kiosk-1"), b"kiosk-1 cosigned")
+        k1.pub(topics.checkpoint("clinic"), b"not the gateway")
+        assert _drain(auditor) == [(topics.witness("clinic", "kiosk-1"), b"kiosk-1 cosigned")]
+    finally:
+        auditor.close()
+        k1.close()

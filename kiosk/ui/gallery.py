@@ -137,6 +137,20 @@ def scenes(consent: ConsentTable) -> Iterator[tuple[str, Callable[[Any], None]]]
         "done-declined",
         ev(Event(E.READING, {"channel": "qr"}), Event(E.DONE, {"entries": [], "consent": "deny"})),
     )
+    yield (
+        "done-receipt",
+        ev(
+            Event(E.READING, {"channel": "nfc"}),
+            Event(E.DONE, {"entries": ["3941401af7a0", "d35ffb77d52a"], "consent": "permit"}),
+            Event(
+                E.CONSENT_RECEIPT,
+                {
+                    "entry": "d35ffb77d52a",
+                    "link": "https://wallet.clinic.example/#r=AAECAwQFBgcICQoLDA0ODxAREhMUFRYX",
+                },
+            ),
+        ),
+    )
     yield "record-failed", ev(Event(E.RECORD_FAILED))
     yield "out-of-service", ev(Event(E.OUT_OF_SERVICE))
 

@@ -252,7 +252,13 @@ class UiModel:
             self.ticket = (
                 self.desk.next_ticket(self.channel or "nfc", self.clock.time()) if self.desk else None
             )
-            self._show("done", "done.title", consent=consent)
+            self._show("done", "done.title", consent=consent, entries=list(p.get("entries", [])))
+        elif i == E.CONSENT_RECEIPT:
+            # the verified receipt of this patient's consent, as a link their web wallet keeps:
+            # shown as a QR code while their done screen is still up, else dropped
+            if self.screen == "done" and p.get("entry") in self.params.get("entries", []):
+                self.params = {**self.params, "receipt_link": str(p.get("link", ""))}
+                self.changed()
         elif i == E.RECORD_FAILED:
             self._show("record_failed", i)
         elif i == E.OUT_OF_SERVICE:

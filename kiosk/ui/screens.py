@@ -21,6 +21,7 @@ from kiosk.ui.widgets import (
     Modal,
     Picto,
     Preview,
+    QrCode,
     Rect,
     SignaturePad,
     Widget,
@@ -213,6 +214,8 @@ def _codes(m: UiModel, codes: list[str] | tuple[str, ...]) -> str:
 
 def _consent(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
     c = m.consent
+    if not c.ok:  # the text here is not the one the record will name: nothing to sign
+        return _info(m, mt, r, tr, "desk", tr("desk.title"), [tr("desk.other"), tr("next.front_desk")])
     if mt.portrait:
         summ, sig = r.rows([5, 6], mt.gap)
     else:
@@ -335,6 +338,14 @@ def _done(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
     else:
         out.append(Picto(num, None, "check"))
     lines = [tr("done.seat")] + ([tr("done.declined")] if m.params.get("consent") == "deny" else [])
+    link = m.params.get("receipt_link")
+    if link:
+        # the consent receipt for the patient's web wallet, as a QR code the phone scans
+        side = min(text_r.h * 3 // 4, text_r.w // 2)
+        qr_r, text_r = text_r.take_bottom(side, mt.gap)
+        code, cap = qr_r.cols([side, max(1, qr_r.w - side)], mt.gap)
+        out.append(QrCode(Rect(code.x, code.y, side, side), None, link))
+        out.append(Label(cap, None, tr("done.receipt"), mt.body_px, align="left"))
     for row, line in zip(text_r.rows([1] * len(lines), mt.gap), lines, strict=True):
         out.append(
             Label(row, None, line, mt.title_px if len(lines) == 1 else mt.body_px, bold=len(lines) == 1)

@@ -336,6 +336,27 @@ class Preview(Widget):
 
 
 @dataclass
+class QrCode(Widget):
+    """A QR code (segno) drawn as dark modules on white, with its quiet zone, filling the square."""
+
+    text: str = ""
+
+    def draw(self, c: Canvas) -> None:
+        import segno
+
+        matrix = segno.make(self.text, error="m", micro=False).matrix
+        n = len(matrix) + 8  # 4 modules of quiet zone each side
+        cell = max(1, min(self.rect.w, self.rect.h) // n)
+        c.fill(Rect(self.rect.x, self.rect.y, cell * n, cell * n), T.WHITE)
+        for y, row in enumerate(matrix):
+            for x, bit in enumerate(row):
+                if bit:
+                    c.fill(
+                        Rect(self.rect.x + (x + 4) * cell, self.rect.y + (y + 4) * cell, cell, cell), T.INK
+                    )
+
+
+@dataclass
 class Field(Widget):
     """A liveness light field: a flat colour, nothing else (the camera reads it back)."""
 

@@ -29,6 +29,9 @@ PROMPTS = (
     "face.nobody",
     "checkin.walked_away",
     "liveness.start",
+    "liveness.turn.turn-left",
+    "liveness.turn.turn-right",
+    "liveness.retry",
     "liveness.failed",
     "consent.title",
     "consent.sign_please",
@@ -59,7 +62,7 @@ def render_prompts(
         d = out / lang
         d.mkdir(parents=True, exist_ok=True)
         for msg in prompts:
-            text = i18n.text(lang, msg, attempt=2, max=3)
+            text = i18n.text(lang, msg, attempt=2, max=2)
             subprocess.run(
                 [exe, "-v", VOICES.get(lang, lang), "-s", "150", "-w", str(d / f"{msg}.wav"), text],
                 check=True,

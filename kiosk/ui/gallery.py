@@ -106,6 +106,14 @@ def scenes(consent: ConsentTable) -> Iterator[tuple[str, Callable[[Any], None]]]
     yield "nobody", ev(Event(E.FACE_NOBODY))
     yield "walked-away", ev(Event(E.WALKED_AWAY))
     yield "liveness", ev(Event(E.LIVENESS_START, {"method": "light"}))
+    yield (
+        "liveness-turn",
+        ev(Event(E.LIVENESS_START, {"method": "light"}), Event("liveness.turn", {"direction": "turn-left"})),
+    )
+    yield (
+        "liveness-retry",
+        ev(Event(E.LIVENESS_START, {"method": "light"}), Event("liveness.retry", {"attempt": 2, "max": 2})),
+    )
     yield "liveness-failed", ev(Event(E.LIVENESS_FAILED))
     yield "consent", consent_with()
 

@@ -354,7 +354,11 @@ def _done(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
 
 
 def _liveness(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
-    return _info(m, mt, r, tr, "face", tr("liveness.start"), [])
+    if m.hint is None:
+        return _info(m, mt, r, tr, "face", tr("liveness.start"), [])
+    pic, side = r.rows([2, 3], mt.gap) if mt.portrait else r.cols([1, 2], mt.gap)
+    out: list[Widget] = [Picto(pic.inset(mt.gap), None, "face")]
+    return out + _message(side, tr(m.hint[0], **m.hint[1]), mt, mt.title_px, warn=True)
 
 
 _SCREENS: dict[str, Callable[[UiModel, T.Metrics, Rect, Tr], list[Widget]]] = {

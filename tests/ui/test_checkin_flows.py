@@ -3,6 +3,7 @@ SDL's dummy driver, and a robot tapping widgets with real mouse events."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -218,3 +219,57 @@ def test_both_panel_sizes_run_a_checkin(tmp_path: Path, size: tuple[int, int]) -
     run.ui = PygameUi(run.model, size, fps=0, clock=rig.clock).open()
     run.engine.ui = run.ui
     assert run.go(ScriptedPatient()).status == EN.CHECKED_IN
+
+
+class RetryingLiveness:
+    """A light challenge that needs a second go: fields, "once more", fields, a head turn."""
+
+    method = "fake"
+    required = True
+
+    def run(self, faces, ui, clock):
+        from kiosk.checkin.events import Event
+        from kiosk.checkin.ports import LivenessResult
+
+        self.times = [ui.show_field((255, 255, 255), "full"), ui.show_field((40, 40, 200), "left")]
+        ui.emit(Event("liveness.retry", {"attempt": 2, "max": 2}, clock.monotonic_ns()))
+        time.sleep(0.2)  # the patient reads it (real time: the UI loop draws meanwhile)
+        self.times.append(ui.show_field((255, 255, 255), "right"))
+        ui.emit(Event("liveness.turn", {"direction": "turn-left"}, clock.monotonic_ns()))
+        time.sleep(0.2)
+        return LivenessResult("live", "fake")
+
+
+def test_liveness_retry_fields_then_a_head_turn(tmp_path: Path) -> None:
+    rig = Rig()
+    w = rig.enroll(4)
+    live = RetryingLiveness()
+    run = Run(
+        rig,
+        tmp_path,
+        nfc=[rig.nfc(w, signer=False)],
+        faces=FakeFaces(rig.clock, [good_face(4)]),
+        liveness=live,
+    )
+    hints: list[str] = []
+    fields: list[tuple] = []
+    orig = run.ui.on_frame
+
+    def frame(ui: PygameUi) -> None:
+        orig(ui)
+        if ui.model.field is not None:
+            fields.append(ui.model.field)
+        elif ui.model.screen == "liveness" and ui.model.hint:
+            hints.append(ui.model.hint[0])
+
+    run.ui.on_frame = frame
+    out = run.go(ScriptedPatient())
+    assert out.status == EN.CHECKED_IN
+    # each light field reached the display, full-screen or on its half
+    assert [f for i, f in enumerate(fields) if i == 0 or fields[i - 1] != f] == [
+        ((255, 255, 255), "full"),
+        ((40, 40, 200), "left"),
+        ((255, 255, 255), "right"),
+    ]
+    assert "liveness.retry" in hints and "liveness.turn.turn-left" in hints
+    assert len(live.times) == 3 and live.times == sorted(live.times)  # flip times, in order

@@ -51,6 +51,11 @@ class DemoCamera(Camera):
         # a user's own photo (--faces): assume a head-and-shoulders portrait, face centred
         return [Scene(faces=(i,), scale=1.0 + 0.03 * np.sin(k), noise=2.0) for k in range(24)]
 
+    def still(self, name: str) -> np.ndarray:
+        """One frame of `name` as the enrolment desk's camera takes it (the same framing as
+        the kiosk's, so the face passes the enrolment size gate the kiosk's frames pass)."""
+        return render(self._portraits, self._scenes[name][0], self._size)
+
     def show_person(self, name: str | None) -> None:
         with self._lock:
             self._person, self._qr = name, None
@@ -229,13 +234,14 @@ def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
         issuer = Issuer.init(work / "issuer", SITE)
         names = list(portraits)
         wallets: dict[str, Wallet] = {}
+        desk = DemoCamera(portraits)
         for n in names:
             w = Wallet.create()
-            tpl = template_to_bytes(template_from_photo(portraits[n]))
+            tpl = template_to_bytes(template_from_photo(desk.still(n)))
             w.store_pass(issuer.enroll(w.public_key, tpl).pass_bytes)
             wallets[n] = w
         lost = Wallet.create()  # a third pass (the first patient's old phone), reported lost
-        lost.store_pass(issuer.enroll(lost.public_key, template_to_bytes(template_from_photo(portraits[names[0]]))).pass_bytes)
+        lost.store_pass(issuer.enroll(lost.public_key, template_to_bytes(template_from_photo(desk.still(names[0])))).pass_bytes)
         from kiosk.protocol import patient_pass
         issuer.revoke(patient_pass.decode(lost.pass_bytes).pass_id)
         wallets["revoked"] = lost

@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the patient declined biometric matching: no template; the front desk confirms identity")
     e.add_argument("--valid-days", type=valid_days, default=365, help="days the pass is valid (>= 1)")
     e.add_argument("--models", type=Path, help="dlib models folder (default: the installed one)")
+    from kiosk.vision.cli import add_crop_options
+
+    add_crop_options(e)
     e.set_defaults(func=_enroll)
     r = s.add_parser("revoke", help="add a pass id to the signed revocation list")
     r.add_argument("pass_id", type=hex_id, help="pass id in hex (kiosk wallet show prints it)")
@@ -90,10 +93,13 @@ def _enroll(args: argparse.Namespace) -> int:
     if not args.no_biometric:
         if args.photo is None:
             raise UsageError("a photo is needed (or --no-biometric when the patient declines matching)")
-        from kiosk.vision.enroll import template_from_photo
+        from kiosk.vision.cli import confirm_crops
+        from kiosk.vision.enroll import face_from_photo
         from kiosk.vision.template import template_to_bytes
 
-        template = template_to_bytes(template_from_photo(args.photo))
+        face = face_from_photo(args.photo, args.models, crop_largest=args.crop_largest)
+        confirm_crops([face], args.yes)
+        template = template_to_bytes(face.template)
     if args.web:
         return _enroll_web(args, iss, template)
     enrolled = iss.enroll(wallet.public_key if wallet else None, template, valid_days=args.valid_days)

@@ -1,16 +1,19 @@
-"""`kiosk face ...`: compare two photos, check an enrolment photo, evaluate the matcher.
+"""`kiosk face ...`: compare two photos, check enrolment photos, evaluate the matcher.
 
     kiosk face compare A B          JSON: distance, match, quality notes of both photos
-    kiosk face enroll PHOTO         quality, and whether a template could be made (never the template)
-    kiosk face evaluate [--data DIR] [--limit N] [--jobs J]
+    kiosk face enroll PHOTO...      would these photos enrol? (quality; never the template)
+    kiosk face evaluate [--data DIR] [--jobs J] [--json]   per-check-in FNMR/FMR, threshold
 
 Heavy imports (dlib, cv2) happen inside the handlers so `kiosk --help` stays fast.
+Exit codes: 0 ok (compare: match), 1 compare: no match, 65 a photo refused (EX_DATAERR),
+130 / 143 evaluation stopped by Ctrl-C / SIGTERM (workers terminated, nothing printed).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import math
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,7 @@ DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / 
 def register(subparsers: Any) -> None:
     """Add `face` and its subcommands to the `kiosk` parser."""
     face = subparsers.add_parser("face", help="face verification tools (compare, enroll check, evaluate)")
-    face.add_argument("--config", type=Path, help="kiosk.toml (for vision.match_threshold and paths.models_dir)")
+    face.add_argument("--config", type=Path, help="kiosk.toml (vision and engine settings, paths.models_dir)")
     sub = face.add_subparsers(dest="face_command", metavar="ACTION", required=True)
 
     p = sub.add_parser("compare", help="distance between the faces of two photos")
@@ -29,42 +32,79 @@ def register(subparsers: Any) -> None:
     p.add_argument("--threshold", type=float, help="override vision.match_threshold")
     p.set_defaults(func=_compare)
 
-    p = sub.add_parser("enroll", help="check that a photo can be enrolled (prints quality, never the template)")
-    p.add_argument("photo", type=Path)
+    p = sub.add_parser("enroll", help="check that photos can be enrolled (prints quality, never the template)")
+    p.add_argument("photos", type=Path, nargs="+", help="one or more photos of the patient (templates averaged)")
+    add_crop_options(p)
     p.set_defaults(func=_enroll)
 
-    p = sub.add_parser("evaluate", help="genuine/impostor distances, FMR/FNMR and the threshold")
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"photos named identity__NN.ext (default {DEFAULT_DATA})")
+    p = sub.add_parser("evaluate", help="per-check-in FNMR/FMR with the attempt budget; the threshold")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                   help=f"photos named identity__NN.ext (default {DEFAULT_DATA})")
     p.add_argument("--limit", type=int, help="only the first N photos (sorted by path)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
-    p.add_argument("--threshold", type=float, help="also report rates at this threshold")
-    p.add_argument("--target-fmr", type=float, default=0.001, help="FMR the chosen threshold must meet (default 0.001)")
+    p.add_argument("--target-fmr", type=float, default=0.001, help="per-check-in FMR to meet (default 0.001)")
+    p.add_argument("--margin", type=float, default=0.5,
+                   help="the tuning half's 95 %% upper FMR bound must stay under target × margin (default 0.5)")
+    p.add_argument("--frames", type=int, help="good frames per decision (default vision.session_frames)")
+    p.add_argument("--attempts", type=int, help="decisions per check-in (default engine.max_face_attempts)")
+    p.add_argument("--budget", type=int, default=15, help="frames an attempt may use to find them (default 15)")
+    p.add_argument("--enrol-min-face-px", type=int,
+                   help="enrolment size gate (default vision.min_face_px; the LFW copies need 40)")
+    p.add_argument("--rule", help="fusion rule to report in detail (default: the kiosk's)")
+    p.add_argument("--groups", type=Path, help="CSV identity,group: also report per group")
+    p.add_argument("--seed", type=int, default=0, help="seed of the frame synthesis (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_evaluate)
 
 
-def _settings(args: argparse.Namespace) -> tuple[float, Path | None]:
+def add_crop_options(p: argparse.ArgumentParser) -> None:
+    """--crop-largest / --yes, shared with `kiosk issuer enroll`."""
+    p.add_argument("--crop-largest", action="store_true",
+                   help="a photo with several faces: enrol the largest, after the desk confirms it is the patient")
+    p.add_argument("--yes", action="store_true", help="with --crop-largest: the desk has confirmed (no prompt)")
+
+
+def confirm_crops(faces: Any, yes: bool) -> None:
+    """Ask the desk to confirm every cropped face (EnrolmentRefused when it does not)."""
+    from kiosk.vision.enroll import EnrolmentRefused
+    from kiosk.vision.quality import FACE_TOO_MANY
+
+    for i, f in enumerate(faces, 1):
+        if not f.cropped or yes:
+            continue
+        b = f.box
+        question = (f"photo {i} shows {f.faces} faces; enrol the largest (left {b.left}, top {b.top}, "
+                    f"{b.width}×{b.height} px)? Check it is the patient [y/N] ")
+        if not sys.stdin.isatty():
+            raise EnrolmentRefused(f"photo {i} shows {f.faces} faces: confirm the largest is the patient "
+                                   "(run on a terminal, or add --yes once checked)", FACE_TOO_MANY)
+        if input(question).strip().lower() not in ("y", "yes"):
+            raise EnrolmentRefused(f"photo {i}: the desk did not confirm the face; use a photo of the patient alone",
+                                   FACE_TOO_MANY)
+
+
+def _config(args: argparse.Namespace) -> tuple[Any, Path | None]:
     from kiosk.config import Config, load
 
     cfg = load(args.config) if args.config else Config()
-    models_dir = cfg.paths.models_dir if args.config else None
-    return cfg.vision.match_threshold, models_dir
+    return cfg, (cfg.paths.models_dir if args.config else None)
 
 
 def _notes(face: Any) -> dict[str, Any]:
     q = face.quality
-    return {"message_id": q.message_id, "failed": list(q.failed),
-            "measures": {k: round(v, 3) for k, v in q.measures.items()}}
+    return {"face_px": face.box.width, "faces": face.faces, "cropped": face.cropped, "message_id": q.message_id,
+            "failed": list(q.failed), "measures": {k: round(v, 3) for k, v in q.measures.items()}}
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from kiosk.vision.enroll import face_from_photo
+    from kiosk.vision.enroll import inspect_photo
     from kiosk.vision.verify import FaceVerifier
 
-    threshold, models_dir = _settings(args)
-    threshold = args.threshold or threshold
-    fa = face_from_photo(args.a, models_dir)
-    fb = face_from_photo(args.b, models_dir)
+    cfg, models_dir = _config(args)
+    threshold = args.threshold or cfg.vision.match_threshold
+    fa = inspect_photo(args.a, models_dir)
+    fb = inspect_photo(args.b, models_dir)
     decision = FaceVerifier(threshold).verify(fa.template, fb.template)
     print(json.dumps({"distance": round(decision.distance, 4), "threshold": threshold, "match": decision.match,
                       "quality": {"a": _notes(fa), "b": _notes(fb)}}, indent=2))
@@ -72,66 +112,119 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _enroll(args: argparse.Namespace) -> int:
-    from kiosk.vision.enroll import face_from_photo
+    from kiosk.vision.enroll import enrol
+    from kiosk.vision.quality import QualityLimits
 
-    _, models_dir = _settings(args)
-    face = face_from_photo(args.photo, models_dir)
-    print(json.dumps({"template": "ok", "face_px": face.box.width, "quality": _notes(face)}, indent=2))
+    cfg, models_dir = _config(args)
+    limits = QualityLimits(min_face_px=cfg.vision.min_face_px)
+    e = enrol(args.photos, models_dir, limits, crop_largest=args.crop_largest)
+    confirm_crops(e.faces, args.yes)
+    print(json.dumps({"template": "ok", "photos": [_notes(f) for f in e.faces]}, indent=2))
     return 0
 
-
-def _fmt(x: float) -> str:
-    return "n/a" if math.isnan(x) else f"{100 * x:.3f} %"
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    import numpy as np
-
+    from kiosk.errors import ConfigError
     from kiosk.vision import evaluation as E
 
-    configured, _ = _settings(args)
-    ev = E.evaluate(args.data, args.limit, args.jobs)
-    chosen = E.choose_threshold(ev, args.target_fmr)
-    thresholds = sorted({round(t, 2) for t in (chosen, configured, args.threshold or configured,
-                                               0.40, 0.45, 0.50, 0.55, 0.60)})
-    pct = {p: float(np.percentile(ev.genuine, p)) for p in E.PERCENTILES} if ev.genuine.size else {}
-    lfw = ev.lfw_pairs
-    out: dict[str, Any] = {
-        "data": str(args.data), "images": ev.images, "faces_found": ev.faces_found, "faces_not_found": ev.not_found,
-        "photos_with_several_faces": ev.several_faces, "identities": ev.identities,
-        "genuine_pairs": int(ev.genuine.size), "impostor_pairs": ev.impostor_count,
-        "genuine_percentiles": pct, "impostor_percentiles": ev.impostor_percentiles,
-        "chosen_threshold": chosen, "target_fmr": args.target_fmr, "configured_threshold": configured,
-        "rates": {f"{t:.2f}": {"fmr_all_cross_pairs": E.fmr(ev, t), "fnmr_all_same_pairs": E.fnmr(ev, t)}
-                  for t in thresholds},
-        "seconds": round(ev.seconds, 1),
-    }
-    if lfw:
-        out["lfw_pairs"] = {"genuine": int(lfw["genuine"].size), "impostor": int(lfw["impostor"].size),
-                            "missing_or_no_face": lfw["missing"],
-                            "rates": {f"{t:.2f}": dict(zip(("fmr", "fnmr"), E.pair_rates(lfw["genuine"], lfw["impostor"], t)))
-                                      for t in thresholds}}
+    cfg, _ = _config(args)
+    proto = E.Protocol(attempts=args.attempts or cfg.engine.max_face_attempts,
+                       frames=args.frames or cfg.vision.session_frames, budget=args.budget,
+                       enrol_min_face_px=args.enrol_min_face_px or cfg.vision.min_face_px, seed=args.seed)
+    if proto.frames > proto.budget:
+        raise ConfigError("--budget must be at least --frames")
+    groups = E.read_groups(args.groups) if args.groups else None
+    progress = E.Progress(None if args.quiet else sys.stderr)
+
+    def stop(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(signum)
+
+    old = signal.signal(signal.SIGTERM, stop)
+    try:
+        run = E.collect(args.data, proto, args.limit, args.jobs, progress)
+    except KeyboardInterrupt as e:
+        signum = e.args[0] if e.args else signal.SIGINT
+        print("kiosk: evaluation stopped; workers terminated, nothing reported", file=sys.stderr)
+        return 128 + int(signum)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    report = E.analyse(run, args.target_fmr, args.margin, args.rule, groups)
+    report["data"] = str(args.data)
     if args.json:
-        print(json.dumps(out, indent=2))
+        print(json.dumps(E.to_jsonable(report), indent=2))
         return 0
-    print(f"data: {args.data}  ({ev.seconds:.0f} s)")
-    print(f"photos {ev.images}, faces found {ev.faces_found}, not found {ev.not_found}, "
-          f"photos with several faces {ev.several_faces} (central face used), identities {ev.identities}")
-    print(f"pairs: genuine {ev.genuine.size} (all same-identity), impostor {ev.impostor_count} (all cross-identity)")
-    header = "  ".join(f"p{p:g}".rjust(7) for p in E.PERCENTILES)
-    print(f"{'distance':>10}  {header}")
-    for name, d in (("genuine", pct), ("impostor", ev.impostor_percentiles)):
-        print(f"{name:>10}  " + "  ".join(f"{d.get(p, math.nan):7.3f}" for p in E.PERCENTILES))
-    print(f"chosen threshold (FMR ≤ {100 * args.target_fmr:g} % over all cross pairs, lowest FNMR): {chosen:.2f}")
-    print(f"{'threshold':>10}  {'FMR all':>10}  {'FNMR all':>10}" + ("  {:>10}  {:>10}".format("FMR LFW", "FNMR LFW") if lfw else ""))
-    for t in thresholds:
-        line = f"{t:10.2f}  {_fmt(E.fmr(ev, t)):>10}  {_fmt(E.fnmr(ev, t)):>10}"
-        if lfw:
-            f, n = E.pair_rates(lfw["genuine"], lfw["impostor"], t)
-            line += f"  {_fmt(f):>10}  {_fmt(n):>10}"
-        print(line + ("  <- chosen" if abs(t - chosen) < 1e-9 else "") + ("  <- configured" if abs(t - configured) < 1e-9 else ""))
-    if lfw:
-        print(f"LFW pairs protocol: {lfw['genuine'].size} genuine, {lfw['impostor'].size} impostor "
-              f"({lfw['missing']} pairs skipped: photo absent or no face)")
+    print(render_report(report))
     return 0
 
+
+def render_report(rep: dict[str, Any]) -> str:
+    """The evaluation as text: counts first, then the per-check-in figures, then the detail."""
+    p = rep["protocol"]
+    lines = [
+        f"data: {rep['data']}  ({rep['seconds']:.0f} s)",
+        f"photos {rep['photos']} of {rep['identities']} identities; faces ≥ 110 px (the kiosk's size gate): "
+        f"{rep['photos_product_size_gate_ok']}",
+        f"enrolment gates (size ≥ {p['enrol_min_face_px']} px, pose, light, sharpness; several faces: the largest): "
+        f"refusals {sum(rep['enrolment_refusals'].values())} {dict(sorted(rep['enrolment_refusals'].items()))}",
+        f"identities enrolled {rep['identities_enrolled']}; with ≥ 2 photos {rep['genuine_population']}: "
+        f"failure to enrol {rep['failure_to_enrol']}, no photo usable as a live source {rep['no_live_source']}, "
+        f"genuine check-ins {rep['genuine_transactions']}",
+        f"kiosk attempts: {p['attempts']} per check-in, {p['frames']} good frames per decision within "
+        f"{p['frame_budget']} frames; {rep['live_frames']} synthesised frames, gate refusals "
+        f"{dict(sorted(rep['live_gate_failures'].items()))}; check-ins refused on every attempt "
+        f"{rep['transactions_refused_every_attempt']} (counted as rejections)",
+        "",
+        f"threshold chosen on one half of the identities, reported on the other (both ways, pooled): "
+        f"95 % upper FMR bound ≤ {100 * p['target_fmr'] * p['margin']:g} % on the tuning half",
+    ]
+    main = rep["cross_validated"][rep["rule"]][p["frames"]]
+    for f in main["folds"]:
+        lines.append(f"  tuned on half {f['tuned_on']}: threshold {f['threshold']:.4f}; held-out FNMR "
+                     f"{f['held_out_fnmr']}, FMR {f['held_out_fmr']}")
+    lines += [
+        f"PER CHECK-IN ({rep['rule']}, {p['frames']} frames, up to {p['attempts']} attempts), held out:",
+        f"  FNMR {main['held_out_fnmr']}",
+        f"  FMR  {main['held_out_fmr']}",
+        f"single frame per decision, up to {p['attempts']} attempts, held out:",
+        f"  FNMR {rep['single_frame']['per_transaction']['held_out_fnmr']}",
+        f"  FMR  {rep['single_frame']['per_transaction']['held_out_fmr']}",
+        "single frame, one comparison (no retries), held out:",
+        f"  FNMR {rep['single_frame']['per_comparison']['held_out_fnmr']}",
+        f"  FMR  {rep['single_frame']['per_comparison']['held_out_fmr']}",
+        f"kiosk threshold (the lower of the two halves' choices): {rep['threshold']:.4f}; on all data (not held out):",
+        f"  FNMR {rep['all_data_at_threshold']['fnmr']}",
+        f"  FNMR counting failures to enrol {rep['all_data_at_threshold']['fnmr_counting_failure_to_enrol']}",
+        f"  FMR  {rep['all_data_at_threshold']['fmr']}",
+        "",
+        "rules × frames (held out, pooled):  threshold per half, FNMR, FMR",
+    ]
+    for rule, n, res in _rows(rep):
+        ts = "/".join(f"{f['threshold']:.4f}" for f in res["folds"])
+        lines.append(f"  {rule:>15} {n}  {ts}  FNMR {res['held_out_fnmr']}  FMR {res['held_out_fmr']}")
+    pi = rep["per_identity"]
+    s = pi["spread"]
+    lines += [
+        "",
+        f"per identity at {pi['threshold']:.4f} (all data): {pi['false_matches']} false matches on "
+        f"{pi['identities_with_a_false_match']} of {pi['enrolled_identities']} enrolled identities; the worst 1 % "
+        f"hold {100 * pi['share_from_worst_1pct']:.0f} % of them",
+        "  per-identity FMR: " + ", ".join(f"{k} {100 * v:.2f} %" for k, v in s.items()),
+        "  worst enrolled: " + ", ".join(f"{w['identity']} {w['false_matches']}/{w['strangers']}"
+                                         for w in pi["worst_enrolled"]),
+        "  worst live: " + ", ".join(f"{w['identity']} {w['false_matches']}" for w in pi["worst_live"]),
+        "  genuine rejected: " + ", ".join(pi["rejected_genuine"]),
+    ]
+    if "per_group" in rep:
+        lines.append("per group:")
+        for g, r in rep["per_group"].items():
+            lines.append(f"  {g}: FNMR {r['fnmr']}; FMR {r['fmr']}")
+    else:
+        lines.append("per group: no labels given (--groups FILE); none of the data here is labelled")
+    return "\n".join(lines)
+
+
+def _rows(rep: dict[str, Any]) -> Any:
+    from kiosk.vision.evaluation import iter_rows
+
+    return iter_rows(rep)

@@ -1,12 +1,19 @@
-"""A template from an enrolment photo (the issuer's side of DESIGN §7 Templates).
+"""Templates from enrolment photos (the issuer's side of the shared template function).
 
-The photo must show exactly one person: with none, or with several faces of similar size,
-the issuer cannot know whose template it would seal, so it refuses with a FormatError
-whose message names the problem, never the person. The photo and the template stay in
-memory; the caller seals the template into the pass and drops both.
+The enrolment photo makes a template that lasts as long as the pass, so it must pass the
+same quality gates as a kiosk frame (kiosk.vision.quality): the face at least as large as
+the kiosk demands (`vision.min_face_px`), frontal, lit and sharp. A photo with no face is
+refused; one with several faces of similar size is refused unless the desk asks for
+`crop_largest` after confirming that the largest face is the patient's. Several photos (or
+several shots from the desk camera) may be given: each passes the gates alone, and the
+sealed template is the mean of their templates, which is how the kiosk fuses live frames
+too (kiosk.vision.verify). Refusals are FormatErrors whose message names the problem and
+what to do, never the person; `message_id` carries the gate's id for a UI.
+The photos and the templates stay in memory; the caller seals the template and drops both.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,12 +22,29 @@ import numpy as np
 from kiosk.errors import FormatError
 from kiosk.vision.detect import Box, detect_faces_in_photo, to_grey
 from kiosk.vision.landmarks import FaceLandmarks, find_landmarks
-from kiosk.vision.quality import FACE_NONE, FACE_TOO_MANY, QualityLimits, QualityVerdict, assess, pick_subject
-from kiosk.vision.template import compute_template
+from kiosk.vision.quality import (FACE_COME_CLOSER, FACE_HOLD_STILL, FACE_LOOK_AT_CAMERA, FACE_MORE_LIGHT,
+                                  FACE_NONE, FACE_TOO_BRIGHT, FACE_TOO_MANY, QualityLimits, QualityVerdict,
+                                  assess, pick_subject)
+from kiosk.vision.template import TEMPLATE_DTYPE, compute_template
 
-# a photo is not a live frame: faces in ID-style photos can be small (LFW: ~60 px), and a
-# still has no motion, so only the size gate is relaxed; the rest is reported as is
-PHOTO_LIMITS = QualityLimits(min_face_px=40, crowd_ratio=0.5)
+# the kiosk's own gates (QualityLimits' defaults are the kiosk's: 110 px, pose, light, sharpness)
+ENROL_LIMITS = QualityLimits()
+
+_ADVICE = {
+    FACE_COME_CLOSER: "the face is {px} px wide; the kiosk needs {need} px: take the photo closer",
+    FACE_LOOK_AT_CAMERA: "the face is turned or tilted: the patient should look straight at the camera",
+    FACE_MORE_LIGHT: "the face is too dark: add light in front of the patient",
+    FACE_TOO_BRIGHT: "the face is over-exposed: reduce the light or the flash",
+    FACE_HOLD_STILL: "the face is blurred: hold the camera and the patient still, and focus",
+}
+
+
+class EnrolmentRefused(FormatError):
+    """A photo the issuer must not seal a template from; `message_id` is the failing gate."""
+
+    def __init__(self, message: str, message_id: str) -> None:
+        super().__init__(message)
+        self.message_id = message_id
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,6 +55,16 @@ class PhotoFace:
     landmarks: FaceLandmarks
     quality: QualityVerdict
     template: np.ndarray
+    faces: int = 1          # faces found in the photo
+    cropped: bool = False   # several faces, the largest taken on the desk's confirmation
+
+
+@dataclass(frozen=True, eq=False)
+class Enrolment:
+    """The template to seal (mean of the photos' templates) and the faces it came from."""
+
+    template: np.ndarray
+    faces: tuple[PhotoFace, ...]
 
 
 def load_photo(path_or_array: str | Path | np.ndarray) -> np.ndarray:
@@ -50,23 +84,68 @@ def load_photo(path_or_array: str | Path | np.ndarray) -> np.ndarray:
         raise FormatError("the photo cannot be read as an image") from None
 
 
-def face_from_photo(path_or_array: str | Path | np.ndarray, models_dir: Path | None = None,
-                    limits: QualityLimits = PHOTO_LIMITS) -> PhotoFace:
-    """Find the one face in a photo, judge it and compute its template; refuse 0 or several faces."""
+def inspect_photo(path_or_array: str | Path | np.ndarray, models_dir: Path | None = None,
+                  limits: QualityLimits = ENROL_LIMITS, crop_largest: bool = False) -> PhotoFace:
+    """The subject's face, its verdict and template, judged but not refused on quality.
+
+    Refuses (EnrolmentRefused) only when there is no face, or several of similar size and
+    not `crop_largest`: then there is no one to judge.
+    """
     image = load_photo(path_or_array)
     grey = to_grey(image)
     boxes = detect_faces_in_photo(grey)
     idx, problem = pick_subject(boxes, limits.crowd_ratio)
+    found, cropped = len(boxes), False
     if problem == FACE_NONE:
-        raise FormatError("no face found in the photo; use a clear, front-facing photo of the patient")
+        raise EnrolmentRefused("no face found in the photo; use a clear, front-facing photo of the patient",
+                               FACE_NONE)
+    if problem == FACE_TOO_MANY and crop_largest:
+        idx, problem, cropped = 0, None, True  # largest first; the desk confirmed it is the patient
+        boxes = boxes[:1]  # judge the crop alone: the others are not the subject
     if problem == FACE_TOO_MANY or idx is None:
-        raise FormatError(f"the photo shows {len(boxes)} faces; use a photo of the patient alone")
+        raise EnrolmentRefused(f"the photo shows {len(boxes)} faces; use a photo of the patient alone, or "
+                               "--crop-largest once the desk has checked the largest face is the patient's",
+                               FACE_TOO_MANY)
     box = boxes[idx]
     lm = find_landmarks(grey, box, models_dir)
     verdict = assess(grey, boxes, lm, None, limits)
-    return PhotoFace(box, lm, verdict, compute_template(image, lm, models_dir))
+    return PhotoFace(box, lm, verdict, compute_template(image, lm, models_dir), found, cropped)
 
 
-def template_from_photo(path_or_array: str | Path | np.ndarray, models_dir: Path | None = None) -> np.ndarray:
-    """The (128,) float16 template of the one face in an enrolment photo (FormatError otherwise)."""
-    return face_from_photo(path_or_array, models_dir).template
+def refusal(face: PhotoFace, limits: QualityLimits = ENROL_LIMITS) -> EnrolmentRefused | None:
+    """The refusal a face that failed a gate gets (None when every gate passed)."""
+    if face.quality.ok:
+        return None
+    gate = face.quality.message_id
+    advice = _ADVICE.get(gate, "the photo does not pass the quality gates")
+    return EnrolmentRefused(advice.format(px=face.box.width, need=limits.min_face_px), gate)
+
+
+def face_from_photo(path_or_array: str | Path | np.ndarray, models_dir: Path | None = None,
+                    limits: QualityLimits = ENROL_LIMITS, crop_largest: bool = False) -> PhotoFace:
+    """The one face of an enrolment photo, refused (EnrolmentRefused) unless every gate passes."""
+    face = inspect_photo(path_or_array, models_dir, limits, crop_largest)
+    refused = refusal(face, limits)
+    if refused is not None:
+        raise refused
+    return face
+
+
+def enrol(photos: Sequence[str | Path | np.ndarray], models_dir: Path | None = None,
+          limits: QualityLimits = ENROL_LIMITS, crop_largest: bool = False) -> Enrolment:
+    """The template to seal from one or more photos of the patient, each passing the gates.
+
+    Several photos average out one photo's pose and light (the mean template, as the
+    kiosk's fusion does); all must show the same person, which the desk vouches for.
+    """
+    if not photos:
+        raise FormatError("no enrolment photo given")
+    faces = tuple(face_from_photo(p, models_dir, limits, crop_largest) for p in photos)
+    mean = np.mean([f.template.astype(np.float32) for f in faces], axis=0)
+    return Enrolment(mean.astype(TEMPLATE_DTYPE), faces)
+
+
+def template_from_photo(path_or_array: str | Path | np.ndarray, models_dir: Path | None = None,
+                        limits: QualityLimits = ENROL_LIMITS, crop_largest: bool = False) -> np.ndarray:
+    """The (128,) float16 template of an enrolment photo (EnrolmentRefused if it fails a gate)."""
+    return face_from_photo(path_or_array, models_dir, limits, crop_largest).template

@@ -1,47 +1,137 @@
-"""Measure the matcher: genuine and impostor distances, FMR/FNMR, and the threshold.
+"""Measure what a clinic needs: per-check-in error rates with the kiosk's attempt budget.
 
-Data: a folder tree of photos named `identity__NN.ext` (identities in file names), e.g.
-../shared/data/faces-identity/. Two views are reported:
-- every same-identity pair (genuine) and every cross-identity pair (impostor): LFW's own
-  protocol has only a few thousand impostor pairs, far too few to show an FMR of 0.1 %
-  (DESIGN §7), while all cross pairs of ~4,000 photos are millions;
-- LFW's pairs protocol (lfw/_meta/pairs.txt), for comparison with published numbers.
-
-Templates are computed with the one shared `compute_template` and kept in memory only.
+Data: photos named `identity__NN.ext` (identity in the file name), e.g.
+../shared/data/faces-identity/. Per identity:
+- enrolment: the first photo (sorted) that passes the enrolment gates (kiosk.vision.enroll,
+  several faces: the largest, as the desk would crop after confirming); none = a failure to
+  enrol, counted;
+- live side: another photo of the same person that passes the kiosk's own gates at its
+  native resolution stands in for the person at the kiosk; the kiosk's camera frames are
+  *synthesised* from it (kiosk.hardware.camera.synthetic: size, sway, light, sensor noise,
+  blur, head roll) and run through the kiosk's FacePipeline (tracking, quality gates, the
+  shared template function). One attempt is `frames` good frames of one track within a
+  budget of frames; fewer is a refusal, and a refusal counts as a rejection.
+A check-in (a transaction) is up to `attempts` decisions (the kiosk's `max_face_attempts`,
+which belongs to the pass per lockout window); it is accepted when any decision matches.
+Genuine transactions: each identity's live frames against its own enrolment. Impostor
+transactions: each identity's live frames against every other identity's enrolment.
+The threshold is chosen on one half of the identities and reported on the other half
+(2-fold, identities split by a hash of the name), so the figures are for people the
+choice never saw. Templates and frames stay in memory; nothing biometric is written.
 """
 from __future__ import annotations
 
+import ctypes
+import hashlib
 import math
+import multiprocessing as mp
+import signal
+import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, TextIO
 
 import numpy as np
 
 from kiosk.errors import FormatError, KioskError, NoInputError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
-PERCENTILES = (0.1, 1, 5, 25, 50, 75, 95, 99, 99.9)
+GRID = np.round(np.arange(0.300, 0.800, 0.0025), 4)
+FRAME_COUNTS = (1, 3, 5)
 
 
-@dataclass
-class Evaluation:
-    """Summary numbers of one run (no templates, no per-person distances)."""
+# --- statistics ---------------------------------------------------------------------------
 
-    images: int = 0
-    faces_found: int = 0
-    not_found: int = 0
-    several_faces: int = 0
-    identities: int = 0
-    genuine: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
-    impostor_count: int = 0
-    impostor_sorted_head: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
-    impostor_percentiles: dict[float, float] = field(default_factory=dict)
-    lfw_pairs: dict[str, Any] = field(default_factory=dict)
-    seconds: float = 0.0
+def _betacf(a: float, b: float, x: float) -> float:
+    # continued fraction of the incomplete beta function (modified Lentz)
+    tiny, qab, qap, qam = 1e-300, a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 500):
+        m2 = 2 * m
+        aa = m * (b - m) * x / ((qam + m2) * (a + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c if abs(1.0 + aa / c) > tiny else tiny
+        h *= d * c
+        aa = -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))
+        d = 1.0 + aa * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + aa / c if abs(1.0 + aa / c) > tiny else tiny
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-13:
+            break
+    return h
 
+
+def betainc(a: float, b: float, x: float) -> float:
+    """The regularised incomplete beta function I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    ln = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(ln) * _betacf(a, b, x) / a
+    return 1.0 - math.exp(ln) * _betacf(b, a, 1.0 - x) / b
+
+
+def _beta_ppf(q: float, a: float, b: float) -> float:
+    lo, hi = 0.0, 1.0
+    for _ in range(200):  # bisection: slow but sure, and these are a handful of calls
+        mid = (lo + hi) / 2
+        if betainc(a, b, mid) < q:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-15:
+            break
+    return (lo + hi) / 2
+
+
+def clopper_pearson(x: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The exact (Clopper–Pearson) two-sided interval of a binomial rate x/n."""
+    if n <= 0:
+        return math.nan, math.nan
+    if not 0 <= x <= n:
+        raise ValueError("need 0 <= x <= n")
+    alpha = 1.0 - confidence
+    lo = 0.0 if x == 0 else _beta_ppf(alpha / 2, x, n - x + 1)
+    hi = 1.0 if x == n else _beta_ppf(1 - alpha / 2, x + 1, n - x)
+    return lo, hi
+
+
+@dataclass(frozen=True)
+class Rate:
+    """x events in n trials, with the Clopper–Pearson 95 % interval."""
+
+    x: int
+    n: int
+
+    @property
+    def rate(self) -> float:
+        return self.x / self.n if self.n else math.nan
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return clopper_pearson(self.x, self.n)
+
+    def as_dict(self) -> dict[str, Any]:
+        lo, hi = self.interval
+        return {"x": self.x, "n": self.n, "rate": self.rate, "ci95": [lo, hi]}
+
+    def __str__(self) -> str:
+        if not self.n:
+            return "n/a (0 trials)"
+        lo, hi = self.interval
+        return f"{100 * self.rate:.3f} % ({self.x:,}/{self.n:,}; 95 % CI {100 * lo:.3f}–{100 * hi:.3f} %)"
+
+
+# --- data -------------------------------------------------------------------------------
 
 def identity_of(path: Path) -> str:
     """`Aaron_Sorkin__0002.jpg` → `Aaron_Sorkin`."""
@@ -55,138 +145,506 @@ def list_images(data: Path, limit: int | None = None) -> list[Path]:
     return files[:limit] if limit else files
 
 
-def _template_of(path: str) -> tuple[str, np.ndarray | None, int]:
-    """(path, template or None, faces seen). The subject is the face nearest the centre."""
-    from kiosk.vision.detect import detect_faces_in_photo, to_grey
-    from kiosk.vision.enroll import load_photo
-    from kiosk.vision.landmarks import find_landmarks
-    from kiosk.vision.template import compute_template
+def fold_of(identity: str) -> int:
+    """0 or 1: which half an identity belongs to (a hash of the name, stable across runs)."""
+    return hashlib.sha256(identity.encode()).digest()[0] & 1
 
+
+@dataclass(frozen=True)
+class Protocol:
+    """How transactions are made. attempts: the kiosk's max_face_attempts; frames: good frames
+    per decision (vision.session_frames); budget: frames an attempt may take to find them."""
+
+    attempts: int = 3
+    frames: int = 5
+    budget: int = 15
+    enrol_min_face_px: int = 110
+    seed: int = 0
+
+
+@dataclass(eq=False)
+class PhotoResult:
+    """One photo seen as an enrolment photo. `refused` is the gate's message id (or None)."""
+
+    path: str
+    identity: str
+    faces: int = 0
+    refused: str | None = None
+    template: np.ndarray | None = None
+    face_px: int = 0
+    live_ok: bool = False  # passes the kiosk's gates (but size) as it is: usable as a live source
+    anchor: tuple[float, float] = (0.5, 0.5)  # face centre, fractions of width and height
+    face_frac: float = 0.0  # face box height / photo height
+
+
+@dataclass(eq=False)
+class LiveResult:
+    """One identity's attempts at the kiosk: per attempt the good frames' templates."""
+
+    identity: str
+    attempts: list[list[np.ndarray]] = field(default_factory=list)
+    frames_seen: int = 0
+    gate_failures: dict[str, int] = field(default_factory=dict)
+
+
+# --- workers ------------------------------------------------------------------------------
+
+def _worker_init() -> None:
+    # Ctrl-C reaches the whole process group: the parent handles it and terminates us
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        try:  # die with the parent even if it is killed outright (PR_SET_PDEATHSIG = 1)
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+        except (OSError, AttributeError):
+            pass
+
+
+def photo_job(args: tuple[str, int]) -> PhotoResult:
+    """Judge one photo with the enrolment gates (size gate at `min_face_px`) and template it."""
+    from kiosk.vision.enroll import EnrolmentRefused, inspect_photo, load_photo
+    from kiosk.vision.quality import FACE_COME_CLOSER, QualityLimits
+
+    path, min_face_px = args
+    out = PhotoResult(path, identity_of(Path(path)))
     try:
         image = load_photo(path)
+        face = inspect_photo(image, limits=QualityLimits(min_face_px=min_face_px), crop_largest=True)
+    except EnrolmentRefused as e:
+        out.refused = e.message_id
+        return out
     except KioskError:
-        return path, None, 0
-    grey = to_grey(image)
-    boxes = detect_faces_in_photo(grey)
-    if not boxes:
-        return path, None, 0
-    # photo collections (LFW) are cropped around their subject; bystanders sit off-centre
-    h, w = grey.shape
-    big = [b for b in boxes if b.width >= 0.5 * boxes[0].width]
-    box = min(big, key=lambda b: (b.centre[0] - w / 2) ** 2 + (b.centre[1] - h / 2) ** 2)
-    lm = find_landmarks(grey, box)
-    return path, compute_template(image, lm), len(boxes)
+        out.refused = "unreadable"
+        return out
+    img_h, img_w = image.shape[:2]
+    out.faces, out.face_px = face.faces, face.box.width
+    out.anchor = (face.box.centre[0] / img_w, face.box.centre[1] / img_h)
+    out.face_frac = face.box.height / img_h
+    if face.quality.ok:
+        out.template = face.template
+    else:
+        out.refused = face.quality.message_id
+    # a live source passes every kiosk gate but size (its frames are rendered at kiosk size)
+    # and shows no second face the kiosk would call a crowd
+    out.live_ok = not face.cropped and all(g == FACE_COME_CLOSER for g in face.quality.failed)
+    return out
 
 
-def compute_templates(files: list[Path], jobs: int = 1) -> dict[str, tuple[np.ndarray | None, int]]:
-    """Templates of `files` in memory, with `jobs` worker processes."""
-    paths = [str(p) for p in files]
-    if jobs <= 1:
-        results: Iterable[tuple[str, np.ndarray | None, int]] = map(_template_of, paths)
-        return {p: (t, n) for p, t, n in results}
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        return {p: (t, n) for p, t, n in pool.map(_template_of, paths, chunksize=16)}
+_PIPELINE: Any = None
 
 
-def _pairwise(t: np.ndarray) -> np.ndarray:
-    # ‖a−b‖² = ‖a‖² + ‖b‖² − 2a·b in float32; clamped, as rounding can dip below 0
-    sq = np.einsum("ij,ij->i", t, t)
-    d2 = sq[:, None] + sq[None, :] - 2.0 * (t @ t.T)
-    return np.sqrt(np.maximum(d2, 0.0)).astype(np.float32)
+def live_job(args: tuple[str, str, tuple[float, float], float, Protocol]) -> LiveResult:
+    """The kiosk's attempts for one person, frames synthesised from their live-source photo.
+
+    Per attempt (a retry: new distance, light and head roll) the frames sway gently, as a
+    person standing in front of the kiosk does; the kiosk's FacePipeline tracks, gates and
+    templates them exactly as at a check-in, and frames collect as the engine collects them
+    (a lost face or a crowd starts over).
+    """
+    global _PIPELINE
+    from kiosk.config import VisionTable
+    from kiosk.hardware.camera.synthetic import Scene, render
+    from kiosk.vision.enroll import load_photo
+    from kiosk.vision.quality import FACE_TOO_MANY
+
+    identity, path, anchor, face_frac, proto = args
+    if _PIPELINE is None:
+        from kiosk.vision.pipeline import FacePipeline
+
+        _PIPELINE = FacePipeline(VisionTable())
+    pipe = _PIPELINE
+    portraits = [load_photo(path)]
+    out = LiveResult(identity)
+    name_seed = int.from_bytes(hashlib.sha256(identity.encode()).digest()[:4], "big")
+    for a in range(proto.attempts):
+        rng = np.random.default_rng([proto.seed, name_seed, a])
+        face_px = rng.uniform(125.0, 175.0)
+        light = rng.uniform(0.8, 1.15)
+        roll = rng.uniform(-8.0, 8.0)
+        blur = rng.uniform(0.0, 0.8)
+        noise = rng.uniform(1.5, 4.0)
+        phase = rng.uniform(0.0, 2 * math.pi)
+        pipe.reset()
+        got: list[np.ndarray] = []
+        for k in range(proto.budget):
+            ph = phase + 0.35 * k
+            scene = Scene(faces=(0,), anchors=(anchor,), scale=face_px * (1 + 0.04 * math.sin(ph)) / (face_frac * 480),
+                          shift=(0.02 * math.sin(ph), 0.015 * math.cos(1.3 * ph)),
+                          brightness=light * (1 + 0.02 * math.sin(2.1 * ph)), blur=blur, noise=noise,
+                          rotate=roll + 1.5 * math.sin(0.7 * ph))
+            obs = pipe.process(render(portraits, scene, (640, 480), rng), want_template=True)
+            out.frames_seen += 1
+            if not obs.ok:
+                out.gate_failures[obs.message_id] = out.gate_failures.get(obs.message_id, 0) + 1
+            if obs.faces == 0 or obs.message_id == FACE_TOO_MANY:
+                got.clear()
+            if obs.template is not None:
+                got.append(obs.template)
+                if len(got) >= proto.frames:
+                    break
+        out.attempts.append(got)
+    return out
 
 
-def _lfw_pairs(data: Path, by_path: dict[str, np.ndarray]) -> dict[str, Any]:
-    pairs_file = data / "lfw" / "_meta" / "pairs.txt"
-    if not pairs_file.is_file():
-        return {}
+# --- running many jobs: progress on stderr, a clean stop ---------------------------------
 
-    def path(name: str, n: str) -> str:
-        return str(data / "lfw" / f"{name}__{int(n):04d}.jpg")
+class Progress:
+    """One line on `stream` every `every_s` seconds: done/total, elapsed, time left."""
 
-    same: list[float] = []
-    diff: list[float] = []
-    missing = 0
-    for line in pairs_file.read_text().splitlines()[1:]:
-        f = line.split()
-        if len(f) == 3:
-            a, b, out = path(f[0], f[1]), path(f[0], f[2]), same
-        elif len(f) == 4:
-            a, b, out = path(f[0], f[1]), path(f[2], f[3]), diff
+    def __init__(self, stream: TextIO | None = None, every_s: float = 5.0) -> None:
+        self.stream, self.every_s = stream, every_s
+        self._last = -math.inf
+        self._start = time.monotonic()
+
+    def start(self, label: str, total: int, jobs: int) -> None:
+        self._start, self._last = time.monotonic(), time.monotonic()
+        self._say(f"{label}: {total} to do with {jobs} worker(s)")
+
+    def tick(self, label: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self._last < self.every_s and done < total:
+            return
+        self._last = now
+        spent = now - self._start
+        left = spent / done * (total - done) if done else math.nan
+        self._say(f"{label}: {done}/{total} ({100 * done / max(total, 1):.0f} %), {spent:.0f} s, ~{left:.0f} s left")
+
+    def _say(self, line: str) -> None:
+        if self.stream is not None:
+            print(f"evaluate: {line}", file=self.stream, flush=True)
+
+
+def run_jobs(fn: Callable[[Any], Any], items: list[Any], jobs: int, label: str, progress: Progress) -> list[Any]:
+    """fn over items in `jobs` worker processes (order not kept), reporting progress.
+
+    On KeyboardInterrupt (Ctrl-C, or SIGTERM turned into it by the CLI) the workers are
+    terminated and reaped before the exception goes on: no orphans. Workers also die with
+    the parent if it is killed outright (Linux PR_SET_PDEATHSIG).
+    """
+    progress.start(label, len(items), jobs)
+    results: list[Any] = []
+    if jobs <= 1 or len(items) <= 1:
+        for it in items:
+            results.append(fn(it))
+            progress.tick(label, len(results), len(items))
+        return results
+    pool = mp.get_context("fork").Pool(jobs, initializer=_worker_init)
+    try:
+        for r in pool.imap_unordered(fn, items, chunksize=4):
+            results.append(r)
+            progress.tick(label, len(results), len(items))
+    finally:
+        pool.terminate()
+        pool.join()
+    return results
+
+
+# --- transactions ---------------------------------------------------------------------------
+
+@dataclass(eq=False)
+class Scores:
+    """Per-transaction scores (the smallest fused distance over the attempts; inf = refused).
+
+    genuine[i]: live identity i against its own enrolment. impostor[i, j]: live identity i
+    against enrolment j (nan where they are the same person).
+    """
+
+    genuine: np.ndarray
+    impostor: np.ndarray
+
+
+def attempt_scores(sealed: np.ndarray, live: LiveResult, rule: str, frames: int, attempts: int) -> np.ndarray:
+    """(m,) per-transaction scores of one live identity against m sealed templates."""
+    from kiosk.vision.verify import FUSION_RULES
+
+    best = np.full(sealed.shape[0], np.inf, np.float32)
+    for att in live.attempts[:attempts]:
+        if len(att) < frames:
+            continue  # refused: no decision, which for a genuine person is a rejection
+        lives = np.stack([t.astype(np.float32) for t in att[:frames]])
+        best = np.minimum(best, FUSION_RULES[rule](sealed, lives))
+    return best
+
+
+def transaction_scores(enrolled: np.ndarray, enrol_ids: list[str], lives: list[LiveResult], rule: str,
+                       frames: int, attempts: int) -> Scores:
+    """Scores of every live identity against its own and every other enrolment."""
+    index = {name: j for j, name in enumerate(enrol_ids)}
+    gen = np.empty(len(lives), np.float32)
+    imp = np.empty((len(lives), len(enrol_ids)), np.float32)
+    for i, live in enumerate(lives):
+        row = attempt_scores(enrolled, live, rule, frames, attempts)
+        j = index[live.identity]
+        gen[i] = row[j]
+        row[j] = np.nan
+        imp[i] = row
+    return Scores(gen, imp)
+
+
+def fnmr_at(genuine: np.ndarray, t: float) -> Rate:
+    """Genuine transactions not accepted at t (refusals included: their score is inf)."""
+    return Rate(int(np.count_nonzero(~(genuine < t))), int(genuine.size))
+
+
+def fmr_at(impostor_sorted: np.ndarray, t: float) -> Rate:
+    """Impostor transactions accepted at t, from the sorted finite impostor scores."""
+    return Rate(int(np.searchsorted(impostor_sorted, t, side="left")), int(impostor_sorted.size))
+
+
+def choose_threshold(impostor_sorted: np.ndarray, target_fmr: float, margin: float) -> float:
+    """The largest grid threshold whose FMR's 95 % upper bound is ≤ target × margin.
+
+    The upper bound (not the point estimate) guards against the luck of one sample; the
+    margin leaves room for people the choice never saw. FNMR falls as the threshold rises,
+    so the largest admissible threshold is the best one.
+    """
+    if not impostor_sorted.size:
+        raise FormatError("no impostor transactions: need photos of at least two identities")
+    limit = target_fmr * margin
+    lo, hi = 0, len(GRID) - 1
+    if fmr_at(impostor_sorted, float(GRID[0])).interval[1] > limit:
+        return float(GRID[0])
+    while lo < hi:  # FMR's upper bound grows with t: bisect for the last grid point under the limit
+        mid = (lo + hi + 1) // 2
+        if fmr_at(impostor_sorted, float(GRID[mid])).interval[1] <= limit:
+            lo = mid
         else:
-            continue
-        if a in by_path and b in by_path:
-            out.append(float(np.linalg.norm(by_path[a].astype(np.float32) - by_path[b].astype(np.float32))))
-        else:
-            missing += 1
-    return {"genuine": np.array(same, np.float32), "impostor": np.array(diff, np.float32), "missing": missing}
+            hi = mid - 1
+    return float(GRID[lo])
 
 
-def evaluate(data: Path, limit: int | None = None, jobs: int = 1) -> Evaluation:
-    """Compute templates for every photo under `data` and the distance distributions."""
+def _fold_masks(names: list[str]) -> np.ndarray:
+    return np.array([fold_of(n) for n in names], dtype=np.int8)
+
+
+def cross_validate(scores: Scores, live_ids: list[str], enrol_ids: list[str], target_fmr: float,
+                   margin: float) -> dict[str, Any]:
+    """Choose on one half of the identities, report on the other; both ways, pooled."""
+    lf, ef = _fold_masks(live_ids), _fold_masks(enrol_ids)
+    folds = []
+    pooled_fn = [0, 0]
+    pooled_fm = [0, 0]
+    for half in (0, 1):
+        if not (np.any(lf == half) and np.count_nonzero(ef == half) >= 2):
+            raise FormatError("too few identities to choose on one half and test on the other: "
+                             "need live photos and at least two enrolled identities in each half")
+    for tune in (0, 1):
+        test = 1 - tune
+        tune_imp = scores.impostor[np.ix_(lf == tune, ef == tune)]
+        test_imp = scores.impostor[np.ix_(lf == test, ef == test)]
+        tune_sorted = np.sort(tune_imp[np.isfinite(tune_imp)])
+        test_sorted = np.sort(test_imp[np.isfinite(test_imp)])
+        t = choose_threshold(tune_sorted, target_fmr, margin)
+        fn = fnmr_at(scores.genuine[lf == test], t)
+        fm = fmr_at(test_sorted, t)
+        pooled_fn = [pooled_fn[0] + fn.x, pooled_fn[1] + fn.n]
+        pooled_fm = [pooled_fm[0] + fm.x, pooled_fm[1] + fm.n]
+        folds.append({"tuned_on": tune, "threshold": t,
+                      "tune_fnmr": fnmr_at(scores.genuine[lf == tune], t), "tune_fmr": fmr_at(tune_sorted, t),
+                      "held_out_fnmr": fn, "held_out_fmr": fm})
+    return {"folds": folds, "threshold": min(f["threshold"] for f in folds),
+            "held_out_fnmr": Rate(*pooled_fn), "held_out_fmr": Rate(*pooled_fm)}
+
+
+def per_identity(scores: Scores, live_ids: list[str], enrol_ids: list[str], t: float,
+                 worst: int = 10) -> dict[str, Any]:
+    """How false matches spread over people: per enrolled identity, the share of strangers
+    whose check-in it accepts; the worst identities and the spread."""
+    imp = scores.impostor
+    valid = np.isfinite(imp) | np.isnan(imp)
+    trials = np.count_nonzero(valid & ~np.isnan(imp), axis=0)
+    hits = np.count_nonzero(np.nan_to_num(imp, nan=np.inf) < t, axis=0)
+    keep = trials > 0
+    rates = np.where(keep, hits / np.maximum(trials, 1), 0.0)
+    order = np.argsort(-rates, kind="stable")
+    total = int(hits.sum())
+    top = max(1, int(math.ceil(0.01 * keep.sum())))
+    spread = {f"p{p:g}": float(np.percentile(rates[keep], p)) for p in (50, 90, 99, 99.9)} if keep.any() else {}
+    spread["max"] = float(rates[keep].max()) if keep.any() else math.nan
+    live_hits = np.count_nonzero(np.nan_to_num(imp, nan=np.inf) < t, axis=1)
+    return {
+        "threshold": t,
+        "enrolled_identities": int(keep.sum()),
+        "identities_with_a_false_match": int(np.count_nonzero(hits[keep])),
+        "false_matches": total,
+        "share_from_worst_1pct": (float(np.sort(hits[keep])[::-1][:top].sum()) / total) if total else 0.0,
+        "spread": spread,
+        "worst_enrolled": [{"identity": enrol_ids[j], "false_matches": int(hits[j]), "strangers": int(trials[j])}
+                           for j in order[:worst] if hits[j] > 0],
+        "worst_live": [{"identity": live_ids[i], "false_matches": int(live_hits[i])}
+                       for i in np.argsort(-live_hits, kind="stable")[:worst] if live_hits[i] > 0],
+        "rejected_genuine": [live_ids[i] for i in np.flatnonzero(~(scores.genuine < t))[:worst]],
+    }
+
+
+def per_group(scores: Scores, live_ids: list[str], enrol_ids: list[str], t: float,
+              groups: dict[str, str]) -> dict[str, Any]:
+    """FNMR by the live person's group and FMR by the enrolled person's group."""
+    out: dict[str, Any] = {}
+    lg = np.array([groups.get(n, "") for n in live_ids])
+    eg = np.array([groups.get(n, "") for n in enrol_ids])
+    for g in sorted(set(groups.values())):
+        col = scores.impostor[:, eg == g]
+        fin = col[~np.isnan(col)]
+        out[g] = {"fnmr": fnmr_at(scores.genuine[lg == g], t),
+                  "fmr": Rate(int(np.count_nonzero(fin < t)), int(fin.size))}
+    return out
+
+
+# --- the whole run ---------------------------------------------------------------------------
+
+@dataclass(eq=False)
+class Run:
+    """Everything one evaluation computed (templates in memory only)."""
+
+    photos: list[PhotoResult]
+    enrol_ids: list[str]
+    enrolled: np.ndarray
+    lives: list[LiveResult]
+    genuine_population: int
+    fte: list[str]
+    no_live_source: list[str]
+    protocol: Protocol
+    seconds: float = 0.0
+
+
+def collect(data: Path, protocol: Protocol, limit: int | None = None, jobs: int = 1,
+            progress: Progress | None = None) -> Run:
+    """Judge and template every photo, pick enrolments and live sources, run the kiosk's attempts."""
+    progress = progress or Progress(None)
     start = time.monotonic()
     files = list_images(data, limit)
     if not files:
         raise NoInputError(f"{data}: no photos named identity__NN.ext found")
-    found = compute_templates(files, jobs)
-    ev = Evaluation(images=len(files))
-    keep = [(p, t) for p, (t, _) in found.items() if t is not None]
-    ev.faces_found = len(keep)
-    ev.not_found = ev.images - ev.faces_found
-    ev.several_faces = sum(1 for _, n in found.values() if n > 1)
-    ids = np.array([identity_of(Path(p)) for p, _ in keep])
-    ev.identities = len(set(ids.tolist()))
-    t = np.stack([x.astype(np.float32) for _, x in keep]) if keep else np.zeros((0, 128), np.float32)
-    d = _pairwise(t)
-    iu = np.triu_indices(len(keep), k=1)
-    same = ids[iu[0]] == ids[iu[1]]
-    dist = d[iu]
-    ev.genuine = np.sort(dist[same])
-    impostor = dist[~same]
-    ev.impostor_count = int(impostor.size)
-    if impostor.size:
-        ev.impostor_percentiles = {p: float(np.percentile(impostor, p)) for p in PERCENTILES}
-        # only the low tail matters for FMR at any sane threshold: keep the smallest 1 %
-        k = max(1, min(impostor.size, impostor.size // 100 + 1))
-        ev.impostor_sorted_head = np.sort(np.partition(impostor, k - 1)[:k])
-    ev.lfw_pairs = _lfw_pairs(data, dict(keep))
-    ev.seconds = time.monotonic() - start
-    return ev
+    photos = run_jobs(photo_job, [(str(p), protocol.enrol_min_face_px) for p in files], jobs, "photos", progress)
+    photos.sort(key=lambda r: r.path)
+    by_id: dict[str, list[PhotoResult]] = {}
+    for r in photos:
+        by_id.setdefault(r.identity, []).append(r)
+    enrol_ids: list[str] = []
+    templates: list[np.ndarray] = []
+    live_args = []
+    fte: list[str] = []
+    no_live: list[str] = []
+    population = 0
+    for name, rs in sorted(by_id.items()):
+        enrol = next((r for r in rs if r.template is not None), None)
+        if len(rs) >= 2:
+            population += 1
+        if enrol is None:
+            if len(rs) >= 2:
+                fte.append(name)
+            continue
+        enrol_ids.append(name)
+        assert enrol.template is not None
+        templates.append(enrol.template.astype(np.float32))
+        if len(rs) < 2:
+            continue
+        src = next((r for r in rs if r is not enrol and r.live_ok), None)
+        if src is None:
+            no_live.append(name)
+            continue
+        live_args.append((name, src.path, src.anchor, src.face_frac, protocol))
+    lives = run_jobs(live_job, live_args, jobs, "kiosk attempts", progress)
+    lives.sort(key=lambda x: x.identity)
+    enrolled = np.stack(templates) if templates else np.zeros((0, 128), np.float32)
+    return Run(photos, enrol_ids, enrolled, lives, population, fte, no_live, protocol, time.monotonic() - start)
 
 
-def fmr(ev: Evaluation, threshold: float) -> float:
-    """False-match rate over all cross-identity pairs: impostor distance below the threshold."""
-    if not ev.impostor_count:
-        return math.nan
-    head = ev.impostor_sorted_head
-    n = int(np.searchsorted(head, threshold, side="left"))
-    if n == head.size and head.size < ev.impostor_count:
-        return math.nan  # beyond the stored tail (> 1 % FMR): not a threshold anyone would use
-    return n / ev.impostor_count
+def analyse(run: Run, target_fmr: float = 0.001, margin: float = 0.5, rule: str | None = None,
+            groups: dict[str, str] | None = None) -> dict[str, Any]:
+    """Every rule × frame count cross-validated; the chosen rule's figures in detail."""
+    from kiosk.vision.verify import FUSION_RULE, FUSION_RULES
+
+    proto = run.protocol
+    live_ids = [x.identity for x in run.lives]
+    table: dict[str, dict[int, dict[str, Any]]] = {}
+    cached: dict[tuple[str, int], Scores] = {}
+    for r in FUSION_RULES:
+        for n in sorted(set(FRAME_COUNTS) | {proto.frames}):
+            if n > proto.frames or (n == 1 and r != FUSION_RULE):
+                continue  # one frame: every rule is the same
+            sc = transaction_scores(run.enrolled, run.enrol_ids, run.lives, r, n, proto.attempts)
+            cached[(r, n)] = sc
+            table.setdefault(r, {})[n] = cross_validate(sc, live_ids, run.enrol_ids, target_fmr, margin)
+    chosen_rule = rule or FUSION_RULE
+    main = table[chosen_rule][proto.frames]
+    sc = cached[(chosen_rule, proto.frames)]
+    t = main["threshold"]
+    imp_all = np.sort(sc.impostor[np.isfinite(sc.impostor)])
+    # one frame, one comparison, no retries: the old per-comparison view, same protocol otherwise
+    single = transaction_scores(run.enrolled, run.enrol_ids, run.lives, FUSION_RULE, 1, 1)
+    refused_enrol: dict[str, int] = {}
+    for p in run.photos:
+        if p.refused:
+            refused_enrol[p.refused] = refused_enrol.get(p.refused, 0) + 1
+    gate: dict[str, int] = {}
+    for x in run.lives:
+        for k, v in x.gate_failures.items():
+            gate[k] = gate.get(k, 0) + v
+    refused_tx = sum(1 for x in run.lives if all(len(a) < proto.frames for a in x.attempts[:proto.attempts]))
+    strict_fn = fnmr_at(sc.genuine, t)
+    out = {
+        "protocol": {"attempts": proto.attempts, "frames": proto.frames, "frame_budget": proto.budget,
+                     "enrol_min_face_px": proto.enrol_min_face_px, "target_fmr": target_fmr, "margin": margin,
+                     "seed": proto.seed},
+        "photos": len(run.photos),
+        "photos_product_size_gate_ok": sum(1 for p in run.photos if p.face_px >= 110),
+        "enrolment_refusals": refused_enrol,
+        "identities": len({p.identity for p in run.photos}),
+        "identities_enrolled": len(run.enrol_ids),
+        "genuine_population": run.genuine_population,
+        "failure_to_enrol": len(run.fte),
+        "no_live_source": len(run.no_live_source),
+        "genuine_transactions": len(run.lives),
+        "transactions_refused_every_attempt": refused_tx,
+        "live_frames": sum(x.frames_seen for x in run.lives),
+        "live_gate_failures": gate,
+        "rule": chosen_rule,
+        "threshold": t,
+        "cross_validated": table,
+        "single_frame": {"per_transaction": table[FUSION_RULE][1],
+                         "per_comparison": cross_validate(single, live_ids, run.enrol_ids, target_fmr, margin)},
+        "all_data_at_threshold": {"fnmr": strict_fn, "fmr": fmr_at(imp_all, t),
+                                  "fnmr_counting_failure_to_enrol":
+                                      Rate(strict_fn.x + len(run.fte), strict_fn.n + len(run.fte))},
+        "per_identity": per_identity(sc, live_ids, run.enrol_ids, t),
+        "seconds": round(run.seconds, 1),
+    }
+    if groups:
+        out["per_group"] = per_group(sc, live_ids, run.enrol_ids, t, groups)
+    return out
 
 
-def fnmr(ev: Evaluation, threshold: float) -> float:
-    """False non-match rate over all same-identity pairs: genuine distance at or above it."""
-    if not ev.genuine.size:
-        return math.nan
-    return float(np.count_nonzero(ev.genuine >= threshold)) / ev.genuine.size
+def to_jsonable(x: Any) -> Any:
+    """Rates as {x, n, rate, ci95}; numpy scalars as Python numbers."""
+    if isinstance(x, Rate):
+        return x.as_dict()
+    if isinstance(x, dict):
+        return {str(k): to_jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [to_jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
 
 
-def choose_threshold(ev: Evaluation, target_fmr: float = 0.001, step: float = 0.01) -> float:
-    """The largest threshold on a `step` grid whose FMR over all cross pairs is ≤ `target_fmr`.
-
-    The largest such threshold has the lowest FNMR (FNMR falls as the threshold rises).
-    """
-    if not ev.impostor_count:
-        raise FormatError("no impostor pairs: need photos of at least two identities")
-    allowed = int(math.floor(target_fmr * ev.impostor_count))
-    head = ev.impostor_sorted_head
-    # a threshold t matches the impostors strictly below it, so t may sit at the (allowed+1)-th one
-    limit = float(head[allowed]) if allowed < head.size else float(head[-1])
-    return math.floor(limit / step) * step
+def iter_rows(report: dict[str, Any]) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    """(rule, frames, cross-validated result) rows of the comparison table."""
+    for r, by_n in report["cross_validated"].items():
+        for n, res in sorted(by_n.items()):
+            yield r, n, res
 
 
-def pair_rates(genuine: np.ndarray, impostor: np.ndarray, threshold: float) -> tuple[float, float]:
-    """(FMR, FNMR) of explicit pair lists at `threshold`."""
-    f = float(np.count_nonzero(impostor < threshold)) / impostor.size if impostor.size else math.nan
-    n = float(np.count_nonzero(genuine >= threshold)) / genuine.size if genuine.size else math.nan
-    return f, n
+def read_groups(path: Path) -> dict[str, str]:
+    """identity,group lines (a header line starting with 'identity' is skipped)."""
+    out: dict[str, str] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise KioskError(f"{path}: cannot read the groups file ({e.strerror})") from None
+    for line in text.splitlines():
+        f = [c.strip() for c in line.split(",")]
+        if len(f) >= 2 and f[0] and f[0] != "identity":
+            out[f[0]] = f[1]
+    return out

@@ -39,29 +39,32 @@ def compare(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(np.sum((x - y) ** 2, dtype=np.float32)))
 
 
-def _mean_template(sealed: np.ndarray, lives: np.ndarray) -> float:
-    return float(np.sqrt(np.sum((lives.mean(axis=0) - sealed) ** 2, dtype=np.float32)))
-
+# Each rule maps (sealed (m, 128), lives (n, 128)), both float32, to m fused distances: the
+# kiosk calls it with one sealed template, the evaluation with every enrolled one at once.
 
 def _distances(sealed: np.ndarray, lives: np.ndarray) -> np.ndarray:
-    return np.sqrt(np.sum((lives - sealed[None, :]) ** 2, axis=1, dtype=np.float32))
+    """(n, m) distances of every live frame to every sealed template."""
+    return np.sqrt(np.sum((lives[:, None, :] - sealed[None, :, :]) ** 2, axis=2, dtype=np.float32))
 
 
-def _mean_best_half(sealed: np.ndarray, lives: np.ndarray) -> float:
-    d = np.sort(_distances(sealed, lives))
-    return float(d[: (d.size + 1) // 2].mean())
+def _mean_template(sealed: np.ndarray, lives: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.sum((sealed - lives.mean(axis=0)[None, :]) ** 2, axis=1, dtype=np.float32))
 
 
-def _median(sealed: np.ndarray, lives: np.ndarray) -> float:
-    return float(np.median(_distances(sealed, lives)))
+def _mean_best_half(sealed: np.ndarray, lives: np.ndarray) -> np.ndarray:
+    d = np.sort(_distances(sealed, lives), axis=0)
+    return d[: (d.shape[0] + 1) // 2].mean(axis=0)
 
 
-def _best_frame(sealed: np.ndarray, lives: np.ndarray) -> float:
-    return float(_distances(sealed, lives).min())
+def _median(sealed: np.ndarray, lives: np.ndarray) -> np.ndarray:
+    return np.median(_distances(sealed, lives), axis=0)
 
 
-# rule name -> fused distance of (sealed (128,), lives (n, 128)), both float32
-FUSION_RULES: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+def _best_frame(sealed: np.ndarray, lives: np.ndarray) -> np.ndarray:
+    return _distances(sealed, lives).min(axis=0)
+
+
+FUSION_RULES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "mean-template": _mean_template,
     "mean-best-half": _mean_best_half,
     "median": _median,
@@ -79,7 +82,7 @@ def fused_distance(sealed_template: np.ndarray, live_templates: Sequence[np.ndar
         raise ValueError("no live templates")
     sealed = _as_template(sealed_template)
     lives = np.stack([_as_template(t) for t in live_templates])
-    return FUSION_RULES[rule](sealed, lives)
+    return float(FUSION_RULES[rule](sealed[None, :], lives)[0])
 
 
 @dataclass(frozen=True)

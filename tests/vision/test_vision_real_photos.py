@@ -5,11 +5,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from kiosk.config import VisionTable
 from kiosk.hardware.camera.synthetic import NOBODY, Scene, render
 from kiosk.vision import quality as Q
-from kiosk.vision.enroll import load_photo, template_from_photo
+from kiosk.vision.enroll import EnrolmentRefused, inspect_photo, load_photo, template_from_photo
 from kiosk.vision.pipeline import FacePipeline
 from kiosk.vision.verify import compare
 
@@ -21,8 +22,9 @@ def _lfw(shared_data: Path, name: str) -> list[Path]:
 
 
 def test_lfw_same_and_different(shared_data: Path) -> None:
-    a = [template_from_photo(p) for p in _lfw(shared_data, "Abdullah_Gul")[:3]]
-    b = [template_from_photo(p) for p in _lfw(shared_data, "Abdullah")[:3]]
+    # LFW's 150×150 copies are below the enrolment size gate: judged, not refused, here
+    a = [inspect_photo(p).template for p in _lfw(shared_data, "Abdullah_Gul")[:3]]
+    b = [inspect_photo(p).template for p in _lfw(shared_data, "Abdullah")[:3]]
     assert len(a) == 3 and len(b) == 3
     same = [compare(a[0], x) for x in a[1:]] + [compare(b[0], x) for x in b[1:]]
     cross = [compare(x, y) for x in a for y in b]
@@ -31,7 +33,7 @@ def test_lfw_same_and_different(shared_data: Path) -> None:
 
 def test_real_photo_frames(shared_data: Path) -> None:
     photo = load_photo(sorted((shared_data / "faces-identity" / "dlib_johns").glob("*.jpg"))[0])
-    enrolled = template_from_photo(photo)
+    enrolled = inspect_photo(photo).template
     # the photo as a camera would see it: placed in a 640×480 frame, face ~170 px
     pipe = FacePipeline()
     probe = pipe.process(render([photo], Scene(scale=1.0)))
@@ -56,4 +58,7 @@ def test_small_lfw_photo_found_by_upsampling(shared_data: Path) -> None:
     path = _lfw(shared_data, "Abdullah_Gul")[0]
     img = cv2.imread(str(path))
     assert img.shape[:2] == (150, 150)
-    assert template_from_photo(path).shape == (128,)
+    face = inspect_photo(path)
+    assert face.template.shape == (128,) and face.box.width < 110
+    with pytest.raises(EnrolmentRefused, match="110 px"):
+        template_from_photo(path)  # too small to seal a year-long template from

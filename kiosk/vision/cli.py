@@ -196,6 +196,9 @@ def render_report(rep: dict[str, Any]) -> str:
         f"  FNMR {rep['all_data_at_threshold']['fnmr']}",
         f"  FNMR counting failures to enrol {rep['all_data_at_threshold']['fnmr_counting_failure_to_enrol']}",
         f"  FMR  {rep['all_data_at_threshold']['fmr']}",
+        f"  FMR of one decision {rep['all_data_at_threshold']['fmr_one_decision']}; {p['attempts']} × its upper "
+        f"bound: {100 * rep['all_data_at_threshold']['fmr_bound_attempts_x_one_decision']:.3f} % (retries as if "
+        "independent)",
         "",
         "rules × frames (held out, pooled):  threshold per half, FNMR, FMR",
     ]
@@ -220,7 +223,7 @@ def render_report(rep: dict[str, Any]) -> str:
         for g, r in rep["per_group"].items():
             lines.append(f"  {g}: FNMR {r['fnmr']}; FMR {r['fmr']}")
     else:
-        lines.append("per group: no labels given (--groups FILE); none of the data here is labelled")
+        lines.append("per group: no labels given (--groups FILE: identity,group lines)")
     return "\n".join(lines)
 
 

@@ -584,6 +584,10 @@ def analyse(run: Run, target_fmr: float = 0.001, margin: float = 0.5, rule: str 
             gate[k] = gate.get(k, 0) + v
     refused_tx = sum(1 for x in run.lives if all(len(a) < proto.frames for a in x.attempts[:proto.attempts]))
     strict_fn = fnmr_at(sc.genuine, t)
+    # one decision alone: the attempts of one check-in here come from one photo, so they are
+    # more alike than a real person's retries; attempts × one decision's bound covers that
+    one = transaction_scores(run.enrolled, run.enrol_ids, run.lives, chosen_rule, proto.frames, 1)
+    one_fmr = fmr_at(np.sort(one.impostor[np.isfinite(one.impostor)]), t)
     out = {
         "protocol": {"attempts": proto.attempts, "frames": proto.frames, "frame_budget": proto.budget,
                      "enrol_min_face_px": proto.enrol_min_face_px, "target_fmr": target_fmr, "margin": margin,
@@ -607,7 +611,9 @@ def analyse(run: Run, target_fmr: float = 0.001, margin: float = 0.5, rule: str 
                          "per_comparison": cross_validate(single, live_ids, run.enrol_ids, target_fmr, margin)},
         "all_data_at_threshold": {"fnmr": strict_fn, "fmr": fmr_at(imp_all, t),
                                   "fnmr_counting_failure_to_enrol":
-                                      Rate(strict_fn.x + len(run.fte), strict_fn.n + len(run.fte))},
+                                      Rate(strict_fn.x + len(run.fte), strict_fn.n + len(run.fte)),
+                                  "fmr_one_decision": one_fmr,
+                                  "fmr_bound_attempts_x_one_decision": min(1.0, proto.attempts * one_fmr.interval[1])},
         "per_identity": per_identity(sc, live_ids, run.enrol_ids, t),
         "seconds": round(run.seconds, 1),
     }

@@ -216,7 +216,8 @@ def _assemble(cfg: Config, closers: list, *, ui: UiPort, camera: Any, reader: An
                                   trust=trust)
     engine = CheckinEngine(site=cfg.kiosk.site, kiosk=cfg.kiosk.id, kiosk_key=kiosk_key, engine=cfg.engine,
                            consent=cfg.consent, sources=sources, faces=faces,
-                           matcher=TemplateMatcher(sealing_keys, cfg.vision.match_threshold, cfg.vision.session_frames),
+                           matcher=TemplateMatcher(sealing_keys, cfg.vision.match_threshold,
+                                                   cfg.vision.session_frames),
                            checker=checker, sink=OutboxSink(outbox, publisher), ui=ui, clock=clock,
                            default_language=cfg.kiosk.language, consent_signer=nfc)
     for kind in alerts:

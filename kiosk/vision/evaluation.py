@@ -648,7 +648,7 @@ def read_groups(path: Path) -> dict[str, str]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
-        raise KioskError(f"{path}: cannot read the groups file ({e.strerror})") from None
+        raise NoInputError(f"{path}: cannot read the groups file ({e.strerror})") from None
     for line in text.splitlines():
         f = [c.strip() for c in line.split(",")]
         if len(f) >= 2 and f[0] and f[0] != "identity":

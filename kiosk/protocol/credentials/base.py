@@ -126,11 +126,8 @@ def strict_json(data: bytes | str, what: str, step: str = "json") -> Any:
 def _json_depth(value: Any, what: str, step: str, depth: int) -> None:
     if depth > MAX_JSON_DEPTH:
         raise StepError(step, f"{what}: nested too deeply")
-    if isinstance(value, dict):
-        for v in value.values():
-            _json_depth(v, what, step, depth + 1)
-    elif isinstance(value, list):
-        for v in value:
+    for v in value.values() if isinstance(value, dict) else value if isinstance(value, list) else ():
+        if isinstance(v, (dict, list)):
             _json_depth(v, what, step, depth + 1)
 
 

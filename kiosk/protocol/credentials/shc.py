@@ -42,6 +42,8 @@ SKEW_S = 120
 _CHUNK = re.compile(r"shc:/(\d{1,2})/(\d{1,2})/(\d+)\Z")
 _SINGLE = re.compile(r"shc:/(\d+)\Z")
 _B64URL = re.compile(r"[A-Za-z0-9_-]*\Z")
+# "00".."77" -> chr(45).."z": 77 + 45 is "z", the last of the base64url alphabet and "."
+_PAIRS = {f"{v:02d}": chr(v + 45) for v in range(78)}
 
 
 @dataclass(frozen=True)
@@ -86,13 +88,10 @@ def numeric_to_jws(texts: str | Sequence[str]) -> str:
         digits = "".join(parts[i] for i in range(1, total + 1))
     if len(digits) % 2:
         raise StepError("numeric", "SHC: odd number of digits")
-    out = []
-    for i in range(0, len(digits), 2):
-        v = int(digits[i:i + 2])
-        if v > 77:  # chr(77 + 45) = "z": beyond the base64url alphabet and "."
-            raise StepError("numeric", "SHC: digit pair out of range")
-        out.append(chr(v + 45))
-    return "".join(out)
+    try:
+        return "".join(map(_PAIRS.__getitem__, (digits[i:i + 2] for i in range(0, len(digits), 2))))
+    except KeyError:
+        raise StepError("numeric", "SHC: digit pair out of range") from None
 
 
 def _b64url(part: str, what: str) -> bytes:

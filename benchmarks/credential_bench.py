@@ -31,7 +31,8 @@ from kiosk.protocol.credentials.trust import shc_snapshot
 
 NOW = 1_700_000_000
 ISS = "https://issuer.example/shc"
-DGC = {"ver": "1.3.0", "nam": {"fn": "Bench", "fnt": "BENCH", "gn": "Mark", "gnt": "MARK"}, "dob": "1980-01-02",
+DGC = {"ver": "1.3.0", "nam": {"fn": "Bench", "fnt": "BENCH", "gn": "Mark", "gnt": "MARK"},
+       "dob": "1980-01-02",
        "v": [{"tg": "840539006", "vp": "1119349007", "mp": "EU/1/20/1528", "ma": "ORG-100030215", "dn": 2,
               "sd": 2, "dt": "2021-06-01", "co": "AT", "is": "Bench", "ci": "URN:UVCI:01:AT:BENCH#X"}]}
 
@@ -86,15 +87,15 @@ def shc(trust: TrustStore, bundle_entries: int):
                                          separators=(",", ":")).encode()).digest())
     trust.add_shc_snapshot(json.dumps(shc_snapshot(ISS, {"keys": [{**jwk, "kid": kid, "crlVersion": 1}]}, [
         {"kid": kid, "method": "rid", "ctr": 1, "rids": [f"r{i}" for i in range(100)]}])).encode())
-    entries = [{"fullUrl": "resource:0", "resource": {"resourceType": "Patient", "birthDate": "1951-01-20",
-                                                      "name": [{"family": "Bench", "given": ["Mark"]}]}}]
+    patient = {"resourceType": "Patient", "birthDate": "1951-01-20", "name": [{"family": "Bench"}]}
+    entries = [{"fullUrl": "resource:0", "resource": patient}]
     entries += [{"fullUrl": f"resource:{i}", "resource": {"resourceType": "Observation", "status": "final",
                                                           "valueQuantity": {"value": i}}}
                 for i in range(1, bundle_entries)]
-    payload = {"iss": ISS, "nbf": NOW - 60, "vc": {"type": ["https://smarthealth.cards#health-card"], "rid": "x",
-                                                     "credentialSubject": {"fhirVersion": "4.0.1", "fhirBundle": {
-                                                         "resourceType": "Bundle", "type": "collection",
-                                                         "entry": entries}}}}
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": entries}
+    vc = {"type": ["https://smarthealth.cards#health-card"], "rid": "x",
+          "credentialSubject": {"fhirVersion": "4.0.1", "fhirBundle": bundle}}
+    payload = {"iss": ISS, "nbf": NOW - 60, "vc": vc}
     h = _b64(json.dumps({"zip": "DEF", "alg": "ES256", "kid": kid}, separators=(",", ":")).encode())
     c = zlib.compressobj(9, zlib.DEFLATED, -15)
     p = _b64(c.compress(json.dumps(payload, separators=(",", ":")).encode()) + c.flush())

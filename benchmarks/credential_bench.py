@@ -82,7 +82,8 @@ def dcc(trust: TrustStore, rsa_key: bool):
 def shc(trust: TrustStore, bundle_entries: int):
     key = ec.generate_private_key(ec.SECP256R1())
     n = key.public_key().public_numbers()
-    jwk = {"kty": "EC", "crv": "P-256", "x": _b64(n.x.to_bytes(32, "big")), "y": _b64(n.y.to_bytes(32, "big"))}
+    jwk = {"kty": "EC", "crv": "P-256", "x": _b64(n.x.to_bytes(32, "big")),
+           "y": _b64(n.y.to_bytes(32, "big"))}
     kid = _b64(hashlib.sha256(json.dumps({k: jwk[k] for k in ("crv", "kty", "x", "y")},
                                          separators=(",", ":")).encode()).digest())
     trust.add_shc_snapshot(json.dumps(shc_snapshot(ISS, {"keys": [{**jwk, "kid": kid, "crlVersion": 1}]}, [

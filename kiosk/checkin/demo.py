@@ -248,7 +248,8 @@ def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
         rl_bytes = issuer.revocation_list()
         # --- gateway host: log key, gateway sealing key, kiosk registry, gateway service
         keys.new_signing_key(work / "gateway" / "log.key", work / "gateway" / "log.pub")
-        keys.new_sealing_key(work / "gateway" / "gateway-sealing.key", work / "gateway" / "gateway-sealing.pub")
+        keys.new_sealing_key(work / "gateway" / "gateway-sealing.key",
+                             work / "gateway" / "gateway-sealing.pub")
         kiosk_key = keys.new_signing_key(work / "kiosk" / "kiosk.key", work / "kiosk" / "kiosk.pub")
         (work / "state").mkdir(parents=True, exist_ok=True)
         reg = open_registry(cfg)

@@ -198,8 +198,8 @@ def _assemble(cfg: Config, closers: list, *, ui: UiPort, camera: Any, reader: An
 
         # the publisher's one connection carries the revocation list too: the broker makes
         # the certificate's CN the client id, so a second connection would replace the first
-        publisher = Publisher.from_config(cfg, outbox, on_revocations=rl.offer if listen_revocations else None,
-                                          on_receipt=_receipt_offer(cfg, ui, clock))
+        publisher = Publisher.from_config(cfg, outbox, on_receipt=_receipt_offer(cfg, ui, clock),
+                                          on_revocations=rl.offer if listen_revocations else None)
         closers.append(publisher.stop)  # safe before start: stops a half-started thread too
         publisher.start()
     elif listen_revocations:

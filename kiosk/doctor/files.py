@@ -81,7 +81,8 @@ def key_files(ctx: Context) -> Result:
             hint = ("kiosk provision makes it" if what == "kiosk key" else
                     "copy it from the enrolment desk (kiosk issuer init made it)" if what == "sealing key"
                     else "copy it from the gateway host (/etc/kiosk/keys/log.pub)" if what == "log public key"
-                    else "copy it from the gateway host (kiosk gateway init made it)" if "gateway sealing" in what
+                    else "copy it from the gateway host (kiosk gateway init made it)"
+                    if "gateway sealing" in what
                     else "copy it from the enrolment desk (issuer.pub)" if "issuer" in what
                     else "kiosk ca issue on the gateway host makes it")
             problems.append((f"{what} {path} missing", hint))
@@ -113,7 +114,8 @@ def key_files(ctx: Context) -> Result:
     if problems:
         fixes = "\n".join(dict.fromkeys(f for _, f in problems))
         return Result.fail("; ".join(p for p, _ in problems), fixes, problems=[p for p, _ in problems])
-    return Result.ok(f"kiosk, sealing, log, gateway sealing and issuer keys load; private ones 0600, owned by {user}")
+    return Result.ok(f"kiosk, sealing, log, gateway sealing and issuer keys load; private ones 0600, "
+                     f"owned by {user}")
 
 
 @check("outbox")

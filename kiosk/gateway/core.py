@@ -496,8 +496,9 @@ class Gateway:
         if owner_env.kiosk != c.env.kiosk:
             raise _Reject(Reason.REPLAYED, "presentation belongs to a session at another kiosk")
         # a kiosk key must not append a consent to a past session (the latest consent decides)
+        window_ms = self.settings.session_window_s * 1000
         if owner_env.captured != c.env.captured or not (
-                owner_env.created <= c.env.created <= owner_env.created + self.settings.session_window_s * 1000):
+                owner_env.created <= c.env.created <= owner_env.created + window_ms):
             raise _Reject(Reason.STALE, "consent falls outside its session's window")
         joined = hashlib.sha256(b"kiosk-session-consent\0" + owner).digest()
         if self.sessions.claim(joined, c.eh) != c.eh:

@@ -44,7 +44,7 @@ from nacl.public import PrivateKey
 from nacl.signing import SigningKey, VerifyKey
 
 from kiosk.config import KIOSK_ID_RE, Config, GatewayTable, PassTable
-from kiosk.errors import FormatError, KioskError, Reason
+from kiosk.errors import FormatError, KeyFileError, KioskError, Reason
 from kiosk.ledger.checkpoint import Checkpoint, sign_checkpoint
 from kiosk.gateway.registry import KioskRegistry
 from kiosk.gateway.sessions import SessionTable
@@ -134,7 +134,12 @@ class Gateway:
             k = keys.load_verify_key(p)
             issuers[keys.kid(k)] = k
         log_key = keys.load_signing_key(gw.log_key)
-        sealing_key = keys.load_sealing_key(gw.sealing_key)
+        try:
+            sealing_key = keys.load_sealing_key(gw.sealing_key)
+        except KeyFileError as e:
+            if gw.sealing_key.exists():
+                raise
+            raise KeyFileError(f"{e.message}; `kiosk gateway init` makes the gateway sealing key") from None
         store = open_store(gw, sqlite_path=str(cfg.state_path(gw.sqlite_path)))
         g = cls(store=store, registry=open_registry(cfg), sessions=open_sessions(cfg),
                 log_key=log_key, log_name=cfg.keys.log_name, site=cfg.kiosk.site,

@@ -114,3 +114,14 @@ def test_provision_refuses_a_reserved_id(tmp_path, capsys, reserved):
                      "--state-dir", str(tmp_path / "state")]) == 78
     assert "reserved" in capsys.readouterr().err
     assert not (tmp_path / "etc").exists()
+
+
+def test_gateway_run_without_its_sealing_key_says_how_to_make_it(tmp_path, capsys):
+    k = tmp_path / "k"
+    keys.new_signing_key(k / "log.key", k / "log.pub")
+    keys.new_signing_key(k / "issuer.key", k / "issuer.pub")
+    conf = tmp_path / "kiosk.toml"
+    conf.write_text(f'[paths]\nstate_dir = "{tmp_path}"\n[keys]\nissuer_public = ["k/issuer.pub"]\n'
+                    '[gateway]\nlog_key = "k/log.key"\nsealing_key = "k/gateway-sealing.key"\n')
+    assert cli.main(["gateway", "run", "--config", str(conf)]) == 77
+    assert "kiosk gateway init" in capsys.readouterr().err

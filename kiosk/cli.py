@@ -37,6 +37,7 @@ COMMAND_MODULES = [
     "kiosk.gateway.ledger_cli",       # ledger verify|prove|checkpoint|history|consent-check
     "kiosk.gateway.cli",  # gateway run|kiosk add|list|revoke
     "kiosk.net.cli",          # outbox
+    "kiosk.net.ca_cli",       # ca init|issue|revoke|crl|list
     "kiosk.hardware.nfc.cli",  # nfc (emulator, probe)
     "kiosk.vision.cli",       # face compare|enroll|evaluate
     "kiosk.ui.cli",           # ui screens|audio

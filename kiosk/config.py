@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from kiosk.errors import ConfigError
 from kiosk.protocol.config_ids import ID_RE as KIOSK_ID_RE
@@ -62,7 +62,9 @@ class KeysTable(_Table):
     sealing_key: Path = Path("/etc/kiosk/keys/sealing.key")
     issuer_public: list[Path] = [Path("/etc/kiosk/keys/issuer.pub")]
     log_public: Path = Path("/etc/kiosk/keys/log.pub")
-    log_name: str = "clinic.example/log"
+    # the checkpoint origin and note key name; left out, it is derived from the site, so a
+    # kiosk and a gateway of one site agree by construction (Config fills it in)
+    log_name: str = "clinic.clinic/log"
     # the log's gateway sealing key (X25519): record bodies and presentations travel sealed to it
     gateway_sealing_public: Path = Path("/etc/kiosk/keys/gateway-sealing.pub")
 
@@ -289,6 +291,17 @@ class Config(_Table):
     staff: StaffTable = StaffTable()
     ehr: EhrTable = EhrTable()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_log_name(cls, data: object) -> object:
+        if isinstance(data, dict) and isinstance(data.get("keys", {}), dict) \
+                and "log_name" not in data.get("keys", {}):
+            kiosk = data.get("kiosk")
+            site = kiosk.get("site") if isinstance(kiosk, dict) else None
+            if isinstance(site, str):
+                data = {**data, "keys": {**data.get("keys", {}), "log_name": default_log_name(site)}}
+        return data
+
     @field_validator("schema_version")
     @classmethod
     def _known_schema(cls, v: int) -> int:
@@ -299,6 +312,11 @@ class Config(_Table):
     def state_path(self, p: Path) -> Path:
         """`p` resolved against the state directory unless it is absolute."""
         return p if p.is_absolute() else self.paths.state_dir / p
+
+
+def default_log_name(site: str) -> str:
+    """The log a site's kiosks and gateways use unless `keys.log_name` says otherwise."""
+    return f"{site}.clinic/log"
 
 
 def _resolve(data: dict, base: Path) -> dict:

@@ -231,7 +231,13 @@ def open_checkpoint(note: bytes, verifier: NoteVerifier, origin: str | None = No
     `origin`, when given, must equal the checkpoint's origin line. Raises FormatError or
     VerificationError naming what failed.
     """
-    cp = Checkpoint.from_text(open_note(note, verifier))
-    if origin is not None and cp.origin != origin:
-        raise VerificationError("checkpoint origin does not match the expected log")
-    return cp
+    if origin is not None:
+        # a log-name mismatch is a set-up mistake, not a forgery: say which name to change,
+        # before the signature check would only report an unknown key name
+        got = note.split(b"\n", 1)[0].decode("utf-8", "replace")
+        if got != origin:
+            raise VerificationError(
+                f"checkpoint is for log {got!r}, this side expects {origin!r}: if {got!r} is the "
+                f"gateway's log, set keys.log_name = \"{got}\" in kiosk.toml (kiosk and gateway "
+                f"must name the same log)", reason="wrong-log")
+    return Checkpoint.from_text(open_note(note, verifier))

@@ -1,0 +1,138 @@
+"""`kiosk ca init | issue KIND NAME | revoke NAME | crl | list`: the clinic CA (kiosk.net.ca)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pwd
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--dir", type=Path, default=None, help="the CA folder (default /etc/kiosk/ca)")
+    p = subparsers.add_parser("ca", help="the clinic CA: TLS certificates for broker, gateways, issuer, kiosks")
+    sub = p.add_subparsers(dest="ca_command", metavar="ACTION", required=True)
+
+    i = sub.add_parser("init", parents=[common], help="make the CA (once, on the gateway host)")
+    i.add_argument("--name", default="clinic kiosk CA", help="the CA's name")
+    i.add_argument("--days", type=int, default=3650)
+    i.set_defaults(func=_init)
+
+    s = sub.add_parser("issue", parents=[common],
+                       help="certify a kiosk's request, or make a broker/gateway/issuer key and certificate")
+    s.add_argument("kind", choices=("kiosk", "gateway", "issuer", "broker"))
+    s.add_argument("name", nargs="+", help="kiosk id / gateway-N / issuer / the broker's host names and IPs")
+    s.add_argument("--csr", type=Path, help="kiosk: the request `kiosk provision` wrote (kiosk.csr)")
+    s.add_argument("--out", type=Path, help="kiosk: where the certificate goes (default issued/ID.crt)")
+    s.add_argument("--out-dir", type=Path, help="broker/gateway/issuer: folder for the key and certificate "
+                                                "(default the CA's issued/)")
+    s.add_argument("--owner", help="chown the made key to this user (e.g. mosquitto, kiosk)")
+    s.add_argument("--days", type=int, default=825)
+    s.set_defaults(func=_issue)
+
+    r = sub.add_parser("revoke", parents=[common], help="revoke a certificate by CN or serial; re-sign the CRL")
+    r.add_argument("what", help="CN (kiosk id, gateway-1, issuer) or serial in hex (kiosk ca list)")
+    r.set_defaults(func=_revoke)
+
+    c = sub.add_parser("crl", parents=[common], help="re-sign crl.pem (Mosquitto's crlfile) for another year")
+    c.set_defaults(func=_crl)
+
+    ls = sub.add_parser("list", parents=[common], help="certificates issued")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=_list)
+
+
+def _dir(args) -> Path:
+    from kiosk.net.ca import DEFAULT_DIR
+
+    return args.dir or DEFAULT_DIR
+
+
+def _init(args) -> int:
+    from kiosk.net.ca import ClinicCA
+
+    ca = ClinicCA.init(_dir(args), args.name, args.days)
+    print(f"clinic CA made in {ca.dir}: give {ca.dir / 'ca.crt'} to every kiosk (kiosk provision --ca)")
+    return 0
+
+
+def _chown(path: Path, owner: str | None) -> None:
+    from kiosk.errors import ConfigError
+
+    if owner is None:
+        return
+    try:
+        pw = pwd.getpwnam(owner)
+    except KeyError:
+        raise ConfigError(f"--owner {owner}: no such user") from None
+    os.chown(path, pw.pw_uid, pw.pw_gid)
+
+
+def _issue(args) -> int:
+    from cryptography.hazmat.primitives import serialization
+
+    from kiosk.errors import ConfigError
+    from kiosk.net.ca import ClinicCA
+    from kiosk.protocol.keys import write_atomic
+
+    ca = ClinicCA(_dir(args))
+    if args.kind == "kiosk":
+        if args.csr is None or len(args.name) != 1:
+            raise ConfigError("kiosk ca issue kiosk ID --csr kiosk.csr (the request `kiosk provision` wrote)")
+        try:
+            pem = args.csr.read_bytes()
+        except OSError as e:
+            raise ConfigError(f"--csr {args.csr}: {e.strerror}") from None
+        cert = ca.sign_request("kiosk", args.name[0], pem, args.days)
+        out = args.out or ca.dir / "issued" / f"{args.name[0]}.crt"
+        write_atomic(out, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        print(f"{out}: certificate for kiosk {args.name[0]}, serial {cert.serial_number:x}; copy it to the "
+              f"kiosk's /etc/kiosk/keys/kiosk.crt")
+        return 0
+    if args.csr is not None:
+        raise ConfigError("--csr is for kiosks; a broker, gateway or issuer key is made here")
+    out_dir = args.out_dir or ca.dir / "issued"
+    if args.kind == "broker":
+        cn, hosts = args.name[0], args.name
+    else:
+        if len(args.name) != 1:
+            raise ConfigError(f"kiosk ca issue {args.kind} takes one name")
+        cn, hosts = args.name[0], None
+    crt, key = ca.issue(args.kind, cn, out_dir, hosts, args.days)
+    _chown(key, args.owner)
+    print(f"{crt} and {key} ({args.kind} {cn})")
+    return 0
+
+
+def _revoke(args) -> int:
+    from kiosk.net.ca import ClinicCA
+
+    ca = ClinicCA(_dir(args))
+    for e in ca.revoke(args.what):
+        print(f"revoked {e.kind} {e.cn} serial {e.serial}")
+    print(f"{ca.dir / 'crl.pem'} re-signed: reload the broker (systemctl reload mosquitto)")
+    return 0
+
+
+def _crl(args) -> int:
+    from kiosk.net.ca import ClinicCA
+
+    path = ClinicCA(_dir(args)).write_crl()
+    print(f"{path} re-signed")
+    return 0
+
+
+def _list(args) -> int:
+    from dataclasses import asdict
+
+    from kiosk.net.ca import ClinicCA
+
+    entries = ClinicCA(_dir(args)).entries()
+    if args.json:
+        print(json.dumps([asdict(e) for e in entries], indent=2))
+    else:
+        for e in entries:
+            state = f"revoked {e.revoked_at[:10]}" if e.revoked_at else f"until {e.not_after[:10]}"
+            print(f"{e.kind:8} {e.cn:32} {e.serial:>40} {state}")
+    return 0

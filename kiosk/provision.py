@@ -46,7 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--state-dir", type=Path, default=Path("/var/lib/kiosk"))
     p.add_argument("--models-dir", type=Path, default=None, help="dlib models (default: the repo's models/)")
     p.add_argument("--nfc-port", default="/dev/pn532", help="the reader's serial port (udev names it pn532)")
-    p.add_argument("--user", default=SERVICE_USER, help=f"the service user that owns the keys ({SERVICE_USER})")
+    p.add_argument("--user", default=SERVICE_USER,
+                   help=f"the service user that owns the keys ({SERVICE_USER})")
     p.set_defaults(func=_provision)
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 def register(subparsers: argparse._SubParsersAction) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--dir", type=Path, default=None, help="the CA folder (default /etc/kiosk/ca)")
-    p = subparsers.add_parser("ca", help="the clinic CA: TLS certificates for broker, gateways, issuer, kiosks")
+    p = subparsers.add_parser("ca", help="the clinic CA: TLS certificates for broker, gateways, "
+                                           "issuer, kiosks")
     sub = p.add_subparsers(dest="ca_command", metavar="ACTION", required=True)
 
     i = sub.add_parser("init", parents=[common], help="make the CA (once, on the gateway host)")
@@ -31,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--days", type=int, default=825)
     s.set_defaults(func=_issue)
 
-    r = sub.add_parser("revoke", parents=[common], help="revoke a certificate by CN or serial; re-sign the CRL")
+    r = sub.add_parser("revoke", parents=[common],
+                       help="revoke a certificate by CN or serial; re-sign the CRL")
     r.add_argument("what", help="CN (kiosk id, gateway-1, issuer) or serial in hex (kiosk ca list)")
     r.set_defaults(func=_revoke)
 

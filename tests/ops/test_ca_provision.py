@@ -42,7 +42,8 @@ def test_ca_issues_every_kind_and_its_crl_revokes_as_openssl_reads_it(tmp_path, 
                  "--dir", str(d), "--out", str(tmp_path / "kiosk.crt")]) == 0
     issued = d / "issued"
     ca, crl = d / "ca.crt", d / "crl.pem"
-    for cert in (issued / "broker.crt", issued / "gateway-1.crt", issued / "issuer.crt", tmp_path / "kiosk.crt"):
+    made = [issued / "broker.crt", issued / "gateway-1.crt", issued / "issuer.crt", tmp_path / "kiosk.crt"]
+    for cert in made:
         r = _openssl_verify(ca, cert, crl)
         assert r.returncode == 0, r.stdout + r.stderr
     broker = x509.load_pem_x509_certificate((issued / "broker.crt").read_bytes())
@@ -113,7 +114,8 @@ def test_provision_with_the_ca_makes_a_request_the_ca_certifies_and_doctor_accep
     assert main(["ca", "issue", "kiosk", "kiosk-5", "--csr", str(k / "kiosk.csr"), "--dir", str(ca.dir),
                  "--out", str(k / "kiosk.crt")]) == 0
     from kiosk.doctor.core import load_context, run_checks
-    res = {c.name: r for c, r in run_checks(load_context(d / "kiosk.toml", skip=frozenset({"camera", "nfc"})))}
+    ctx = load_context(d / "kiosk.toml", skip=frozenset({"camera", "nfc"}))
+    res = {c.name: r for c, r in run_checks(ctx)}
     assert res["tls"].status.value == "ok" and "CN kiosk-5" in res["tls"].summary
 
 
@@ -153,7 +155,8 @@ def test_provision_from_a_first_boot_file_installs_every_file(tmp_path, capsys):
     f = tmp_path / "kiosk-provision.toml"
     f.write_text(f'site = "clinic"\nid = "kiosk-8"\nbroker = "gw.clinic.lan:8883"\n'
                  f"ca = {pem(ca.dir / 'ca.crt')}\ntls_cert = {pem(crt)}\ntls_key = {pem(key)}\n"
-                 f"sealing_key = {pem(tmp_path / 'sealing.key')}\nissuer_pub = {pem(tmp_path / 'issuer.pub')}\n"
+                 f"sealing_key = {pem(tmp_path / 'sealing.key')}\n"
+                 f"issuer_pub = {pem(tmp_path / 'issuer.pub')}\n"
                  f"log_pub = {pem(tmp_path / 'log.pub')}\n")
     d = tmp_path / "etc"
     assert main(["provision", "--from", str(f), "--dir", str(d), "--state-dir", str(tmp_path / "state"),
@@ -205,8 +208,8 @@ def test_mosquitto_takes_the_ca_certificates_and_refuses_a_revoked_kiosk(tmp_pat
     (tmp_path / "k.crt").write_bytes(ca.sign_request("kiosk", "kiosk-1", (tmp_path / "k.csr").read_bytes())
                                      .public_bytes(serialization.Encoding.PEM))
     with MosquittoBroker(conf, directory=tmp_path / "broker-state") as broker:
-        assert _mqtt_connects(broker.port, ca.dir / "ca.crt", tmp_path / "k.crt", tmp_path / "k.key", "kiosk-1")
+        files = (ca.dir / "ca.crt", tmp_path / "k.crt", tmp_path / "k.key")
+        assert _mqtt_connects(broker.port, *files, "kiosk-1")
         ca.revoke("kiosk-1")
         broker.restart()  # Mosquitto reads the CRL at start (and on SIGHUP)
-        assert not _mqtt_connects(broker.port, ca.dir / "ca.crt", tmp_path / "k.crt", tmp_path / "k.key",
-                                  "kiosk-1")
+        assert not _mqtt_connects(broker.port, *files, "kiosk-1")

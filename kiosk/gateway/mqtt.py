@@ -82,6 +82,8 @@ class GatewayService:
         self._errors = 0
         self.witnesses = WitnessCollector(gateway.log_name, gateway.log_key.verify_key,
                                           gateway.registry, gateway.store)
+        self._beat = time.monotonic()  # the worker loop's last round: what the watchdog is fed by
+        self._last_failure = 0.0
 
     @classmethod
     def from_config(cls, cfg: Config) -> "GatewayService":
@@ -104,6 +106,7 @@ class GatewayService:
         c.on_subscribe = self._on_subscribe
         c.on_message = self._on_message
         c.on_disconnect = self._on_disconnect
+        c.on_connect_fail = self._on_connect_fail
         c.max_inflight_messages_set(self.broker.max_inflight)
         c.reconnect_delay_set(min_delay=1, max_delay=10)
         b = self.broker
@@ -152,16 +155,38 @@ class GatewayService:
         if close_gateway:
             self.gateway.close()
 
-    def run_forever(self) -> None:
-        """Start, tell systemd we are ready, and serve until stop() (or a signal) is called."""
+    def run_forever(self, *, log_every_s: float = 10.0) -> None:
+        """Start; tell systemd READY=1 only once subscribed to the records; then serve until
+        stop() (or a signal). Until subscribed it says every `log_every_s` that it waits
+        for the broker. WATCHDOG=1 goes out only while the worker loop goes round, so a
+        wedged worker is restarted; a lost broker is logged and retried, not fatal."""
         self.start()
-        self.wait_ready(30)
-        sd_notify("READY=1")
+        b = self.broker
         period = watchdog_period_s()
-        interval = period / 2 if period else None
-        while not self._stop.wait(interval or 3600):
-            if interval:
+        tick = min(log_every_s, period / 2) if period else log_every_s
+        ready_sent = False
+        while not self._stop.is_set():
+            if self._ready.wait(tick):
+                if not ready_sent:
+                    sd_notify("READY=1\nSTATUS=subscribed to the records")
+                    log.info("gateway %s ready: subscribed at %s:%d", self.client_id, b.host, b.port)
+                    ready_sent = True
+            elif not self._stop.is_set():
+                log.warning("gateway %s: not subscribed yet at %s:%d, still trying", self.client_id,
+                            b.host, b.port)
+                sd_notify(f"STATUS=waiting for the broker at {b.host}:{b.port}")
+            if period and time.monotonic() - self._beat < period / 2:
                 sd_notify("WATCHDOG=1")
+            if self._ready.is_set():
+                self._stop.wait(tick)
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        # paho retries by itself; say so at most every few seconds instead of never
+        now = time.monotonic()
+        if now - self._last_failure > 5:
+            log.warning("gateway %s: cannot reach the broker at %s:%d; retrying", self.client_id,
+                        self.broker.host, self.broker.port)
+            self._last_failure = now
 
     def stats(self) -> dict[str, int]:
         s = self.gateway.stats()
@@ -222,6 +247,7 @@ class GatewayService:
     def _work(self) -> None:
         started = time.monotonic()
         while not self._stop.is_set():
+            self._beat = time.monotonic()
             # Records queued for our session arrive at once on connect, before the retained
             # revocation list; without a list every pass would be refused, so wait a little.
             if self.gateway.revocations is None and time.monotonic() - started < REVOCATION_WAIT_S:

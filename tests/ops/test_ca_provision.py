@@ -149,6 +149,7 @@ def test_provision_from_a_first_boot_file_installs_every_file(tmp_path, capsys):
     keys.new_sealing_key(tmp_path / "sealing.key")
     keys.new_signing_key(tmp_path / "issuer.key", tmp_path / "issuer.pub")
     keys.new_signing_key(tmp_path / "log.key", tmp_path / "log.pub")
+    keys.new_sealing_key(tmp_path / "gw-sealing.key", tmp_path / "gw-sealing.pub")
 
     def pem(p: Path) -> str:
         return '"""\n' + p.read_text() + '"""'
@@ -157,7 +158,8 @@ def test_provision_from_a_first_boot_file_installs_every_file(tmp_path, capsys):
                  f"ca = {pem(ca.dir / 'ca.crt')}\ntls_cert = {pem(crt)}\ntls_key = {pem(key)}\n"
                  f"sealing_key = {pem(tmp_path / 'sealing.key')}\n"
                  f"issuer_pub = {pem(tmp_path / 'issuer.pub')}\n"
-                 f"log_pub = {pem(tmp_path / 'log.pub')}\n")
+                 f"log_pub = {pem(tmp_path / 'log.pub')}\n"
+                 f"gateway_sealing_pub = {pem(tmp_path / 'gw-sealing.pub')}\n")
     d = tmp_path / "etc"
     assert main(["provision", "--from", str(f), "--dir", str(d), "--state-dir", str(tmp_path / "state"),
                  "--user", "no-such-user"]) == 0

@@ -1,53 +1,111 @@
 #!/usr/bin/env bash
-# Raspberry Pi part of setup.sh: service user, /etc/kiosk, firmware settings, udev, systemd.
-# Idempotent: every step checks before it changes anything.
+# Raspberry Pi part of setup.sh (a live Pi 4/5, or a Pi OS root in a chroot while building an
+# image): service user, folders and their owners, boot settings (UART, serial console, camera,
+# display, KMS, no blanking), Bluetooth off the UART, hardware watchdog, udev names, systemd
+# units, optional read-only root. Idempotent: a re-run changes nothing and prints nothing.
 set -euo pipefail
-ROOT=${1:?usage: install-pi.sh REPO_DIR}
-SUDO=""; [ "$(id -u)" != 0 ] && SUDO="sudo"
+SRC=${1:?usage: install-pi.sh CODE_DIR}
+. "$SRC/firmware_configs/common.sh"
 
-# service user and the groups of the devices it uses
-if ! id kiosk >/dev/null 2>&1; then
-  $SUDO useradd --system --home-dir /var/lib/kiosk --create-home --shell /usr/sbin/nologin kiosk
-fi
+# --- the service user, and the groups of the devices it uses (video: camera, vcgencmd;
+# dialout: the reader's UART; render: the GPU; input: the touchscreen). A bare root has no
+# render/input groups yet (udev makes them): make them, so the user is in them when they count.
+system_user kiosk /var/lib/kiosk
 for g in video dialout render input; do
-  getent group "$g" >/dev/null && $SUDO usermod -aG "$g" kiosk
+  getent group "$g" >/dev/null || { groupadd --system "$g"; echo "==> group $g"; }
+  id -nG kiosk | tr ' ' '\n' | grep -qx "$g" || { usermod -aG "$g" kiosk; echo "==> kiosk joins $g"; }
 done
 
-# The unit runs "$ROOT/.venv/bin/kiosk" as the `kiosk` user, so every folder on the way must
-# let that user in. A clone under /home/pi does not (home folders are 0700 on Raspberry Pi OS
-# Bookworm) and the service would fail with status=203/EXEC: stop here and say so.
-as_kiosk() { if [ -n "$SUDO" ]; then sudo -u kiosk "$@"; else runuser -u kiosk -- "$@"; fi; }
-if ! (cd / && as_kiosk test -x "$ROOT/.venv/bin/kiosk" && as_kiosk "$ROOT/.venv/bin/python" -c 'import kiosk'); then
-  echo "install-pi.sh: the kiosk user cannot run $ROOT/.venv/bin/kiosk (a folder on the way is" >&2
-  echo "  closed to it, e.g. /home/pi is 0700). Clone the repository into /opt/kiosk instead:" >&2
-  echo "  sudo git clone <repo> /opt/kiosk && sudo chown -R \$USER /opt/kiosk && /opt/kiosk/setup.sh" >&2
-  exit 77
+# --- code owned by root (read by the service), configuration readable by the service's group,
+# keys and state owned by the service user (kiosk provision puts the keys there)
+if [ -n "$(find "$SRC" ! -type l \( ! -user root -o -perm -o+w -o -perm -g+w \) -print -quit)" ]; then
+  chown -R root:root "$SRC" && chmod -R go-w "$SRC"
+  echo "==> $SRC owned by root, writable by root only"
 fi
+folder /etc/kiosk 0750 root:kiosk
+folder /etc/kiosk/keys 0750 root:kiosk
+folder /var/lib/kiosk 0700 kiosk:kiosk
 
-# configuration and key folders: the service user reads, nobody else
-$SUDO install -d -m 0750 -o root -g kiosk /etc/kiosk /etc/kiosk/keys
-$SUDO install -d -m 0700 -o kiosk -g kiosk /var/lib/kiosk
-
-# firmware settings, appended once
-BOOTCFG=/boot/firmware/config.txt; [ -f "$BOOTCFG" ] || BOOTCFG=/boot/config.txt
-if ! grep -q "clinic kiosk" "$BOOTCFG"; then
-  $SUDO tee -a "$BOOTCFG" < "$ROOT/firmware_configs/config.txt.kiosk" >/dev/null
-  echo "firmware settings added to $BOOTCFG (reboot to apply)"
+# --- boot partition: /boot/firmware on Bookworm and Trixie, /boot before
+BOOT=/boot/firmware
+[ -f "$BOOT/config.txt" ] || [ ! -f /boot/config.txt ] || BOOT=/boot
+if [ -f "$BOOT/config.txt" ]; then
+  # the serial console off the UART, the OS's way first; a failure is an error, not a shrug
+  if command -v raspi-config >/dev/null; then
+    if ! out=$(raspi-config nonint do_serial_cons 1 2>&1); then
+      echo "setup.sh: 'raspi-config nonint do_serial_cons 1' failed: $out" >&2
+      exit 70
+    fi
+  else
+    echo "setup.sh: raspi-config not found (not Raspberry Pi OS?): editing cmdline.txt directly" >&2
+  fi
+  /usr/bin/python3 "$SRC/kiosk/deploy/bootcfg.py" "$BOOT"
+  if grep -qE 'console=(serial0|ttyAMA0|ttyS0)' "$BOOT/cmdline.txt" 2>/dev/null; then
+    echo "setup.sh: $BOOT/cmdline.txt still has a serial console; remove it by hand" >&2
+    exit 70
+  fi
+else
+  echo "setup.sh: no config.txt in /boot/firmware or /boot: is the boot partition mounted?" >&2
+  exit 72
 fi
-# the UART belongs to the PN532, not to a login console
-if command -v raspi-config >/dev/null; then $SUDO raspi-config nonint do_serial_cons 1 || true; fi
-# no screen blanking on the kiosk display
-$SUDO install -D -m 0644 /dev/stdin /etc/kiosk/cmdline-note <<<'consoleblank=0 is added to cmdline.txt'
-CMDLINE=/boot/firmware/cmdline.txt; [ -f "$CMDLINE" ] || CMDLINE=/boot/cmdline.txt
-grep -q consoleblank=0 "$CMDLINE" || $SUDO sed -i '1 s/$/ consoleblank=0/' "$CMDLINE"
-
-$SUDO install -m 0644 "$ROOT/firmware_configs/99-kiosk.rules" /etc/udev/rules.d/99-kiosk.rules
-$SUDO udevadm control --reload-rules && $SUDO udevadm trigger || true
-
-# systemd units
-for unit in "$ROOT"/systemd/*.service; do
-  [ -e "$unit" ] || continue
-  sed "s#@REPO@#$ROOT#g" "$unit" | $SUDO install -m 0644 /dev/stdin "/etc/systemd/system/$(basename "$unit")"
+# Bluetooth gave its UART to the reader (disable-bt): its UART helper must not start
+for u in hciuart.service bthelper@.service; do
+  if [ "$(systemctl is-enabled "$u" 2>/dev/null)" = enabled ]; then
+    systemctl disable "$u" >/dev/null 2>&1 && echo "==> $u disabled (the UART is the reader's)"
+  fi
 done
-$SUDO systemctl daemon-reload
-echo "kiosk installed; write /etc/kiosk/kiosk.toml (kiosk provision) then: systemctl enable --now kiosk"
+# no login prompt on the UART either
+if [ "$(systemctl is-enabled serial-getty@ttyAMA0.service 2>/dev/null)" = enabled ]; then
+  systemctl disable serial-getty@ttyAMA0.service >/dev/null 2>&1 && echo "==> serial getty disabled"
+fi
+
+# --- the hardware watchdog: systemd pets it; a hung kernel or PID 1 reboots the Pi
+# (the BCM2835/2712 watchdog allows at most 15 s)
+printf '[Manager]\nRuntimeWatchdogSec=15s\nRebootWatchdogSec=2min\n' \
+  | put /etc/systemd/system.conf.d/kiosk-watchdog.conf 0644 root:root
+enable_unit systemd-timesyncd.service
+
+# --- udev: /dev/pn532 for the reader (UART or USB), the camera and display nodes to their groups
+put /etc/udev/rules.d/99-kiosk.rules 0644 root:root < "$SRC/firmware_configs/99-kiosk.rules"
+if ! in_chroot && command -v udevadm >/dev/null; then
+  udevadm control --reload-rules && udevadm trigger --subsystem-match=tty --subsystem-match=video4linux
+fi
+
+# --- systemd: the kiosk and its first-boot provisioning. Never the gateway (an earlier
+# set-up installed it on every kiosk: take it away).
+if [ -f /etc/systemd/system/kiosk-gateway.service ]; then
+  systemctl disable kiosk-gateway.service >/dev/null 2>&1 || true
+  rm -f /etc/systemd/system/kiosk-gateway.service
+  echo "==> kiosk-gateway.service removed (the gateway runs on the gateway host)"
+fi
+install_unit "$SRC/systemd/kiosk.service"
+install_unit "$SRC/systemd/kiosk-firstboot.service"
+network_dropin kiosk.service
+enable_unit kiosk.service kiosk-firstboot.service
+
+# --- optional read-only root: the OS's overlay on /, the outbox and keys on a writable
+# partition labelled KIOSKDATA, bound over /var/lib/kiosk and /etc/kiosk
+if [ "${KIOSK_RO_ROOT:-0}" = 1 ]; then
+  folder /srv/kiosk 0755 root:root
+  want=$'LABEL=KIOSKDATA /srv/kiosk ext4 defaults,noatime 0 2\n'
+  want+=$'/srv/kiosk/state /var/lib/kiosk none bind,x-systemd.requires-mounts-for=/srv/kiosk 0 0\n'
+  want+=$'/srv/kiosk/etc /etc/kiosk none bind,x-systemd.requires-mounts-for=/srv/kiosk 0 0'
+  if ! grep -q "LABEL=KIOSKDATA" /etc/fstab; then
+    printf '%s\n' "$want" >> /etc/fstab
+    echo "==> /etc/fstab: KIOSKDATA holds /var/lib/kiosk and /etc/kiosk"
+  fi
+  if command -v raspi-config >/dev/null && [ "$(raspi-config nonint get_overlay_now 2>/dev/null || echo 1)" != 0 ]; then
+    if ! out=$(raspi-config nonint do_overlayfs 0 2>&1); then
+      echo "setup.sh: 'raspi-config nonint do_overlayfs 0' failed: $out" >&2
+      exit 70
+    fi
+    echo "==> read-only root (overlay) enabled: it takes effect at the next boot"
+  fi
+fi
+
+if ! in_chroot; then
+  systemctl daemon-reload
+fi
+if [ ! -f /etc/kiosk/kiosk.toml ]; then
+  echo "setup.sh: kiosk installed. Next: sudo $SRC/.venv/bin/kiosk provision ... (README, IT section), reboot"
+fi

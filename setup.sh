@@ -14,6 +14,7 @@ cd "$(dirname "$0")"
 SRC=$(pwd)
 PREFIX=/opt/kiosk   # where kiosks and the gateway host run the code from, owned by root
 
+ORIG_ARGS=("$@")
 MODE=pi IMAGE="" RO_ROOT=0 NETWORK="" SITE="" HOSTS="" ISSUER_PUB="" BROKER_PORT=8883
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -44,9 +45,9 @@ if [ "$MODE" = image ]; then
   need_root "--image"
   exec "$SRC/firmware_configs/image.sh" image "$IMAGE"
 fi
-if [ -n "${ROOT:-}" ] && [ "${ROOT:-}" != / ] && [ "$MODE" = pi ]; then
+if [ -n "${ROOT:-}" ] && [ "${ROOT:-}" != / ] && [ "$MODE" != dev ]; then
   need_root "ROOT="
-  exec "$SRC/firmware_configs/image.sh" root "$ROOT"
+  exec "$SRC/firmware_configs/image.sh" root "$ROOT" "${ORIG_ARGS[@]}"
 fi
 
 is_pi() { grep -qs "Raspberry Pi" /proc/device-tree/model; }

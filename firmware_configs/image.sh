@@ -3,13 +3,16 @@
 # setup.sh's own Pi steps inside it (chroot; an arm64 root on another machine runs under
 # qemu-user-static through binfmt_misc), the way CustomPiOS and FullPageOS build their images.
 #   image.sh image PI-OS-LITE.img   loop-mount its boot (FAT) and root (ext4) partitions, then "root"
-#   image.sh root DIR               DIR is the root; its boot partition at DIR/boot/firmware (or DIR/boot)
+#   image.sh root DIR [OPTIONS]     DIR is the root; its boot partition at DIR/boot/firmware (or DIR/boot);
+#                                   OPTIONS go to setup.sh inside (default --pi; --gateway for a gateway root)
 # Re-running changes nothing. The image's first boot provisions from kiosk-provision.toml,
 # if IT put one on the boot partition (README, IT section).
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 WHAT=${1:?usage: image.sh image FILE | root DIR}
 ARG=${2:?usage: image.sh image FILE | root DIR}
+shift 2
+SETUP_ARGS=("$@")
 CLEAN=()
 cleanup() {
   local i
@@ -85,9 +88,12 @@ customise_root() {
     CLEAN+=("umount -l '$root/root/.cache/pip'")
   fi
   "$SRC/firmware_configs/copy-code.sh" "$SRC" "$root/opt/kiosk"
-  local opts=(--pi)
-  [ "${KIOSK_RO_ROOT:-0}" = 1 ] && opts+=(--read-only-root)
-  [ -n "${KIOSK_NETWORK:-}" ] && opts+=(--network "$KIOSK_NETWORK")
+  local opts=("${SETUP_ARGS[@]}")
+  if [ ${#opts[@]} = 0 ]; then
+    opts=(--pi)
+    [ "${KIOSK_RO_ROOT:-0}" = 1 ] && opts+=(--read-only-root)
+    [ -n "${KIOSK_NETWORK:-}" ] && opts+=(--network "$KIOSK_NETWORK")
+  fi
   chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     HOME=/root LANG=C.UTF-8 KIOSK_IN_CHROOT=1 /opt/kiosk/setup.sh "${opts[@]}"
 }

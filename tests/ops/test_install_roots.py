@@ -1,0 +1,390 @@
+"""The install itself, in clean Debian roots (behind the `image` marker: root, debootstrap,
+network for apt and pip; roots cached by tests/ops/roots.py):
+
+- `setup.sh --gateway` in a clean root (chroot), run twice (the second run changes nothing);
+  its Mosquitto and gateway then started in that root, and a kiosk provisioned against it
+  (`kiosk provision --from`, request certified by `kiosk ca issue`) sends a record over TLS
+  with its client certificate and gets a receipt that verifies under the log key.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import roots  # noqa: E402
+
+from kiosk.config import default_log_name, load  # noqa: E402
+from kiosk.net import topics  # noqa: E402
+from kiosk.net.broker import free_port  # noqa: E402
+from kiosk.protocol import entry, keys  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+PIP_CACHE = roots.CACHE / "pip"
+pytestmark = [pytest.mark.image, pytest.mark.timeout(7200)]
+
+
+def _skip_unless(*tools: str) -> None:
+    why = roots.missing_tools(*tools)
+    if why:
+        pytest.skip(why)
+
+
+def _setup(root: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, ROOT=str(root), KIOSK_PIP_CACHE=str(PIP_CACHE))
+    r = subprocess.run([str(REPO / "setup.sh"), *args], env=env, capture_output=True, text=True,
+                       timeout=5400)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    return r
+
+
+def tree_state(root: Path, skip: tuple[str, ...]) -> dict[str, tuple]:
+    """Every file's content hash, mode and owner under `root` (mtimes aside)."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        dirnames[:] = [d for d in dirnames if not any(os.path.join(rel, d).lstrip("./").startswith(s)
+                                                       for s in skip)]
+        for name in filenames + [d for d in dirnames]:
+            p = Path(dirpath) / name
+            st = p.lstat()
+            key = os.path.relpath(p, root)
+            if p.is_symlink():
+                out[key] = ("link", os.readlink(p), st.st_uid)
+            elif p.is_file():
+                out[key] = (hashlib.sha256(p.read_bytes()).hexdigest(), st.st_mode, st.st_uid, st.st_gid)
+            else:
+                out[key] = ("dir", st.st_mode, st.st_uid, st.st_gid)
+    return out
+
+
+VOLATILE = ("proc", "sys", "dev", "run", "tmp", "var/log", "var/cache", "var/lib/apt", "var/lib/dpkg",
+            "root/.cache", "var/lib/mosquitto", "var/lib/kiosk-gateway")
+
+
+def _wait_port(port: int, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"nothing listens on {port}")
+
+
+class TlsClient:
+    """A kiosk (or the issuer) on the broker with its client certificate; collects messages."""
+
+    def __init__(self, port: int, client_id: str, ca: Path, cert: Path, key: Path, subscribe=()) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.got: list[tuple[str, bytes]] = []
+        self._ready = threading.Event()
+        c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        c.tls_set(ca_certs=str(ca), certfile=str(cert), keyfile=str(key))
+        c.on_message = lambda _c, _u, m: self.got.append((m.topic, bytes(m.payload)))
+        c.on_subscribe = lambda *_a: self._ready.set()
+        c.on_connect = lambda cl, _u, _f, rc, _p: (cl.subscribe([(t, 1) for t in subscribe]) if subscribe
+                                                   else self._ready.set())
+        c.connect("127.0.0.1", port, keepalive=30)
+        c.loop_start()
+        assert self._ready.wait(20), f"{client_id} could not connect and subscribe over TLS"
+        self.client = c
+
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        info.wait_for_publish(20)
+        assert info.is_published()
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def _chroot(root: Path, *cmd: str, user: str | None = None, **kw) -> subprocess.CompletedProcess:
+    pre = ["chroot", str(root)] + (["runuser", "-u", user, "--"] if user else [])
+    return subprocess.run(pre + list(cmd), capture_output=True, text=True, timeout=300, check=True, **kw)
+
+
+def _mounted(root: Path):
+    for m in ("proc", "dev", "sys"):
+        subprocess.run(["mount", "--bind", f"/{m}", str(root / m)], check=True)
+    return lambda: [subprocess.run(["umount", "-l", str(root / m)]) for m in ("sys", "dev", "proc")]
+
+
+def test_gateway_host_from_setup_sh_and_a_kiosk_over_tls(tmp_path):
+    _skip_unless("debootstrap", "chroot", "mount")
+    from gateway.conftest import check_receipt
+    from gateway.factories import KIOSK, SITE, World
+
+    world = World(log_name=default_log_name(SITE))
+    root = roots.debian_root(roots.native_arch(), tmp_path / "gw")
+    gw = root / "etc" / "kiosk" / "gateway"
+    # the log's keys are the world's, so its records and receipts check; setup.sh keeps them
+    keys.save_private_key(gw / "log.key", world.log_key)
+    keys.save_public_key(gw / "log.pub", world.log_key.verify_key)
+    keys.save_private_key(gw / "gateway-sealing.key", world.seal_key)
+    keys.save_public_key(gw / "gateway-sealing.pub", world.seal_key.public_key)
+    keys.save_public_key(root / "tmp" / "issuer.pub", world.issuer_key.verify_key)
+    port = free_port()
+    args = ["--gateway", "--site", SITE, "--hosts", "localhost 127.0.0.1", "--issuer-pub", "/tmp/issuer.pub",
+            "--broker-port", str(port)]
+    first = _setup(root, *args)
+    assert "==> clinic CA made" in first.stdout
+    before = tree_state(root, VOLATILE)
+    second = _setup(root, *args)
+    assert "==>" not in second.stdout, second.stdout
+    assert tree_state(root, VOLATILE) == before
+    assert not (root / "etc/systemd/system/kiosk.service").exists()  # a gateway host runs no kiosk
+    assert (root / "etc/systemd/system/multi-user.target.wants/kiosk-gateway.service").is_symlink()
+
+    umount = _mounted(root)
+    procs: list[subprocess.Popen] = []
+    clients: list[TlsClient] = []
+    try:
+        procs.append(subprocess.Popen(["chroot", str(root), "mosquitto", "-c", "/etc/mosquitto/mosquitto.conf"],
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        _wait_port(port)
+        # the kiosk: provisioned from a first-boot file with its (registered) kiosk key and the CA
+        kdir = tmp_path / "kiosk"
+        pfile = tmp_path / "kiosk-provision.toml"
+        kk = tmp_path / "k.key"
+        keys.save_private_key(kk, world.kiosk_key(KIOSK))
+        pem = {n: p.read_text() for n, p in (("ca", root / "etc/kiosk/ca/ca.crt"), ("kiosk_key", kk),
+                                                ("log_pub", gw / "log.pub"),
+                                                ("gateway_sealing_pub", gw / "gateway-sealing.pub"),
+                                                ("issuer_pub", root / "tmp/issuer.pub"))}
+        pfile.write_text(f'site = "{SITE}"\nid = "{KIOSK}"\nbroker = "127.0.0.1:{port}"\n'
+                         + "".join(f'{n} = """\n{v}"""\n' for n, v in pem.items()))
+        keys.new_sealing_key(tmp_path / "sealing.key")
+        subprocess.run([sys.executable, "-m", "kiosk", "provision", "--from", str(pfile), "--dir", str(kdir),
+                        "--state-dir", str(tmp_path / "kstate"), "--user", "no-such-user"], check=True,
+                       cwd=REPO, timeout=120)
+        shutil.copy(tmp_path / "sealing.key", kdir / "keys" / "sealing.key")
+        shutil.copy(kdir / "keys" / "kiosk.csr", root / "tmp" / "kiosk.csr")
+        shutil.copy(kdir / "keys" / "kiosk.pub", root / "tmp" / "kiosk.pub")
+        _chroot(root, "/opt/kiosk/.venv/bin/kiosk", "ca", "issue", "kiosk", KIOSK, "--csr", "/tmp/kiosk.csr",
+                "--out", "/tmp/kiosk.crt", "--dir", "/etc/kiosk/ca")
+        shutil.copy(root / "tmp" / "kiosk.crt", kdir / "keys" / "kiosk.crt")
+        _chroot(root, "/opt/kiosk/.venv/bin/kiosk", "gateway", "kiosk", "add", KIOSK, "--key", "/tmp/kiosk.pub",
+                "--config", "/etc/kiosk/gateway.toml", user="kiosk-gateway")
+        procs.append(subprocess.Popen(["chroot", str(root), "runuser", "-u", "kiosk-gateway", "--",
+                                       "/opt/kiosk/.venv/bin/kiosk", "gateway", "run",
+                                       "--config", "/etc/kiosk/gateway.toml"],
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        cfg = load(kdir / "kiosk.toml")
+        ca, crt, key = cfg.broker.tls_ca, cfg.broker.tls_cert, cfg.broker.tls_key
+        issued = root / "etc/kiosk/ca/issued"
+        now = int(time.time())
+        issuer = TlsClient(port, "issuer", ca, issued / "issuer.crt", issued / "issuer.key")
+        clients.append(issuer)
+        issuer.publish(topics.revocations(SITE), world.revocations(issued=now - 60, next_update=now + 3600),
+                       retain=True)
+        kiosk = TlsClient(port, KIOSK, ca, crt, key, subscribe=[topics.receipts(SITE, KIOSK)])
+        clients.append(kiosk)
+        (c1, l1), _ = world.session(world.patient(now=now), created_ms=now * 1000)
+        deadline = time.monotonic() + 90
+        receipt = None
+        while receipt is None:  # like a kiosk: resend until a receipt comes
+            assert time.monotonic() < deadline, "the gateway in the root never answered"
+            kiosk.publish(topics.records(SITE, KIOSK), c1)
+            time.sleep(1)
+            for topic, payload in kiosk.got:
+                r = entry.decode_receipt(payload)
+                if r.entry_hash == entry.entry_hash(l1):
+                    receipt = r
+        check_receipt(world, l1, receipt)
+        # and the kiosk's doctor sees the gateway's checkpoint over TLS, for the log it names
+        d = subprocess.run([sys.executable, "-m", "kiosk", "doctor", "--json", "--config", str(kdir / "kiosk.toml"),
+                            "--skip", "camera", "--skip", "nfc", "--skip", "display"],
+                           capture_output=True, text=True, cwd=REPO, timeout=120)
+        import json
+        checks = {c["name"]: c for c in json.loads(d.stdout)["checks"]}
+        for name in ("tls", "broker", "gateway", "revocations", "keys"):
+            assert checks[name]["status"] == "ok", checks[name]
+    finally:
+        for c in clients:
+            c.close()
+        for p in reversed(procs):
+            p.terminate()
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        umount()
+
+
+# ----------------------------------------------------------------------------- the kiosk image
+
+# Raspberry Pi OS Lite's boot files as shipped (the parts the set-up edits)
+from test_bootcfg import BOOKWORM_CMDLINE, BOOKWORM_CONFIG  # noqa: E402
+
+SECTOR = 512
+BOOT_START, BOOT_SECTORS = 8192, 256 * 2048  # 256 MiB FAT, as Pi OS lays it out
+
+
+def _partition(img: Path, n: int) -> tuple[int, int]:
+    out = subprocess.run(["sfdisk", "--json", str(img)], capture_output=True, text=True, check=True).stdout
+    import json
+    p = json.loads(out)["partitiontable"]["partitions"][n - 1]
+    return p["start"] * SECTOR, p["size"] * SECTOR
+
+
+def build_pi_like_image(tmp: Path) -> Path:
+    """An arm64 Debian root with the Pi archive's packages stubbed, laid into a disk image with
+    a FAT boot partition (config.txt, cmdline.txt as Pi OS ships them) and an ext4 root."""
+    rootfs = roots.debian_root("arm64", tmp / "rootfs")
+    stubs = Path(__file__).with_name("stubs")
+    subprocess.run(["sh", str(stubs / "make-stubs.sh"), str(rootfs / "tmp")], check=True)
+    subprocess.run(["chroot", str(rootfs), "dpkg", "-i", "/tmp/raspi-config.deb", "/tmp/python3-picamera2.deb"],
+                   check=True, capture_output=True, timeout=600)
+    (rootfs / "boot" / "firmware").mkdir(parents=True, exist_ok=True)
+    (rootfs / "etc" / "hostname").write_text("kiosk\n")
+    boot = tmp / "boot.vfat"
+    subprocess.run(["truncate", "-s", str(BOOT_SECTORS * SECTOR), str(boot)], check=True)
+    subprocess.run(["mkfs.vfat", "-F", "32", "-n", "bootfs", str(boot)], check=True, capture_output=True)
+    for name, text in (("config.txt", BOOKWORM_CONFIG), ("cmdline.txt", BOOKWORM_CMDLINE)):
+        (tmp / name).write_text(text)
+        subprocess.run(["mcopy", "-i", str(boot), str(tmp / name), f"::/{name}"], check=True)
+    used = int(subprocess.run(["du", "-sb", str(rootfs)], capture_output=True, text=True).stdout.split()[0])
+    root_bytes = (used + 3 * 2**30) // (1 << 20) * (1 << 20)  # room for the packages and the venv
+    ext4 = tmp / "root.ext4"
+    subprocess.run(["truncate", "-s", str(root_bytes), str(ext4)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "rootfs", "-d", str(rootfs), str(ext4)], check=True)
+    shutil.rmtree(rootfs)
+    img = tmp / "pi-os-lite-standin.img"
+    root_start = BOOT_START + BOOT_SECTORS
+    subprocess.run(["truncate", "-s", str((root_start * SECTOR) + root_bytes), str(img)], check=True)
+    layout = (f"label: dos\nstart={BOOT_START}, size={BOOT_SECTORS}, type=c\n"
+              f"start={root_start}, size={root_bytes // SECTOR}, type=83\n")
+    subprocess.run(["sfdisk", "-q", str(img)], input=layout, text=True, check=True)
+    for part, start in ((boot, BOOT_START), (ext4, root_start)):
+        subprocess.run(["dd", f"if={part}", f"of={img}", "bs=1M", f"seek={start * SECTOR}", "oflag=seek_bytes",
+                        "conv=notrunc,sparse", "status=none"], check=True)
+        part.unlink()
+    return img
+
+
+class Mounted:
+    """The image's root with its boot partition at boot/firmware (and /proc, /dev, /sys)."""
+
+    def __init__(self, img: Path, at: Path) -> None:
+        self.img, self.root = img, at
+
+    def __enter__(self) -> Path:
+        self.root.mkdir(exist_ok=True)
+        off, size = _partition(self.img, 2)
+        subprocess.run(["mount", "-o", f"loop,offset={off},sizelimit={size}", str(self.img), str(self.root)],
+                       check=True)
+        off, size = _partition(self.img, 1)
+        subprocess.run(["mount", "-o", f"loop,offset={off},sizelimit={size}", str(self.img),
+                        str(self.root / "boot/firmware")], check=True)
+        self._umount = _mounted(self.root)
+        return self.root
+
+    def __exit__(self, *exc) -> None:
+        self._umount()
+        subprocess.run(["umount", str(self.root / "boot/firmware")])
+        subprocess.run(["umount", str(self.root)])
+
+
+IMAGE_VOLATILE = VOLATILE + ("var/lib/systemd", "etc/machine-id")
+
+
+def test_setup_image_customises_a_pi_os_like_image_twice_and_the_stack_runs_in_it(tmp_path):
+    _skip_unless("debootstrap", "chroot", "mount", "sfdisk", "mkfs.vfat", "mkfs.ext4", "mcopy", "dpkg-deb")
+    why = roots.binfmt_ready()
+    if why:
+        pytest.skip(why)
+    img = build_pi_like_image(tmp_path)
+    env = dict(os.environ, KIOSK_PIP_CACHE=str(PIP_CACHE))
+    run = [str(REPO / "setup.sh"), "--image", str(img)]
+    first = subprocess.run(run, env=env, capture_output=True, text=True, timeout=7000)
+    assert first.returncode == 0, first.stdout[-6000:] + first.stderr[-6000:]
+    with Mounted(img, tmp_path / "mnt") as root:
+        before = tree_state(root, IMAGE_VOLATILE)
+    second = subprocess.run(run, env=env, capture_output=True, text=True, timeout=7000)
+    assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
+    assert "==>" not in second.stdout, second.stdout  # the second run changes nothing ...
+    with Mounted(img, tmp_path / "mnt") as root:
+        assert tree_state(root, IMAGE_VOLATILE) == before  # ... and the files say so too
+        boot = root / "boot/firmware"
+        config = (boot / "config.txt").read_text()
+        assert config.count("enable_uart=1") == 1 and config.count("camera_auto_detect=1") == 1
+        assert "[pi5]\ndtparam=uart0=on" in config and "[pi4]\ndtoverlay=disable-bt" in config
+        assert "console=serial0" not in (boot / "cmdline.txt").read_text()
+        assert "do_serial_cons 1" in (root / "var/log/raspi-config-stub.log").read_text()
+        wants = root / "etc/systemd/system/multi-user.target.wants"
+        assert (wants / "kiosk.service").is_symlink() and (wants / "kiosk-firstboot.service").is_symlink()
+        assert not (root / "etc/systemd/system/kiosk-gateway.service").exists()
+        assert "RuntimeWatchdogSec=15s" in (root / "etc/systemd/system.conf.d/kiosk-watchdog.conf").read_text()
+        st = (root / "opt/kiosk/kiosk/cli.py").stat()
+        assert (st.st_uid, st.st_mode & 0o022) == (0, 0)  # code owned by root, writable by root only
+
+        # first boot: IT's provisioning file on the boot partition; the unit's script runs it
+        from gateway.factories import KIOSK, SITE, World
+        world = World(log_name=default_log_name(SITE))
+        tmpk = tmp_path / "k"
+        keys.save_private_key(tmpk / "kiosk.key", world.kiosk_key(KIOSK))
+        keys.save_public_key(tmpk / "issuer.pub", world.issuer_key.verify_key)
+        keys.save_public_key(tmpk / "log.pub", world.log_key.verify_key)
+        keys.save_public_key(tmpk / "gws.pub", world.seal_key.public_key)
+        keys.new_sealing_key(tmpk / "sealing.key")
+        pem = {"kiosk_key": "kiosk.key", "issuer_pub": "issuer.pub", "log_pub": "log.pub",
+               "gateway_sealing_pub": "gws.pub", "sealing_key": "sealing.key"}
+        (boot / "kiosk-provision.toml").write_text(
+            f'site = "{SITE}"\nid = "{KIOSK}"\nbroker = "127.0.0.1:1883"\nnfc_port = "/tmp/pn532"\n'
+            + "".join(f'{k} = """\n{(tmpk / v).read_text()}"""\n' for k, v in pem.items()))
+        _chroot(root, "/opt/kiosk/firmware_configs/firstboot.sh")
+        assert not (boot / "kiosk-provision.toml").exists() and (boot / "kiosk.pub").exists()
+        key = (root / "etc/kiosk/keys/kiosk.key").stat()
+        kiosk_uid = int(_chroot(root, "id", "-u", "kiosk").stdout)
+        assert (key.st_uid, key.st_mode & 0o777) == (kiosk_uid, 0o600)
+        conf = root / "etc/kiosk/kiosk.toml"
+        conf.write_text(conf.read_text().replace('backend = "auto"', 'backend = "synthetic"'))
+
+        # the whole stack imports under qemu, and the doctor runs with simulated hardware: the
+        # synthetic camera, the PN532 emulator on a pty, SDL's dummy display
+        py = "/opt/kiosk/.venv/bin/python"
+        _chroot(root, py, "-c", "import kiosk.checkin.runtime, kiosk.gateway.mqtt, kiosk.vision.verify, "
+                                "kiosk.hardware.nfc.reader, kiosk.net.publisher, cv2, dlib, numpy, picamera2")
+        wallet = tmp_path / "wallet"
+        for cmd in (["wallet", "create", str(wallet)], ["issuer", "--dir", str(tmp_path / "iss"), "init", "--site", SITE],
+                    ["issuer", "--dir", str(tmp_path / "iss"), "enroll", "--wallet", str(wallet), "--no-biometric"]):
+            subprocess.run([sys.executable, "-m", "kiosk", *cmd], check=True, cwd=REPO, capture_output=True)
+        shutil.copytree(wallet, root / "tmp/wallet")
+        subprocess.run(["chown", "-R", str(kiosk_uid), str(root / "tmp/wallet")], check=True)
+        emu = subprocess.Popen(["chroot", str(root), "runuser", "-u", "kiosk", "--", "/opt/kiosk/.venv/bin/kiosk",
+                                "nfc", "emulate", "--wallet", "/tmp/wallet", "--card", "none",
+                                "--link", "/tmp/pn532"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 300
+            while not (root / "tmp/pn532").exists():
+                assert emu.poll() is None and time.monotonic() < deadline, emu.stdout.read().decode()[-2000:]
+                time.sleep(1)
+            d = subprocess.run(["chroot", str(root), "runuser", "-u", "kiosk", "--", "/usr/bin/env",
+                                "SDL_VIDEODRIVER=dummy", "/opt/kiosk/.venv/bin/kiosk", "doctor", "--json",
+                                "--skip", "broker"], capture_output=True, text=True, timeout=1200)
+        finally:
+            emu.terminate()
+            emu.wait(30)
+        import json
+        doc = json.loads(d.stdout)
+        checks = {c["name"]: c for c in doc["checks"]}
+        assert doc["service_user"] == "kiosk"
+        for name in ("config", "models", "keys", "outbox", "camera", "display"):
+            assert checks[name]["status"] == "ok", checks[name]
+        assert checks["reader"]["status"] == "ok" and "PN532" in checks["reader"]["summary"], checks["reader"]
+        assert checks["frame rate"]["data"]["fps"] > 0

@@ -58,10 +58,11 @@ client_id = "gateway-notify"
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     broker = None
     try:
-        early = _datagrams(sock, time.monotonic() + 4)
+        early = _datagrams(sock, time.monotonic() + 20, lambda got: len(got) >= 4)
+        assert proc.poll() is None, proc.communicate()[1].decode()[-2000:]
         assert not any("READY=1" in d for d in early), early  # no broker: not ready
         assert any("STATUS=waiting for the broker" in d for d in early), early
-        assert any("WATCHDOG=1" in d for d in early)  # alive and retrying: not a hang
+        assert any("WATCHDOG=1" in d for d in early), early  # alive and retrying: not a hang
         broker = MosquittoBroker(port=port, directory=tmp_path / "broker").start()
         later = _datagrams(sock, time.monotonic() + 30, lambda got: any("READY=1" in d for d in got[:-1])
                            and "WATCHDOG=1" in got[-1])

@@ -22,6 +22,7 @@ def _installed(unit: Path, root: Path) -> Path:
     """The unit as setup.sh installs it, with /opt/kiosk pointing at this checkout and its venv."""
     kiosk = Path(sys.executable).with_name("kiosk")
     text = unit.read_text().replace("/opt/kiosk/.venv/bin/kiosk", str(kiosk)).replace("/opt/kiosk", str(REPO))
+    text = text.replace("EnvironmentFile=/", "EnvironmentFile=-/")  # the host's file, absent here
     out = root / unit.name
     out.write_text(text)
     return out

@@ -85,7 +85,7 @@ def read_provision_file(path: Path) -> dict[str, Any]:
 
 def _provision(args: argparse.Namespace) -> int:
     from kiosk import config
-    from kiosk.errors import ConfigError
+    from kiosk.errors import CannotCreateError, ConfigError
     from kiosk.net.ca import check_identity, make_request
     from kiosk.protocol import keys
 
@@ -110,7 +110,7 @@ def _provision(args: argparse.Namespace) -> int:
     check_identity("kiosk", kiosk_id)
     conf = args.dir / "kiosk.toml"
     if conf.exists():
-        raise ConfigError(f"{conf}: exists; refusing to overwrite a provisioned kiosk")
+        raise CannotCreateError(f"{conf}: exists; refusing to overwrite a provisioned kiosk")
     host, _, port = broker.rpartition(":")
     if not host or not port.isdigit():
         raise ConfigError("--broker must be HOST:PORT")

@@ -112,6 +112,7 @@ class Context:
     user: ServiceUser
     skip: frozenset[str] = frozenset()
     measure_s: float = 2.0  # how long the frame-rate check watches the camera
+    found: dict[str, Any] = field(default_factory=dict)  # what a check learnt that a later one uses
 
 
 @dataclass(frozen=True)

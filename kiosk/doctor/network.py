@@ -104,6 +104,7 @@ def tls(ctx: Context) -> Result:
 def broker(ctx: Context) -> Result:
     b = ctx.cfg.broker
     where = f"{b.host}:{b.port}"
+    ctx.found["broker_reachable"] = False
     try:
         sock = socket.create_connection((b.host, b.port), timeout=3)
     except OSError as e:
@@ -112,6 +113,7 @@ def broker(ctx: Context) -> Result:
                            "is the port open in its firewall?")
     with sock:
         if b.tls_ca is None:
+            ctx.found["broker_reachable"] = True
             return Result.ok(f"broker reachable at {where}")
         try:
             tctx = ssl.create_default_context(cafile=str(b.tls_ca))
@@ -126,6 +128,7 @@ def broker(ctx: Context) -> Result:
         except (ssl.SSLError, OSError) as e:
             return Result.fail(f"broker {where}: TLS handshake failed ({e})",
                                "is the listener TLS (port 8883)? does the broker use the clinic CA?")
+    ctx.found["broker_reachable"] = True
     return Result.ok(f"broker reachable at {where} over {version}")
 
 
@@ -147,6 +150,8 @@ def gateway(ctx: Context) -> Result:
     from kiosk.protocol import keys
 
     cfg = ctx.cfg
+    if ctx.found.get("broker_reachable") is False:
+        return Result.skip("the broker is unreachable (see the broker check)")
     note = _retained(ctx, topics.checkpoint(cfg.kiosk.site))
     if note is None:
         return Result.warn("no checkpoint from the gateway on the broker yet",
@@ -186,7 +191,7 @@ def revocations(ctx: Context) -> Result:
                            "see the keys check (issuer.pub from the enrolment desk)")
     data = None
     source = "broker"
-    if "broker" not in ctx.skip:
+    if "broker" not in ctx.skip and ctx.found.get("broker_reachable") is not False:
         try:
             data = _retained(ctx, topics.revocations(cfg.kiosk.site))
         except KioskError:

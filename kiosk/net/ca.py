@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from kiosk.errors import ConfigError, FormatError, VerificationError
+from kiosk.errors import CannotCreateError, ConfigError, FormatError, VerificationError
 from kiosk.protocol.config_ids import check_id, reserved_id
 from kiosk.protocol.keys import write_atomic
 
@@ -110,8 +110,8 @@ class ClinicCA:
              days: int = CA_DAYS) -> ClinicCA:
         d = Path(directory)
         if (d / "ca.key").exists():
-            raise ConfigError(f"{d}: a CA exists already; refusing to replace it (every certificate "
-                              f"it issued would stop working)")
+            raise CannotCreateError(f"{d}: a CA exists already; refusing to replace it (every "
+                                    f"certificate it issued would stop working)")
         d.mkdir(parents=True, exist_ok=True)
         os.chmod(d, 0o700)
         key = ec.generate_private_key(ec.SECP256R1())

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 
 from kiosk.cli import main
 from kiosk.config import load
-from kiosk.errors import ConfigError, VerificationError
+from kiosk.errors import CannotCreateError, ConfigError, VerificationError
 from kiosk.net.ca import ClinicCA, make_request
 from kiosk.protocol import keys
 
@@ -63,7 +63,7 @@ def test_ca_issues_every_kind_and_its_crl_revokes_as_openssl_reads_it(tmp_path, 
 
 def test_ca_refuses_what_would_break_the_acl_or_the_chain(tmp_path):
     ca = ClinicCA.init(tmp_path / "ca")
-    with pytest.raises(ConfigError, match="exists already"):
+    with pytest.raises(CannotCreateError, match="exists already"):
         ClinicCA.init(tmp_path / "ca")
     for name in ("gateway-1", "issuer"):
         make_request(tmp_path / "k.key", tmp_path / "k.csr", name)
@@ -89,7 +89,7 @@ def test_provision_refuses_a_remote_broker_without_tls(tmp_path, capsys):
     assert (cfg.kiosk.id, cfg.broker.host, cfg.broker.tls_ca) == ("kiosk-3", "gw.local", None)
     assert cfg.keys.log_name == "clinic.clinic/log"  # what the gateway of site "clinic" derives too
     assert stat.S_IMODE((d / "keys" / "kiosk.key").stat().st_mode) == 0o600
-    assert main(base + ["--broker", "gw.local:1883", "--insecure"]) == 78  # never overwrites
+    assert main(base + ["--broker", "gw.local:1883", "--insecure"]) == 73  # never overwrites
     assert main(["provision", "--site", "clinic", "--id", "gateway-2", "--dir", str(tmp_path / "x")]) == 78
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from kiosk.hardware.camera.synthetic import demo_portraits
 from kiosk.vision.enroll import template_from_photo
 
-portrait = demo_portraits()["astronaut"]
+portrait = demo_portraits()["grace_hopper"]
 grey = cv2.cvtColor(portrait, cv2.COLOR_RGB2GRAY)
 assert cv2.resize(grey, (64, 64)).shape == (64, 64)
 template = template_from_photo(portrait)

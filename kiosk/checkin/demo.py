@@ -403,6 +403,8 @@ class _TouchDemo:
     def __init__(self, work: Path, cfg: Any, ui_dir: Path) -> None:
         import os
 
+        # SDL reads these when the display opens; put back what was there when the demo ends
+        self._env = {k: os.environ.get(k) for k in ("SDL_VIDEODRIVER", "SDL_AUDIODRIVER")}
         os.environ["SDL_VIDEODRIVER"] = "dummy"
         os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
         from kiosk.checkin.ports import SystemClock
@@ -441,8 +443,14 @@ class _TouchDemo:
             self.saved.append(path)
 
     def attach(self, cfg: Any, rt: Any) -> None:
+        from kiosk.ui.shell import PreviewTap
+
         badge = next((s for s in rt.engine.sources if hasattr(s, "read_badge")), None)
         self.desk.attach(cfg, rt, lambda: True, badge)
+        if rt.engine.faces is not None and hasattr(rt.engine.faces, "preview"):
+            tap = PreviewTap()
+            rt.engine.faces.preview = tap.offer
+            self.ui.preview_source = tap
 
     def patient(self, p: ScriptedPatient) -> None:
         from kiosk.ui.robot import PatientRobot
@@ -460,8 +468,15 @@ class _TouchDemo:
         return robot.ticket
 
     def close(self) -> None:
+        import os
+
         self.loop.stop()
         self.store.close()
+        for k, v in self._env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _await_receipts(outbox: Any, hashes: list[bytes], timeout_s: float) -> None:

@@ -255,7 +255,7 @@ def _consent(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
         warn, pad = pad.take_top(mt.body_px * 2, mt.gap)
         out += _message(warn, tr("consent.sign_please"), mt, mt.body_px, warn=True)
     out.append(SignaturePad(pad, "pad", m.pad_strokes, tr("consent.sign_here"), mt.body_px))
-    clear, decline, sign = btns.cols([1, 1, 1.3], mt.gap)
+    clear, decline, sign = btns.cols([1, 1.3, 1.2], mt.gap)
     out.append(Button(clear, "input:clear", tr("consent.clear"), "neutral", mt.body_px))
     out.append(Button(decline, "input:decline", tr("consent.decline"), "neutral", mt.body_px))
     out.append(Button(sign, "input:accept", tr("consent.sign"), "sign", mt.title_px))

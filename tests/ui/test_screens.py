@@ -12,7 +12,7 @@ from kiosk.ui.widgets import Button, flatten
 
 
 @pytest.fixture(scope="module")
-def shots() -> list[gallery.Shot]:
+def shots(sdl_dummy_module: None) -> list[gallery.Shot]:
     if find_font() is None:
         pytest.skip("DejaVu Sans is not installed (Debian fonts-dejavu-core; setup.sh installs it)")
     return gallery.render(None)

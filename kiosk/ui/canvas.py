@@ -168,14 +168,22 @@ class PygameCanvas:
             return
         size = max(size, min_size)
         chosen: tuple[int, list[str]] | None = None
-        s = size
-        while s >= min_size:
-            font = self.fonts.get(s, bold)
-            lines = wrap(font, text, rect.w)
-            if lines is not None and len(lines) * font.get_linesize() <= rect.h:
-                chosen = (s, lines)
+        # text in several lines (a list) reads best unwrapped: give up a quarter of the size
+        # for that before wrapping any line
+        paragraphs = text.count("\n") + 1
+        floors = ((max(min_size, size * 3 // 4), paragraphs), (min_size, None)) if paragraphs > 1 \
+            else ((min_size, None),)
+        for floor, want in floors:
+            s = size
+            while s >= floor and chosen is None:
+                font = self.fonts.get(s, bold)
+                lines = wrap(font, text, rect.w)
+                if lines is not None and len(lines) * font.get_linesize() <= rect.h \
+                        and (want is None or len(lines) == want):
+                    chosen = (s, lines)
+                s = s - max(1, s // 12)
+            if chosen is not None:
                 break
-            s = s - max(1, s // 12)
         clipped = chosen is None
         if chosen is None:
             font = self.fonts.get(min_size, bold)

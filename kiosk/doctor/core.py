@@ -140,7 +140,9 @@ def check(name: str, *, needs_config: bool = True, area: str | None = None
 def _load_checks() -> list[Check]:
     for m in CHECK_MODULES:
         importlib.import_module(m)
-    return list(CHECKS)
+    # the screen's order is CHECK_MODULES' order, whichever module was imported first
+    rank = {m: i for i, m in enumerate(CHECK_MODULES)}
+    return sorted(CHECKS, key=lambda c: rank.get(c.func.__module__, len(rank)))
 
 
 def load_context(config_path: Path | None, user: str = SERVICE_USER,

@@ -94,6 +94,7 @@ def key_files(ctx: Context) -> Result:
             if stat.S_IMODE(st.st_mode) & 0o077:
                 problems.append((f"{what} {path} is mode {stat.S_IMODE(st.st_mode):04o}",
                                  f"sudo chmod 0600 {path}"))
+                continue  # the loader refuses it for the same reason
             if ctx.user.exists and st.st_uid != ctx.user.uid:
                 problems.append((f"{what} {path} is not owned by {user}: the service cannot read it",
                                  f"sudo chown {user}:{user} {path}"))

@@ -74,7 +74,7 @@ def test_the_screen_shows_each_check_and_its_fix(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 1
     assert "kiosk kiosk-7 at site clinic" in out.splitlines()[0]
-    assert [ln.split()[1] for ln in out.splitlines() if ln.startswith("  OK")][:1] == ["config"]
+    assert [ln.split()[1] for ln in out.splitlines() if ln.startswith("  OK")][:1] == ["config"], out
     assert "FAIL  keys" in out and f"fix: sudo chmod 0600 {tmp_path}/keys/sealing.key" in out
     assert "OK    broker" in out
     assert out.splitlines()[-1].endswith("skipped")

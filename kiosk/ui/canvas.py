@@ -171,15 +171,21 @@ class PygameCanvas:
         # text in several lines (a list) reads best unwrapped: give up a quarter of the size
         # for that before wrapping any line
         paragraphs = text.count("\n") + 1
-        floors = ((max(min_size, size * 3 // 4), paragraphs), (min_size, None)) if paragraphs > 1 \
+        floors = (
+            ((max(min_size, size * 3 // 4), paragraphs), (min_size, None))
+            if paragraphs > 1
             else ((min_size, None),)
+        )
         for floor, want in floors:
             s = size
             while s >= floor and chosen is None:
                 font = self.fonts.get(s, bold)
                 lines = wrap(font, text, rect.w)
-                if lines is not None and len(lines) * font.get_linesize() <= rect.h \
-                        and (want is None or len(lines) == want):
+                if (
+                    lines is not None
+                    and len(lines) * font.get_linesize() <= rect.h
+                    and (want is None or len(lines) == want)
+                ):
                     chosen = (s, lines)
                 s = s - max(1, s // 12)
             if chosen is not None:

@@ -26,7 +26,9 @@ def register(subparsers: Any) -> None:
         "report clipped text or missing glyphs (exit 65 if any).",
     )
     s.add_argument("--out", type=Path, required=True, help="folder for the PNG files")
-    s.add_argument("--size", action="append", default=None, help="WxH (repeatable; default both panels)")
+    s.add_argument(
+        "--size", action="append", type=_size, default=None, help="WxH (repeatable; default both panels)"
+    )
     s.add_argument("--lang", action="append", default=None, help="language code (repeatable; default all)")
     s.add_argument("--json", action="store_true", help="print the files and findings as JSON")
     s.set_defaults(func=cmd_screens)
@@ -41,10 +43,13 @@ def register(subparsers: Any) -> None:
 
 
 def _size(text: str) -> tuple[int, int]:
+    """An argparse type: "800x480" → (800, 480); a usage error (64) otherwise."""
     try:
         w, h = (int(x) for x in text.lower().split("x"))
     except ValueError:
-        raise ConfigError(f"--size {text}: expected WxH, e.g. 800x480") from None
+        raise argparse.ArgumentTypeError(f"{text!r}: expected WxH, e.g. 800x480") from None
+    if not (min(w, h) >= 240 and max(w, h) <= 4096):
+        raise argparse.ArgumentTypeError(f"{text!r}: each side 240..4096 pixels")
     return w, h
 
 
@@ -53,7 +58,7 @@ def cmd_screens(args: argparse.Namespace) -> int:
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     from kiosk.ui import gallery, i18n
 
-    sizes = tuple(_size(s) for s in args.size) if args.size else gallery.SIZES
+    sizes = tuple(args.size) if args.size else gallery.SIZES
     langs = args.lang or i18n.available()
     unknown = [x for x in langs if x not in i18n.available()]
     if unknown:

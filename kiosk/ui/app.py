@@ -207,8 +207,9 @@ class PygameUi:
         if m.screen == "face" and m.staff is None and self.preview_source is not None:
             frame = self.preview_source()
             if frame is not None and frame is not m.preview:
-                m.preview = frame
-                m.changed()
+                with m.lock:
+                    m.preview = frame
+                    m.changed()
         st = m.staff
         desk = m.desk
         if (
@@ -231,8 +232,10 @@ class PygameUi:
     def draw(self) -> None:
         import pygame
 
-        version = self.model.version
-        widgets = screens.build(self.model, self.metrics)
+        # the engine's thread changes the model too: lay out one consistent state
+        with self.model.lock:
+            version = self.model.version
+            widgets = screens.build(self.model, self.metrics)
         self.canvas.reset()
         for w in flatten(widgets):
             w.draw(self.canvas)

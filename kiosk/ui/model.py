@@ -127,7 +127,7 @@ class UiModel:
         self._pending_welcome: dict | None = None
         self._last_touch = clock.monotonic()
         self._idle_started: float | None = None
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()  # held by every change and by the layout of a frame
 
     # --- helpers -------------------------------------------------------------------------
     def _now(self) -> float:
@@ -153,7 +153,7 @@ class UiModel:
         self.inputs.append(inp)
 
     def take_input(self) -> UiInput | None:
-        with self._lock:
+        with self.lock:
             return self.inputs.popleft() if self.inputs else None
 
     def _forget_patient(self) -> None:
@@ -167,7 +167,7 @@ class UiModel:
 
     # --- engine events ---------------------------------------------------------------------
     def on_event(self, ev: Event) -> None:
-        with self._lock:
+        with self.lock:
             self._on_event(ev)
 
     def _on_event(self, ev: Event) -> None:  # noqa: C901 (one branch per message id reads best)
@@ -302,14 +302,14 @@ class UiModel:
         self.changed()
 
     def show_field(self, color: tuple[int, int, int], region: str) -> None:
-        with self._lock:
+        with self.lock:
             self.field = (tuple(color), region)  # type: ignore[assignment]
             self.changed()
 
     # --- time ----------------------------------------------------------------------------
     def tick(self) -> None:
         """Timers: results leave, the idle warning counts down, staff log off when idle."""
-        with self._lock:
+        with self.lock:
             now = self._now()
             if self._pending_welcome is not None and now >= self._held_until:
                 welcome, self._pending_welcome = self._pending_welcome, None
@@ -341,6 +341,10 @@ class UiModel:
     # --- touches --------------------------------------------------------------------------
     def touched(self) -> None:
         """Any touch: someone is there."""
+        with self.lock:
+            self._touched()
+
+    def _touched(self) -> None:
         self._last_touch = self._now()
         if self.staff is not None:
             self.staff.last_touch = self._last_touch
@@ -351,7 +355,7 @@ class UiModel:
 
     def press(self, action: str) -> None:
         """A button was tapped."""
-        with self._lock:
+        with self.lock:
             self.touched()
             self._press(action)
             self.changed()
@@ -408,7 +412,7 @@ class UiModel:
 
     def on_badge(self, badge: bytes) -> None:
         """The badge reader saw a badge while the sign-in screen waits for one."""
-        with self._lock:
+        with self.lock:
             st = self.staff
             if st is None or st.step != "badge" or self.desk is None:
                 return
@@ -439,7 +443,7 @@ class UiModel:
 
     def on_pin_result(self, result: Any) -> None:
         """The PIN check finished (in its own thread): signed in, wrong, or locked."""
-        with self._lock:
+        with self.lock:
             st = self.staff
             if st is None or st.step != "checking":
                 return
@@ -467,7 +471,7 @@ class UiModel:
 
     # --- signature pad --------------------------------------------------------------------
     def pad_down(self, pos: tuple[int, int]) -> None:
-        with self._lock:
+        with self.lock:
             self.touched()
             c = self.consent
             c.drawing = [[int(pos[0]), int(pos[1]), self._t_ms()]]
@@ -475,7 +479,7 @@ class UiModel:
             self.changed()
 
     def pad_move(self, pos: tuple[int, int]) -> None:
-        with self._lock:
+        with self.lock:
             d = self.consent.drawing
             if d is None:
                 return
@@ -485,7 +489,7 @@ class UiModel:
                 self.changed()
 
     def pad_up(self) -> None:
-        with self._lock:
+        with self.lock:
             c = self.consent
             if c.drawing is None:
                 return

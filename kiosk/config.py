@@ -357,6 +357,12 @@ def load(path: Path | str | None = None) -> Config:
         raw = path.read_bytes()
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config ({e.strerror or type(e).__name__})") from None
+    return parse(raw, path)
+
+
+def parse(raw: bytes, path: Path) -> Config:
+    """Validate the bytes of a config file found at `path` (relative paths resolve against
+    its folder); ConfigError naming the file and every bad key."""
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except RecursionError:  # tomllib recurses per nested array or inline table

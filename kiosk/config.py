@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from kiosk.errors import ConfigError
 from kiosk.protocol.config_ids import ID_RE as KIOSK_ID_RE
@@ -413,7 +414,7 @@ def _to_json_data(data: dict, errors: list[str]) -> dict:
 _DROP = object()
 
 
-def _describe(err: dict) -> str:
+def _describe(err: ErrorDetails) -> str:
     key = ".".join(str(p) for p in err["loc"]) or "(top level)"
     if err["type"] == "extra_forbidden":
         return f"unknown key '{key}'"

@@ -116,5 +116,6 @@ def verify_sign1(data: bytes, keys: Mapping[bytes, VerifyKey] | VerifyKey,
     try:
         payload = _ctx.decode(encode_sign1(msg), _public_cose_key(keys[kid], kid))
     except Exception:  # cwt raises VerifyError/DecodeError; either way the signature fails
-        raise VerificationError(f"{what}: signature does not verify", reason=Reason.BAD_SIGNATURE.value) from None
+        raise VerificationError(f"{what}: signature does not verify",
+                                reason=Reason.BAD_SIGNATURE.value) from None
     return payload, kid

@@ -85,8 +85,8 @@ def record(data: bytes) -> None:
         from nacl.public import SealedBox
 
         sealed = SealedBox(W.gateway.public_key).encrypt(rest)
-        data = entry.cbor.dumps({"entry_hash": entry.entry_hash(W.leaf), "kid": keys.kid(W.gateway.public_key),
-                                 "sealed": sealed, "last_size": 0})
+        data = entry.cbor.dumps({"entry_hash": entry.entry_hash(W.leaf), "sealed": sealed,
+                                 "kid": keys.kid(W.gateway.public_key), "last_size": 0})
     rec = entry.decode_record(data)
     opened = rec.open(W.gateway_keys)
     entry.decode_leaf(opened.leaf)

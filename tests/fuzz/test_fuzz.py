@@ -44,8 +44,8 @@ def test_atheris(name, tmp_path):
         f"atheris found a problem in {name}:\n{tail}\nartifacts: {list(tmp_path.iterdir())}"
     done = re.search(r"stat::number_of_executed_units: (\d+)", proc.stderr)
     assert done and int(done.group(1)) >= RUNS, tail
-    cov = re.search(r"cov: (\d+)", proc.stderr)
-    print(f"{name}: {done.group(1)} inputs, coverage {cov.group(1) if cov else '?'} edges")
+    cov = re.findall(r"cov: (\d+)", proc.stderr)  # the last report is the final coverage
+    print(f"{name}: {done.group(1)} inputs, coverage {cov[-1] if cov else '?'} edges")
 
 
 def _mutated(seed: bytes):

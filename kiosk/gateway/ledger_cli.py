@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kiosk.errors import EXIT_VERIFICATION_FAILED, KioskError, NoInputError, StoreError, UsageError
+from kiosk.errors import (EXIT_VERIFICATION_FAILED, FormatError, KioskError, NoInputError, StoreError,
+                          UsageError)
 
 
 def register(subparsers: Any) -> None:
@@ -404,7 +405,10 @@ def cmd_consent_check(args: argparse.Namespace) -> int:
 
     from kiosk.ledger.consent_check import consent_check, parse_time
 
-    at = parse_time(args.at) if args.at else dt.datetime.now(dt.timezone.utc)
+    try:
+        at = parse_time(args.at) if args.at else dt.datetime.now(dt.timezone.utc)
+    except FormatError as e:  # a malformed option value: a usage error, like argparse's own
+        raise UsageError(f"--at: {e.message}") from None
     ctx = _Context(args)
     key_for, registry = _kiosk_keys(ctx)
     try:

@@ -382,7 +382,7 @@ def test_cli_history_and_consent_check(log, capsys):
 def test_cli_errors_are_one_line(log, capsys):
     code, _, err = _run(capsys, "ledger", "consent-check", "--db", str(log.path), "--patient",
                         ALICE, "--actor", CLINIC, "--action", "access", "--at", "soon")
-    assert code == 65 and err.startswith("kiosk: not an ISO 8601")
+    assert code == 64 and err.startswith("kiosk: --at: not an ISO 8601")
     code, _, err = _run(capsys, "ledger", "history", "--db", str(log.path.parent / "none.db"),
                         "--patient", ALICE)
     assert code == 66 and "no log store" in err

@@ -59,6 +59,8 @@ CASES = [
     (["pass", "verify", "w/pass.qr.txt", "--at", "notatime"], USAGE, "--at"),
     (["pass", "verify", "w/pass.qr.txt", "--no-revocation-check"], USAGE, "no trusted issuer key"),
     (["ledger", "prove", "--db", "x"], USAGE, "--index --entry-hash"),
+    (["ledger", "consent-check", "--db", "x", "--patient", "p", "--actor", "a", "--action", "b", "--at",
+      "yesterday"], USAGE, "--at"),
     (["gateway", "kiosk", "add"], USAGE, "required"),
     # missing input
     (["pass", "verify", "w/pass.qr.txt", "--issuer-pub", "iss/issuer.pub", "--revocations", "MISSING"],

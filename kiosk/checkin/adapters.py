@@ -169,14 +169,14 @@ class FaceAdapter:
         # the UI's live preview: called with each RGB frame (kept in memory by the UI only)
         self.preview: Any = None
 
-    def read(self) -> FaceReading:
+    def read(self, want_template: bool = True) -> FaceReading:
         frame = self.camera.read()
         if self.preview is not None:
             self.preview(frame.image)
-        obs = self.pipeline.process(frame, want_template=True)
+        obs = self.pipeline.process(frame, want_template=want_template)
         if obs.ok:
-            return FaceReading(True, None, obs.template, obs.t_ns)
-        return FaceReading(obs.faces > 0, obs.message_id, None, obs.t_ns)
+            return FaceReading(True, None, obs.template, obs.t_ns, frame, obs.landmarks, obs.faces)
+        return FaceReading(obs.faces > 0, obs.message_id, None, obs.t_ns, frame, obs.landmarks, obs.faces)
 
     def reset(self) -> None:
         self.pipeline.reset()

@@ -35,7 +35,9 @@ FACE_MATCHED = "face.matched"
 # face.none, face.too_many, face.come_closer, face.look_at_camera, face.more_light,
 # face.too_bright, face.hold_still
 
-LIVENESS_START = "liveness.start"
+LIVENESS_START = "liveness.start"         # {method}: "hold still, the screen will flash colours"
+LIVENESS_TURN = "liveness.turn"           # {direction}: "turn-left" | "turn-right" (the patient's side)
+LIVENESS_RETRY = "liveness.retry"         # {attempt, max}: once more, holding still, then turn
 LIVENESS_NOT_CONFIGURED = "liveness.not_configured"
 LIVENESS_FAILED = "liveness.failed"
 
@@ -54,7 +56,8 @@ STAFF_CONFIRM_IDENTITY = "staff.confirm_identity"
 
 ALL_EVENTS = (STATE, TAP_OR_SHOW_QR, READING, CHECKING_PASS, PASS_REFUSED, SEE_FRONT_DESK,
               WALKED_AWAY, SAVING, DONE, CONSENT_RECEIPT, RECORD_FAILED, OUT_OF_SERVICE, FACE_START,
-              FACE_NOBODY, FACE_RETRY, FACE_MISMATCH, FACE_MATCHED, LIVENESS_START, LIVENESS_NOT_CONFIGURED,
+              FACE_NOBODY, FACE_RETRY, FACE_MISMATCH, FACE_MATCHED, LIVENESS_START, LIVENESS_TURN,
+              LIVENESS_RETRY, LIVENESS_NOT_CONFIGURED,
               LIVENESS_FAILED, CONSENT_SHOW, CONSENT_SIGN_PLEASE, CONSENT_TAP_TO_SIGN,
               CONSENT_PATIENT_SIGNED, CONSENT_PATIENT_SIG_SKIPPED, STAFF_ALERT, STAFF_CONFIRM_IDENTITY)
 

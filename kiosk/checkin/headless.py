@@ -56,7 +56,8 @@ class HeadlessDriver:
     """Implements the UI port: `emit`, `poll_input`, `show_field`. Thread-safe."""
 
     def __init__(self, clock: Clock | None = None, patient: ScriptedPatient | None = None,
-                 echo: Callable[[Event], None] | None = None) -> None:
+                 echo: Callable[[Event], None] | None = None,
+                 on_field: Callable[[tuple[int, int, int], str, int], object] | None = None) -> None:
         self.clock = clock or SystemClock()
         self.patient = patient
         self.events: list[Event] = []
@@ -65,6 +66,7 @@ class HeadlessDriver:
         self._handlers: dict[str, list[Callable[[Event], object]]] = collections.defaultdict(list)
         self._cond = threading.Condition()
         self._echo = echo
+        self._on_field = on_field  # a simulated camera learns what the screen shows
 
     # --- script ---------------------------------------------------------------------
     def set_patient(self, patient: ScriptedPatient | None) -> None:
@@ -131,4 +133,6 @@ class HeadlessDriver:
             raise ValueError(f"unknown region {region!r}")
         t = self.clock.monotonic_ns()
         self.fields.append((tuple(color), region, t))  # type: ignore[arg-type]
+        if self._on_field is not None:
+            self._on_field(tuple(color), region, t)  # type: ignore[arg-type]
         return t

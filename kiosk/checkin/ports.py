@@ -85,20 +85,26 @@ class FaceReading:
 
     present: a face is in view. guidance: a quality message id ("face.come_closer") or None
     when the frame passed the gates. template: the live template (opaque to the engine)
-    when the frame passed. t_ns: the frame's monotonic capture time.
+    when the frame passed. t_ns: the frame's monotonic capture time. frame, landmarks,
+    faces: the camera frame, the subject's landmarks and the number of faces seen, for the
+    liveness step (memory only).
     """
 
     present: bool
     guidance: str | None = None
     template: Any = None
     t_ns: int = 0
+    frame: Any = field(default=None, repr=False)
+    landmarks: Any = field(default=None, repr=False)
+    faces: int = 0
 
 
 class FaceSource(Protocol):
     """Camera + face pipeline: the next frame's reading."""
 
-    def read(self) -> FaceReading:
-        """Process the next frame; CameraError when the camera fails."""
+    def read(self, want_template: bool = True) -> FaceReading:
+        """Process the next frame (its template only when wanted and the frame passed the
+        quality gates); CameraError when the camera fails."""
         ...
 
     def reset(self) -> None:
@@ -167,12 +173,15 @@ class UiPort(Protocol):
 
 @dataclass(frozen=True)
 class LivenessResult:
-    """status: "not-configured" (no check ran; recorded as such), "live", "attack",
-    "inconclusive". `detail` is PHI-free (method, counts, scores without identity)."""
+    """status: "not-configured" (turned off in the config; recorded as such), "live",
+    "attack", "inconclusive". `detail` is PHI-free (method, counts, scores without identity).
+    `templates`: live templates from frames captured during the challenge, so the 1:1 match
+    uses the same frames (memory only, never recorded)."""
 
     status: str
     method: str = "none"
     detail: dict[str, Any] = field(default_factory=dict)
+    templates: tuple[Any, ...] = field(default=(), repr=False)
 
     @property
     def passed(self) -> bool:
@@ -181,17 +190,21 @@ class LivenessResult:
 
 
 class LivenessCheck(Protocol):
-    """The liveness step (a later issue): screen light challenges read back by the camera."""
+    """The liveness step: screen light challenges read back by the camera, a head turn.
+
+    `required`: False only for the explicit "none" setting, which every record states."""
 
     method: str
+    required: bool
 
     def run(self, faces: FaceSource, ui: UiPort, clock: Clock) -> LivenessResult: ...
 
 
 class NotConfiguredLiveness:
-    """The default: no liveness check runs, and every record says so explicitly."""
+    """Liveness turned off (`engine.liveness = "none"`): no check runs, and every record says so."""
 
     method = "none"
+    required = False
 
     def run(self, faces: FaceSource, ui: UiPort, clock: Clock) -> LivenessResult:
         return LivenessResult("not-configured", "none")

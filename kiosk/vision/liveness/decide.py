@@ -1,0 +1,249 @@
+"""The liveness decision from a challenge's frame samples: physics, one test at a time.
+
+1. Light response: on full fields the skin's linear RGB must follow the screen's colour
+   (correlation across fields and channels, and a minimum gain), within a frame of each change.
+2. Background: the wall beyond the head is far from the screen and hardly answers; a flat
+   thing filling the view (a print, a tablet) answers everywhere alike.
+3. Curvature: under the left and right half fields, each skin point's split
+   (l - r) / (l + r) follows its surface normal: tan(angle) × tan(half-screen angle) for a
+   curved face. A plane (a print) splits smoothly and weakly, a linear function of position;
+   a screen barely answers at all. The test is the coefficient on n_x / |n_z| after the
+   planar (affine) part is taken out.
+4. Head turn: once the face-mesh yaw passes the threshold, points tracked on the face from
+   the frontal frame must not fit one homography: a real nose leaves the plane (parallax).
+5. Vetoes: a frame around the face (device bezel, print edge), clustered specular glare.
+Blink is counted and recorded as confirmation only; it never decides.
+
+Thresholds are fixed here (and in the README) before any evaluation run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+
+from kiosk.vision.liveness.challenge import Challenge
+from kiosk.vision.liveness.signals import FrameSample
+
+# --- thresholds (fixed before the evaluation; docs in README "Liveness") --------------------
+MIN_LIGHT_CORR = 0.85     # skin colour vs screen colour over the full fields
+MIN_LIGHT_GAIN = 0.04     # a white screen adds at least 4 % to the skin's light
+MAX_BACKGROUND_RATIO = 0.45  # background gain / skin gain
+MIN_CURVATURE = 0.03      # split coefficient on n_x/|n_z| (≈ tan of the half-screen angle live)
+MIN_CURVATURE_T = 2.5     # and its t statistic
+MIN_YAW_RATIO = 0.22      # face-mesh nose offset change ≈ yaw 12°
+MIN_PARALLAX = 0.012      # 90th-percentile homography residual, in face widths
+MAX_GLARE = 0.012         # near-white cluster that comes with the bright fields, share of the face box
+FRAME_SIDES = 3           # this many sides of a frame around the face is a device or a print
+MIN_PLATEAU_FRAMES = 1
+
+
+@dataclass
+class Evidence:
+    """The PHI-free numbers behind a decision (recorded in the check-in's liveness detail)."""
+
+    frames: int = 0
+    light_corr: float = float("nan")
+    light_gain: float = float("nan")
+    background_ratio: float = float("nan")
+    curvature: float = float("nan")
+    curvature_t: float = float("nan")
+    yaw: float = float("nan")
+    parallax: float = float("nan")
+    glare: float = 0.0
+    sides: int = 0
+    blinks: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+    def as_detail(self) -> dict[str, Any]:
+        def r(x: float) -> float | None:
+            return None if x != x else round(float(x), 4)
+
+        return {"frames": self.frames, "light_corr": r(self.light_corr), "light_gain": r(self.light_gain),
+                "background_ratio": r(self.background_ratio), "curvature": r(self.curvature),
+                "curvature_t": r(self.curvature_t), "yaw": r(self.yaw), "parallax": r(self.parallax),
+                "glare": r(self.glare), "frame_sides": self.sides, "blinks": self.blinks,
+                "reasons": list(self.reasons)}
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return rgb @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+
+
+def _srgb_lin(c: tuple[int, int, int]) -> np.ndarray:
+    v = np.asarray(c, np.float32) / 255.0
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+
+
+def plateaus(samples: list[FrameSample], marks: list[int], guard_ns: int) -> list[list[FrameSample]]:
+    """The samples of each field's steady part: from `guard_ns` after it went on screen until
+    the next field went on (`marks` has one more entry than there are fields: the end)."""
+    out: list[list[FrameSample]] = []
+    for k in range(len(marks) - 1):
+        lo, hi = marks[k] + guard_ns, marks[k + 1]
+        out.append([s for s in samples if lo <= s.t_ns <= hi])
+    return out
+
+
+def _mean(group: list[FrameSample], attr: str) -> np.ndarray:
+    return np.nanmean(np.stack([getattr(s, attr) for s in group]), axis=0)
+
+
+def light_response(challenge: Challenge, groups: list[list[FrameSample]], attr: str) -> tuple[float, float]:
+    """(correlation, gain) of a region's light with the screen's colour over the full fields."""
+    xs, ys = [], []
+    for f, g in zip(challenge.fields, groups):
+        if f.region != "full" or not g:
+            continue
+        v = _mean(g, attr)
+        if v.size == 0 or not np.all(np.isfinite(v)):
+            continue
+        xs.append(_srgb_lin(f.color))
+        ys.append(np.nanmean(v, axis=0))
+    if len(xs) < 4:
+        return float("nan"), float("nan")
+    x, y = np.array(xs), np.array(ys)  # fields × channels
+    gains, res_x, res_y = [], [], []
+    for ch in range(3):
+        a = np.vstack([np.ones(len(x)), x[:, ch]]).T
+        (c0, c1), *_ = np.linalg.lstsq(a, y[:, ch], rcond=None)
+        gains.append(c1 / max(c0 + c1, 1e-6))
+        res_x.append(x[:, ch] - x[:, ch].mean())
+        res_y.append(y[:, ch] / max(y[:, ch].mean(), 1e-6) - 1.0)
+    xx, yy = np.concatenate(res_x), np.concatenate(res_y)
+    corr = float(np.corrcoef(xx, yy)[0, 1]) if np.std(yy) > 0 and np.std(xx) > 0 else 0.0
+    return corr, float(np.median(gains))
+
+
+def curvature(challenge: Challenge, groups: list[list[FrameSample]], xy: np.ndarray,
+              normals: np.ndarray) -> tuple[float, float]:
+    """(coefficient, t) of the half-field split on n_x/|n_z| beyond an affine function of position."""
+    by: dict[str, list[np.ndarray]] = {"dim": [], "left": [], "right": [], "white": []}
+    for f, g in zip(challenge.fields, groups):
+        if not g:
+            continue
+        v = _luma(_mean(g, "skin"))
+        if f.region in ("left", "right"):
+            by[f.region].append(v)
+        elif f.color == (255, 255, 255):
+            by["white"].append(v)
+        elif max(f.color) <= 40:
+            by["dim"].append(v)
+    if not (by["dim"] and by["left"] and by["right"] and by["white"]):
+        return float("nan"), float("nan")
+    d = np.mean(by["dim"], axis=0)
+    lft = np.mean(by["left"], axis=0) - d
+    rgt = np.mean(by["right"], axis=0) - d
+    wht = np.mean(by["white"], axis=0) - d
+    tot = lft + rgt
+    ok = np.isfinite(tot) & np.isfinite(wht) & (tot > 0.3 * np.nanmedian(wht)) & (np.nanmedian(wht) > 0)
+    if ok.sum() < 30:
+        return float("nan"), float("nan")
+    split = (lft[ok] - rgt[ok]) / tot[ok]
+    g = np.clip(normals[ok, 0] / np.maximum(np.abs(normals[ok, 2]), 0.2), -4, 4)
+    a = np.column_stack([np.ones(ok.sum()), xy[ok, 0], xy[ok, 1], g])
+    keep = np.ones(len(split), bool)
+    for _ in range(3):  # robust: points on texture edges (brows, glasses, hair) are outliers
+        coef, *_ = np.linalg.lstsq(a[keep], split[keep], rcond=None)
+        resid_all = split - a @ coef
+        mad = float(np.median(np.abs(resid_all[keep]))) or 1e-6
+        keep = np.abs(resid_all) < 3.0 * 1.4826 * mad
+    a, split = a[keep], split[keep]
+    resid = split - a @ coef
+    dof = max(1, len(split) - a.shape[1])
+    s2 = float(resid @ resid) / dof
+    cov = s2 * np.linalg.pinv(a.T @ a)
+    se = float(np.sqrt(max(cov[3, 3], 1e-12)))
+    return float(coef[3]), float(coef[3] / se)
+
+
+def parallax(frontal: np.ndarray, turn: list[np.ndarray], face_box: tuple[int, int, int, int],
+             width: float) -> float:
+    """Track corners on the face from `frontal` through the `turn` frames (grey images) and
+    return the 90th-percentile residual of the best homography, in face widths."""
+    x0, y0, x1, y1 = face_box
+    mask = np.zeros_like(frontal)
+    mask[max(0, y0):y1, max(0, x0):x1] = 255
+    pts = cv2.goodFeaturesToTrack(frontal, maxCorners=150, qualityLevel=0.01, minDistance=max(3, int(width / 30)),
+                                  mask=mask)
+    if pts is None or len(pts) < 12 or not turn:
+        return float("nan")
+    start = pts.copy()
+    cur = pts
+    prev = frontal
+    alive = np.ones(len(pts), bool)
+    for img in turn:
+        nxt, st, _ = cv2.calcOpticalFlowPyrLK(prev, img, cur, None, winSize=(21, 21), maxLevel=3)
+        back, st2, _ = cv2.calcOpticalFlowPyrLK(img, prev, nxt, None, winSize=(21, 21), maxLevel=3)
+        fb = np.linalg.norm((back - cur).reshape(-1, 2), axis=1)
+        alive &= (st.ravel() == 1) & (st2.ravel() == 1) & (fb < 1.0)
+        cur, prev = nxt, img
+    if alive.sum() < 12:
+        return float("nan")
+    a, b = start[alive].reshape(-1, 2), cur[alive].reshape(-1, 2)
+    h, _ = cv2.findHomography(a, b, cv2.RANSAC, 0.01 * width)
+    if h is None:
+        return float("nan")
+    proj = cv2.perspectiveTransform(a.reshape(-1, 1, 2), h).reshape(-1, 2)
+    res = np.linalg.norm(proj - b, axis=1)
+    return float(np.percentile(res, 90) / width)
+
+
+def screen_glare(challenge: Challenge, groups: list[list[FrameSample]]) -> float:
+    """How much bigger the largest near-white cluster on the face is under the full white field
+    than under the dim one: a mirror image of the kiosk's screen (phone glass, glossy paper)
+    comes and goes with it, a skin highlight from the room's lamps does not."""
+    white = [s.glare for f, g in zip(challenge.fields, groups) if f.color == (255, 255, 255) for s in g]
+    dim = [s.glare for f, g in zip(challenge.fields, groups) if f.region == "full" and max(f.color) <= 40
+           for s in g]
+    if not white or not dim:
+        return 0.0
+    return max(0.0, float(np.median(white)) - float(np.median(dim)))
+
+
+def count_blinks(eyes: list[float]) -> int:
+    """Dips of the eyelid opening below half its median, each at least one frame long."""
+    v = np.asarray([e for e in eyes if e == e])
+    if len(v) < 5:
+        return 0
+    med = float(np.median(v))
+    if med < 0.12:
+        return 0
+    closed = v < 0.5 * med
+    return int(np.sum(closed[1:] & ~closed[:-1]) + (1 if closed[0] else 0))
+
+
+def decide(ev: Evidence) -> tuple[str, list[str]]:
+    """(status, reasons) from the evidence: "live", "attack" or "inconclusive"."""
+    attack: list[str] = []
+    unsure: list[str] = []
+    if ev.sides >= FRAME_SIDES:
+        attack.append("frame-around-face")
+    if ev.glare >= MAX_GLARE:
+        attack.append("specular-glare")
+    if not ev.light_gain == ev.light_gain or not ev.light_corr == ev.light_corr:
+        unsure.append("face-not-held")
+    elif ev.light_gain < MIN_LIGHT_GAIN:
+        attack.append("no-light-response")
+    else:
+        if ev.light_corr < MIN_LIGHT_CORR:
+            attack.append("light-mismatch")
+        if ev.background_ratio == ev.background_ratio and ev.background_ratio > MAX_BACKGROUND_RATIO:
+            attack.append("background-follows")
+        if ev.curvature != ev.curvature:
+            unsure.append("no-half-field-response")
+        elif ev.curvature < MIN_CURVATURE or ev.curvature_t < MIN_CURVATURE_T:
+            attack.append("flat-response")
+    if ev.yaw != ev.yaw or abs(ev.yaw) < MIN_YAW_RATIO:
+        unsure.append("no-turn")
+    elif ev.parallax != ev.parallax:
+        unsure.append("turn-not-tracked")
+    elif ev.parallax < MIN_PARALLAX:
+        attack.append("planar")
+    if attack:
+        return "attack", attack + unsure
+    if unsure:
+        return "inconclusive", unsure
+    return "live", []

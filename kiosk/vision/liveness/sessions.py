@@ -1,0 +1,129 @@
+"""Simulated liveness sessions: one bona-fide or attack presentation through the real check.
+
+A session builds a `PhotometricCamera` around a subject (a live face, a print, a replay ...),
+a headless UI whose `show_field` lights the simulated scene and whose turn prompt reaches the
+subject, the real face pipeline and the real `ScreenLightLiveness`, all on a virtual clock (so
+a 3 s challenge costs only its computing time). Used by the tests, `kiosk liveness eval` and
+the benchmark.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kiosk.checkin import events as E
+from kiosk.checkin.adapters import FaceAdapter
+from kiosk.checkin.headless import HeadlessDriver
+from kiosk.checkin.ports import LivenessResult
+from kiosk.hardware.camera import photometric as ph
+from kiosk.vision.liveness import challenge as ch
+
+SPECIES = ("print", "screen-replay", "recorded-replay", "cut-out-print")
+
+
+@dataclass
+class SessionResult:
+    species: str           # "bona-fide" or an attack species
+    result: LivenessResult
+    seconds: float         # time to decision on the session's clock
+    compute_s: float       # real computing time
+
+
+def random_room(rng: np.random.Generator) -> ph.Room:
+    """A clinic's lighting: ambient level and colour, screen strength and geometry vary."""
+    warm = rng.uniform(-0.08, 0.08)
+    return ph.Room(ambient=float(rng.uniform(0.16, 0.34)),
+                   ambient_rgb=(1.0 + warm, 0.97, 0.9 - warm),
+                   screen_gain=float(rng.uniform(0.22, 0.45)),
+                   screen_offset=float(rng.uniform(0.4, 0.65)),
+                   screen_distance=float(rng.uniform(2.2, 3.2)),
+                   screen_drop=float(rng.uniform(0.3, 0.9)))
+
+
+def build_subject(species: str, fm: ph.FaceModel, rng: np.random.Generator, size: tuple[int, int],
+                  room: ph.Room) -> Any:
+    """The subject for one presentation of `species` from face model `fm`."""
+    seed = int(rng.integers(1 << 30))
+    if species == "bona-fide":
+        b = ph.Behaviour(seed=seed, turn_delay_s=float(rng.uniform(0.3, 0.7)),
+                         turn_speed_dps=float(rng.uniform(35, 70)), turn_peak_deg=float(rng.uniform(16, 28)),
+                         blink_every_s=float(rng.uniform(2.0, 5.0)), sway_px=float(rng.uniform(0.5, 2.0)))
+        return ph.LiveFace(fm, b, specular=float(rng.uniform(0.05, 0.25)))
+    if species in ("print", "cut-out-print"):
+        # the attacker complies: turns the paper as far as a head would turn
+        b = ph.Behaviour(seed=seed, turn_delay_s=float(rng.uniform(0.3, 0.7)),
+                         turn_speed_dps=float(rng.uniform(35, 70)), turn_peak_deg=float(rng.uniform(20, 35)),
+                         blink_every_s=float(rng.uniform(2.0, 4.0)) if species == "cut-out-print" else 0.0)
+        return ph.FlatPrint(fm, b, glossy=float(rng.choice([0.0, 0.0, 0.4])),
+                            margin=float(rng.uniform(1.2, 2.5)), eye_holes=species == "cut-out-print")
+    if species == "screen-replay":
+        # a video of the person (their own room light, blinking) on a phone or tablet
+        face = ph.LiveFace(fm, ph.Behaviour(seed=seed, blink_every_s=3.0))
+        own = ph.Light.of((70, 70, 70), "full")
+
+        def content(t_ns: int) -> np.ndarray:
+            return face.render(t_ns, own, room)
+
+        return ph.ScreenReplay(content, size, fm.centre, fm.face_width, bezel=bool(rng.random() < 0.8),
+                               glare=float(rng.uniform(0.2, 0.7)), moire=float(rng.uniform(0.02, 0.08)),
+                               brightness=float(rng.uniform(0.8, 1.3)), extent=float(rng.uniform(1.3, 2.0)),
+                               seed=seed)
+    if species == "recorded-replay":
+        # a genuine session recorded during another challenge, replayed on a large tablet held
+        # so close that its edges leave the frame, with a matte (low-glare) screen
+        other = ch.draw(random.Random(seed))
+        fields = [(f.color, f.region, f.seconds) for f in other.fields]
+        content = ph.recorded_session(fm, random_room(rng), size, fields, other.turn, seed)
+        return ph.ScreenReplay(content, size, fm.centre, fm.face_width, species="recorded-replay", bezel=False,
+                               glare=0.0, moire=float(rng.uniform(0.0, 0.03)), brightness=1.0, extent=4.0,
+                               seed=seed)
+    raise ValueError(f"unknown species {species!r}")
+
+
+class Simulator:
+    """Runs sessions on one pipeline and one liveness check (models loaded once)."""
+
+    def __init__(self, models_dir: Path | None = None, size: tuple[int, int] = (640, 480)) -> None:
+        from kiosk.config import VisionTable
+        from kiosk.vision.liveness.check import ScreenLightLiveness
+        from kiosk.vision.pipeline import FacePipeline
+
+        self.size = size
+        self.pipeline = FacePipeline(VisionTable(), models_dir=models_dir)
+        self.models_dir = models_dir
+        self._camera_box: dict[str, Any] = {}
+        self.check = ScreenLightLiveness(_CameraProxy(self._camera_box), models_dir=models_dir)
+
+    def face_model(self, photo: np.ndarray, face_px: float = 170.0) -> ph.FaceModel:
+        return ph.face_model(photo, self.size, face_px, models_dir=self.models_dir)
+
+    def run(self, subject: Any, room: ph.Room, seed: int, species: str) -> SessionResult:
+        import time
+
+        clock = ph.VirtualClock()
+        screen = ph.ScreenLog()
+        cam = ph.PhotometricCamera(subject, screen, room, self.size, fps=15.0, clock=clock, seed=seed)
+        self._camera_box["camera"] = cam
+        ui = HeadlessDriver(clock=clock, on_field=lambda c, r, t: screen.show(c, r, t))
+        ui.on(E.LIVENESS_TURN, lambda ev: cam.prompt(str(ev.params["direction"])))
+        self.pipeline.reset()
+        faces = FaceAdapter(cam, self.pipeline)
+        self.check.rng = random.Random(seed)
+        t0 = time.perf_counter()
+        t_start = clock.monotonic_ns()
+        res = self.check.run(faces, ui, clock)
+        return SessionResult(species, res, (clock.monotonic_ns() - t_start) / 1e9, time.perf_counter() - t0)
+
+
+class _CameraProxy:
+    """The check holds one camera; the simulator swaps the camera behind it per session."""
+
+    def __init__(self, box: dict[str, Any]) -> None:
+        self._box = box
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._box["camera"], name)

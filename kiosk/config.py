@@ -240,8 +240,20 @@ class EngineTable(_Table):
     # sent to the front desk instead of being told "checked in"): keep it below the gateway's
     # max_capture_age_s, which refuses such records
     max_capture_age_s: float = Field(540.0, gt=0)
-    # the liveness step; "none" runs no check and every check-in record says so
-    liveness: Literal["none"] = "none"
+    # the liveness step (required by default): "screen-light" runs the screen-light challenge
+    # and head turn; "none" turns it off explicitly, which every check-in record states and
+    # `kiosk doctor` flags
+    liveness: Literal["screen-light", "none"] = "screen-light"
+
+
+class LivenessTable(_Table):
+    """The screen-light liveness challenge (kiosk.vision.liveness). Decision thresholds are fixed
+    in kiosk/vision/liveness/decide.py (measured and documented in the README)."""
+
+    field_s: float = Field(0.34, ge=0.34, le=2.0)      # per field: under 3 changes/s (WCAG 2.3.1)
+    latency_s: float = Field(0.1, ge=0, le=1.0)        # camera delay skipped after each change
+    turn_s: float = Field(2.0, gt=0, le=10.0)          # how long the head turn is filmed
+    template_every: int = Field(8, ge=1, le=60)        # keep one frame in this many for the match
 
 
 class UiTable(_Table):
@@ -282,6 +294,7 @@ class Config(_Table):
     camera: CameraTable = CameraTable()
     nfc: NfcTable = NfcTable()
     vision: VisionTable = VisionTable()
+    liveness: LivenessTable = LivenessTable()
     passes: PassTable = PassTable()
     credentials: CredentialsTable = CredentialsTable()
     outbox: OutboxTable = OutboxTable()

@@ -22,34 +22,39 @@ from kiosk.checkin import engine as EN
 from kiosk.checkin import events as E
 from kiosk.checkin.headless import HeadlessDriver, ScriptedPatient
 from kiosk.hardware.camera.base import Camera, Frame
-from kiosk.hardware.camera.synthetic import DEMO_FACE_CENTRES, NOBODY, Scene, demo_scenes, render
+from kiosk.hardware.camera.synthetic import NOBODY, render
 from kiosk.protocol import entry
 
 SITE, KIOSK, LOG_NAME = "clinic", "kiosk-1", "demo.clinic.example/log"
 
 
 class DemoCamera(Camera):
-    """What stands in front of the kiosk: a person (synthesised from a portrait), a phone
-    showing a QR code, or nobody. The demo director switches between them."""
+    """What stands in front of the kiosk: a person (a portrait rendered as a curved face lit by
+    the kiosk's own screen), a printed photo of one ("print:NAME"), a phone showing a QR code,
+    or nobody. The demo director switches between them; `screen` learns what the UI shows."""
 
     name = "demo"
 
     def __init__(self, portraits: dict[str, np.ndarray], size: tuple[int, int] = (640, 480)) -> None:
+        from kiosk.hardware.camera import photometric as ph
+
         self._names = list(portraits)
         self._portraits = [portraits[n] for n in self._names]
         self._size = size
-        self._scenes = {n: self._scenes_for(i, n) for i, n in enumerate(self._names)}
+        self.screen = ph.ScreenLog()
+        room = ph.Room()
+        self._cams: dict[str, ph.PhotometricCamera] = {}
+        for i, n in enumerate(self._names):
+            fm = ph.face_model(portraits[n], size, face_px=170.0)
+            self._cams[n] = ph.PhotometricCamera(ph.LiveFace(fm, ph.Behaviour(seed=i)), self.screen, room, size,
+                                                 fps=15.0, seed=i)
+            self._cams[f"print:{n}"] = ph.PhotometricCamera(ph.FlatPrint(fm, ph.Behaviour(seed=i, blink_every_s=0)),
+                                                            self.screen, room, size, fps=15.0, seed=i)
         self._person: str | None = None
         self._qr: np.ndarray | None = None
         self._index = 0
         self._lock = threading.Lock()
-        self._rng = np.random.default_rng(7)
-
-    def _scenes_for(self, i: int, name: str) -> list[Scene]:
-        if name in DEMO_FACE_CENTRES:
-            return demo_scenes(i, name, face_px=170.0, frames=24, seed=i)
-        # a user's own photo (--faces): assume a head-and-shoulders portrait, face centred
-        return [Scene(faces=(i,), scale=1.0 + 0.03 * np.sin(k), noise=2.0) for k in range(24)]
+        self._locked = {"exposure_locked": False, "white_balance_locked": False}
 
     def still(self, name: str) -> np.ndarray:
         """One frame of `name` as the enrolment desk's camera takes it (the same framing as
@@ -59,6 +64,12 @@ class DemoCamera(Camera):
     def show_person(self, name: str | None) -> None:
         with self._lock:
             self._person, self._qr = name, None
+
+    def prompt(self, kind: str) -> None:
+        """The kiosk asked for a head turn: whoever stands there complies."""
+        cam = self._cams.get(self._person or "")
+        if cam is not None:
+            cam.prompt(kind)
 
     def show_qr(self, text: str) -> None:
         """A phone held up to the camera: the QR fills most of the view."""
@@ -79,23 +90,44 @@ class DemoCamera(Camera):
         with self._lock:
             person, qr, i = self._person, self._qr, self._index
             self._index += 1
-        if qr is not None:
-            image = qr
-        elif person is None:
-            image = render(self._portraits, NOBODY, self._size)
-        else:
-            scenes = self._scenes[person]
-            image = render(self._portraits, scenes[i % len(scenes)], self._size, self._rng)
+        if qr is None and person is not None:
+            f = self._cams[person].read()
+            return Frame(f.image, f.t_ns, i)
+        image = qr if qr is not None else render(self._portraits, NOBODY, self._size)
         return Frame(image, time.monotonic_ns(), i)
 
     def close(self) -> None:
         pass
 
     def lock_exposure(self, locked: bool) -> None:
-        pass
+        for cam in self._cams.values():
+            cam.lock_exposure(locked)
+        self._locked["exposure_locked"] = bool(locked)
 
     def lock_white_balance(self, locked: bool) -> None:
-        pass
+        for cam in self._cams.values():
+            cam.lock_white_balance(locked)
+        self._locked["white_balance_locked"] = bool(locked)
+
+    def controls(self) -> dict[str, Any]:
+        return {"backend": self.name, **self._locked}
+
+
+class _ScreenTap:
+    """The UI with its `show_field` also lighting the demo camera's scene: the field goes on the
+    real (or headless) screen, and the time it went on is the camera's own clock."""
+
+    def __init__(self, ui: Any, camera: "DemoCamera") -> None:
+        self._ui, self._camera = ui, camera
+
+    def show_field(self, color: tuple[int, int, int], region: str) -> int:
+        self._ui.show_field(color, region)
+        t = self._camera.clock.monotonic_ns()
+        self._camera.screen.show(color, region, t)
+        return t
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ui, name)
 
 
 @dataclass
@@ -279,7 +311,9 @@ def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
         touch = _TouchDemo(work, cfg, ui_dir) if ui_dir is not None else None
         if touch is not None:
             stack.append(touch.close)
-        ui: Any = touch.ui if touch is not None else HeadlessDriver()
+        # the screen the patient sees also lights the simulated scene, on the camera's clock
+        ui: Any = _ScreenTap(touch.ui if touch is not None else HeadlessDriver(), camera)
+        ui.on(E.LIVENESS_TURN, lambda ev: camera.prompt(str(ev.params["direction"])))
         rt = build_runtime(cfg, ui=ui, camera=camera, reader=reader, listen_revocations=True,
                            nfc_repeat_guard_s=0.0,  # the director takes each phone away itself
                            # the simulated phones read the same host clock as the kiosk, so
@@ -304,6 +338,8 @@ def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
             Step("a revoked pass is tapped", "nfc", "revoked", a, ScriptedPatient(), EN.PASS_REFUSED, "revoked"),
             Step(f"{b} taps their phone and declines the consent", "nfc", b, b,
                  ScriptedPatient(decision="decline", strokes=()), EN.CONSENT_DECLINED),
+            Step(f"someone taps {b}'s phone holding up a printed photo of {b}", "nfc", b, f"print:{b}",
+                 ScriptedPatient(), EN.LIVENESS_FAILED),
         ]
         # the phone leaves the reader once read, and comes back when the kiosk asks for the 2nd tap
         current: dict[str, Any] = {}

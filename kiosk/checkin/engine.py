@@ -51,6 +51,7 @@ NO_CREDENTIAL = "no-credential"            # idle timeout: the attract screen st
 OUT_OF_SERVICE = "out-of-service"
 STOPPING = "kiosk-stopping"                # the reason of a session cut short by a stop request
 FOREIGN_CREDENTIAL = "foreign-credential"  # another issuer's credential: the front desk confirms
+LIVENESS_ATTEMPTS = 2                      # the challenge, and one guided retry
 _CROWD = "face.too_many"  # the quality gate's id for several faces in view
 
 
@@ -318,23 +319,46 @@ class CheckinEngine:
 
     # --- liveness --------------------------------------------------------------------
     def _liveness(self, s: _Session) -> None:
+        """The liveness challenge, one guided retry, then the 1:1 match on the challenge's frames.
+
+        The match already made in the face step only opens the door: the decision that counts
+        is made on templates from frames captured during the challenge, so a live person
+        cannot be swapped for a photo between the two steps."""
         self._enter("liveness")
-        assert self.faces is not None
+        assert self.faces is not None and s.pass_ is not None
+        channel = s.credential.channel
         if self.liveness.method != "none":
             self._emit(E.LIVENESS_START, method=self.liveness.method)
-        try:
-            result = self.liveness.run(self.faces, self.ui, self.clock)
-        except HardwareError as e:
-            self._device_failed("camera", e)
-            self._emit(E.SEE_FRONT_DESK, reason="camera-unavailable")
-            raise _End(Outcome(HARDWARE_FAILURE, "camera-failure", s.credential.channel)) from None
-        s.liveness = result
-        if result.status == "not-configured":
-            self._emit(E.LIVENESS_NOT_CONFIGURED)
-        if not result.passed:
-            self._emit(E.LIVENESS_FAILED)
-            self._emit(E.SEE_FRONT_DESK, reason="liveness-failed")
-            raise _End(Outcome(LIVENESS_FAILED, result.status, s.credential.channel, liveness=result.status))
+        attempts = 0
+        while True:
+            self._check_stop(s)
+            attempts += 1
+            try:
+                result = self.liveness.run(self.faces, self.ui, self.clock)
+            except HardwareError as e:
+                self._device_failed("camera", e)
+                self._emit(E.SEE_FRONT_DESK, reason="camera-unavailable")
+                raise _End(Outcome(HARDWARE_FAILURE, "camera-failure", channel)) from None
+            s.liveness = result
+            if result.status == "not-configured":
+                self._emit(E.LIVENESS_NOT_CONFIGURED)
+                return
+            s.extra["liveness_attempts"] = attempts
+            if result.passed and result.templates:
+                break
+            if attempts >= LIVENESS_ATTEMPTS:
+                # never a lock-out: the front desk can confirm the patient (staff override)
+                self._emit(E.LIVENESS_FAILED)
+                self._emit(E.SEE_FRONT_DESK, reason="liveness-failed")
+                raise _End(Outcome(LIVENESS_FAILED, result.status, channel, liveness=result.status))
+            self._emit(E.LIVENESS_RETRY, attempt=attempts, max=LIVENESS_ATTEMPTS)
+            self._pause(self.cfg.retry_pause_s)
+        m = self.matcher.decide(s.enrolled, list(result.templates))
+        if not m.match:
+            self._face_budget.failed(s.pass_.pass_id, self.clock.monotonic())
+            self._emit(E.FACE_MISMATCH)
+            self._emit(E.SEE_FRONT_DESK, reason="face-mismatch")
+            raise _End(Outcome(FACE_MISMATCH, "face-changed", channel, liveness=result.status))
 
     # --- consent ---------------------------------------------------------------------
     def _show_consent(self, language: str) -> str:
@@ -438,7 +462,8 @@ class CheckinEngine:
         self._emit(E.SAVING)
         facts = records.SessionFacts(self.site, self.kiosk, s.credential.channel, s.credential.presentation,
                                      s.pass_, s.face_attempts, s.liveness.status, s.liveness.method,
-                                     int(now * 1000), int(s.captured * 1000))
+                                     int(now * 1000), int(s.captured * 1000), self.liveness.required,
+                                     int(s.extra.get("liveness_attempts", 0)))
         recs, hashes = records.make_session_records(facts, self.kiosk_key, body)
         try:
             self.sink.write_session(recs)

@@ -38,6 +38,8 @@ class SessionFacts:
     liveness_method: str
     created_ms: int
     captured_ms: int             # when the credential was read
+    liveness_required: bool = True   # False only where the config turned liveness off
+    liveness_attempts: int = 0
 
 
 def checkin_content(f: SessionFacts) -> dict:
@@ -50,7 +52,10 @@ def checkin_content(f: SessionFacts) -> dict:
         "pass_id": f.pass_.pass_id,
         "binding": binding_of(f.presentation),
         "face": {"verified": True, "attempts": f.face_attempts},
-        "liveness": {"status": f.liveness_status, "method": f.liveness_method},
+        # the liveness mode and result, in every entry: "required": False is the explicit
+        # `engine.liveness = "none"` setting, never a silent default
+        "liveness": {"status": f.liveness_status, "method": f.liveness_method, "required": f.liveness_required,
+                     "attempts": f.liveness_attempts},
     }
 
 

@@ -214,12 +214,18 @@ def _assemble(cfg: Config, closers: list, *, ui: UiPort, camera: Any, reader: An
     checker = ProtocolPassChecker(site=cfg.kiosk.site, kiosk=cfg.kiosk.id, issuers=issuers, passes=cfg.passes,
                                   revocations=rl, clock=clock, clock_synced=clock_synced or ClockSyncState(),
                                   trust=trust)
+    liveness = None
+    if camera is not None and cfg.engine.liveness == "screen-light":
+        from kiosk.vision.liveness.check import ScreenLightLiveness, settings_from
+
+        # models load now: a missing liveness model stops the start-up, never a silent "off"
+        liveness = ScreenLightLiveness(camera, settings_from(cfg.liveness), models_dir=models)
     engine = CheckinEngine(site=cfg.kiosk.site, kiosk=cfg.kiosk.id, kiosk_key=kiosk_key, engine=cfg.engine,
                            consent=cfg.consent, sources=sources, faces=faces,
                            matcher=TemplateMatcher(sealing_keys, cfg.vision.match_threshold,
                                                    cfg.vision.session_frames),
                            checker=checker, sink=OutboxSink(outbox, publisher), ui=ui, clock=clock,
-                           default_language=cfg.kiosk.language, consent_signer=nfc)
+                           default_language=cfg.kiosk.language, consent_signer=nfc, liveness=liveness)
     for kind in alerts:
         ui.emit(E.Event(E.STAFF_ALERT, {"kind": kind}, clock.monotonic_ns()))
     return KioskRuntime(engine, outbox, publisher, rl, camera, reader, list(closers))

@@ -71,7 +71,7 @@ class FakeFaces:
         self.tail = tail if tail is not None else FaceReading(False, "face.none")
         self.reads = 0
 
-    def read(self) -> FaceReading:
+    def read(self, want_template: bool = True) -> FaceReading:
         self.reads += 1
         self.clock.sleep(1 / 15)
         item = self.readings.popleft() if self.readings else self.tail
@@ -112,13 +112,22 @@ class FakeSink:
 
 
 class FakeLiveness:
-    def __init__(self, status: str) -> None:
-        self.status = status
+    """A liveness check with scripted verdicts (the last one repeats); like the real one, it
+    hands the engine templates of the frames it saw during its challenge."""
+
+    required = True
+
+    def __init__(self, *statuses: str) -> None:
+        self.statuses = list(statuses)
         self.method = "fake"
+        self.runs = 0
 
     def run(self, faces: Any, ui: Any, clock: Any) -> LivenessResult:
         ui.show_field((255, 255, 255), "full")
-        return LivenessResult(self.status, "fake")
+        status = self.statuses[min(self.runs, len(self.statuses) - 1)]
+        self.runs += 1
+        r = faces.read(want_template=True)
+        return LivenessResult(status, "fake", {}, (r.template,) if r.template is not None else ())
 
 
 class WalletSigner:

@@ -34,12 +34,16 @@ def test_demo_script_ledger_holds_exactly_the_expected_entries(tmp_path: Path) -
     assert result.ok, "\n".join(lines)
     by_label = {s.expect: s.outcome for s in result.steps}
     statuses = [s.outcome.status for s in result.steps]
-    assert statuses == [EN.CHECKED_IN, EN.CHECKED_IN, EN.FACE_MISMATCH, EN.PASS_REFUSED, EN.CONSENT_DECLINED]
+    assert statuses == [EN.CHECKED_IN, EN.CHECKED_IN, EN.FACE_MISMATCH, EN.PASS_REFUSED, EN.CONSENT_DECLINED,
+                        EN.LIVENESS_FAILED]
     assert result.steps[0].outcome.patient_signed and result.steps[0].outcome.channel == "nfc"
     assert result.steps[1].outcome.channel == "qr"
     # nothing for the stranger or the revoked pass
     assert result.steps[2].outcome.entries == () and result.steps[3].outcome.entries == ()
     assert by_label[EN.PASS_REFUSED].reason == "revoked"
+    # liveness ran on every check-in; the printed photo was refused and recorded nothing
+    assert [s.outcome.liveness for s in result.steps if s.outcome.entries] == ["live"] * 3
+    assert result.steps[5].outcome.entries == () and result.steps[5].outcome.liveness == "attack"
 
     # the log: exactly three check-ins and three consents, in session order, each consent
     # naming its check-in, every leaf verifying under the kiosk's public key file

@@ -54,7 +54,7 @@ def test_nfc_checkin_with_second_tap(rig: Rig) -> None:
     assert ci.patient == co.patient == patient_pass.decode(w.pass_bytes).patient
     assert p1 == p2 and p1["kind"] == "nfc"
     assert ci_body["binding"] == records.BINDING_PATIENT_KEY
-    assert ci_body["liveness"] == {"status": "not-configured", "method": "none"}
+    assert ci_body["liveness"] == {"status": "not-configured", "method": "none", "required": False, "attempts": 0}
     # every leaf is signed by the kiosk key and its hashes are the ones announced
     for leaf, _, _ in sink.sessions[0]:
         cose.verify_sign1(leaf, rig.kiosk_key.verify_key, "leaf")
@@ -324,16 +324,39 @@ def test_template_sealed_to_another_key(rig: Rig) -> None:
 
 def test_liveness_port(rig: Rig) -> None:
     w = rig.enroll(1)
-    eng, ui, sink = rig.engine(nfc=[rig.nfc(w)], faces=FakeFaces(rig.clock, [good_face(1)]),
+    eng, ui, sink = rig.engine(nfc=[rig.nfc(w)], faces=FakeFaces(rig.clock, [good_face(1)] * 3),
                                liveness=FakeLiveness("attack"))
     out = eng.run_once()
     assert out.status == EN.LIVENESS_FAILED and sink.sessions == []
     assert ui.fields and ui.fields[0][:2] == ((255, 255, 255), "full")
+    # one guided retry, then the front desk (never a lock-out)
+    assert ui.ids().count(E.LIVENESS_RETRY) == 1 and eng.liveness.runs == 2
     assert E.LIVENESS_START in ui.ids() and E.LIVENESS_FAILED in ui.ids()
-    eng2, ui2, sink2 = rig.engine(nfc=[rig.nfc(w)], faces=FakeFaces(rig.clock, [good_face(1)]),
+    assert [e.params["reason"] for e in ui.events if e.id == E.SEE_FRONT_DESK] == ["liveness-failed"]
+    eng2, ui2, sink2 = rig.engine(nfc=[rig.nfc(w)], faces=FakeFaces(rig.clock, [good_face(1)] * 2),
                                   liveness=FakeLiveness("live"))
     assert eng2.run_once().liveness == "live"
-    assert decoded(sink2.sessions[0])[0][1]["liveness"] == {"status": "live", "method": "fake"}
+    assert decoded(sink2.sessions[0])[0][1]["liveness"] == {"status": "live", "method": "fake", "required": True,
+                                                            "attempts": 1}
+
+
+def test_liveness_retry_then_live(rig: Rig) -> None:
+    w = rig.enroll(1)
+    eng, ui, sink = rig.engine(nfc=[rig.nfc(w)], faces=FakeFaces(rig.clock, [good_face(1)] * 3),
+                               liveness=FakeLiveness("inconclusive", "live"))
+    out = eng.run_once()
+    assert out.status == EN.CHECKED_IN and out.liveness == "live"
+    assert decoded(sink.sessions[0])[0][1]["liveness"]["attempts"] == 2
+
+
+def test_match_uses_the_challenge_frames(rig: Rig) -> None:
+    """The face step matched patient 1; a photo of someone else swapped in for the challenge
+    is caught by the match made on the challenge's own frames."""
+    w = rig.enroll(1)
+    eng, ui, sink = rig.engine(nfc=[rig.nfc(w)], faces=FakeFaces(rig.clock, [good_face(1), good_face(2)]),
+                               liveness=FakeLiveness("live"))
+    out = eng.run_once()
+    assert (out.status, out.reason) == (EN.FACE_MISMATCH, "face-changed") and sink.sessions == []
 
 
 def test_outbox_failure(rig: Rig) -> None:

@@ -32,13 +32,19 @@ METHOD = "screen-light+turn"
 @dataclass(frozen=True)
 class LivenessSettings:
     """field_s: seconds per field (at least 0.34). latency_s: camera pipeline delay to skip
-    after each change. turn_timeout_s: how long to wait for the turn. template_every: one
+    after each change. turn_s: how long the head turn is filmed. template_every: one
     template per this many challenge frames."""
 
     field_s: float = ch.MIN_FIELD_S
     latency_s: float = 0.1
-    turn_timeout_s: float = 3.0
-    template_every: int = 12
+    turn_s: float = 2.0
+    template_every: int = 8
+    max_templates: int = 4
+
+
+def settings_from(table: Any) -> LivenessSettings:
+    """The `[liveness]` config table as settings."""
+    return LivenessSettings(table.field_s, table.latency_s, table.turn_s, table.template_every)
 
 
 class ScreenLightLiveness:
@@ -51,24 +57,30 @@ class ScreenLightLiveness:
                  rng: random.Random | None = None) -> None:
         self.camera = camera
         self.settings = settings or LivenessSettings()
+        self.models_dir = models_dir
         self.mesh_model = FaceMeshModel(models_dir)
         self.iris_model = IrisModel(models_dir)
         self.rng = rng or random.SystemRandom()
         self.last_timing: dict[str, float] = {}
 
     # --- one frame -------------------------------------------------------------------
-    def _mesh(self, reading: Any) -> Mesh | None:
-        lm = reading.landmarks
-        if reading.frame is None or lm is None or reading.faces != 1:
+    def _mesh(self, frame: Any, obs: Any) -> Mesh | None:
+        lm = obs.landmarks
+        if lm is None or obs.faces != 1:
             return None
         le, re = lm.left_eye, lm.right_eye
         b = lm.box
         t0 = time.perf_counter()
-        mesh = self.mesh_model.run(reading.frame.image, (b.left, b.top, b.right, b.bottom),
+        mesh = self.mesh_model.run(frame.image, (b.left, b.top, b.right, b.bottom),
                                    float(np.arctan2(re[1] - le[1], re[0] - le[0])))
         self.last_timing["mesh_s"] += time.perf_counter() - t0
         self.last_timing["mesh_n"] += 1
         return mesh if mesh.score > 0.5 else None
+
+    def _template(self, frame: Any, landmarks: Any) -> Any:
+        from kiosk.vision.template import compute_template
+
+        return compute_template(frame.image, landmarks, self.models_dir)
 
     def run(self, faces: FaceSource, ui: UiPort, clock: Clock) -> LivenessResult:
         self.last_timing = {"mesh_s": 0.0, "mesh_n": 0, "iris_s": 0.0, "frames": 0}
@@ -90,105 +102,84 @@ class ScreenLightLiveness:
         return result
 
     def _challenge(self, faces: FaceSource, ui: UiPort, clock: Clock) -> LivenessResult:
+        """Capture first, at the camera's own rate (so a slow CPU cannot thin out a field's
+        frames), then process: the face pipeline, the mesh and the measurements."""
         st = self.settings
         plan = ch.draw(self.rng, st.field_s)
-        samples: list[sg.FrameSample] = []
-        templates: list[Any] = []
+        frames: list[Any] = []
         marks: list[int] = []
-        ref: dict[str, Any] = {}
-        lost = 0
-        n = 0
-        periods: list[int] = []
-        last_t = 0
-
-        def take(reading: Any, mesh: Mesh) -> sg.FrameSample:
-            image = reading.frame.image
-            if "skin" not in ref:
-                ref["skin"] = sg.skin_points(mesh)
-                ref["normals"] = sg.point_normals(mesh.points)[ref["skin"]]
-                p = mesh.points[ref["skin"], :2]
-                ref["xy"] = (p - p.mean(axis=0)) / mesh.width
-                # fixed for the session, so every frame samples the same wall
-                ref["bg"] = sg.background_points(image.shape[1], image.shape[0], mesh)
-                ref["pts"] = mesh.points[ref["skin"], :2].copy()
-                ref["centroid"] = mesh.points[:, :2].mean(axis=0)
-            lin = sg.linear(image)
-            radius = max(2, int(round(0.045 * mesh.width)))
-            # the reference points moved with the face's centroid: a still face's patches stay
-            # on the same skin instead of jittering with the mesh from frame to frame
-            shift = mesh.points[:, :2].mean(axis=0) - ref["centroid"]
-            skin = sg.sample(lin, ref["pts"] + shift, radius)
-            bg = sg.sample(lin, ref["bg"], radius)
-            t0 = time.perf_counter()
-            eyes = self.iris_model.eye_openness(image, mesh)
-            self.last_timing["iris_s"] += time.perf_counter() - t0
-            centre = (float(mesh.points[:, 0].mean()), float(mesh.points[:, 1].mean()))
-            return sg.FrameSample(reading.t_ns, skin, bg, mesh.width, centre, mesh.yaw_ratio(),
-                                  float(np.mean(eyes)), sg.glare_fraction(image, mesh),
-                                  sg.frame_lines(_grey(image), mesh) if len(samples) % 5 == 0 else -1)
-
-        def read(want: bool) -> tuple[Any, Mesh | None]:
-            nonlocal lost, n, last_t
-            r = faces.read(want_template=want)
-            n += 1
-            self.last_timing["frames"] += 1
-            if last_t:
-                periods.append(r.t_ns - last_t)
-            last_t = r.t_ns
-            mesh = self._mesh(r)
-            if mesh is None:
-                lost += 1
-            if want and r.template is not None and mesh is not None:
-                templates.append(r.template)
-            return r, mesh
-
         for f in plan.fields:
             t_on = ui.show_field(f.color, f.region)
             marks.append(t_on)
             while clock.monotonic_ns() < t_on + int(f.seconds * 1e9):
-                r, mesh = read(n % st.template_every == st.template_every - 1)
-                if mesh is not None:
-                    samples.append(take(r, mesh))
+                frames.append(self.camera.read())
         marks.append(ui.show_field(IDLE_COLOR, "full"))
-        frontal = None
-        frontal_box = None
-        frontal_yaw = float(np.median([s.yaw for s in samples[-8:]])) if samples else float("nan")
-        # the last frame before the prompt is the reference for the planar test
-        r, mesh = read(False)
-        if mesh is not None:
-            frontal = _grey(r.frame.image)
-            p = mesh.points[:, :2]
-            frontal_box = (int(p[:, 0].min()), int(p[:, 1].min()), int(p[:, 0].max()) + 1, int(p[:, 1].max()) + 1)
-            width = mesh.width
+        n_flash = len(frames)
         ui.emit(E.Event(E.LIVENESS_TURN, {"direction": plan.turn}, clock.monotonic_ns()))
+        turn_end = clock.monotonic_ns() + int(st.turn_s * 1e9)
+        while clock.monotonic_ns() < turn_end:
+            frames.append(self.camera.read())
+        return self._analyse(plan, frames, n_flash, marks, faces)
+
+    def _analyse(self, plan: ch.Challenge, frames: list[Any], n_flash: int, marks: list[int],
+                 faces: FaceSource) -> LivenessResult:
+        st = self.settings
+        pipeline = getattr(faces, "pipeline", None)
+        if pipeline is None:
+            raise CameraError("liveness needs the camera's face pipeline")
+        pipeline.reset()
+        samples: list[sg.FrameSample] = []
+        kept: list[Any] = []
+        ref: dict[str, Any] = {}
+        lost = 0
+        eyes: list[float] = []
         turn_frames: list[np.ndarray] = []
-        eyes = [s.eyes for s in samples]
-        best_yaw = 0.0
-        deadline = clock.monotonic_ns() + int(st.turn_timeout_s * 1e9)
-        want_sign = 1.0 if plan.turn == "turn-left" else -1.0  # turn-left: nose to the image's right
-        after = 0
-        while clock.monotonic_ns() < deadline and after < 2:
-            r, mesh = read(n % st.template_every == st.template_every - 1)
-            if r.frame is not None:
-                turn_frames.append(_grey(r.frame.image))
+        turn_yaws: list[float] = []
+        frontal = frontal_box = None
+        width = 0.0
+        for k, frame in enumerate(frames):
+            obs = pipeline.process(frame, want_template=False)
+            self.last_timing["frames"] += 1
+            mesh = self._mesh(frame, obs)
             if mesh is None:
+                lost += 1
                 continue
-            y = (mesh.yaw_ratio() - frontal_yaw) * want_sign
-            best_yaw = max(best_yaw, y)
-            if best_yaw >= dc.MIN_YAW_RATIO:
-                after += 1
-        ev = dc.Evidence(frames=n)
-        guard = int(st.latency_s * 1e9 + (np.median(periods) if periods else 0) * 0.5)
+            if k < n_flash:
+                if obs.ok and k % st.template_every == st.template_every - 1:
+                    kept.append((frame, obs.landmarks))
+                samples.append(self._sample(frame, mesh, ref, len(samples)))
+                eyes.append(samples[-1].eyes)
+                if k >= n_flash - 3:
+                    frontal = _grey(frame.image)
+                    p = mesh.points[:, :2]
+                    frontal_box = (int(p[:, 0].min()), int(p[:, 1].min()), int(p[:, 0].max()) + 1,
+                                   int(p[:, 1].max()) + 1)
+                    width = mesh.width
+            else:
+                turn_frames.append(_grey(frame.image))
+                turn_yaws.append(mesh.yaw_ratio())
+                if obs.ok and len(kept) < st.max_templates + 2 and k % 3 == 0:
+                    kept.append((frame, obs.landmarks))
+        templates = [self._template(f, lm) for f, lm in kept[-st.max_templates:]]
+        ev = dc.Evidence(frames=len(frames))
+        periods = np.diff([f.t_ns for f in frames[:n_flash]]) if n_flash > 2 else np.array([0])
+        guard = int(st.latency_s * 1e9 + float(np.median(periods)) * 0.5)
         groups = dc.plateaus(samples, marks, guard)
-        if len(samples) >= 5 and all(len(g) >= dc.MIN_PLATEAU_FRAMES for g in groups) and lost <= 0.2 * n:
+        if len(samples) >= 5 and lost <= 0.2 * len(frames):
             ev.light_corr, ev.light_gain = dc.light_response(plan, groups, "skin")
-            bc, bgain = dc.light_response(plan, groups, "background")
+            _, bgain = dc.light_response(plan, groups, "background")
             if bgain == bgain and ev.light_gain == ev.light_gain and ev.light_gain > 0:
                 ev.background_ratio = max(0.0, bgain) / ev.light_gain
             ev.curvature, ev.curvature_t = dc.curvature(plan, groups, ref["xy"], ref["normals"])
-        ev.yaw = best_yaw if samples else float("nan")
-        if frontal is not None and best_yaw >= dc.MIN_YAW_RATIO and turn_frames:
-            ev.parallax = dc.parallax(frontal, turn_frames, frontal_box, width)
+        if samples and turn_yaws:
+            frontal_yaw = float(np.median([s.yaw for s in samples[-8:]]))
+            want_sign = 1.0 if plan.turn == "turn-left" else -1.0  # turn-left: nose to the image's right
+            signed = [(y - frontal_yaw) * want_sign for y in turn_yaws]
+            ev.yaw = max(signed)
+            if frontal is not None and ev.yaw >= dc.MIN_YAW_RATIO:
+                # track from the frontal frame to the first frame past the threshold (and two more)
+                last = next(i for i, y in enumerate(signed) if y >= dc.MIN_YAW_RATIO)
+                ev.parallax = dc.parallax(frontal, turn_frames[:last + 3], frontal_box, width)
         ev.glare = dc.screen_glare(plan, groups)
         sides = [s.sides for s in samples if s.sides >= 0]
         ev.sides = int(np.median(sides)) if sides else 0
@@ -198,6 +189,32 @@ class ScreenLightLiveness:
         detail = ev.as_detail()
         detail["turn"] = plan.turn
         return LivenessResult(status, METHOD, detail, tuple(templates))
+
+    def _sample(self, frame: Any, mesh: Mesh, ref: dict[str, Any], count: int) -> sg.FrameSample:
+        image = frame.image
+        if "skin" not in ref:
+            ref["skin"] = sg.skin_points(mesh)
+            ref["normals"] = sg.point_normals(mesh.points)[ref["skin"]]
+            p = mesh.points[ref["skin"], :2]
+            ref["xy"] = (p - p.mean(axis=0)) / mesh.width
+            # fixed for the session, so every frame samples the same wall
+            ref["bg"] = sg.background_points(image.shape[1], image.shape[0], mesh)
+            ref["pts"] = mesh.points[ref["skin"], :2].copy()
+            ref["centroid"] = mesh.points[:, :2].mean(axis=0)
+        lin = sg.linear(image)
+        radius = max(2, int(round(0.045 * mesh.width)))
+        # the reference points moved with the face's centroid: a still face's patches stay on
+        # the same skin instead of jittering with the mesh from frame to frame
+        shift = mesh.points[:, :2].mean(axis=0) - ref["centroid"]
+        skin = sg.sample(lin, ref["pts"] + shift, radius)
+        bg = sg.sample(lin, ref["bg"], radius)
+        t0 = time.perf_counter()
+        eyes = self.iris_model.eye_openness(image, mesh)
+        self.last_timing["iris_s"] += time.perf_counter() - t0
+        centre = (float(mesh.points[:, 0].mean()), float(mesh.points[:, 1].mean()))
+        return sg.FrameSample(frame.t_ns, skin, bg, mesh.width, centre, mesh.yaw_ratio(), float(np.mean(eyes)),
+                              sg.glare_fraction(image, mesh),
+                              sg.frame_lines(_grey(image), mesh) if count % 10 == 0 else -1)
 
 
 def _grey(image: np.ndarray) -> np.ndarray:

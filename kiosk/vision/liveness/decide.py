@@ -37,7 +37,6 @@ MIN_YAW_RATIO = 0.22      # face-mesh nose offset change ≈ yaw 12°
 MIN_PARALLAX = 0.012      # 90th-percentile homography residual, in face widths
 MAX_GLARE = 0.012         # near-white cluster that comes with the bright fields, share of the face box
 FRAME_SIDES = 3           # this many sides of a frame around the face is a device or a print
-MIN_PLATEAU_FRAMES = 1
 
 
 @dataclass

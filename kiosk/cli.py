@@ -40,6 +40,7 @@ COMMAND_MODULES = [
     "kiosk.net.ca_cli",       # ca init|issue|revoke|crl|list
     "kiosk.hardware.nfc.cli",  # nfc (emulator, probe)
     "kiosk.vision.cli",       # face compare|enroll|evaluate
+    "kiosk.vision.liveness.cli",  # liveness eval
     "kiosk.ui.cli",           # ui screens|audio
     "kiosk.staff.cli",        # staff add|list|disable|enable|reset
 ]

@@ -153,3 +153,22 @@ def throttling(ctx: Context) -> Result:
         return Result.warn(f"throttled={value:#x}: {', '.join(flags)}",
                            "it happened since boot: check the power supply and cooling", **data)
     return Result.ok("no under-voltage or throttling since boot", **data)
+
+
+@check("liveness", area="camera")
+def liveness(ctx: Context) -> Result:
+    """Liveness is required by default; turned off, every entry says so and this check warns."""
+    if ctx.cfg.engine.liveness == "none":
+        return Result.warn("liveness is OFF (engine.liveness = \"none\"): photos and screens are not refused; "
+                           "every check-in records liveness not-configured",
+                           f"set engine.liveness = \"screen-light\" in {ctx.config_path}")
+    from kiosk.vision.liveness.mesh import FACE_MESH_MODEL, IRIS_MODEL
+    from kiosk.vision.models import find_model
+
+    try:
+        for name in (FACE_MESH_MODEL, IRIS_MODEL):
+            find_model(name, ctx.cfg.paths.models_dir if ctx.cfg.paths.models_dir.is_dir() else None)
+        import ai_edge_litert  # noqa: F401
+    except (KioskError, ImportError) as e:
+        return Result.fail(f"liveness models: {getattr(e, 'message', e)}", "run ./setup.sh")
+    return Result.ok(f"liveness required ({ctx.cfg.engine.liveness}); face-mesh and iris models found")

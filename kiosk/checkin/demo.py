@@ -38,6 +38,9 @@ class DemoCamera(Camera):
     def __init__(self, portraits: dict[str, np.ndarray], size: tuple[int, int] = (640, 480)) -> None:
         from kiosk.hardware.camera import photometric as ph
 
+        # frames come 1/15 s apart on this clock however slowly a loaded machine renders them,
+        # so the liveness challenge sees a camera's frame rate (its UI and check use it too)
+        self.clock = ph.VirtualClock(time.monotonic_ns())
         self._names = list(portraits)
         self._portraits = [portraits[n] for n in self._names]
         self._size = size
@@ -47,9 +50,10 @@ class DemoCamera(Camera):
         for i, n in enumerate(self._names):
             fm = ph.face_model(portraits[n], size, face_px=170.0)
             self._cams[n] = ph.PhotometricCamera(ph.LiveFace(fm, ph.Behaviour(seed=i)), self.screen, room, size,
-                                                 fps=15.0, seed=i)
+                                                 fps=15.0, clock=self.clock, seed=i)
             self._cams[f"print:{n}"] = ph.PhotometricCamera(ph.FlatPrint(fm, ph.Behaviour(seed=i, blink_every_s=0)),
-                                                            self.screen, room, size, fps=15.0, seed=i)
+                                                            self.screen, room, size, fps=15.0, clock=self.clock,
+                                                            seed=i)
         self._person: str | None = None
         self._qr: np.ndarray | None = None
         self._index = 0
@@ -94,7 +98,8 @@ class DemoCamera(Camera):
             f = self._cams[person].read()
             return Frame(f.image, f.t_ns, i)
         image = qr if qr is not None else render(self._portraits, NOBODY, self._size)
-        return Frame(image, time.monotonic_ns(), i)
+        self.clock.advance(int(1e9 / 15))
+        return Frame(image, self.clock.monotonic_ns(), i)
 
     def close(self) -> None:
         pass
@@ -318,7 +323,7 @@ def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
                            nfc_repeat_guard_s=0.0,  # the director takes each phone away itself
                            # the simulated phones read the same host clock as the kiosk, so
                            # their QR windows agree whether or not NTP has set that clock
-                           clock_synced=lambda: True)
+                           clock_synced=lambda: True, liveness_clock=camera.clock)
         stack.append(rt.close)
         if touch is not None:
             touch.attach(cfg, rt)

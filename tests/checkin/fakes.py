@@ -70,6 +70,7 @@ class FakeFaces:
         self.readings = collections.deque(readings or [])
         self.tail = tail if tail is not None else FaceReading(False, "face.none")
         self.reads = 0
+        self.last_template: Any = None  # the face last seen with a template (still in view)
 
     def read(self, want_template: bool = True) -> FaceReading:
         self.reads += 1
@@ -77,6 +78,8 @@ class FakeFaces:
         item = self.readings.popleft() if self.readings else self.tail
         if isinstance(item, BaseException):
             raise item
+        if item.template is not None:
+            self.last_template = item.template
         return item
 
     def reset(self) -> None:
@@ -126,8 +129,10 @@ class FakeLiveness:
         ui.show_field((255, 255, 255), "full")
         status = self.statuses[min(self.runs, len(self.statuses) - 1)]
         self.runs += 1
+        # a frame of the challenge: the next reading, or whoever was last seen (still standing there)
         r = faces.read(want_template=True)
-        return LivenessResult(status, "fake", {}, (r.template,) if r.template is not None else ())
+        t = r.template if r.template is not None else getattr(faces, "last_template", None)
+        return LivenessResult(status, "fake", {}, (t,) if t is not None else ())
 
 
 class WalletSigner:

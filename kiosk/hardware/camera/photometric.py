@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
+import weakref
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -358,20 +359,36 @@ class Behaviour:
 
 
 class _Posed:
-    """Cache of a face model at quantised yaw angles (turning re-warps the whole picture)."""
+    """A face model at quantised yaw angles (turning re-warps the whole picture), kept for the
+    model's lifetime so later sessions of the same photo reuse the warps (at most `keep`)."""
 
-    def __init__(self, fm: FaceModel, planar: bool) -> None:
-        self.fm, self.planar = fm, planar
+    STEP_DEG = 2
+
+    def __init__(self, fm: FaceModel, planar: bool, keep: int = 6) -> None:
+        self.fm, self.planar, self.keep = fm, planar, keep
         self.axis = 0.0 if planar else float(np.median(fm.depth[fm.mask > 0.5])) + 0.55 * fm.face_width
-        self._cache: dict[int, dict[str, np.ndarray]] = {}
+        self._cache: dict[int, dict] = {}
 
-    def at(self, yaw: float) -> dict[str, np.ndarray]:
-        key = int(round(yaw))
-        got = self._cache.get(key)
+    @classmethod
+    def of(cls, fm: FaceModel, planar: bool) -> "_Posed":
+        key = "planar" if planar else "curved"
+        cached = _POSED.setdefault(fm, {})
+        if key not in cached:
+            cached[key] = cls(fm, planar)
+        return cached[key]
+
+    def at(self, yaw: float) -> dict:
+        key = int(round(yaw / self.STEP_DEG)) * self.STEP_DEG
+        got = self._cache.pop(key, None)
         if got is None:
             got = _turned(self.fm, float(key), self.axis, self.planar)
-            self._cache[key] = got
+            if len(self._cache) >= self.keep:
+                self._cache.pop(next(k for k in self._cache if k != 0))
+        self._cache[key] = got  # most recently used last
         return got
+
+
+_POSED: "weakref.WeakKeyDictionary[FaceModel, dict[str, _Posed]]" = weakref.WeakKeyDictionary()
 
 
 def _shift(img: np.ndarray, dx: float, dy: float) -> np.ndarray:
@@ -395,6 +412,8 @@ def _compose(posed: dict[str, np.ndarray], closure: float, light: Light, room: R
     radiance = albedo × (ambient + E_left × colour_left + E_right × colour_right)."""
     key = ("terms", id(room), round(closure, 2))
     if key not in posed:
+        for k in [k for k in posed if isinstance(k, tuple) and k[1] != id(room)]:
+            del posed[k]  # another session's room
         if ("e", id(room)) not in posed:
             posed[("e", id(room))] = _half_irradiance(posed["n"], posed["depth"], fm.centre, fm.face_width, room)
         e_left, e_right = posed[("e", id(room))]
@@ -404,7 +423,7 @@ def _compose(posed: dict[str, np.ndarray], closure: float, light: Light, room: R
         base = np.ascontiguousarray((alb * m + wall * (1 - m)).astype(np.float32))
         left = np.ascontiguousarray((alb * (e_left[..., None] * m) + spec * m).astype(np.float32))
         right = np.ascontiguousarray((alb * (e_right[..., None] * m) + spec * m).astype(np.float32))
-        if len(posed) > 40:  # blink states of old rooms: drop them
+        if len(posed) > 40:  # many blink states: start again
             for k in [k for k in posed if isinstance(k, tuple) and k[0] == "terms"]:
                 del posed[k]
         posed[key] = (base, left, right)
@@ -425,7 +444,7 @@ class LiveFace:
 
     def __init__(self, fm: FaceModel, behaviour: Behaviour | None = None, specular: float = 0.15) -> None:
         self.fm, self.b = fm, behaviour or Behaviour()
-        self._posed = _Posed(fm, planar=False)
+        self._posed = _Posed.of(fm, planar=False)
         self._wall = _wall((fm.depth.shape[1], fm.depth.shape[0]))
         self.specular = specular
 
@@ -461,7 +480,7 @@ class FlatPrint:
         self.fm = FaceModel(albedo, closed if eye_holes else albedo, flat_depth, paper, fm.centre, fm.face_width,
                             fm.eye_boxes)
         self.eye_holes = eye_holes
-        self._posed = _Posed(self.fm, planar=True)
+        self._posed = _Posed.of(self.fm, planar=True)
         self._wall = _wall((w, h))
         self.glossy = glossy
         self._glare_spot = (cx + 0.25 * fm.face_width, cy - 0.35 * fm.face_width)

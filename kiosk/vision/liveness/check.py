@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,8 +55,11 @@ class ScreenLightLiveness:
     required = True
 
     def __init__(self, camera: Any, settings: LivenessSettings | None = None, models_dir: Path | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, clock: Clock | None = None) -> None:
         self.camera = camera
+        # a simulated camera on a virtual clock (the demo) times the challenge on that clock;
+        # a real one uses the engine's
+        self.clock = clock
         self.settings = settings or LivenessSettings()
         self.models_dir = models_dir
         self.mesh_model = FaceMeshModel(models_dir)
@@ -83,7 +87,9 @@ class ScreenLightLiveness:
         return compute_template(frame.image, landmarks, self.models_dir)
 
     def run(self, faces: FaceSource, ui: UiPort, clock: Clock) -> LivenessResult:
-        self.last_timing = {"mesh_s": 0.0, "mesh_n": 0, "iris_s": 0.0, "frames": 0}
+        clock = self.clock or clock
+        self.last_timing = {"mesh_s": 0.0, "mesh_n": 0, "iris_s": 0.0, "frames": 0, "process_s": 0.0,
+                            "finish_s": 0.0}
         t_start = clock.monotonic_ns()
         try:
             self.camera.lock_exposure(True)
@@ -102,93 +108,32 @@ class ScreenLightLiveness:
         return result
 
     def _challenge(self, faces: FaceSource, ui: UiPort, clock: Clock) -> LivenessResult:
-        """Capture first, at the camera's own rate (so a slow CPU cannot thin out a field's
-        frames), then process: the face pipeline, the mesh and the measurements."""
-        st = self.settings
-        plan = ch.draw(self.rng, st.field_s)
-        frames: list[Any] = []
-        marks: list[int] = []
-        for f in plan.fields:
-            t_on = ui.show_field(f.color, f.region)
-            marks.append(t_on)
-            while clock.monotonic_ns() < t_on + int(f.seconds * 1e9):
-                frames.append(self.camera.read())
-        marks.append(ui.show_field(IDLE_COLOR, "full"))
-        n_flash = len(frames)
-        ui.emit(E.Event(E.LIVENESS_TURN, {"direction": plan.turn}, clock.monotonic_ns()))
-        turn_end = clock.monotonic_ns() + int(st.turn_s * 1e9)
-        while clock.monotonic_ns() < turn_end:
-            frames.append(self.camera.read())
-        return self._analyse(plan, frames, n_flash, marks, faces)
-
-    def _analyse(self, plan: ch.Challenge, frames: list[Any], n_flash: int, marks: list[int],
-                 faces: FaceSource) -> LivenessResult:
+        """Capture at the camera's own rate (a slow CPU cannot thin out a field's frames) while
+        one worker thread processes the frames in order (pipeline, mesh, measurements); the
+        turn ends as soon as the worker has seen the yaw pass the threshold."""
         st = self.settings
         pipeline = getattr(faces, "pipeline", None)
         if pipeline is None:
             raise CameraError("liveness needs the camera's face pipeline")
         pipeline.reset()
-        samples: list[sg.FrameSample] = []
-        kept: list[Any] = []
-        ref: dict[str, Any] = {}
-        lost = 0
-        eyes: list[float] = []
-        turn_frames: list[np.ndarray] = []
-        turn_yaws: list[float] = []
-        frontal = frontal_box = None
-        width = 0.0
-        for k, frame in enumerate(frames):
-            obs = pipeline.process(frame, want_template=False)
-            self.last_timing["frames"] += 1
-            mesh = self._mesh(frame, obs)
-            if mesh is None:
-                lost += 1
-                continue
-            if k < n_flash:
-                if obs.ok and k % st.template_every == st.template_every - 1:
-                    kept.append((frame, obs.landmarks))
-                samples.append(self._sample(frame, mesh, ref, len(samples)))
-                eyes.append(samples[-1].eyes)
-                if k >= n_flash - 3:
-                    frontal = _grey(frame.image)
-                    p = mesh.points[:, :2]
-                    frontal_box = (int(p[:, 0].min()), int(p[:, 1].min()), int(p[:, 0].max()) + 1,
-                                   int(p[:, 1].max()) + 1)
-                    width = mesh.width
-            else:
-                turn_frames.append(_grey(frame.image))
-                turn_yaws.append(mesh.yaw_ratio())
-                if obs.ok and len(kept) < st.max_templates + 2 and k % 3 == 0:
-                    kept.append((frame, obs.landmarks))
-        templates = [self._template(f, lm) for f, lm in kept[-st.max_templates:]]
-        ev = dc.Evidence(frames=len(frames))
-        periods = np.diff([f.t_ns for f in frames[:n_flash]]) if n_flash > 2 else np.array([0])
-        guard = int(st.latency_s * 1e9 + float(np.median(periods)) * 0.5)
-        groups = dc.plateaus(samples, marks, guard)
-        if len(samples) >= 5 and lost <= 0.2 * len(frames):
-            ev.light_corr, ev.light_gain = dc.light_response(plan, groups, "skin")
-            _, bgain = dc.light_response(plan, groups, "background")
-            if bgain == bgain and ev.light_gain == ev.light_gain and ev.light_gain > 0:
-                ev.background_ratio = max(0.0, bgain) / ev.light_gain
-            ev.curvature, ev.curvature_t = dc.curvature(plan, groups, ref["xy"], ref["normals"])
-        if samples and turn_yaws:
-            frontal_yaw = float(np.median([s.yaw for s in samples[-8:]]))
-            want_sign = 1.0 if plan.turn == "turn-left" else -1.0  # turn-left: nose to the image's right
-            signed = [(y - frontal_yaw) * want_sign for y in turn_yaws]
-            ev.yaw = max(signed)
-            if frontal is not None and ev.yaw >= dc.MIN_YAW_RATIO:
-                # track from the frontal frame to the first frame past the threshold (and two more)
-                last = next(i for i, y in enumerate(signed) if y >= dc.MIN_YAW_RATIO)
-                ev.parallax = dc.parallax(frontal, turn_frames[:last + 3], frontal_box, width)
-        ev.glare = dc.screen_glare(plan, groups)
-        sides = [s.sides for s in samples if s.sides >= 0]
-        ev.sides = int(np.median(sides)) if sides else 0
-        ev.blinks = dc.count_blinks(eyes)
-        status, reasons = dc.decide(ev)
-        ev.reasons = reasons
-        detail = ev.as_detail()
-        detail["turn"] = plan.turn
-        return LivenessResult(status, METHOD, detail, tuple(templates))
+        plan = ch.draw(self.rng, st.field_s)
+        proc = _Processor(self, pipeline, plan)
+        marks: list[int] = []
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="liveness") as pool:
+            jobs = []
+            for f in plan.fields:
+                t_on = ui.show_field(f.color, f.region)
+                marks.append(t_on)
+                while clock.monotonic_ns() < t_on + int(f.seconds * 1e9):
+                    jobs.append(pool.submit(proc.step, self.camera.read(), True))
+            marks.append(ui.show_field(IDLE_COLOR, "full"))
+            ui.emit(E.Event(E.LIVENESS_TURN, {"direction": plan.turn}, clock.monotonic_ns()))
+            turn_end = clock.monotonic_ns() + int(st.turn_s * 1e9)
+            while clock.monotonic_ns() < turn_end and not proc.turn_done():
+                jobs.append(pool.submit(proc.step, self.camera.read(), False))
+            for j in jobs:
+                j.result()  # re-raises a worker's error here
+        return proc.finish(marks)
 
     def _sample(self, frame: Any, mesh: Mesh, ref: dict[str, Any], count: int) -> sg.FrameSample:
         image = frame.image
@@ -215,6 +160,108 @@ class ScreenLightLiveness:
         return sg.FrameSample(frame.t_ns, skin, bg, mesh.width, centre, mesh.yaw_ratio(), float(np.mean(eyes)),
                               sg.glare_fraction(image, mesh),
                               sg.frame_lines(_grey(image), mesh) if count % 10 == 0 else -1)
+
+
+class _Processor:
+    """The per-frame work of one challenge, fed in capture order by one worker thread."""
+
+    def __init__(self, check: ScreenLightLiveness, pipeline: Any, plan: ch.Challenge) -> None:
+        self.check, self.pipeline, self.plan = check, pipeline, plan
+        self.st = check.settings
+        self.samples: list[sg.FrameSample] = []
+        self.kept: list[Any] = []
+        self.ref: dict[str, Any] = {}
+        self.frames = self.lost = self.flash_frames = 0
+        self.flash_periods: list[int] = []
+        self.turn_frames: list[np.ndarray] = []
+        self.turn_yaws: list[float] = []
+        self.frontal: np.ndarray | None = None
+        self.frontal_box = (0, 0, 0, 0)
+        self.width = 0.0
+        self.frontal_yaw = float("nan")
+        self.want_sign = 1.0 if plan.turn == "turn-left" else -1.0  # turn-left: nose to the image's right
+        self._past = 0
+        self._last_t = 0
+
+    def turn_done(self) -> bool:
+        """The yaw passed the threshold and three more frames were seen (read by the capture loop)."""
+        return self._past >= 3
+
+    def step(self, frame: Any, flash: bool) -> None:
+        t0 = time.perf_counter()
+        try:
+            self._step(frame, flash)
+        finally:
+            self.check.last_timing["process_s"] += time.perf_counter() - t0
+
+    def _step(self, frame: Any, flash: bool) -> None:
+        k = self.frames
+        self.frames += 1
+        self.check.last_timing["frames"] += 1
+        if flash:
+            if self.flash_frames:
+                self.flash_periods.append(frame.t_ns - self._last_t)
+            self.flash_frames += 1
+            self._last_t = frame.t_ns
+        obs = self.pipeline.process(frame, want_template=False)
+        mesh = self.check._mesh(frame, obs)
+        if mesh is None:
+            self.lost += 1
+            return
+        if flash:
+            if obs.ok and k % self.st.template_every == self.st.template_every - 1:
+                self.kept.append((frame, obs.landmarks))
+            self.samples.append(self.check._sample(frame, mesh, self.ref, len(self.samples)))
+            self.frontal = _grey(frame.image)  # the last flash frame is the turn's reference
+            p = mesh.points[:, :2]
+            self.frontal_box = (int(p[:, 0].min()), int(p[:, 1].min()), int(p[:, 0].max()) + 1,
+                                int(p[:, 1].max()) + 1)
+            self.width = mesh.width
+            return
+        if self.frontal_yaw != self.frontal_yaw and self.samples:
+            self.frontal_yaw = float(np.median([s.yaw for s in self.samples[-8:]]))
+        self.turn_frames.append(_grey(frame.image))
+        y = (mesh.yaw_ratio() - self.frontal_yaw) * self.want_sign
+        self.turn_yaws.append(y)
+        if y >= dc.MIN_YAW_RATIO or self._past:
+            self._past += 1
+        if obs.ok and k % 3 == 0:
+            self.kept.append((frame, obs.landmarks))
+
+    def finish(self, marks: list[int]) -> LivenessResult:
+        t0 = time.perf_counter()
+        try:
+            return self._finish(marks)
+        finally:
+            self.check.last_timing["finish_s"] = time.perf_counter() - t0
+
+    def _finish(self, marks: list[int]) -> LivenessResult:
+        st, plan, samples = self.st, self.plan, self.samples
+        templates = [self.check._template(f, lm) for f, lm in self.kept[-st.max_templates:]]
+        ev = dc.Evidence(frames=self.frames)
+        period = float(np.median(self.flash_periods)) if self.flash_periods else 0.0
+        groups = dc.plateaus(samples, marks, int(st.latency_s * 1e9 + 0.5 * period))
+        if len(samples) >= 5 and self.lost <= 0.2 * self.frames:
+            ev.light_corr, ev.light_gain = dc.light_response(plan, groups, "skin")
+            _, bgain = dc.light_response(plan, groups, "background")
+            if bgain == bgain and ev.light_gain == ev.light_gain and ev.light_gain > 0:
+                ev.background_ratio = max(0.0, bgain) / ev.light_gain
+            ev.curvature, ev.curvature_t = dc.curvature(plan, groups, self.ref["xy"], self.ref["normals"])
+        if samples and self.turn_yaws:
+            ev.yaw = max(self.turn_yaws)
+            if self.frontal is not None and ev.yaw >= dc.MIN_YAW_RATIO:
+                # track from the frontal frame to the first frame past the threshold (and two more)
+                last = next(i for i, y in enumerate(self.turn_yaws) if y >= dc.MIN_YAW_RATIO)
+                ev.parallax = dc.parallax(self.frontal, self.turn_frames[:last + 3], self.frontal_box, self.width)
+        ev.glare = dc.screen_glare(plan, groups)
+        sides = [s.sides for s in samples if s.sides >= 0]
+        ev.sides = int(np.median(sides)) if sides else 0
+        ev.blinks = dc.count_blinks([s.eyes for s in samples])
+        status, reasons = dc.decide(ev)
+        ev.reasons = reasons
+        detail = ev.as_detail()
+        detail["turn"] = plan.turn
+        return LivenessResult(status, METHOD, detail, tuple(templates))
 
 
 def _grey(image: np.ndarray) -> np.ndarray:

@@ -1,0 +1,110 @@
+"""Per-frame cost of the liveness models beside the face pipeline's, and the time to decision.
+
+    .venv/bin/python benchmarks/liveness_bench.py [--frames 60] [--sessions 3]
+
+Frames: 640×480 from the photometric camera (a demo portrait lit by the screen, swaying).
+Per frame, in the same run: the face pipeline (dlib HOG/tracking, 5 points, quality gates) as
+the baseline; the face-mesh network (192×192, ai-edge-litert, one thread); the iris network on
+both eyes (2 × 64×64); the measurements (skin and background patches, glare, bezel lines).
+Then whole sessions through `ScreenLightLiveness` on a virtual clock: the challenge itself takes
+its fixed camera time (fields + turn); the computing time is what this CPU needs to process the
+same frames, and the time to decision on a real camera is about max(camera time, compute) plus
+the final analysis, since one worker processes frames while the camera captures them.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import numpy as np
+
+
+def _ms(fn, items) -> list[float]:  # type: ignore[no-untyped-def]
+    out = []
+    for it in items:
+        t0 = time.perf_counter()
+        fn(it)
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--sessions", type=int, default=3)
+    args = ap.parse_args()
+
+    from kiosk.hardware.camera import photometric as ph
+    from kiosk.hardware.camera.synthetic import grace_hopper
+    from kiosk.vision.liveness import signals as sg
+    from kiosk.vision.liveness.mesh import FaceMeshModel, IrisModel
+    from kiosk.vision.liveness.sessions import Simulator, build_subject, random_room
+    from kiosk.vision.pipeline import FacePipeline
+
+    fm = ph.face_model(grace_hopper())
+    clock, screen = ph.VirtualClock(), ph.ScreenLog()
+    cam = ph.PhotometricCamera(ph.LiveFace(fm), screen, clock=clock)
+    frames = [cam.read() for _ in range(args.frames)]
+    pipe = FacePipeline()
+    obs = []
+    base = _ms(lambda f: obs.append(pipe.process(f)), frames)
+    mesh_model, iris_model = FaceMeshModel(), IrisModel()
+    meshes = []
+
+    def run_mesh(k: int) -> None:
+        lm = obs[k].landmarks
+        b, le, re = lm.box, lm.left_eye, lm.right_eye
+        meshes.append(mesh_model.run(frames[k].image, (b.left, b.top, b.right, b.bottom),
+                                     float(np.arctan2(re[1] - le[1], re[0] - le[0]))))
+
+    ok = [k for k in range(len(frames)) if obs[k].landmarks is not None]
+    mesh_ms = _ms(run_mesh, ok)
+    iris_ms = _ms(lambda k: iris_model.eye_openness(frames[ok[k]].image, meshes[k]), range(len(ok)))
+    pts = sg.skin_points(meshes[0])
+
+    def measure(k: int) -> None:
+        img, m = frames[ok[k]].image, meshes[k]
+        lin = sg.linear(img)
+        sg.sample(lin, m.points[pts, :2], 8)
+        sg.glare_fraction(img, m)
+        sg.frame_lines(img[..., 1].copy(), m)
+
+    meas_ms = _ms(measure, range(len(ok)))
+
+    def row(name: str, v: list[float]) -> str:
+        mean = statistics.fmean(v)
+        return f"  {name:34s} {mean:7.2f} ms/frame  (median {statistics.median(v):.2f}, n={len(v)})  " \
+               f"{mean / statistics.fmean(base):.2f}× the face pipeline"
+
+    print(f"liveness per-frame cost, 640×480, {platform.machine()} {platform.processor() or ''}".rstrip())
+    print(row("face pipeline (baseline)", base))
+    print(row("face mesh (468 points)", mesh_ms))
+    print(row("iris / eyelids (2 eyes)", iris_ms))
+    print(row("measurements", meas_ms))
+    total = statistics.fmean(base) + statistics.fmean(mesh_ms) + statistics.fmean(iris_ms) + statistics.fmean(meas_ms)
+    print(f"  {'all per frame':34s} {total:7.2f} ms/frame  -> {1000 / total:.1f} frames/s on one core")
+
+    sim = Simulator()
+    rng = np.random.default_rng(1)
+    fm2 = sim.face_model(grace_hopper())
+    camera_s, process_s, decide_s = [], [], []
+    for i in range(args.sessions):
+        room = random_room(rng)
+        r = sim.run(build_subject("bona-fide", fm2, rng, sim.size, room), room, i, "bona-fide")
+        t = sim.check.last_timing
+        camera_s.append(r.seconds)
+        process_s.append(t["process_s"])
+        # one worker processes frames while the camera captures: the decision comes at the later
+        # of the two, plus the final analysis (templates, homography, statistics)
+        decide_s.append(max(r.seconds, t["process_s"]) + t["finish_s"])
+        print(f"  session {i}: {r.result.status}, {t['frames']} frames, camera {r.seconds:.2f} s, "
+              f"processing {t['process_s']:.2f} s, final analysis {t['finish_s']:.2f} s")
+    print(f"time to decision (median of {args.sessions}): {statistics.median(decide_s):.2f} s "
+          f"(camera {statistics.median(camera_s):.2f} s, processing {statistics.median(process_s):.2f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

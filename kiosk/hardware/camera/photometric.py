@@ -92,7 +92,7 @@ class Light:
     right: np.ndarray
 
     @classmethod
-    def of(cls, color: RGB, region: str) -> "Light":
+    def of(cls, color: RGB, region: str) -> Light:
         c = srgb_to_linear(np.asarray(color, dtype=np.float32) / 255.0)
         off = np.zeros(3, np.float32)
         if region == "left":
@@ -102,7 +102,7 @@ class Light:
         return cls(c, c)
 
     @staticmethod
-    def mix(a: "Light", b: "Light", w: float) -> "Light":
+    def mix(a: Light, b: Light, w: float) -> Light:
         return Light(a.left * (1 - w) + b.left * w, a.right * (1 - w) + b.right * w)
 
 
@@ -202,7 +202,8 @@ def face_model(photo: np.ndarray, size: tuple[int, int] = (640, 480), face_px: f
     # the face's own relief on top: mesh depth minus the ellipsoid, interpolated inside the mesh
     from scipy.interpolate import griddata
 
-    ell_at = ell[np.clip(p2[:, 1].round().astype(int), 0, h - 1), np.clip(p2[:, 0].round().astype(int), 0, w - 1)]
+    iy = np.clip(p2[:, 1].round().astype(int), 0, h - 1)
+    ell_at = ell[iy, np.clip(p2[:, 0].round().astype(int), 0, w - 1)]
     x0, y0 = int(max(0, p2[:, 0].min() - 4)), int(max(0, p2[:, 1].min() - 4))
     x1, y1 = int(min(w, p2[:, 0].max() + 5)), int(min(h, p2[:, 1].max() + 5))
     gy, gx = np.mgrid[y0:y1, x0:x1]
@@ -348,7 +349,8 @@ class Behaviour:
 
     def offset(self, t_ns: int) -> tuple[float, float]:
         t = t_ns / 1e9
-        return (self.sway_px * np.sin(1.3 * t + self.seed), 0.6 * self.sway_px * np.sin(0.9 * t + 2 * self.seed))
+        s = self.sway_px
+        return (s * np.sin(1.3 * t + self.seed), 0.6 * s * np.sin(0.9 * t + 2 * self.seed))
 
     def prompt(self, kind: str, t_ns: int) -> None:
         if kind in ("turn-left", "turn-right"):
@@ -370,7 +372,7 @@ class _Posed:
         self._cache: dict[int, dict] = {}
 
     @classmethod
-    def of(cls, fm: FaceModel, planar: bool) -> "_Posed":
+    def of(cls, fm: FaceModel, planar: bool) -> _Posed:
         key = "planar" if planar else "curved"
         cached = _POSED.setdefault(fm, {})
         if key not in cached:
@@ -388,7 +390,7 @@ class _Posed:
         return got
 
 
-_POSED: "weakref.WeakKeyDictionary[FaceModel, dict[str, _Posed]]" = weakref.WeakKeyDictionary()
+_POSED: weakref.WeakKeyDictionary[FaceModel, dict[str, _Posed]] = weakref.WeakKeyDictionary()
 
 
 def _shift(img: np.ndarray, dx: float, dy: float) -> np.ndarray:
@@ -415,7 +417,8 @@ def _compose(posed: dict[str, np.ndarray], closure: float, light: Light, room: R
         for k in [k for k in posed if isinstance(k, tuple) and k[1] != id(room)]:
             del posed[k]  # another session's room
         if ("e", id(room)) not in posed:
-            posed[("e", id(room))] = _half_irradiance(posed["n"], posed["depth"], fm.centre, fm.face_width, room)
+            posed[("e", id(room))] = _half_irradiance(posed["n"], posed["depth"], fm.centre, fm.face_width,
+                                                      room)
         e_left, e_right = posed[("e", id(room))]
         alb = posed["albedo"] if closure <= 0 else posed["albedo"] * (1 - closure) + posed["closed"] * closure
         m = posed["mask"][..., None]
@@ -477,7 +480,8 @@ class FlatPrint:
         # printing compresses the photo's range (paper white, ink black)
         albedo = 0.03 + 0.8 * fm.albedo
         closed = 0.03 + 0.8 * fm.closed
-        self.fm = FaceModel(albedo, closed if eye_holes else albedo, flat_depth, paper, fm.centre, fm.face_width,
+        self.fm = FaceModel(albedo, closed if eye_holes else albedo, flat_depth, paper, fm.centre,
+                            fm.face_width,
                             fm.eye_boxes)
         self.eye_holes = eye_holes
         self._posed = _Posed.of(self.fm, planar=True)
@@ -515,7 +519,8 @@ class ScreenReplay:
     at its own brightness, reflects the kiosk's screen off its glass as glare, has a bezel
     (unless the tablet is held so close that its edges leave the frame) and a moiré pattern."""
 
-    def __init__(self, content: Callable[[int], np.ndarray], size: tuple[int, int], centre: tuple[float, float],
+    def __init__(self, content: Callable[[int], np.ndarray], size: tuple[int, int],
+                 centre: tuple[float, float],
                  face_width: float, *, species: str = "screen-replay", bezel: bool = True,
                  glare: float = 0.6, moire: float = 0.06, brightness: float = 1.0, diffuse: float = 0.02,
                  extent: float = 1.6, seed: int = 0) -> None:
@@ -549,7 +554,8 @@ class ScreenReplay:
         amb = np.asarray(room.ambient_rgb, np.float32) * room.ambient
         shown = self.content(t_ns) * self.brightness * self.moire[..., None]
         # the glass reflects a little of everything diffusely, and the kiosk's screen specularly
-        refl = self.diffuse * (amb[None, None, :] + 0.5 * (light.left + light.right)[None, None, :] * room.screen_gain * 0.22)
+        kiosk_light = 0.5 * (light.left + light.right) * room.screen_gain * 0.22
+        refl = self.diffuse * (amb + kiosk_light)[None, None, :]
         screen = shown + refl
         if self.glare_strength > 0:
             screen = screen + _glare(shown.shape[:2], self.glare_spot, 0.3 * self.face_width, light,
@@ -567,7 +573,8 @@ class StillImage:
     species = "still"
 
     def __init__(self, image: np.ndarray, size: tuple[int, int]) -> None:
-        self.image = srgb_to_linear(cv2.resize(image, size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0)
+        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        self.image = srgb_to_linear(small.astype(np.float32) / 255.0)
 
     def prompt(self, kind: str, t_ns: int) -> None:
         pass
@@ -709,7 +716,8 @@ class PhotometricCamera(Camera):
         self.subject.prompt(kind, self._now())
 
 
-def recorded_session(fm: FaceModel, room: Room, size: tuple[int, int], fields: Sequence[tuple[RGB, str, float]],
+def recorded_session(fm: FaceModel, room: Room, size: tuple[int, int],
+                     fields: Sequence[tuple[RGB, str, float]],
                      turn: str, seed: int) -> Callable[[int], np.ndarray]:
     """A video of a genuine session recorded during another challenge, to be replayed.
 

@@ -119,18 +119,28 @@ class ScreenLightLiveness:
         plan = ch.draw(self.rng, st.field_s)
         proc = _Processor(self, pipeline, plan)
         marks: list[int] = []
+        # a simulated camera on its own virtual clock (`self.clock`) has all the time in the
+        # world: process each frame as it comes, so the turn stops as soon as it is seen
+        sync = self.clock is not None
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="liveness") as pool:
             jobs = []
+
+            def take(flash: bool) -> None:
+                job = pool.submit(proc.step, self.camera.read(), flash)
+                jobs.append(job)
+                if sync:
+                    job.result()
+
             for f in plan.fields:
                 t_on = ui.show_field(f.color, f.region)
                 marks.append(t_on)
                 while clock.monotonic_ns() < t_on + int(f.seconds * 1e9):
-                    jobs.append(pool.submit(proc.step, self.camera.read(), True))
+                    take(True)
             marks.append(ui.show_field(IDLE_COLOR, "full"))
             ui.emit(E.Event(E.LIVENESS_TURN, {"direction": plan.turn}, clock.monotonic_ns()))
             turn_end = clock.monotonic_ns() + int(st.turn_s * 1e9)
             while clock.monotonic_ns() < turn_end and not proc.turn_done():
-                jobs.append(pool.submit(proc.step, self.camera.read(), False))
+                take(False)
             for j in jobs:
                 j.result()  # re-raises a worker's error here
         return proc.finish(marks)
@@ -153,11 +163,14 @@ class ScreenLightLiveness:
         shift = mesh.points[:, :2].mean(axis=0) - ref["centroid"]
         skin = sg.sample(lin, ref["pts"] + shift, radius)
         bg = sg.sample(lin, ref["bg"], radius)
-        t0 = time.perf_counter()
-        eyes = self.iris_model.eye_openness(image, mesh)
-        self.last_timing["iris_s"] += time.perf_counter() - t0
+        eyes: tuple[float, float] = (float("nan"), float("nan"))
+        if count % 2 == 0:  # eyelids at half the frame rate: a blink (~150 ms) still shows
+            t0 = time.perf_counter()
+            eyes = self.iris_model.eye_openness(image, mesh)
+            self.last_timing["iris_s"] += time.perf_counter() - t0
         centre = (float(mesh.points[:, 0].mean()), float(mesh.points[:, 1].mean()))
-        return sg.FrameSample(frame.t_ns, skin, bg, mesh.width, centre, mesh.yaw_ratio(), float(np.mean(eyes)),
+        return sg.FrameSample(frame.t_ns, skin, bg, mesh.width, centre, mesh.yaw_ratio(),
+                              float(np.mean(eyes)) if eyes[0] == eyes[0] else float("nan"),
                               sg.glare_fraction(image, mesh),
                               sg.frame_lines(_grey(image), mesh) if count % 10 == 0 else -1)
 
@@ -252,7 +265,8 @@ class _Processor:
             if self.frontal is not None and ev.yaw >= dc.MIN_YAW_RATIO:
                 # track from the frontal frame to the first frame past the threshold (and two more)
                 last = next(i for i, y in enumerate(self.turn_yaws) if y >= dc.MIN_YAW_RATIO)
-                ev.parallax = dc.parallax(self.frontal, self.turn_frames[:last + 3], self.frontal_box, self.width)
+                ev.parallax = dc.parallax(self.frontal, self.turn_frames[:last + 3], self.frontal_box,
+                                          self.width)
         ev.glare = dc.screen_glare(plan, groups)
         sides = [s.sides for s in samples if s.sides >= 0]
         ev.sides = int(np.median(sides)) if sides else 0

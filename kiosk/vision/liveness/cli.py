@@ -24,7 +24,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help=f"face photos (default {DEFAULT_DATA})")
     p.add_argument("--photos", type=int, default=12, help="photos (one per identity) to present (default 12)")
     p.add_argument("--bona-fide", type=int, default=3, help="bona-fide sessions per photo (default 3)")
-    p.add_argument("--attacks", type=int, default=1, help="sessions of each attack species per photo (default 1)")
+    p.add_argument("--attacks", type=int, default=1,
+                   help="sessions of each attack species per photo (default 1)")
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_eval)
@@ -55,8 +56,9 @@ def _eval(args: argparse.Namespace) -> int:
         from kiosk.vision.liveness import decide as dc
 
         print(f"thresholds (fixed before the run, kiosk/vision/liveness/decide.py): light corr >= "
-              f"{dc.MIN_LIGHT_CORR}, gain >= {dc.MIN_LIGHT_GAIN}, background ratio <= {dc.MAX_BACKGROUND_RATIO}, "
-              f"curvature >= {dc.MIN_CURVATURE} (t >= {dc.MIN_CURVATURE_T}), yaw ratio >= {dc.MIN_YAW_RATIO}, "
+              f"{dc.MIN_LIGHT_CORR}, gain >= {dc.MIN_LIGHT_GAIN}, "
+              f"background ratio <= {dc.MAX_BACKGROUND_RATIO}, curvature >= {dc.MIN_CURVATURE} "
+              f"(t >= {dc.MIN_CURVATURE_T}), yaw ratio >= {dc.MIN_YAW_RATIO}, "
               f"parallax >= {dc.MIN_PARALLAX}")
         for line in report.lines():
             print(line)

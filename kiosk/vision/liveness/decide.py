@@ -93,7 +93,7 @@ def _mean(group: list[FrameSample], attr: str) -> np.ndarray:
 def light_response(challenge: Challenge, groups: list[list[FrameSample]], attr: str) -> tuple[float, float]:
     """(correlation, gain) of a region's light with the screen's colour over the full fields."""
     xs, ys = [], []
-    for f, g in zip(challenge.fields, groups):
+    for f, g in zip(challenge.fields, groups, strict=True):
         if f.region != "full" or not g:
             continue
         v = _mean(g, attr)
@@ -120,7 +120,7 @@ def curvature(challenge: Challenge, groups: list[list[FrameSample]], xy: np.ndar
               normals: np.ndarray) -> tuple[float, float]:
     """(coefficient, t) of the half-field split on n_x/|n_z| beyond an affine function of position."""
     by: dict[str, list[np.ndarray]] = {"dim": [], "left": [], "right": [], "white": []}
-    for f, g in zip(challenge.fields, groups):
+    for f, g in zip(challenge.fields, groups, strict=True):
         if not g:
             continue
         v = _luma(_mean(g, "skin"))
@@ -165,7 +165,8 @@ def parallax(frontal: np.ndarray, turn: list[np.ndarray], face_box: tuple[int, i
     x0, y0, x1, y1 = face_box
     mask = np.zeros_like(frontal)
     mask[max(0, y0):y1, max(0, x0):x1] = 255
-    pts = cv2.goodFeaturesToTrack(frontal, maxCorners=150, qualityLevel=0.01, minDistance=max(3, int(width / 30)),
+    pts = cv2.goodFeaturesToTrack(frontal, maxCorners=150, qualityLevel=0.01,
+                                  minDistance=max(3, int(width / 30)),
                                   mask=mask)
     if pts is None or len(pts) < 12 or not turn:
         return float("nan")
@@ -194,9 +195,9 @@ def screen_glare(challenge: Challenge, groups: list[list[FrameSample]]) -> float
     """How much bigger the largest near-white cluster on the face is under the full white field
     than under the dim one: a mirror image of the kiosk's screen (phone glass, glossy paper)
     comes and goes with it, a skin highlight from the room's lamps does not."""
-    white = [s.glare for f, g in zip(challenge.fields, groups) if f.color == (255, 255, 255) for s in g]
-    dim = [s.glare for f, g in zip(challenge.fields, groups) if f.region == "full" and max(f.color) <= 40
-           for s in g]
+    pairs = list(zip(challenge.fields, groups, strict=True))
+    white = [s.glare for f, g in pairs if f.color == (255, 255, 255) for s in g]
+    dim = [s.glare for f, g in pairs if f.region == "full" and max(f.color) <= 40 for s in g]
     if not white or not dim:
         return 0.0
     return max(0.0, float(np.median(white)) - float(np.median(dim)))
@@ -222,7 +223,7 @@ def decide(ev: Evidence) -> tuple[str, list[str]]:
         attack.append("frame-around-face")
     if ev.glare >= MAX_GLARE:
         attack.append("specular-glare")
-    if not ev.light_gain == ev.light_gain or not ev.light_corr == ev.light_corr:
+    if ev.light_gain != ev.light_gain or ev.light_corr != ev.light_corr:
         unsure.append("face-not-held")
     elif ev.light_gain < MIN_LIGHT_GAIN:
         attack.append("no-light-response")

@@ -17,7 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from kiosk.vision.liveness.sessions import SPECIES, SessionResult, Simulator, build_subject, random_room
+from kiosk.vision.liveness.sessions import (
+    SPECIES,
+    SessionResult,
+    Simulator,
+    build_subject,
+    random_room,
+)
 
 
 def clopper_pearson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
@@ -118,7 +124,8 @@ def photo_files(data: Path, limit: int, seed: int) -> list[Path]:
     return picked
 
 
-def evaluate(photos: list[np.ndarray], bona_fide_per_photo: int = 2, attacks_per_photo: int = 1, seed: int = 0,
+def evaluate(photos: list[np.ndarray], bona_fide_per_photo: int = 2, attacks_per_photo: int = 1,
+             seed: int = 0,
              progress: Any = None, simulator: Simulator | None = None, limit: int | None = None) -> Report:
     """Run the sessions: for each photo, `bona_fide_per_photo` genuine sessions and
     `attacks_per_photo` of each species, each in its own random room."""

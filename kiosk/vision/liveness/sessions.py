@@ -78,7 +78,8 @@ def build_subject(species: str, fm: ph.FaceModel, rng: np.random.Generator, size
         other = ch.draw(random.Random(seed))
         fields = [(f.color, f.region, f.seconds) for f in other.fields]
         content = ph.recorded_session(fm, random_room(rng), size, fields, other.turn, seed)
-        return ph.ScreenReplay(content, size, fm.centre, fm.face_width, species="recorded-replay", bezel=False,
+        return ph.ScreenReplay(content, size, fm.centre, fm.face_width, species="recorded-replay",
+                               bezel=False,
                                glare=0.0, moire=float(rng.uniform(0.0, 0.03)), brightness=1.0, extent=4.0,
                                seed=seed)
     raise ValueError(f"unknown species {species!r}")
@@ -113,6 +114,7 @@ class Simulator:
         self.pipeline.reset()
         faces = FaceAdapter(cam, self.pipeline)
         self.check.rng = random.Random(seed)
+        self.check.clock = clock
         t0 = time.perf_counter()
         t_start = clock.monotonic_ns()
         res = self.check.run(faces, ui, clock)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from kiosk.vision.liveness.mesh import CONTOUR_LEFT, CONTOUR_RIGHT, NOSE_TIP, Mesh
+from kiosk.vision.liveness.mesh import CONTOUR_LEFT, CONTOUR_RIGHT, Mesh
 
 # MediaPipe face-mesh index sets: the outline, the lips, and the eye/brow regions
 FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152,
@@ -72,7 +72,8 @@ def background_points(width: int, height: int, mesh: Mesh) -> np.ndarray:
     p = mesh.points[:, :2]
     w = mesh.width
     cx, cy = float(p[:, 0].mean()), float(p[:, 1].mean())
-    xs, ys = np.meshgrid(np.linspace(0.04 * width, 0.96 * width, 12), np.linspace(0.04 * height, 0.96 * height, 9))
+    xs, ys = np.meshgrid(np.linspace(0.04 * width, 0.96 * width, 12),
+                         np.linspace(0.04 * height, 0.96 * height, 9))
     xs, ys = xs.ravel(), ys.ravel()
     beside = (np.abs(xs - cx) > 1.3 * w) & (ys < cy + 0.3 * w)
     above = ys < cy - 1.45 * w
@@ -163,11 +164,3 @@ class FrameSample:
     eyes: float
     glare: float
     sides: int
-
-
-def yaw_of(mesh: Mesh) -> float:
-    return mesh.yaw_ratio()
-
-
-def nose_xy(mesh: Mesh) -> np.ndarray:
-    return mesh.points[NOSE_TIP, :2]

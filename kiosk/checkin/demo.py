@@ -61,9 +61,14 @@ class DemoCamera(Camera):
         self._locked = {"exposure_locked": False, "white_balance_locked": False}
 
     def still(self, name: str) -> np.ndarray:
-        """One frame of `name` as the enrolment desk's camera takes it (the same framing as
-        the kiosk's, so the face passes the enrolment size gate the kiosk's frames pass)."""
-        return render(self._portraits, self._scenes[name][0], self._size)
+        """One frame of `name` as the enrolment desk's camera takes it (the same framing and
+        room light as the kiosk's, so the face passes the enrolment size gate the kiosk's
+        frames pass); the kiosk camera's clock and exposure are left alone."""
+        from kiosk.hardware.camera import photometric as ph
+
+        cam = self._cams[name]
+        rad = cam.subject.render(0, ph.Light.of(*ph.IDLE_FIELD), cam.room)
+        return (ph.linear_to_srgb(rad) * 255.0 + 0.5).astype(np.uint8)
 
     def show_person(self, name: str | None) -> None:
         with self._lock:
@@ -310,7 +315,7 @@ def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
         from kiosk.checkin.runtime import build_runtime
         from kiosk.hardware.nfc.reader import NfcReader
 
-        camera = DemoCamera(portraits)
+        camera = desk  # the same scenes: the kiosk's camera sees what the desk enrolled
         reader = NfcReader(nfc_port, cfg.nfc.baudrate, cfg.nfc.timeout_s)
         stack.append(reader.close)
         touch = _TouchDemo(work, cfg, ui_dir) if ui_dir is not None else None

@@ -76,7 +76,7 @@ class ScreenLog:
     def show(self, color: RGB, region: str, t_ns: int) -> None:
         with self._lock:
             self._t.append(int(t_ns))
-            self._f.append((tuple(int(c) for c in color), region))  # type: ignore[misc]
+            self._f.append(((int(color[0]), int(color[1]), int(color[2])), region))
 
     def field_at(self, t_ns: int) -> tuple[RGB, str]:
         with self._lock:
@@ -210,7 +210,7 @@ def face_model(photo: np.ndarray, size: tuple[int, int] = (640, 480), face_px: f
     rel = griddata(p2, z - ell_at, (gx, gy), method="linear", fill_value=0.0).astype(np.float32)
     relief = np.zeros((h, w), np.float32)
     relief[y0:y1, x0:x1] = rel
-    relief = cv2.GaussianBlur(relief, (0, 0), 0.02 * fw)
+    relief = np.asarray(cv2.GaussianBlur(relief, (0, 0), 0.02 * fw), np.float32)
     depth = (ell + relief).astype(np.float32)
     # the person: head ellipse and shoulders below the chin, soft-edged
     head = (rr < 1.0).astype(np.float32)
@@ -234,7 +234,7 @@ def face_model(photo: np.ndarray, size: tuple[int, int] = (640, 480), face_px: f
         colour = np.median(skin, axis=0) if skin.size else albedo[ey0, ex0]
         emask = np.zeros((h, w), np.uint8)
         cv2.fillPoly(emask, [poly.round().astype(np.int32)], 255)
-        emask = cv2.dilate(emask, np.ones((3, 3), np.uint8))
+        emask = np.asarray(cv2.dilate(emask, np.ones((3, 3), np.uint8)), np.uint8)
         soft = cv2.GaussianBlur(emask.astype(np.float32) / 255.0, (0, 0), 1.2)[..., None]
         closed = closed * (1 - soft) + colour[None, None, :] * 0.92 * soft
     return FaceModel(albedo, closed.astype(np.float32), depth, mask.astype(np.float32), (cx, cy), fw,
@@ -249,7 +249,7 @@ def _normals(depth: np.ndarray) -> np.ndarray:
     return n / np.linalg.norm(n, axis=-1, keepdims=True)
 
 
-def _turned(fm: FaceModel, yaw_deg: float, axis_depth: float, planar: bool) -> dict[str, np.ndarray]:
+def _turned(fm: FaceModel, yaw_deg: float, axis_depth: float, planar: bool) -> dict[Any, Any]:
     """The model turned by `yaw_deg` about a vertical axis `axis_depth` px behind its centre, seen
     by a camera about 3.5 face widths away (perspective). A plane (`planar`) keeps depth 0."""
     h, w = fm.depth.shape
@@ -403,10 +403,11 @@ def _shift(img: np.ndarray, dx: float, dy: float) -> np.ndarray:
 
 def _scaled(a: np.ndarray, rgb: np.ndarray) -> np.ndarray:
     """a × a per-channel scalar (OpenCV: much faster than numpy broadcasting here)."""
-    return cv2.multiply(a, (float(rgb[0]), float(rgb[1]), float(rgb[2]), 0.0))
+    scalar = (float(rgb[0]), float(rgb[1]), float(rgb[2]), 0.0)  # an OpenCV Scalar, per channel
+    return np.asarray(cv2.multiply(a, scalar))  # type: ignore[call-overload]
 
 
-def _compose(posed: dict[str, np.ndarray], closure: float, light: Light, room: Room, fm: FaceModel,
+def _compose(posed: dict[Any, Any], closure: float, light: Light, room: Room, fm: FaceModel,
              wall: np.ndarray, specular: float) -> np.ndarray:
     """Radiance of a (possibly turned) face model under room + screen light, on the wall.
 

@@ -175,8 +175,10 @@ def parallax(frontal: np.ndarray, turn: list[np.ndarray], face_box: tuple[int, i
     prev = frontal
     alive = np.ones(len(pts), bool)
     for img in turn:
-        nxt, st, _ = cv2.calcOpticalFlowPyrLK(prev, img, cur, None, winSize=(21, 21), maxLevel=3)
-        back, st2, _ = cv2.calcOpticalFlowPyrLK(img, prev, nxt, None, winSize=(21, 21), maxLevel=3)
+        nxt, st, _ = cv2.calcOpticalFlowPyrLK(prev, img, cur, None, winSize=(21, 21),  # type: ignore[call-overload]
+                                              maxLevel=3)
+        back, st2, _ = cv2.calcOpticalFlowPyrLK(img, prev, nxt, None, winSize=(21, 21),  # type: ignore[call-overload]
+                                                maxLevel=3)
         fb = np.linalg.norm((back - cur).reshape(-1, 2), axis=1)
         alive &= (st.ravel() == 1) & (st2.ravel() == 1) & (fb < 1.0)
         cur, prev = nxt, img

@@ -77,8 +77,8 @@ def build_subject(species: str, fm: ph.FaceModel, rng: np.random.Generator, size
         # so close that its edges leave the frame, with a matte (low-glare) screen
         other = ch.draw(random.Random(seed))
         fields = [(f.color, f.region, f.seconds) for f in other.fields]
-        content = ph.recorded_session(fm, random_room(rng), size, fields, other.turn, seed)
-        return ph.ScreenReplay(content, size, fm.centre, fm.face_width, species="recorded-replay",
+        recording = ph.recorded_session(fm, random_room(rng), size, fields, other.turn, seed)
+        return ph.ScreenReplay(recording, size, fm.centre, fm.face_width, species="recorded-replay",
                                bezel=False,
                                glare=0.0, moire=float(rng.uniform(0.0, 0.03)), brightness=1.0, extent=4.0,
                                seed=seed)

@@ -72,9 +72,9 @@ def background_points(width: int, height: int, mesh: Mesh) -> np.ndarray:
     p = mesh.points[:, :2]
     w = mesh.width
     cx, cy = float(p[:, 0].mean()), float(p[:, 1].mean())
-    xs, ys = np.meshgrid(np.linspace(0.04 * width, 0.96 * width, 12),
+    gx, gy = np.meshgrid(np.linspace(0.04 * width, 0.96 * width, 12),
                          np.linspace(0.04 * height, 0.96 * height, 9))
-    xs, ys = xs.ravel(), ys.ravel()
+    xs, ys = gx.ravel(), gy.ravel()
     beside = (np.abs(xs - cx) > 1.3 * w) & (ys < cy + 0.3 * w)
     above = ys < cy - 1.45 * w
     sel = beside | above

@@ -27,6 +27,17 @@ t = json.load(sys.stdin)["partitiontable"]; p = t["partitions"][int(sys.argv[1])
 ss = t.get("sectorsize", 512); print(p["start"] * ss, p["size"] * ss)' "$2"
 }
 
+# fat_write_back IMG OFFSET ORIG COPY — copy the files that changed (or are new) back into the FAT
+fat_write_back() {
+  local f
+  (cd "$4" && find . -type f) | while read -r f; do
+    cmp -s "$3/$f" "$4/$f" || mcopy -o -i "$1@@$2" "$4/$f" "::/${f#./}"
+  done
+  (cd "$3" && find . -type f) | while read -r f; do
+    [ -e "$4/$f" ] || mdel -i "$1@@$2" "::/${f#./}"
+  done
+}
+
 mount_image() {
   local img=$1 mnt boot_off boot_size root_off root_size
   command -v sfdisk >/dev/null || { echo "image.sh: sfdisk missing (apt-get install fdisk)" >&2; exit 69; }
@@ -39,8 +50,18 @@ mount_image() {
   CLEAN+=("umount '$mnt'")
   local bootdir="$mnt/boot/firmware"
   [ -d "$bootdir" ] || bootdir="$mnt/boot"
-  mount -o loop,offset="$boot_off",sizelimit="$boot_size" "$img" "$bootdir"
-  CLEAN+=("umount '$bootdir'")
+  if mount -o loop,offset="$boot_off",sizelimit="$boot_size" "$img" "$bootdir" 2>/dev/null; then
+    CLEAN+=("umount '$bootdir'")
+  else
+    # no FAT in this kernel (a container): work on a copy through mtools, write back what changed
+    command -v mcopy >/dev/null || { echo "image.sh: cannot mount FAT here and mtools is missing" >&2; exit 69; }
+    local copy orig
+    copy=$(mktemp -d /tmp/kiosk-boot.XXXXXX) orig=$(mktemp -d /tmp/kiosk-boot-orig.XXXXXX)
+    mcopy -s -n -i "$img@@$boot_off" ::/ "$orig/"
+    cp -a "$orig/." "$copy/"
+    mount --bind "$copy" "$bootdir"
+    CLEAN+=("rm -rf '$copy' '$orig'" "fat_write_back '$img' '$boot_off' '$orig' '$copy'" "umount '$bootdir'")
+  fi
   ROOTDIR=$mnt
 }
 
@@ -87,6 +108,13 @@ customise_root() {
     mount --bind "$KIOSK_PIP_CACHE" "$root/root/.cache/pip"
     CLEAN+=("umount -l '$root/root/.cache/pip'")
   fi
+  # the build's own network (a proxy's CA, say) is trusted for the build only, never kept
+  local ca=${PIP_CERT:-/etc/ssl/certs/ca-certificates.crt} build_env=()
+  if [ -f "$ca" ]; then
+    cp "$ca" "$root/tmp/kiosk-build-ca.pem"
+    CLEAN+=("rm -f '$root/tmp/kiosk-build-ca.pem'")
+    build_env+=(PIP_CERT=/tmp/kiosk-build-ca.pem)
+  fi
   "$SRC/firmware_configs/copy-code.sh" "$SRC" "$root/opt/kiosk"
   local opts=("${SETUP_ARGS[@]}")
   if [ ${#opts[@]} = 0 ]; then
@@ -95,7 +123,7 @@ customise_root() {
     [ -n "${KIOSK_NETWORK:-}" ] && opts+=(--network "$KIOSK_NETWORK")
   fi
   chroot "$root" /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    HOME=/root LANG=C.UTF-8 KIOSK_IN_CHROOT=1 /opt/kiosk/setup.sh "${opts[@]}"
+    HOME=/root LANG=C.UTF-8 KIOSK_IN_CHROOT=1 "${build_env[@]}" /opt/kiosk/setup.sh "${opts[@]}"
 }
 
 case "$WHAT" in

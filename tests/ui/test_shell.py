@@ -99,3 +99,27 @@ def test_audio_prompts_render_with_espeak_and_play_silently_on_a_dummy_device(tm
     p = Prompts(tmp_path)
     assert p.play("es", "done.title") is p._ok  # played where the mixer opened; never an error
     assert p.play("es", "no.such.prompt") is False
+
+
+def test_frames_are_drawn_only_when_something_changed() -> None:
+    from checkin.fakes import FakeClock
+
+    from kiosk.checkin import events as E
+    from kiosk.checkin.events import Event
+    from kiosk.config import ConsentTable
+    from kiosk.ui.app import PygameUi
+    from kiosk.ui.model import UiModel, UiSettings
+
+    m = UiModel(UiSettings(), ConsentTable().text, FakeClock(), ConsentTable())
+    ui = PygameUi(m, (800, 480), fps=0).open()
+    try:
+        drawn = ui.frames
+        for _ in range(20):
+            ui.step()
+        assert ui.frames == drawn  # nothing changed: nothing redrawn
+        m.on_event(Event(E.FACE_START))
+        ui.step()
+        ui.step()
+        assert ui.frames == drawn + 1 and m.screen == "face"
+    finally:
+        ui.close()

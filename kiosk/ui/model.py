@@ -31,6 +31,7 @@ RESULT_SCREENS = {
     "cancelled",
     "liveness_failed",
     "face_mismatch",
+    "out_of_service",
 }
 FACE_HINTS = {
     "face.none",
@@ -134,6 +135,7 @@ class UiModel:
         return float(self.clock.monotonic())
 
     def _show(self, screen: str, prompt: str | None = None, **params: Any) -> None:
+        again = screen == self.screen and params == self.params  # e.g. "out of service" every poll
         self.screen, self.params = screen, params
         self.history.append(screen)
         self.hint = None
@@ -142,7 +144,7 @@ class UiModel:
             self._held_until = self._now() + self.s.result_s
         self._pending_welcome = None
         self._idle_started = None
-        if prompt:
+        if prompt and not again:
             self.prompts.append(prompt)
         self.changed()
 

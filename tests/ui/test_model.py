@@ -69,3 +69,12 @@ def test_a_consent_text_that_does_not_match_the_announced_hash_is_flagged() -> N
         )
     )
     assert m.consent.ok and m.lang == "es"
+
+
+def test_out_of_service_every_poll_is_one_screen_and_one_prompt() -> None:
+    m, _ = _model(result_s=8.0)
+    for _ in range(5):  # the engine says it at each poll while no channel works
+        m.on_event(Event(E.TAP_OR_SHOW_QR, {"channels": []}))
+        m.on_event(Event(E.OUT_OF_SERVICE))
+    assert m.screen == "out_of_service"
+    assert list(m.prompts).count("checkin.out_of_service") == 1

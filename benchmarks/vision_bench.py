@@ -19,6 +19,7 @@ ratios are measured here; a Pi's own times must be measured on a Pi.
 face_recognition is a benchmark-only baseline, not a dependency. Install it with
     .venv/bin/pip install --no-deps face_recognition     (keep setuptools < 81)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,13 +45,19 @@ def frames(n: int) -> list[np.ndarray]:
     p = demo_portraits()
     portraits = [p["astronaut"], p["grace_hopper"]]
     half = n // 2
-    scenes = demo_scenes(0, "astronaut", frames=half) + demo_scenes(1, "grace_hopper", frames=n - half, seed=1)
+    scenes = demo_scenes(0, "astronaut", frames=half) + demo_scenes(
+        1, "grace_hopper", frames=n - half, seed=1
+    )
     rng = np.random.default_rng(0)
     return [render(portraits, s, (640, 480), rng) for s in scenes]
 
 
-def per_frame_ms(fn: Callable[[np.ndarray], object], imgs: list[np.ndarray], repeat: int,
-                 before: Callable[[], None] = lambda: None) -> tuple[float, float]:
+def per_frame_ms(
+    fn: Callable[[np.ndarray], object],
+    imgs: list[np.ndarray],
+    repeat: int,
+    before: Callable[[], None] = lambda: None,
+) -> tuple[float, float]:
     """(median, mean) of per-frame milliseconds over `repeat` passes of the sequence."""
     times: list[float] = []
     for _ in range(repeat):
@@ -75,8 +82,10 @@ def main() -> int:
     vt = VisionTable()
     imgs = frames(args.frames)
     scale = HOG_WINDOW_PX / float(vt.detect_min_face_px)
-    print(f"{platform.machine()} {platform.python_version()}, numpy {np.__version__}; {len(imgs)} frames 640×480 "
-          f"× {args.repeat} passes; detector scale {scale:.2f}")
+    print(
+        f"{platform.machine()} {platform.python_version()}, numpy {np.__version__}; {len(imgs)} frames 640×480 "
+        f"× {args.repeat} passes; detector scale {scale:.2f}"
+    )
 
     pipe = FacePipeline(vt)
     ours = per_frame_ms(lambda im: pipe.process(im), imgs, args.repeat, pipe.reset)
@@ -85,8 +94,11 @@ def main() -> int:
     pipe.reset()
     obs = [pipe.process(im) for im in imgs]
     found = sum(o.box is not None for o in obs)
-    _row(f"ours: detect every {vt.detect_every} + ROI track + 5-pt landmarks + gates", ours,
-         f"(face in {found}/{len(imgs)})")
+    _row(
+        f"ours: detect every {vt.detect_every} + ROI track + 5-pt landmarks + gates",
+        ours,
+        f"(face in {found}/{len(imgs)})",
+    )
     _row("ours: full detection every frame + 5-pt landmarks + gates", ours_full)
 
     # the template, once per good frame; a decision fuses vision.session_frames of them
@@ -103,26 +115,34 @@ def main() -> int:
     for _ in range(1000):
         verify_session([live] * n, live, vt.match_threshold)
     fuse_us = (time.perf_counter() - t) * 1e3
-    print(f"{'ours: one template (chip 150, padding 0.25, no jitter)':<66} {tmpl_ms:7.1f} ms; "
-          f"one {n}-frame decision: {fuse_us:5.1f} µs")
+    print(
+        f"{'ours: one template (chip 150, padding 0.25, no jitter)':<66} {tmpl_ms:7.1f} ms; "
+        f"one {n}-frame decision: {fuse_us:5.1f} µs"
+    )
     budget = 1000.0 / CameraTable().fps
     per_good = ours[1] + tmpl_ms
-    print(f"per-frame budget at camera.fps {CameraTable().fps:g}: {budget:.1f} ms. Here a good frame costs "
-          f"{per_good:.1f} ms (pipeline + template); a {n}-frame decision {n * per_good:.0f} ms of frames")
+    print(
+        f"per-frame budget at camera.fps {CameraTable().fps:g}: {budget:.1f} ms. Here a good frame costs "
+        f"{per_good:.1f} ms (pipeline + template); a {n}-frame decision {n * per_good:.0f} ms of frames"
+    )
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # face_recognition_models imports pkg_resources
             import face_recognition
     except ImportError:
-        print("baseline: face_recognition is not installed; for the comparison run\n"
-              "    .venv/bin/pip install --no-deps face_recognition   (keep setuptools < 81)")
+        print(
+            "baseline: face_recognition is not installed; for the comparison run\n"
+            "    .venv/bin/pip install --no-deps face_recognition   (keep setuptools < 81)"
+        )
         return 0
 
     def same_scale(im: np.ndarray) -> object:
         # the same resized image our detector searches (grey → RGB: face_recognition wants RGB)
         g = to_grey(im)
-        small = cv2.resize(g, (round(g.shape[1] * scale), round(g.shape[0] * scale)), interpolation=cv2.INTER_AREA)
+        small = cv2.resize(
+            g, (round(g.shape[1] * scale), round(g.shape[0] * scale)), interpolation=cv2.INTER_AREA
+        )
         rgb = cv2.cvtColor(small, cv2.COLOR_GRAY2RGB)
         locs = face_recognition.face_locations(rgb, number_of_times_to_upsample=0)
         return face_recognition.face_landmarks(rgb, locs, model="small")
@@ -132,7 +152,9 @@ def main() -> int:
         return face_recognition.face_landmarks(im, locs)
 
     base = per_frame_ms(same_scale, imgs, args.repeat)
-    _row(f"face_recognition {face_recognition.__version__}: same frame, same scale, upsample 0, 5-point", base)
+    _row(
+        f"face_recognition {face_recognition.__version__}: same frame, same scale, upsample 0, 5-point", base
+    )
     dflt = per_frame_ms(defaults, imgs, max(1, args.repeat // 2))
     _row("face_recognition: its defaults (upsample 1 on the full frame, 68-point)", dflt)
     loc = face_recognition.face_locations(img0, number_of_times_to_upsample=0)
@@ -141,6 +163,7 @@ def main() -> int:
         face_recognition.face_encodings(img0, loc, num_jitters=1, model="small")
     fr_tmpl = (time.perf_counter() - t) * 1000 / reps
     print(f"{'face_recognition: one encoding (same ResNet, 5-point, 1 pass)':<66} {fr_tmpl:7.1f} ms")
+
     def ratio(b: tuple[float, float], o: tuple[float, float]) -> str:
         # medians first: on a shared machine the means carry other processes' spikes
         return f"{b[0] / o[0]:.2f}× by median, {b[1] / o[1]:.2f}× by mean"
@@ -149,7 +172,9 @@ def main() -> int:
     print(f"  same frame, same scale, full detection each frame:  {ratio(base, ours_full)}  (implementation)")
     print(f"  same frame, same scale, our tracker on:             {ratio(base, ours)}  (+ ROI tracking)")
     print(f"  template (same ResNet):                             {fr_tmpl / tmpl_ms:.2f}×")
-    print(f"  its defaults vs ours (not like for like):           {ratio(dflt, ours)}  (mostly 4× the pixels)")
+    print(
+        f"  its defaults vs ours (not like for like):           {ratio(dflt, ours)}  (mostly 4× the pixels)"
+    )
     same = FaceVerifier(vt.match_threshold).verify(live, compute_template(img0, good.landmarks)).match
     print(f"(sanity: a frame matches itself: {same})")
     return 0

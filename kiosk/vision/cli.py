@@ -8,6 +8,7 @@ Heavy imports (dlib, cv2) happen inside the handlers so `kiosk --help` stays fas
 Exit codes: 0 ok (compare: match), 1 compare: no match, 65 a photo refused (EX_DATAERR),
 130 / 143 evaluation stopped by Ctrl-C / SIGTERM (workers terminated, nothing printed).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,24 +33,41 @@ def register(subparsers: Any) -> None:
     p.add_argument("--threshold", type=float, help="override vision.match_threshold")
     p.set_defaults(func=_compare)
 
-    p = sub.add_parser("enroll", help="check that photos can be enrolled (prints quality, never the template)")
-    p.add_argument("photos", type=Path, nargs="+", help="one or more photos of the patient (templates averaged)")
+    p = sub.add_parser(
+        "enroll", help="check that photos can be enrolled (prints quality, never the template)"
+    )
+    p.add_argument(
+        "photos", type=Path, nargs="+", help="one or more photos of the patient (templates averaged)"
+    )
     add_crop_options(p)
     p.set_defaults(func=_enroll)
 
     p = sub.add_parser("evaluate", help="per-check-in FNMR/FMR with the attempt budget; the threshold")
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                   help=f"photos named identity__NN.ext (default {DEFAULT_DATA})")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help=f"photos named identity__NN.ext (default {DEFAULT_DATA})",
+    )
     p.add_argument("--limit", type=int, help="only the first N photos (sorted by path)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
     p.add_argument("--target-fmr", type=float, default=0.001, help="per-check-in FMR to meet (default 0.001)")
-    p.add_argument("--margin", type=float, default=0.5,
-                   help="the tuning half's 95 %% upper FMR bound must stay under target × margin (default 0.5)")
+    p.add_argument(
+        "--margin",
+        type=float,
+        default=0.5,
+        help="the tuning half's 95 %% upper FMR bound must stay under target × margin (default 0.5)",
+    )
     p.add_argument("--frames", type=int, help="good frames per decision (default vision.session_frames)")
     p.add_argument("--attempts", type=int, help="decisions per check-in (default engine.max_face_attempts)")
-    p.add_argument("--budget", type=int, default=15, help="frames an attempt may use to find them (default 15)")
-    p.add_argument("--enrol-min-face-px", type=int,
-                   help="enrolment size gate (default vision.min_face_px; the LFW copies need 40)")
+    p.add_argument(
+        "--budget", type=int, default=15, help="frames an attempt may use to find them (default 15)"
+    )
+    p.add_argument(
+        "--enrol-min-face-px",
+        type=int,
+        help="enrolment size gate (default vision.min_face_px; the LFW copies need 40)",
+    )
     p.add_argument("--rule", help="fusion rule to report in detail (default: the kiosk's)")
     p.add_argument("--groups", type=Path, help="CSV identity,group: also report per group")
     p.add_argument("--seed", type=int, default=0, help="seed of the frame synthesis (default 0)")
@@ -60,9 +78,14 @@ def register(subparsers: Any) -> None:
 
 def add_crop_options(p: argparse.ArgumentParser) -> None:
     """--crop-largest / --yes, shared with `kiosk issuer enroll`."""
-    p.add_argument("--crop-largest", action="store_true",
-                   help="a photo with several faces: enrol the largest, after the desk confirms it is the patient")
-    p.add_argument("--yes", action="store_true", help="with --crop-largest: the desk has confirmed (no prompt)")
+    p.add_argument(
+        "--crop-largest",
+        action="store_true",
+        help="a photo with several faces: enrol the largest, after the desk confirms it is the patient",
+    )
+    p.add_argument(
+        "--yes", action="store_true", help="with --crop-largest: the desk has confirmed (no prompt)"
+    )
 
 
 def confirm_crops(faces: Any, yes: bool) -> None:
@@ -74,14 +97,21 @@ def confirm_crops(faces: Any, yes: bool) -> None:
         if not f.cropped or yes:
             continue
         b = f.box
-        question = (f"photo {i} shows {f.faces} faces; enrol the largest (left {b.left}, top {b.top}, "
-                    f"{b.width}×{b.height} px)? Check it is the patient [y/N] ")
+        question = (
+            f"photo {i} shows {f.faces} faces; enrol the largest (left {b.left}, top {b.top}, "
+            f"{b.width}×{b.height} px)? Check it is the patient [y/N] "
+        )
         if not sys.stdin.isatty():
-            raise EnrolmentRefused(f"photo {i} shows {f.faces} faces: confirm the largest is the patient "
-                                   "(run on a terminal, or add --yes once checked)", FACE_TOO_MANY)
+            raise EnrolmentRefused(
+                f"photo {i} shows {f.faces} faces: confirm the largest is the patient "
+                "(run on a terminal, or add --yes once checked)",
+                FACE_TOO_MANY,
+            )
         if input(question).strip().lower() not in ("y", "yes"):
-            raise EnrolmentRefused(f"photo {i}: the desk did not confirm the face; use a photo of the patient alone",
-                                   FACE_TOO_MANY)
+            raise EnrolmentRefused(
+                f"photo {i}: the desk did not confirm the face; use a photo of the patient alone",
+                FACE_TOO_MANY,
+            )
 
 
 def _config(args: argparse.Namespace) -> tuple[Any, Path | None]:
@@ -93,8 +123,14 @@ def _config(args: argparse.Namespace) -> tuple[Any, Path | None]:
 
 def _notes(face: Any) -> dict[str, Any]:
     q = face.quality
-    return {"face_px": face.box.width, "faces": face.faces, "cropped": face.cropped, "message_id": q.message_id,
-            "failed": list(q.failed), "measures": {k: round(v, 3) for k, v in q.measures.items()}}
+    return {
+        "face_px": face.box.width,
+        "faces": face.faces,
+        "cropped": face.cropped,
+        "message_id": q.message_id,
+        "failed": list(q.failed),
+        "measures": {k: round(v, 3) for k, v in q.measures.items()},
+    }
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -106,8 +142,17 @@ def _compare(args: argparse.Namespace) -> int:
     fa = inspect_photo(args.a, models_dir)
     fb = inspect_photo(args.b, models_dir)
     decision = FaceVerifier(threshold).verify(fa.template, fb.template)
-    print(json.dumps({"distance": round(decision.distance, 4), "threshold": threshold, "match": decision.match,
-                      "quality": {"a": _notes(fa), "b": _notes(fb)}}, indent=2))
+    print(
+        json.dumps(
+            {
+                "distance": round(decision.distance, 4),
+                "threshold": threshold,
+                "match": decision.match,
+                "quality": {"a": _notes(fa), "b": _notes(fb)},
+            },
+            indent=2,
+        )
+    )
     return 0 if decision.match else 1
 
 
@@ -123,15 +168,18 @@ def _enroll(args: argparse.Namespace) -> int:
     return 0
 
 
-
 def _evaluate(args: argparse.Namespace) -> int:
     from kiosk.errors import ConfigError
     from kiosk.vision import evaluation as E
 
     cfg, _ = _config(args)
-    proto = E.Protocol(attempts=args.attempts or cfg.engine.max_face_attempts,
-                       frames=args.frames or cfg.vision.session_frames, budget=args.budget,
-                       enrol_min_face_px=args.enrol_min_face_px or cfg.vision.min_face_px, seed=args.seed)
+    proto = E.Protocol(
+        attempts=args.attempts or cfg.engine.max_face_attempts,
+        frames=args.frames or cfg.vision.session_frames,
+        budget=args.budget,
+        enrol_min_face_px=args.enrol_min_face_px or cfg.vision.min_face_px,
+        seed=args.seed,
+    )
     if proto.frames > proto.budget:
         raise ConfigError("--budget must be at least --frames")
     groups = E.read_groups(args.groups) if args.groups else None
@@ -180,8 +228,10 @@ def render_report(rep: dict[str, Any]) -> str:
     ]
     main = rep["cross_validated"][rep["rule"]][p["frames"]]
     for f in main["folds"]:
-        lines.append(f"  tuned on half {f['tuned_on']}: threshold {f['threshold']:.4f}; held-out FNMR "
-                     f"{f['held_out_fnmr']}, FMR {f['held_out_fmr']}")
+        lines.append(
+            f"  tuned on half {f['tuned_on']}: threshold {f['threshold']:.4f}; held-out FNMR "
+            f"{f['held_out_fnmr']}, FMR {f['held_out_fmr']}"
+        )
     lines += [
         f"PER CHECK-IN ({rep['rule']}, {p['frames']} frames, up to {p['attempts']} attempts), held out:",
         f"  FNMR {main['held_out_fnmr']}",
@@ -213,8 +263,8 @@ def render_report(rep: dict[str, Any]) -> str:
         f"{pi['identities_with_a_false_match']} of {pi['enrolled_identities']} enrolled identities; the worst 1 % "
         f"hold {100 * pi['share_from_worst_1pct']:.0f} % of them",
         "  per-identity FMR: " + ", ".join(f"{k} {100 * v:.2f} %" for k, v in s.items()),
-        "  worst enrolled: " + ", ".join(f"{w['identity']} {w['false_matches']}/{w['strangers']}"
-                                         for w in pi["worst_enrolled"]),
+        "  worst enrolled: "
+        + ", ".join(f"{w['identity']} {w['false_matches']}/{w['strangers']}" for w in pi["worst_enrolled"]),
         "  worst live: " + ", ".join(f"{w['identity']} {w['false_matches']}" for w in pi["worst_live"]),
         "  genuine rejected: " + ", ".join(pi["rejected_genuine"]),
     ]

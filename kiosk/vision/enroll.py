@@ -11,6 +11,7 @@ too (kiosk.vision.verify). Refusals are FormatErrors whose message names the pro
 what to do, never the person; `message_id` carries the gate's id for a UI.
 The photos and the templates stay in memory; the caller seals the template and drops both.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -22,9 +23,19 @@ import numpy as np
 from kiosk.errors import FormatError
 from kiosk.vision.detect import Box, detect_faces_in_photo, to_grey
 from kiosk.vision.landmarks import FaceLandmarks, find_landmarks
-from kiosk.vision.quality import (FACE_COME_CLOSER, FACE_HOLD_STILL, FACE_LOOK_AT_CAMERA, FACE_MORE_LIGHT,
-                                  FACE_NONE, FACE_TOO_BRIGHT, FACE_TOO_MANY, QualityLimits, QualityVerdict,
-                                  assess, pick_subject)
+from kiosk.vision.quality import (
+    FACE_COME_CLOSER,
+    FACE_HOLD_STILL,
+    FACE_LOOK_AT_CAMERA,
+    FACE_MORE_LIGHT,
+    FACE_NONE,
+    FACE_TOO_BRIGHT,
+    FACE_TOO_MANY,
+    QualityLimits,
+    QualityVerdict,
+    assess,
+    pick_subject,
+)
 from kiosk.vision.template import TEMPLATE_DTYPE, compute_template
 
 # the kiosk's own gates (QualityLimits' defaults are the kiosk's: 110 px, pose, light, sharpness)
@@ -55,8 +66,8 @@ class PhotoFace:
     landmarks: FaceLandmarks
     quality: QualityVerdict
     template: np.ndarray
-    faces: int = 1          # faces found in the photo
-    cropped: bool = False   # several faces, the largest taken on the desk's confirmation
+    faces: int = 1  # faces found in the photo
+    cropped: bool = False  # several faces, the largest taken on the desk's confirmation
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,8 +95,12 @@ def load_photo(path_or_array: str | Path | np.ndarray) -> np.ndarray:
         raise FormatError("the photo cannot be read as an image") from None
 
 
-def inspect_photo(path_or_array: str | Path | np.ndarray, models_dir: Path | None = None,
-                  limits: QualityLimits = ENROL_LIMITS, crop_largest: bool = False) -> PhotoFace:
+def inspect_photo(
+    path_or_array: str | Path | np.ndarray,
+    models_dir: Path | None = None,
+    limits: QualityLimits = ENROL_LIMITS,
+    crop_largest: bool = False,
+) -> PhotoFace:
     """The subject's face, its verdict and template, judged but not refused on quality.
 
     Refuses (EnrolmentRefused) only when there is no face, or several of similar size and
@@ -97,15 +112,18 @@ def inspect_photo(path_or_array: str | Path | np.ndarray, models_dir: Path | Non
     idx, problem = pick_subject(boxes, limits.crowd_ratio)
     found, cropped = len(boxes), False
     if problem == FACE_NONE:
-        raise EnrolmentRefused("no face found in the photo; use a clear, front-facing photo of the patient",
-                               FACE_NONE)
+        raise EnrolmentRefused(
+            "no face found in the photo; use a clear, front-facing photo of the patient", FACE_NONE
+        )
     if problem == FACE_TOO_MANY and crop_largest:
         idx, problem, cropped = 0, None, True  # largest first; the desk confirmed it is the patient
         boxes = boxes[:1]  # judge the crop alone: the others are not the subject
     if problem == FACE_TOO_MANY or idx is None:
-        raise EnrolmentRefused(f"the photo shows {len(boxes)} faces; use a photo of the patient alone, or "
-                               "--crop-largest once the desk has checked the largest face is the patient's",
-                               FACE_TOO_MANY)
+        raise EnrolmentRefused(
+            f"the photo shows {len(boxes)} faces; use a photo of the patient alone, or "
+            "--crop-largest once the desk has checked the largest face is the patient's",
+            FACE_TOO_MANY,
+        )
     box = boxes[idx]
     lm = find_landmarks(grey, box, models_dir)
     verdict = assess(grey, boxes, lm, None, limits)
@@ -121,8 +139,12 @@ def refusal(face: PhotoFace, limits: QualityLimits = ENROL_LIMITS) -> EnrolmentR
     return EnrolmentRefused(advice.format(px=face.box.width, need=limits.min_face_px), gate)
 
 
-def face_from_photo(path_or_array: str | Path | np.ndarray, models_dir: Path | None = None,
-                    limits: QualityLimits = ENROL_LIMITS, crop_largest: bool = False) -> PhotoFace:
+def face_from_photo(
+    path_or_array: str | Path | np.ndarray,
+    models_dir: Path | None = None,
+    limits: QualityLimits = ENROL_LIMITS,
+    crop_largest: bool = False,
+) -> PhotoFace:
     """The one face of an enrolment photo, refused (EnrolmentRefused) unless every gate passes."""
     face = inspect_photo(path_or_array, models_dir, limits, crop_largest)
     refused = refusal(face, limits)
@@ -131,8 +153,12 @@ def face_from_photo(path_or_array: str | Path | np.ndarray, models_dir: Path | N
     return face
 
 
-def enrol(photos: Sequence[str | Path | np.ndarray], models_dir: Path | None = None,
-          limits: QualityLimits = ENROL_LIMITS, crop_largest: bool = False) -> Enrolment:
+def enrol(
+    photos: Sequence[str | Path | np.ndarray],
+    models_dir: Path | None = None,
+    limits: QualityLimits = ENROL_LIMITS,
+    crop_largest: bool = False,
+) -> Enrolment:
     """The template to seal from one or more photos of the patient, each passing the gates.
 
     Several photos average out one photo's pose and light (the mean template, as the
@@ -145,7 +171,11 @@ def enrol(photos: Sequence[str | Path | np.ndarray], models_dir: Path | None = N
     return Enrolment(mean.astype(TEMPLATE_DTYPE), faces)
 
 
-def template_from_photo(path_or_array: str | Path | np.ndarray, models_dir: Path | None = None,
-                        limits: QualityLimits = ENROL_LIMITS, crop_largest: bool = False) -> np.ndarray:
+def template_from_photo(
+    path_or_array: str | Path | np.ndarray,
+    models_dir: Path | None = None,
+    limits: QualityLimits = ENROL_LIMITS,
+    crop_largest: bool = False,
+) -> np.ndarray:
     """The (128,) float16 template of an enrolment photo (EnrolmentRefused if it fails a gate)."""
     return face_from_photo(path_or_array, models_dir, limits, crop_largest).template

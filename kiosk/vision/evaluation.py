@@ -19,6 +19,7 @@ The threshold is chosen on one half of the identities and reported on the other 
 (2-fold, identities split by a hash of the name), so the figures are for people the
 choice never saw. Templates and frames stay in memory; nothing biometric is written.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -43,6 +44,7 @@ FRAME_COUNTS = (1, 3, 5)
 
 
 # --- statistics ---------------------------------------------------------------------------
+
 
 def _betacf(a: float, b: float, x: float) -> float:
     # continued fraction of the incomplete beta function (modified Lentz)
@@ -133,6 +135,7 @@ class Rate:
 
 # --- data -------------------------------------------------------------------------------
 
+
 def identity_of(path: Path) -> str:
     """`Aaron_Sorkin__0002.jpg` → `Aaron_Sorkin`."""
     return path.stem.split("__")[0]
@@ -140,8 +143,11 @@ def identity_of(path: Path) -> str:
 
 def list_images(data: Path, limit: int | None = None) -> list[Path]:
     """Photos under `data` (sorted; `_meta` folders skipped), the first `limit` of them."""
-    files = sorted(p for p in data.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
-                   and "_meta" not in p.parts and "__" in p.stem)
+    files = sorted(
+        p
+        for p in data.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES and "_meta" not in p.parts and "__" in p.stem
+    )
     return files[:limit] if limit else files
 
 
@@ -188,6 +194,7 @@ class LiveResult:
 
 
 # --- workers ------------------------------------------------------------------------------
+
 
 def _worker_init() -> None:
     # Ctrl-C reaches the whole process group: the parent handles it and terminates us
@@ -268,10 +275,16 @@ def live_job(args: tuple[str, str, tuple[float, float], float, Protocol]) -> Liv
         got: list[np.ndarray] = []
         for k in range(proto.budget):
             ph = phase + 0.35 * k
-            scene = Scene(faces=(0,), anchors=(anchor,), scale=face_px * (1 + 0.04 * math.sin(ph)) / (face_frac * 480),
-                          shift=(0.02 * math.sin(ph), 0.015 * math.cos(1.3 * ph)),
-                          brightness=light * (1 + 0.02 * math.sin(2.1 * ph)), blur=blur, noise=noise,
-                          rotate=roll + 1.5 * math.sin(0.7 * ph))
+            scene = Scene(
+                faces=(0,),
+                anchors=(anchor,),
+                scale=face_px * (1 + 0.04 * math.sin(ph)) / (face_frac * 480),
+                shift=(0.02 * math.sin(ph), 0.015 * math.cos(1.3 * ph)),
+                brightness=light * (1 + 0.02 * math.sin(2.1 * ph)),
+                blur=blur,
+                noise=noise,
+                rotate=roll + 1.5 * math.sin(0.7 * ph),
+            )
             obs = pipe.process(render(portraits, scene, (640, 480), rng), want_template=True)
             out.frames_seen += 1
             if not obs.ok:
@@ -287,6 +300,7 @@ def live_job(args: tuple[str, str, tuple[float, float], float, Protocol]) -> Liv
 
 
 # --- running many jobs: progress on stderr, a clean stop ---------------------------------
+
 
 class Progress:
     """One line on `stream` every `every_s` seconds: done/total, elapsed, time left."""
@@ -307,14 +321,18 @@ class Progress:
         self._last = now
         spent = now - self._start
         left = spent / done * (total - done) if done else math.nan
-        self._say(f"{label}: {done}/{total} ({100 * done / max(total, 1):.0f} %), {spent:.0f} s, ~{left:.0f} s left")
+        self._say(
+            f"{label}: {done}/{total} ({100 * done / max(total, 1):.0f} %), {spent:.0f} s, ~{left:.0f} s left"
+        )
 
     def _say(self, line: str) -> None:
         if self.stream is not None:
             print(f"evaluate: {line}", file=self.stream, flush=True)
 
 
-def run_jobs(fn: Callable[[Any], Any], items: list[Any], jobs: int, label: str, progress: Progress) -> list[Any]:
+def run_jobs(
+    fn: Callable[[Any], Any], items: list[Any], jobs: int, label: str, progress: Progress
+) -> list[Any]:
     """fn over items in `jobs` worker processes (order not kept), reporting progress.
 
     On KeyboardInterrupt (Ctrl-C, or SIGTERM turned into it by the CLI) the workers are
@@ -341,6 +359,7 @@ def run_jobs(fn: Callable[[Any], Any], items: list[Any], jobs: int, label: str, 
 
 # --- transactions ---------------------------------------------------------------------------
 
+
 @dataclass(eq=False)
 class Scores:
     """Per-transaction scores (the smallest fused distance over the attempts; inf = refused).
@@ -366,8 +385,9 @@ def attempt_scores(sealed: np.ndarray, live: LiveResult, rule: str, frames: int,
     return best
 
 
-def transaction_scores(enrolled: np.ndarray, enrol_ids: list[str], lives: list[LiveResult], rule: str,
-                       frames: int, attempts: int) -> Scores:
+def transaction_scores(
+    enrolled: np.ndarray, enrol_ids: list[str], lives: list[LiveResult], rule: str, frames: int, attempts: int
+) -> Scores:
     """Scores of every live identity against its own and every other enrolment."""
     index = {name: j for j, name in enumerate(enrol_ids)}
     gen = np.empty(len(lives), np.float32)
@@ -417,8 +437,9 @@ def _fold_masks(names: list[str]) -> np.ndarray:
     return np.array([fold_of(n) for n in names], dtype=np.int8)
 
 
-def cross_validate(scores: Scores, live_ids: list[str], enrol_ids: list[str], target_fmr: float,
-                   margin: float) -> dict[str, Any]:
+def cross_validate(
+    scores: Scores, live_ids: list[str], enrol_ids: list[str], target_fmr: float, margin: float
+) -> dict[str, Any]:
     """Choose on one half of the identities, report on the other; both ways, pooled."""
     lf, ef = _fold_masks(live_ids), _fold_masks(enrol_ids)
     folds = []
@@ -426,8 +447,10 @@ def cross_validate(scores: Scores, live_ids: list[str], enrol_ids: list[str], ta
     pooled_fm = [0, 0]
     for half in (0, 1):
         if not (np.any(lf == half) and np.count_nonzero(ef == half) >= 2):
-            raise FormatError("too few identities to choose on one half and test on the other: "
-                             "need live photos and at least two enrolled identities in each half")
+            raise FormatError(
+                "too few identities to choose on one half and test on the other: "
+                "need live photos and at least two enrolled identities in each half"
+            )
     for tune in (0, 1):
         test = 1 - tune
         tune_imp = scores.impostor[np.ix_(lf == tune, ef == tune)]
@@ -439,15 +462,27 @@ def cross_validate(scores: Scores, live_ids: list[str], enrol_ids: list[str], ta
         fm = fmr_at(test_sorted, t)
         pooled_fn = [pooled_fn[0] + fn.x, pooled_fn[1] + fn.n]
         pooled_fm = [pooled_fm[0] + fm.x, pooled_fm[1] + fm.n]
-        folds.append({"tuned_on": tune, "threshold": t,
-                      "tune_fnmr": fnmr_at(scores.genuine[lf == tune], t), "tune_fmr": fmr_at(tune_sorted, t),
-                      "held_out_fnmr": fn, "held_out_fmr": fm})
-    return {"folds": folds, "threshold": min(f["threshold"] for f in folds),
-            "held_out_fnmr": Rate(*pooled_fn), "held_out_fmr": Rate(*pooled_fm)}
+        folds.append(
+            {
+                "tuned_on": tune,
+                "threshold": t,
+                "tune_fnmr": fnmr_at(scores.genuine[lf == tune], t),
+                "tune_fmr": fmr_at(tune_sorted, t),
+                "held_out_fnmr": fn,
+                "held_out_fmr": fm,
+            }
+        )
+    return {
+        "folds": folds,
+        "threshold": min(f["threshold"] for f in folds),
+        "held_out_fnmr": Rate(*pooled_fn),
+        "held_out_fmr": Rate(*pooled_fm),
+    }
 
 
-def per_identity(scores: Scores, live_ids: list[str], enrol_ids: list[str], t: float,
-                 worst: int = 10) -> dict[str, Any]:
+def per_identity(
+    scores: Scores, live_ids: list[str], enrol_ids: list[str], t: float, worst: int = 10
+) -> dict[str, Any]:
     """How false matches spread over people: per enrolled identity, the share of strangers
     whose check-in it accepts; the worst identities and the spread."""
     imp = scores.impostor
@@ -459,7 +494,9 @@ def per_identity(scores: Scores, live_ids: list[str], enrol_ids: list[str], t: f
     order = np.argsort(-rates, kind="stable")
     total = int(hits.sum())
     top = max(1, int(math.ceil(0.01 * keep.sum())))
-    spread = {f"p{p:g}": float(np.percentile(rates[keep], p)) for p in (50, 90, 99, 99.9)} if keep.any() else {}
+    spread = (
+        {f"p{p:g}": float(np.percentile(rates[keep], p)) for p in (50, 90, 99, 99.9)} if keep.any() else {}
+    )
     spread["max"] = float(rates[keep].max()) if keep.any() else math.nan
     live_hits = np.count_nonzero(np.nan_to_num(imp, nan=np.inf) < t, axis=1)
     return {
@@ -469,16 +506,23 @@ def per_identity(scores: Scores, live_ids: list[str], enrol_ids: list[str], t: f
         "false_matches": total,
         "share_from_worst_1pct": (float(np.sort(hits[keep])[::-1][:top].sum()) / total) if total else 0.0,
         "spread": spread,
-        "worst_enrolled": [{"identity": enrol_ids[j], "false_matches": int(hits[j]), "strangers": int(trials[j])}
-                           for j in order[:worst] if hits[j] > 0],
-        "worst_live": [{"identity": live_ids[i], "false_matches": int(live_hits[i])}
-                       for i in np.argsort(-live_hits, kind="stable")[:worst] if live_hits[i] > 0],
+        "worst_enrolled": [
+            {"identity": enrol_ids[j], "false_matches": int(hits[j]), "strangers": int(trials[j])}
+            for j in order[:worst]
+            if hits[j] > 0
+        ],
+        "worst_live": [
+            {"identity": live_ids[i], "false_matches": int(live_hits[i])}
+            for i in np.argsort(-live_hits, kind="stable")[:worst]
+            if live_hits[i] > 0
+        ],
         "rejected_genuine": [live_ids[i] for i in np.flatnonzero(~(scores.genuine < t))[:worst]],
     }
 
 
-def per_group(scores: Scores, live_ids: list[str], enrol_ids: list[str], t: float,
-              groups: dict[str, str]) -> dict[str, Any]:
+def per_group(
+    scores: Scores, live_ids: list[str], enrol_ids: list[str], t: float, groups: dict[str, str]
+) -> dict[str, Any]:
     """FNMR by the live person's group and FMR by the enrolled person's group."""
     out: dict[str, Any] = {}
     lg = np.array([groups.get(n, "") for n in live_ids])
@@ -486,12 +530,15 @@ def per_group(scores: Scores, live_ids: list[str], enrol_ids: list[str], t: floa
     for g in sorted(set(groups.values())):
         col = scores.impostor[:, eg == g]
         fin = col[~np.isnan(col)]
-        out[g] = {"fnmr": fnmr_at(scores.genuine[lg == g], t),
-                  "fmr": Rate(int(np.count_nonzero(fin < t)), int(fin.size))}
+        out[g] = {
+            "fnmr": fnmr_at(scores.genuine[lg == g], t),
+            "fmr": Rate(int(np.count_nonzero(fin < t)), int(fin.size)),
+        }
     return out
 
 
 # --- the whole run ---------------------------------------------------------------------------
+
 
 @dataclass(eq=False)
 class Run:
@@ -508,15 +555,18 @@ class Run:
     seconds: float = 0.0
 
 
-def collect(data: Path, protocol: Protocol, limit: int | None = None, jobs: int = 1,
-            progress: Progress | None = None) -> Run:
+def collect(
+    data: Path, protocol: Protocol, limit: int | None = None, jobs: int = 1, progress: Progress | None = None
+) -> Run:
     """Judge and template every photo, pick enrolments and live sources, run the kiosk's attempts."""
     progress = progress or Progress(None)
     start = time.monotonic()
     files = list_images(data, limit)
     if not files:
         raise NoInputError(f"{data}: no photos named identity__NN.ext found")
-    photos = run_jobs(photo_job, [(str(p), protocol.enrol_min_face_px) for p in files], jobs, "photos", progress)
+    photos = run_jobs(
+        photo_job, [(str(p), protocol.enrol_min_face_px) for p in files], jobs, "photos", progress
+    )
     photos.sort(key=lambda r: r.path)
     by_id: dict[str, list[PhotoResult]] = {}
     for r in photos:
@@ -548,11 +598,18 @@ def collect(data: Path, protocol: Protocol, limit: int | None = None, jobs: int 
     lives = run_jobs(live_job, live_args, jobs, "kiosk attempts", progress)
     lives.sort(key=lambda x: x.identity)
     enrolled = np.stack(templates) if templates else np.zeros((0, 128), np.float32)
-    return Run(photos, enrol_ids, enrolled, lives, population, fte, no_live, protocol, time.monotonic() - start)
+    return Run(
+        photos, enrol_ids, enrolled, lives, population, fte, no_live, protocol, time.monotonic() - start
+    )
 
 
-def analyse(run: Run, target_fmr: float = 0.001, margin: float = 0.5, rule: str | None = None,
-            groups: dict[str, str] | None = None) -> dict[str, Any]:
+def analyse(
+    run: Run,
+    target_fmr: float = 0.001,
+    margin: float = 0.5,
+    rule: str | None = None,
+    groups: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Every rule × frame count cross-validated; the chosen rule's figures in detail."""
     from kiosk.vision.verify import FUSION_RULE, FUSION_RULES
 
@@ -582,16 +639,22 @@ def analyse(run: Run, target_fmr: float = 0.001, margin: float = 0.5, rule: str 
     for x in run.lives:
         for k, v in x.gate_failures.items():
             gate[k] = gate.get(k, 0) + v
-    refused_tx = sum(1 for x in run.lives if all(len(a) < proto.frames for a in x.attempts[:proto.attempts]))
+    refused_tx = sum(1 for x in run.lives if all(len(a) < proto.frames for a in x.attempts[: proto.attempts]))
     strict_fn = fnmr_at(sc.genuine, t)
     # one decision alone: the attempts of one check-in here come from one photo, so they are
     # more alike than a real person's retries; attempts × one decision's bound covers that
     one = transaction_scores(run.enrolled, run.enrol_ids, run.lives, chosen_rule, proto.frames, 1)
     one_fmr = fmr_at(np.sort(one.impostor[np.isfinite(one.impostor)]), t)
     out = {
-        "protocol": {"attempts": proto.attempts, "frames": proto.frames, "frame_budget": proto.budget,
-                     "enrol_min_face_px": proto.enrol_min_face_px, "target_fmr": target_fmr, "margin": margin,
-                     "seed": proto.seed},
+        "protocol": {
+            "attempts": proto.attempts,
+            "frames": proto.frames,
+            "frame_budget": proto.budget,
+            "enrol_min_face_px": proto.enrol_min_face_px,
+            "target_fmr": target_fmr,
+            "margin": margin,
+            "seed": proto.seed,
+        },
         "photos": len(run.photos),
         "photos_product_size_gate_ok": sum(1 for p in run.photos if p.face_px >= 110),
         "enrolment_refusals": refused_enrol,
@@ -607,13 +670,17 @@ def analyse(run: Run, target_fmr: float = 0.001, margin: float = 0.5, rule: str 
         "rule": chosen_rule,
         "threshold": t,
         "cross_validated": table,
-        "single_frame": {"per_transaction": table[FUSION_RULE][1],
-                         "per_comparison": cross_validate(single, live_ids, run.enrol_ids, target_fmr, margin)},
-        "all_data_at_threshold": {"fnmr": strict_fn, "fmr": fmr_at(imp_all, t),
-                                  "fnmr_counting_failure_to_enrol":
-                                      Rate(strict_fn.x + len(run.fte), strict_fn.n + len(run.fte)),
-                                  "fmr_one_decision": one_fmr,
-                                  "fmr_bound_attempts_x_one_decision": min(1.0, proto.attempts * one_fmr.interval[1])},
+        "single_frame": {
+            "per_transaction": table[FUSION_RULE][1],
+            "per_comparison": cross_validate(single, live_ids, run.enrol_ids, target_fmr, margin),
+        },
+        "all_data_at_threshold": {
+            "fnmr": strict_fn,
+            "fmr": fmr_at(imp_all, t),
+            "fnmr_counting_failure_to_enrol": Rate(strict_fn.x + len(run.fte), strict_fn.n + len(run.fte)),
+            "fmr_one_decision": one_fmr,
+            "fmr_bound_attempts_x_one_decision": min(1.0, proto.attempts * one_fmr.interval[1]),
+        },
         "per_identity": per_identity(sc, live_ids, run.enrol_ids, t),
         "seconds": round(run.seconds, 1),
     }

@@ -13,6 +13,7 @@ The threshold is measured on this project's float16 templates and lives in
 squared differences would lose the precision the threshold needs. A distance next to an
 identity is biometric data: callers keep it in memory and never log it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -41,6 +42,7 @@ def compare(a: np.ndarray, b: np.ndarray) -> float:
 
 # Each rule maps (sealed (m, 128), lives (n, 128)), both float32, to m fused distances: the
 # kiosk calls it with one sealed template, the evaluation with every enrolled one at once.
+
 
 def _distances(sealed: np.ndarray, lives: np.ndarray) -> np.ndarray:
     """(n, m) distances of every live frame to every sealed template."""
@@ -73,8 +75,9 @@ FUSION_RULES: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
 FUSION_RULE = "mean-template"
 
 
-def fused_distance(sealed_template: np.ndarray, live_templates: Sequence[np.ndarray],
-                   rule: str = FUSION_RULE) -> float:
+def fused_distance(
+    sealed_template: np.ndarray, live_templates: Sequence[np.ndarray], rule: str = FUSION_RULE
+) -> float:
     """The distance one decision is made on: `rule` over the live frames of one attempt."""
     if rule not in FUSION_RULES:
         raise ValueError(f"unknown fusion rule {rule!r}; known: {', '.join(FUSION_RULES)}")
@@ -99,8 +102,12 @@ class MatchDecision:
         return self.match
 
 
-def verify_session(live_templates: Sequence[np.ndarray], sealed_template: np.ndarray, threshold: float,
-                   rule: str = FUSION_RULE) -> MatchDecision:
+def verify_session(
+    live_templates: Sequence[np.ndarray],
+    sealed_template: np.ndarray,
+    threshold: float,
+    rule: str = FUSION_RULE,
+) -> MatchDecision:
     """The per-attempt decision: fuse the live templates of one track, compare with the sealed one.
 
     Strictly below the threshold matches. FormatError for a malformed template.

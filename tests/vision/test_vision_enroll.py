@@ -1,4 +1,5 @@
 """Enrolment gates agree with the kiosk's; several faces are refused or cropped on confirmation."""
+
 from __future__ import annotations
 
 import json
@@ -12,11 +13,19 @@ from vision_scenes import frame_of
 from kiosk.cli import main
 from kiosk.hardware.camera.synthetic import DEMO_FACE_CENTRES, Scene, render, scale_for_face
 from kiosk.vision.enroll import ENROL_LIMITS, EnrolmentRefused, enrol, face_from_photo, inspect_photo
-from kiosk.vision.quality import (FACE_COME_CLOSER, FACE_HOLD_STILL, FACE_MORE_LIGHT, FACE_TOO_MANY,
-                                  QualityLimits)
+from kiosk.vision.quality import (
+    FACE_COME_CLOSER,
+    FACE_HOLD_STILL,
+    FACE_MORE_LIGHT,
+    FACE_TOO_MANY,
+    QualityLimits,
+)
 
-TWO = Scene(faces=(0, 1), anchors=(DEMO_FACE_CENTRES["astronaut"], DEMO_FACE_CENTRES["grace_hopper"]),
-            scales=(scale_for_face("astronaut", 150), scale_for_face("grace_hopper", 190)))
+TWO = Scene(
+    faces=(0, 1),
+    anchors=(DEMO_FACE_CENTRES["astronaut"], DEMO_FACE_CENTRES["grace_hopper"]),
+    scales=(scale_for_face("astronaut", 150), scale_for_face("grace_hopper", 190)),
+)
 
 
 def test_the_enrolment_size_gate_is_the_kiosks(portraits: list[np.ndarray]) -> None:
@@ -27,7 +36,9 @@ def test_the_enrolment_size_gate_is_the_kiosks(portraits: list[np.ndarray]) -> N
     assert face_from_photo(frame_of(portraits, 0, face_px=160)).quality.ok
 
 
-@pytest.mark.parametrize(("kw", "gate"), [({"brightness": 0.25}, FACE_MORE_LIGHT), ({"blur": 4.0}, FACE_HOLD_STILL)])
+@pytest.mark.parametrize(
+    ("kw", "gate"), [({"brightness": 0.25}, FACE_MORE_LIGHT), ({"blur": 4.0}, FACE_HOLD_STILL)]
+)
 def test_light_and_sharpness_gates_refuse(portraits: list[np.ndarray], kw: dict, gate: str) -> None:
     with pytest.raises(EnrolmentRefused) as e:
         face_from_photo(frame_of(portraits, 1, face_px=180, **kw))
@@ -52,8 +63,9 @@ def test_several_photos_average_into_one_template(portraits: list[np.ndarray]) -
     assert np.allclose(e.template.astype(np.float32), np.mean(singles, axis=0), atol=1e-3)
 
 
-def test_cli_asks_the_desk_before_cropping(tmp_path: Path, portraits: list[np.ndarray],
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_asks_the_desk_before_cropping(
+    tmp_path: Path, portraits: list[np.ndarray], capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "two.png"
     Image.fromarray(render(portraits, TWO)).save(path)
     assert main(["face", "enroll", str(path)]) == 65

@@ -1,4 +1,5 @@
 """`kiosk face evaluate` end to end on a tiny set, and its clean stop on SIGTERM."""
+
 from __future__ import annotations
 
 import json
@@ -41,11 +42,14 @@ def _photos(folder: Path, portraits: list[np.ndarray], per_person: int) -> Path:
     return folder
 
 
-def test_evaluate_reports_per_check_in_rates(tmp_path: Path, portraits: list[np.ndarray],
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_evaluate_reports_per_check_in_rates(
+    tmp_path: Path, portraits: list[np.ndarray], capsys: pytest.CaptureFixture[str]
+) -> None:
     data = _photos(tmp_path / "faces", portraits, 2)
-    assert main(["face", "evaluate", "--data", str(data), "--json", "--quiet", "--frames", "2",
-                 "--budget", "6"]) == 0
+    assert (
+        main(["face", "evaluate", "--data", str(data), "--json", "--quiet", "--frames", "2", "--budget", "6"])
+        == 0
+    )
     rep = json.loads(capsys.readouterr().out)
     assert rep["protocol"]["attempts"] == EngineTable().max_face_attempts  # the kiosk's own budget
     assert rep["genuine_transactions"] == 4 and rep["identities_enrolled"] == 4
@@ -77,11 +81,19 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to list child processes")
-def test_sigterm_stops_the_evaluation_and_leaves_no_workers(tmp_path: Path, portraits: list[np.ndarray]) -> None:
+def test_sigterm_stops_the_evaluation_and_leaves_no_workers(
+    tmp_path: Path, portraits: list[np.ndarray]
+) -> None:
     data = _photos(tmp_path / "faces", portraits, 12)
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-m", "kiosk", "face", "evaluate", "--data", str(data), "--jobs", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kiosk", "face", "evaluate", "--data", str(data), "--jobs", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     try:
         assert proc.stderr is not None
         line = proc.stderr.readline()

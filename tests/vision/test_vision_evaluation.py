@@ -1,4 +1,5 @@
 """The evaluation's arithmetic: Clopper–Pearson, refusals as rejections, attempts, threshold choice."""
+
 from __future__ import annotations
 
 import math

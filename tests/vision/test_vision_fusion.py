@@ -1,4 +1,5 @@
 """The per-attempt fusion rule of kiosk.vision.verify (no models needed)."""
+
 from __future__ import annotations
 
 import numpy as np

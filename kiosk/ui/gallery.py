@@ -108,11 +108,11 @@ def scenes(consent: ConsentTable) -> Iterator[tuple[str, Callable[[Any], None]]]
     yield "liveness", ev(Event(E.LIVENESS_START, {"method": "light"}))
     yield (
         "liveness-turn",
-        ev(Event(E.LIVENESS_START, {"method": "light"}), Event("liveness.turn", {"direction": "turn-left"})),
+        ev(Event(E.LIVENESS_START, {"method": "light"}), Event(E.LIVENESS_TURN, {"direction": "turn-left"})),
     )
     yield (
         "liveness-retry",
-        ev(Event(E.LIVENESS_START, {"method": "light"}), Event("liveness.retry", {"attempt": 2, "max": 2})),
+        ev(Event(E.LIVENESS_START, {"method": "light"}), Event(E.LIVENESS_RETRY, {"attempt": 2, "max": 2})),
     )
     yield "liveness-failed", ev(Event(E.LIVENESS_FAILED))
     yield "consent", consent_with()

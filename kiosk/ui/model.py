@@ -51,8 +51,6 @@ OVERRIDE_REASONS = (
     "kiosk-fault",
 )
 PIN_MAX = 8
-# the liveness step's guidance (kiosk.checkin.events, with the liveness challenge)
-LIVENESS_TURN, LIVENESS_RETRY = "liveness.turn", "liveness.retry"
 
 
 @dataclass
@@ -236,12 +234,12 @@ class UiModel:
             self._show("walked_away", i)
         elif i == E.LIVENESS_START:
             self._show("liveness", i)
-        elif i in (LIVENESS_TURN, LIVENESS_RETRY):
+        elif i in (E.LIVENESS_TURN, E.LIVENESS_RETRY):
             # a head turn, or one more try: the light is off and the screen says what to do
             if self.screen != "liveness" or self.field is not None:
                 self._show("liveness", None)
             params = {k: p[k] for k in ("direction", "attempt", "max") if k in p}
-            self.hint = (f"{i}.{p.get('direction', '')}" if i == LIVENESS_TURN else i, params)
+            self.hint = (f"{i}.{p.get('direction', '')}" if i == E.LIVENESS_TURN else i, params)
             self.prompts.append(self.hint[0])
             self.changed()
         elif i == E.LIVENESS_FAILED:

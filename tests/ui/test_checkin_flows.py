@@ -10,6 +10,7 @@ import pytest
 from checkin.fakes import FakeFaces, FakeLiveness, Rig, good_face, guidance
 
 from kiosk.checkin import engine as EN
+from kiosk.checkin import events as E
 from kiosk.checkin import records
 from kiosk.checkin.headless import ScriptedPatient
 from kiosk.checkin.ports import FaceReading
@@ -232,10 +233,10 @@ class RetryingLiveness:
         from kiosk.checkin.ports import LivenessResult
 
         self.times = [ui.show_field((255, 255, 255), "full"), ui.show_field((40, 40, 200), "left")]
-        ui.emit(Event("liveness.retry", {"attempt": 2, "max": 2}, clock.monotonic_ns()))
+        ui.emit(Event(E.LIVENESS_RETRY, {"attempt": 2, "max": 2}, clock.monotonic_ns()))
         time.sleep(0.2)  # the patient reads it (real time: the UI loop draws meanwhile)
         self.times.append(ui.show_field((255, 255, 255), "right"))
-        ui.emit(Event("liveness.turn", {"direction": "turn-left"}, clock.monotonic_ns()))
+        ui.emit(Event(E.LIVENESS_TURN, {"direction": "turn-left"}, clock.monotonic_ns()))
         time.sleep(0.2)
         # templates of the challenge's frames: the engine decides the match on them
         return LivenessResult("live", "fake", {}, (faces.last_template,))

@@ -156,13 +156,13 @@ class ScreenLightLiveness:
             ref["bg"] = sg.background_points(image.shape[1], image.shape[0], mesh)
             ref["pts"] = mesh.points[ref["skin"], :2].copy()
             ref["centroid"] = mesh.points[:, :2].mean(axis=0)
-        lin = sg.linear(image)
         radius = max(2, int(round(0.045 * mesh.width)))
         # the reference points moved with the face's centroid: a still face's patches stay on
         # the same skin instead of jittering with the mesh from frame to frame
         shift = mesh.points[:, :2].mean(axis=0) - ref["centroid"]
-        skin = sg.sample(lin, ref["pts"] + shift, radius)
-        bg = sg.sample(lin, ref["bg"], radius)
+        ii = sg.integral(image)  # once per frame, for both skin and background
+        skin = sg.sample(ii, ref["pts"] + shift, radius)
+        bg = sg.sample(ii, ref["bg"], radius)
         eyes: tuple[float, float] = (float("nan"), float("nan"))
         if count % 2 == 0:  # eyelids at half the frame rate: a blink (~150 ms) still shows
             t0 = time.perf_counter()

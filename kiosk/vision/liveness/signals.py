@@ -81,16 +81,21 @@ def background_points(width: int, height: int, mesh: Mesh) -> np.ndarray:
     return np.column_stack([xs[sel], ys[sel]])[:48]
 
 
-def sample(lin: np.ndarray, xy: np.ndarray, radius: int) -> np.ndarray:
-    """Mean linear RGB in a (2r+1)² box around each point (points outside the frame: NaN)."""
-    h, w = lin.shape[:2]
+def integral(image: np.ndarray) -> np.ndarray:
+    """The summed-area table of an sRGB uint8 image in linear light, for `sample`."""
+    return np.asarray(cv2.integral(linear(image)))
+
+
+def sample(ii: np.ndarray, xy: np.ndarray, radius: int) -> np.ndarray:
+    """Mean linear RGB in a (2r+1)² box around each point, from the summed-area table `ii` of
+    `integral` (points too near the edge: NaN)."""
+    h, w = ii.shape[0] - 1, ii.shape[1] - 1
+    out = np.full((len(xy), 3), np.nan, np.float32)
     if len(xy) == 0:
-        return np.zeros((0, 3), np.float32)
+        return out
     x = np.round(xy[:, 0]).astype(int)
     y = np.round(xy[:, 1]).astype(int)
     ok = (x >= radius) & (x < w - radius) & (y >= radius) & (y < h - radius)
-    ii = cv2.integral(lin)  # (h+1)×(w+1)×3, float64
-    out = np.full((len(xy), 3), np.nan, np.float32)
     xa, xb, ya, yb = x[ok] - radius, x[ok] + radius + 1, y[ok] - radius, y[ok] + radius + 1
     s = ii[yb, xb] - ii[ya, xb] - ii[yb, xa] + ii[ya, xa]
     out[ok] = (s / float((2 * radius + 1) ** 2)).astype(np.float32)

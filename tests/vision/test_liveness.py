@@ -108,7 +108,8 @@ def test_bona_fide_session_is_live_and_yields_match_templates(sim, hopper) -> No
     assert r.result.detail["turn"] in ("turn-left", "turn-right")
 
 
-@pytest.mark.parametrize("species", ["print", "screen-replay", "recorded-replay", "cut-out-print"])
+@pytest.mark.parametrize("species", ["print", "screen-replay", "recorded-replay", "cut-out-print",
+                                     "curved-print"])
 def test_each_attack_species_is_refused(sim, hopper, species: str) -> None:  # type: ignore[no-untyped-def]
     r = _run(sim, hopper, species, 5)
     assert r.result.status != "live", r.result.detail

@@ -467,10 +467,15 @@ class FlatPrint:
     `eye_holes`: a cut-out print with the attacker's own eyes behind (they blink)."""
 
     def __init__(self, fm: FaceModel, behaviour: Behaviour | None = None, glossy: float = 0.0,
-                 margin: float = 1.35, eye_holes: bool = False) -> None:
-        self.species = "cut-out-print" if eye_holes else "print"
+                 margin: float = 1.35, eye_holes: bool = False, bend: float = 0.0) -> None:
+        self.species = "cut-out-print" if eye_holes else "curved-print" if bend > 0 else "print"
         self.b = behaviour or Behaviour(blink_every_s=0.0)
         flat_depth = np.full_like(fm.depth, float(np.median(fm.depth[fm.mask > 0.5])))
+        if bend > 0:
+            # the paper bent round a vertical cylinder of radius fw / bend (a curved-print attack)
+            r = fm.face_width / bend
+            dx = np.clip(np.arange(flat_depth.shape[1], dtype=np.float32) - fm.centre[0], -0.99 * r, 0.99 * r)
+            flat_depth = flat_depth + (r - np.sqrt(r * r - dx * dx))[None, :]
         h, w = fm.depth.shape
         cx, cy = fm.centre
         # the paper: the whole photo inside a rectangle around the face, white paper beyond it
@@ -485,7 +490,7 @@ class FlatPrint:
                             fm.face_width,
                             fm.eye_boxes)
         self.eye_holes = eye_holes
-        self._posed = _Posed.of(self.fm, planar=True)
+        self._posed = _Posed.of(self.fm, planar=bend <= 0)
         self._wall = _wall((w, h))
         self.glossy = glossy
         self._glare_spot = (cx + 0.25 * fm.face_width, cy - 0.35 * fm.face_width)

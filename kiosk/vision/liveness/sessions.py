@@ -22,7 +22,7 @@ from kiosk.checkin.ports import LivenessResult
 from kiosk.hardware.camera import photometric as ph
 from kiosk.vision.liveness import challenge as ch
 
-SPECIES = ("print", "screen-replay", "recorded-replay", "cut-out-print")
+SPECIES = ("print", "screen-replay", "recorded-replay", "cut-out-print", "curved-print")
 
 
 @dataclass
@@ -53,6 +53,13 @@ def build_subject(species: str, fm: ph.FaceModel, rng: np.random.Generator, size
                          turn_speed_dps=float(rng.uniform(35, 70)), turn_peak_deg=float(rng.uniform(16, 28)),
                          blink_every_s=float(rng.uniform(2.0, 5.0)), sway_px=float(rng.uniform(0.5, 2.0)))
         return ph.LiveFace(fm, b, specular=float(rng.uniform(0.05, 0.25)))
+    if species == "curved-print":
+        # the paper bent round the attacker's own head: it turns in 3-D and leaves a homography
+        # like a face does; only its missing relief (no nose to shade) can give it away
+        b = ph.Behaviour(seed=seed, turn_delay_s=float(rng.uniform(0.3, 0.7)),
+                         turn_speed_dps=float(rng.uniform(35, 70)), turn_peak_deg=float(rng.uniform(20, 35)),
+                         blink_every_s=0.0)
+        return ph.FlatPrint(fm, b, margin=float(rng.uniform(1.2, 2.0)), bend=float(rng.uniform(1.0, 2.5)))
     if species in ("print", "cut-out-print"):
         # the attacker complies: turns the paper as far as a head would turn
         b = ph.Behaviour(seed=seed, turn_delay_s=float(rng.uniform(0.3, 0.7)),

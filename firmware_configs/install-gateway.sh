@@ -95,9 +95,16 @@ import sys
 from pathlib import Path
 from kiosk.net.tls import render_broker_conf
 site, mq, ca, port = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
-print(render_broker_conf(mq, site=site, cafile=mq / "ca.crt", certfile=mq / "broker.crt",
-                         keyfile=mq / "broker.key", crlfile=ca / "crl.pem", port=port, host="0.0.0.0",
-                         directory=Path("/var/lib/mosquitto")), end="")
+text = render_broker_conf(mq, site=site, cafile=mq / "ca.crt", certfile=mq / "broker.crt",
+                          keyfile=mq / "broker.key", crlfile=ca / "crl.pem", port=port, host="0.0.0.0",
+                          directory=Path("/var/lib/mosquitto"))
+# Debian's mosquitto.conf sets persistence itself, and Mosquitto refuses a setting given twice
+main = Path("/etc/mosquitto/mosquitto.conf")
+have = {ln.split()[0] for ln in main.read_text().splitlines() if ln.strip() and not ln.startswith("#")} \
+    if main.exists() else set()
+once = {"persistence", "persistence_location", "pid_file", "autosave_interval"}
+print("".join(ln for ln in text.splitlines(keepends=True) if not (ln.split()[:1] and ln.split()[0] in once & have)),
+      end="")
 EOF
 chown root:mosquitto "$MQ/acl" && chmod 0640 "$MQ/acl"
 

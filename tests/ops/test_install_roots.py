@@ -154,9 +154,15 @@ def test_gateway_host_from_setup_sh_and_a_kiosk_over_tls(tmp_path):
     procs: list[subprocess.Popen] = []
     clients: list[TlsClient] = []
     try:
+        # what systemd's unit would make: the pid file's folder
+        _chroot(root, "install", "-d", "-o", "mosquitto", "/run/mosquitto")
         procs.append(subprocess.Popen(["chroot", str(root), "mosquitto", "-c", "/etc/mosquitto/mosquitto.conf"],
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
-        _wait_port(port)
+        try:
+            _wait_port(port)
+        except AssertionError:
+            procs[0].terminate()
+            raise AssertionError(procs[0].communicate(timeout=30)[0].decode()[-3000:]) from None
         # the kiosk: provisioned from a first-boot file with its (registered) kiosk key and the CA
         kdir = tmp_path / "kiosk"
         pfile = tmp_path / "kiosk-provision.toml"

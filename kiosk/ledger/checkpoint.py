@@ -237,7 +237,7 @@ def open_checkpoint(note: bytes, verifier: NoteVerifier, origin: str | None = No
         got = note.split(b"\n", 1)[0].decode("utf-8", "replace")
         if got != origin:
             raise VerificationError(
-                f"checkpoint is for log {got!r}, this side expects {origin!r}: if {got!r} is the "
+                f"checkpoint origin {got!r} is not the log this side expects ({origin!r}): if it is the "
                 f"gateway's log, set keys.log_name = \"{got}\" in kiosk.toml (kiosk and gateway "
                 f"must name the same log)", reason="wrong-log")
     return Checkpoint.from_text(open_note(note, verifier))

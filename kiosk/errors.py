@@ -163,11 +163,11 @@ class Verdict:
     data: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def good(cls, detail: str = "", **data: Any) -> "Verdict":
+    def good(cls, detail: str = "", **data: Any) -> Verdict:
         return cls(True, Reason.OK, detail, dict(data))
 
     @classmethod
-    def bad(cls, reason: Reason, detail: str) -> "Verdict":
+    def bad(cls, reason: Reason, detail: str) -> Verdict:
         return cls(False, reason, detail)
 
     def as_json(self) -> dict[str, Any]:

@@ -47,7 +47,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from kiosk.checkin.headless import HeadlessDriver
     from kiosk.checkin.runtime import build_runtime
     from kiosk.sd_notify import sd_notify
-
     from kiosk.ui import shell
 
     cfg = config.load(args.config)

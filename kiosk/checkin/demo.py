@@ -8,6 +8,7 @@ check-ins, prints each outcome and the receipts, and verifies the log.
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 import threading
@@ -127,7 +128,7 @@ class _ScreenTap:
     """The UI with its `show_field` also lighting the demo camera's scene: the field goes on the
     real (or headless) screen, and the time it went on is the camera's own clock."""
 
-    def __init__(self, ui: Any, camera: "DemoCamera") -> None:
+    def __init__(self, ui: Any, camera: DemoCamera) -> None:
         self._ui, self._camera = ui, camera
 
     def show_field(self, color: tuple[int, int, int], region: str) -> int:
@@ -283,7 +284,8 @@ def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
             w.store_pass(issuer.enroll(w.public_key, tpl).pass_bytes)
             wallets[n] = w
         lost = Wallet.create()  # a third pass (the first patient's old phone), reported lost
-        lost.store_pass(issuer.enroll(lost.public_key, template_to_bytes(template_from_photo(desk.still(names[0])))).pass_bytes)
+        lost_tpl = template_to_bytes(template_from_photo(desk.still(names[0])))
+        lost.store_pass(issuer.enroll(lost.public_key, lost_tpl).pass_bytes)
         from kiosk.protocol import patient_pass
         issuer.revoke(patient_pass.decode(lost.pass_bytes).pass_id)
         wallets["revoked"] = lost
@@ -360,7 +362,11 @@ def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
             camera.show_person(current["face"])
 
         ui.on(E.READING, credential_read)
-        ui.on(E.CONSENT_TAP_TO_SIGN, lambda ev: current.get("second_tap") and emu.place(phone_card(current["w"])))
+        def second_tap(ev: E.Event) -> None:
+            if current.get("second_tap"):
+                emu.place(phone_card(current["w"]))
+
+        ui.on(E.CONSENT_TAP_TO_SIGN, second_tap)
         ui.on(E.CONSENT_PATIENT_SIGNED, lambda ev: emu.remove())
         for i, st in enumerate(steps, 1):
             w = wallets[st.holder]
@@ -421,10 +427,8 @@ def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
         return result
     finally:
         for fn in reversed(stack):
-            try:
+            with contextlib.suppress(Exception):
                 fn()
-            except Exception:
-                pass
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -440,7 +444,7 @@ def _badge_card() -> Any:
         def reset(self) -> None:
             pass
 
-    return EmulatedCard(_Plain(), STAFF_BADGE, sens_res=b"\x00\x44", sel_res=0x08)  # type: ignore[arg-type]
+    return EmulatedCard(_Plain(), STAFF_BADGE, sens_res=b"\x00\x44", sel_res=0x08)
 
 
 class _TouchDemo:

@@ -13,6 +13,7 @@ CANCELLED; a session writes its one outbox transaction or nothing.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -23,8 +24,19 @@ from nacl.signing import SigningKey
 
 from kiosk.checkin import events as E
 from kiosk.checkin import records
-from kiosk.checkin.ports import (Clock, Credential, CredentialSource, FaceMatcher, FaceSource, LivenessCheck,
-                                 NotConfiguredLiveness, PassChecker, RecordSink, SystemClock, UiPort)
+from kiosk.checkin.ports import (
+    Clock,
+    Credential,
+    CredentialSource,
+    FaceMatcher,
+    FaceSource,
+    LivenessCheck,
+    NotConfiguredLiveness,
+    PassChecker,
+    RecordSink,
+    SystemClock,
+    UiPort,
+)
 from kiosk.checkin.session_limits import FaceBudget, Lifeline
 from kiosk.config import ConsentTable, EngineTable
 from kiosk.errors import FormatError, HardwareError, KioskError, Reason, Verdict, VerificationError
@@ -169,10 +181,8 @@ class CheckinEngine:
             return end.outcome
         finally:
             if self.faces is not None:
-                try:
+                with contextlib.suppress(KioskError):
                     self.faces.reset()
-                except KioskError:
-                    pass
             self._enter("idle")
 
     def _session(self, s: _Session) -> Outcome:
@@ -443,7 +453,7 @@ class CheckinEngine:
     def _record(self, s: _Session, permit: bool, language: str, text: str, strokes: list) -> Outcome:
         assert s.pass_ is not None
         now = self.clock.time()
-        when = dt.datetime.fromtimestamp(now, dt.timezone.utc)
+        when = dt.datetime.fromtimestamp(now, dt.UTC)
         terms = ConsentTerms(self.consent_cfg.document_id, self.consent_cfg.version, self.consent_cfg.organization,
                              tuple(self.consent_cfg.purpose), tuple(self.consent_cfg.actions),
                              tuple(self.consent_cfg.actors), self.consent_cfg.valid_days)

@@ -93,7 +93,7 @@ def make_session_records(f: SessionFacts, kiosk_key: SigningKey, consent_body_by
                                 captured_ms=f.captured_ms)
     co_leaf = entry.sign_leaf(co_env, kiosk_key)
     pres = f.presentation.to_map()
-    records = [(ci_leaf, ci_body, pres), (co_leaf, consent_body_bytes, pres)]
+    records: list[tuple[bytes, bytes, dict | None]] = [(ci_leaf, ci_body, pres), (co_leaf, consent_body_bytes, pres)]
     return records, [ci_entry, entry.entry_hash(co_leaf)]
 
 

@@ -68,7 +68,10 @@ class RevocationState:
         if cfg.broker.tls_ca is not None:
             apply_client_tls(c, cfg.broker.tls_ca, cfg.broker.tls_cert, cfg.broker.tls_key)
         c.on_connect = lambda cl, *_: cl.subscribe(topic, qos=1)
-        c.on_message = lambda cl, ud, msg: self.offer(bytes(msg.payload))
+        def on_message(cl: Any, ud: Any, msg: Any) -> None:
+            self.offer(bytes(msg.payload))  # its bool (taken or not) is not paho's business
+
+        c.on_message = on_message
         try:
             c.connect_async(cfg.broker.host, cfg.broker.port, keepalive=cfg.broker.keepalive)
             c.loop_start()

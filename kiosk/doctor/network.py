@@ -83,13 +83,13 @@ def tls(ctx: Context) -> Result:
     except (ValueError, TypeError, Exception) as e:  # InvalidSignature is not a ValueError
         return Result.fail(f"certificate not issued by {b.tls_ca} ({type(e).__name__})",
                            "install the clinic CA this kiosk's certificate came from")
-    pub = key.public_key().public_bytes(serialization.Encoding.DER,  # type: ignore[union-attr]
+    pub = key.public_key().public_bytes(serialization.Encoding.DER,
                                         serialization.PublicFormat.SubjectPublicKeyInfo)
     if pub != cert.public_key().public_bytes(serialization.Encoding.DER,
                                              serialization.PublicFormat.SubjectPublicKeyInfo):
         return Result.fail(f"{b.tls_key} does not match {b.tls_cert}",
                            "install the certificate issued for this kiosk's request (kiosk.csr)")
-    left = cert.not_valid_after_utc - dt.datetime.now(dt.timezone.utc)
+    left = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
     data = {"cn": cn, "expires": cert.not_valid_after_utc.isoformat(), "days_left": left.days}
     if left.total_seconds() < 0:
         return Result.fail(f"certificate expired {-left.days} days ago",

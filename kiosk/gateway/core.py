@@ -32,6 +32,7 @@ and reason only.
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import logging
 import threading
@@ -45,13 +46,12 @@ from nacl.signing import SigningKey, VerifyKey
 
 from kiosk.config import KIOSK_ID_RE, Config, GatewayTable, PassTable
 from kiosk.errors import FormatError, KeyFileError, KioskError, Reason
-from kiosk.ledger.checkpoint import Checkpoint, sign_checkpoint
 from kiosk.gateway.registry import KioskRegistry
 from kiosk.gateway.sessions import SessionTable
+from kiosk.ledger.checkpoint import Checkpoint, sign_checkpoint
 from kiosk.ledger.store import LogStore
 from kiosk.protocol import consent as consent_format
-from kiosk.protocol import cose
-from kiosk.protocol import entry, presentation, revocation
+from kiosk.protocol import cose, entry, presentation, revocation
 from kiosk.protocol.config_ids import reserved_id
 from kiosk.protocol.entry import Envelope, Receipt, Record
 from kiosk.protocol.keys import write_atomic
@@ -121,7 +121,7 @@ class Gateway:
         self._lock = threading.Lock()  # one batch at a time per gateway
 
     @classmethod
-    def from_config(cls, cfg: Config) -> "Gateway":
+    def from_config(cls, cfg: Config) -> Gateway:
         """Open store, registry, session table and keys as the configuration says."""
         from kiosk.gateway.registry import open_registry
         from kiosk.gateway.sessions import open_sessions
@@ -149,10 +149,8 @@ class Gateway:
 
     def close(self) -> None:
         for part in (self.sessions, self.registry, self.store):
-            try:
+            with contextlib.suppress(KioskError):
                 part.close()
-            except KioskError:
-                pass
 
     # ------------------------------------------------------------------ revocations
     def persist_revocations_at(self, path: Path) -> bool:
@@ -266,7 +264,7 @@ class Gateway:
             accepted.append(c)
         answer = [c for c in cands if out[c.pos] is None]
         if not answer:
-            return [o for o in out if o is not None]  # type: ignore[misc]
+            return [o for o in out if o is not None]
         # bodies before the append (no entry without its body), in one transaction
         self.store.put_bodies([(c.env.body_hash, c.record.body) for c in accepted])
         results = {r.entry_hash: r for r in self.store.append([c.record.leaf for c in accepted])}
@@ -275,10 +273,10 @@ class Gateway:
             if c.duplicate_index is not None:
                 index, status = c.duplicate_index, entry.STATUS_DUPLICATE
             else:
-                r = results[c.eh]
+                appended = results[c.eh]
                 first = in_batch.get(c.eh)
-                dup = r.duplicate or (first is not None and first.pos != c.pos)
-                index, status = r.index, entry.STATUS_DUPLICATE if dup else entry.STATUS_ACCEPTED
+                dup = appended.duplicate or (first is not None and first.pos != c.pos)
+                index, status = appended.index, entry.STATUS_DUPLICATE if dup else entry.STATUS_ACCEPTED
             base = self._proof_base(c.kiosk, c.record.last_size, size, status)
             consistency = self.store.consistency_proof(base, size) if 0 < base < size else []
             receipt = Receipt(c.eh, status, "", index, note,

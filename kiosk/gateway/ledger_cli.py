@@ -13,15 +13,18 @@ import base64
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kiosk.errors import (EXIT_VERIFICATION_FAILED, FormatError, KioskError, NoInputError, StoreError,
-                          UsageError)
+from kiosk.errors import EXIT_VERIFICATION_FAILED, FormatError, KioskError, NoInputError, StoreError, UsageError
+
+if TYPE_CHECKING:
+    from kiosk.ledger.store import LogStore
 
 
 def register(subparsers: Any) -> None:
     """Add `ledger` and its subcommands to the `kiosk` parser."""
-    ledger = subparsers.add_parser("ledger", help="audit the Merkle log (verify, prove, checkpoint, history, consent-check)")
+    ledger = subparsers.add_parser(
+        "ledger", help="audit the Merkle log (verify, prove, checkpoint, history, consent-check)")
     sub = ledger.add_subparsers(dest="ledger_command", metavar="SUBCOMMAND")
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -92,7 +95,7 @@ class _Context:
                 raise NoInputError(f"no log store at {args.db}")
             from kiosk.ledger.sqlite_store import SqliteLogStore
 
-            self.store = SqliteLogStore(args.db)
+            self.store: LogStore = SqliteLogStore(args.db)
         else:
             from kiosk import config
             from kiosk.ledger.store import open_store
@@ -406,7 +409,7 @@ def cmd_consent_check(args: argparse.Namespace) -> int:
     from kiosk.ledger.consent_check import consent_check, parse_time
 
     try:
-        at = parse_time(args.at) if args.at else dt.datetime.now(dt.timezone.utc)
+        at = parse_time(args.at) if args.at else dt.datetime.now(dt.UTC)
     except FormatError as e:  # a malformed option value: a usage error, like argparse's own
         raise UsageError(f"--at: {e.message}") from None
     ctx = _Context(args)
@@ -422,10 +425,10 @@ def cmd_consent_check(args: argparse.Namespace) -> int:
         print(json.dumps(d.as_json(), indent=2))
     else:
         print(f"{d.verdict.upper()} ({d.reason}): {d.detail}")
-        for e in d.entries:
-            p = e.proof
-            print(f"  {e.role:<10} #{e.item.index} {e.item.created_iso} {e.item.type} "
-                  f"entry {e.item.entry_hash.hex()}")
+        for item in d.entries:
+            p = item.proof
+            print(f"  {item.role:<10} #{item.item.index} {item.item.created_iso} {item.item.type} "
+                  f"entry {item.item.entry_hash.hex()}")
             print(f"             inclusion proof ({len(p.inclusion)} hashes) in tree size {p.size}"
                   + (f", consistent with checkpoint size {p.from_size}" if p.from_size else "")
                   + ": verified")

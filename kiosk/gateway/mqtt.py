@@ -28,12 +28,13 @@ Run in-process (demo, tests):
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kiosk.config import BrokerTable, Config, GatewayTable
 from kiosk.errors import KioskError, TransportError
@@ -77,7 +78,7 @@ class GatewayService:
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._worker: threading.Thread | None = None
-        self._client = None
+        self._client: Any = None  # paho's Client, made in start()
         self._sub_mid: int | None = None
         self._errors = 0
         self.witnesses = WitnessCollector(gateway.log_name, gateway.log_key.verify_key,
@@ -86,14 +87,14 @@ class GatewayService:
         self._last_failure = 0.0
 
     @classmethod
-    def from_config(cls, cfg: Config) -> "GatewayService":
+    def from_config(cls, cfg: Config) -> GatewayService:
         from kiosk.gateway.ehr.worker import worker_from_config
 
         return cls(Gateway.from_config(cfg), cfg.broker, site=cfg.kiosk.site, settings=cfg.gateway,
                    ehr=worker_from_config(cfg))
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> "GatewayService":
+    def start(self) -> GatewayService:
         """Connect (in the background; paho reconnects by itself) and start the worker."""
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
@@ -146,10 +147,8 @@ class GatewayService:
         if self.ehr is not None:
             self.ehr.stop()
         if self._client is not None:
-            try:
+            with contextlib.suppress(Exception):  # paho raises on a socket that is already gone
                 self._client.disconnect()
-            except Exception:  # paho raises on a socket that is already gone
-                pass
             self._client.loop_stop()
         self._ready.clear()
         if close_gateway:
@@ -297,7 +296,7 @@ class GatewayService:
             self._deferred = batch + self._deferred
             return
         published = False
-        for m, o in zip(batch, outcomes):
+        for m, o in zip(batch, outcomes, strict=False):
             if o.deferred:
                 self._deferred.append(m)
                 continue

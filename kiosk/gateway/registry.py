@@ -15,8 +15,8 @@ from nacl.signing import VerifyKey
 
 from kiosk.config import KIOSK_ID_RE, Config
 from kiosk.errors import FormatError, StoreError
-from kiosk.protocol.config_ids import reserved_id
 from kiosk.ledger.sql_tables import PostgresTables, SqliteTables, SqlTables
+from kiosk.protocol.config_ids import reserved_id
 
 ACTIVE, REVOKED = "active", "revoked"
 
@@ -140,7 +140,7 @@ class KioskRegistry:
     def close(self) -> None:
         self._t.close()
 
-    def __enter__(self) -> "KioskRegistry":
+    def __enter__(self) -> KioskRegistry:
         return self
 
     def __exit__(self, *exc: object) -> None:

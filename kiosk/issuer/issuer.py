@@ -49,7 +49,7 @@ class Issuer:
         self.name: str = info["issuer"]
 
     @classmethod
-    def init(cls, folder: Path, site: str, name: str | None = None) -> "Issuer":
+    def init(cls, folder: Path, site: str, name: str | None = None) -> Issuer:
         """Create the issuer key and the sealing key pair; refuse to overwrite."""
         folder = Path(folder)
         check_id(site, "site")

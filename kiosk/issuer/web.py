@@ -241,7 +241,7 @@ class WalletServer:
         return int(self.httpd.server_address[1])
 
     def url(self) -> str:
-        host = self.httpd.server_address[0]
+        host = str(self.httpd.server_address[0])
         return f"{self.scheme}://{host}:{self.port}/"
 
     def start(self) -> threading.Thread:

@@ -50,7 +50,7 @@ class Checkpoint:
         return "\n".join(lines) + "\n"
 
     @classmethod
-    def from_text(cls, text: str, *, hash_size: int | None = 32) -> "Checkpoint":
+    def from_text(cls, text: str, *, hash_size: int | None = 32) -> Checkpoint:
         """Parse a checkpoint body; `hash_size=None` accepts a root hash of any length."""
         if not text.endswith("\n"):
             raise FormatError("checkpoint body must end with a newline")

@@ -30,10 +30,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from nacl.signing import VerifyKey
 
 from kiosk.errors import FormatError, LogIntegrityError, UsageError, VerificationError
 from kiosk.ledger import merkle
@@ -58,14 +59,14 @@ R_NO_CONSENT = "no-consent"
 R_BODY_ERASED = "body-erased"
 R_BODY_ALTERED = "body-altered"
 
-KioskKeyFor = Callable[[str], "VerifyKey | Mapping[bytes, VerifyKey] | None"]  # one key or by kid
+KioskKeyFor = Callable[[str], VerifyKey | Mapping[bytes, VerifyKey] | None]  # one key or by kid
 
 
 # ---------------------------------------------------------------------------- time
 
 def iso_ms(ms: int) -> str:
     """An entry's `created` as ISO 8601 UTC."""
-    t = dt.datetime.fromtimestamp(ms / 1000, tz=dt.timezone.utc)
+    t = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
     return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -75,7 +76,7 @@ def parse_time(text: str) -> dt.datetime:
         t = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     except (ValueError, AttributeError):
         raise FormatError("not an ISO 8601 date-time") from None
-    return t if t.tzinfo is not None else t.replace(tzinfo=dt.timezone.utc)
+    return t if t.tzinfo is not None else t.replace(tzinfo=dt.UTC)
 
 
 def _fhir_time(text: Any, what: str) -> dt.datetime | None:
@@ -115,7 +116,7 @@ class ConsentProvision:
 
     def as_json(self) -> dict[str, Any]:
         def t(x: dt.datetime | None) -> str | None:
-            return None if x is None else x.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+            return None if x is None else x.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
         return {"decision": self.decision, "status": self.status,
                 "period": {"start": t(self.start), "end": t(self.end)},
                 "actors": list(self.actors), "actions": list(self.actions),
@@ -324,7 +325,7 @@ class Decision:
         return {"verdict": self.verdict, "reason": self.reason, "detail": self.detail,
                 "patient": self.patient, "actor": self.actor, "action": self.action,
                 "purpose": self.purpose,
-                "at": self.at.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z"),
+                "at": self.at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
                 "tree_size": self.tree_size, "root": self.root.hex(),
                 "checkpoint_size": self.checkpoint_size,
                 "checkpoint_verified": self.checkpoint_verified,
@@ -383,7 +384,7 @@ def consent_check(store: LogStore, patient: str, actor: str, action: str, at: dt
         if not isinstance(value, str) or not value:
             raise UsageError(f"consent check: {name} is required")
     if at.tzinfo is None:
-        at = at.replace(tzinfo=dt.timezone.utc)
+        at = at.replace(tzinfo=dt.UTC)
     at_ms = int(at.timestamp() * 1000)
     size = store.size()
     cp, cp_verified = _anchor(store, size, verifier, origin)
@@ -433,7 +434,7 @@ def consent_check(store: LogStore, patient: str, actor: str, action: str, at: dt
         return decide(DENY, R_NO_CONSENT, detail, [])
     naming = [w for w in withdrawals if decider.entry_hash in w.refs]
     after = [w for w in withdrawals if w.order > decider.order]
-    withdrawal = (naming or after or [None])[0]
+    withdrawal = (naming or after)[0] if (naming or after) else None
     if withdrawal is not None:
         return decide(DENY, R_WITHDRAWN, f"consent entry {decider.index} was withdrawn by "
                       f"entry {withdrawal.index}", [("consent", decider), ("withdrawal", withdrawal)])

@@ -123,7 +123,7 @@ def consistency_plan(size1: int, size2: int) -> list[list[NodeID]]:
 
 def _resolve(plan: list[list[NodeID]], read: NodeReader) -> list[bytes]:
     wanted = sorted({node for element in plan for node in element})
-    got = dict(zip(wanted, read(wanted)))
+    got = dict(zip(wanted, read(wanted), strict=False))
     if len(got) != len(wanted):
         raise ValueError("node reader returned the wrong number of hashes")
     return [fold([got[node] for node in element]) for element in plan]
@@ -165,7 +165,7 @@ class Frontier:
         self.hashes = list(hashes)  # largest subtree first
 
     @classmethod
-    def from_bytes(cls, size: int, blob: bytes) -> "Frontier":
+    def from_bytes(cls, size: int, blob: bytes) -> Frontier:
         """Decode `to_bytes()` output."""
         if len(blob) % HASH_SIZE:
             raise ValueError("frontier blob has a partial hash")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import psycopg
@@ -73,14 +73,13 @@ class PostgresLogStore(SqlLogStore):
             # SET inside a committed transaction persists for the session
             self._conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
 
-    def _guard(self):  # type: ignore[override]
+    def _guard(self) -> AbstractContextManager[None]:
         return translate(psycopg.Error, f"log store schema {self.schema}")
 
     @contextmanager
     def _write(self) -> Iterator[Any]:
-        with self._conn.transaction():
-            with self._conn.cursor() as cur:
-                yield cur
+        with self._conn.transaction(), self._conn.cursor() as cur:
+            yield cur
 
     @contextmanager
     def _read(self) -> Iterator[Any]:

@@ -78,7 +78,7 @@ class SqlLogStore(ABC):
                                    params).fetchall()
                 found.update({(int(r[0]), int(r[1])): bytes(r[2]) for r in rows})
             try:
-                return [found[tuple(n)] for n in nodes]
+                return [found[(n[0], n[1])] for n in nodes]
             except KeyError as e:
                 raise LogIntegrityError(f"tree node (level, index) {e.args[0]} is missing") from None
         return read
@@ -103,7 +103,7 @@ class SqlLogStore(ABC):
             results: list[AppendResult] = []
             new_leaves: list[tuple] = []
             new_nodes: list[tuple] = []
-            for leaf, eh in zip(leaves, hashes):
+            for leaf, eh in zip(leaves, hashes, strict=False):
                 if eh in seen:
                     results.append(AppendResult(seen[eh], eh, True))
                     continue
@@ -140,7 +140,7 @@ class SqlLogStore(ABC):
         """
         it = iter(leaves)
         while True:
-            chunk = [leaf for _, leaf in zip(range(batch), it)]
+            chunk = [leaf for _, leaf in zip(range(batch), it, strict=False)]
             if not chunk:
                 break
             with self._lock, self._guard(), self._write() as cur:

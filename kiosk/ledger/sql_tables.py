@@ -7,12 +7,14 @@ and RETURNING forms used here (SQLite ≥ 3.35). Driver errors become StoreError
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Any
 
 from kiosk.errors import StoreError
 
@@ -84,7 +86,7 @@ class PostgresTables(SqlTables):
         except psycopg.Error as e:
             raise StoreError(f"{what}: cannot open PostgreSQL ({type(e).__name__})") from None
 
-    def _sql(self, query: str):
+    def _sql(self, query: str) -> Any:  # a psycopg sql.Composed
         from psycopg import sql
 
         names = {n: sql.Identifier(self._schema, n) for n in _NAME.findall(query)}
@@ -99,8 +101,5 @@ class PostgresTables(SqlTables):
                 raise StoreError(f"{self.what}: {type(e).__name__}") from None
 
     def close(self) -> None:
-        with self._lock:
-            try:
-                self._db.close()
-            except self._psycopg.Error:
-                pass
+        with self._lock, contextlib.suppress(self._psycopg.Error):
+            self._db.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +66,7 @@ class SqliteLogStore(SqlLogStore):
                     if stmt.strip():
                         cur.execute(stmt)
 
-    def _guard(self):  # type: ignore[override]
+    def _guard(self) -> AbstractContextManager[None]:
         return translate(sqlite3.Error, f"log store {self.path.name}")
 
     @contextmanager

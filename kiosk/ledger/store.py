@@ -88,7 +88,7 @@ class LogStore(Protocol):
         """Release the connection."""
 
 
-def open_store(gateway: "GatewayTable", *, sqlite_path: str | None = None) -> LogStore:
+def open_store(gateway: GatewayTable, *, sqlite_path: str | None = None) -> LogStore:
     """Open the store a config's `[gateway]` table names (`sqlite_path` overrides the file)."""
     if gateway.store == "postgres":
         from kiosk.ledger.postgres_store import PostgresLogStore

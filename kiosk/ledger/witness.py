@@ -27,8 +27,15 @@ import nacl.exceptions
 import nacl.signing
 
 from kiosk.errors import FormatError, VerificationError
-from kiosk.ledger.checkpoint import (SIG_PREFIX, Checkpoint, NoteVerifier, _b64decode,
-                                     _valid_name, open_checkpoint, parse_note)
+from kiosk.ledger.checkpoint import (
+    SIG_PREFIX,
+    Checkpoint,
+    NoteVerifier,
+    _b64decode,
+    _valid_name,
+    open_checkpoint,
+    parse_note,
+)
 
 ALG_COSIGNATURE_V1 = 0x04
 MAX_TIMESTAMP = (1 << 63) - 1

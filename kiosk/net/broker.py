@@ -115,7 +115,7 @@ class MosquittoBroker:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self) -> "MosquittoBroker":
+    def start(self) -> MosquittoBroker:
         """Start the broker and wait until its port accepts connections."""
         if self.running:
             return self
@@ -186,7 +186,7 @@ class MosquittoBroker:
             self.proc.stderr.close()
         self.proc = None
 
-    def restart(self) -> "MosquittoBroker":
+    def restart(self) -> MosquittoBroker:
         """Stop (if running) and start again on the same port with the same persistence."""
         self.stop()
         return self.start()
@@ -197,7 +197,7 @@ class MosquittoBroker:
         if self._own_dir:
             shutil.rmtree(self.directory, ignore_errors=True)
 
-    def __enter__(self) -> "MosquittoBroker":
+    def __enter__(self) -> MosquittoBroker:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

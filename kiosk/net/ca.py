@@ -25,6 +25,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kiosk.errors import CannotCreateError, ConfigError, FormatError, VerificationError
@@ -39,7 +40,7 @@ KINDS = ("kiosk", "gateway", "issuer", "broker")
 
 
 def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _name(cn: str) -> x509.Name:
@@ -147,7 +148,7 @@ class ClinicCA:
         write_atomic(self.index_path, json.dumps([asdict(e) for e in entries], indent=1).encode(), 0o600)
 
     # ------------------------------------------------------------------ issuing
-    def _sign(self, kind: str, cn: str, public_key, hosts: list[str] | None = None,
+    def _sign(self, kind: str, cn: str, public_key: CertificatePublicKeyTypes, hosts: list[str] | None = None,
               days: int = LEAF_DAYS) -> x509.Certificate:
         now = _utcnow()
         days = min(days, LEAF_DAYS, (self.cert.not_valid_after_utc - now).days)

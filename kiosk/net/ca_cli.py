@@ -45,13 +45,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ls.set_defaults(func=_list)
 
 
-def _dir(args) -> Path:
+def _dir(args: argparse.Namespace) -> Path:
     from kiosk.net.ca import DEFAULT_DIR
 
     return args.dir or DEFAULT_DIR
 
 
-def _init(args) -> int:
+def _init(args: argparse.Namespace) -> int:
     from kiosk.net.ca import ClinicCA
 
     ca = ClinicCA.init(_dir(args), args.name, args.days)
@@ -71,7 +71,7 @@ def _chown(path: Path, owner: str | None) -> None:
     os.chown(path, pw.pw_uid, pw.pw_gid)
 
 
-def _issue(args) -> int:
+def _issue(args: argparse.Namespace) -> int:
     from cryptography.hazmat.primitives import serialization
 
     from kiosk.errors import ConfigError
@@ -107,7 +107,7 @@ def _issue(args) -> int:
     return 0
 
 
-def _revoke(args) -> int:
+def _revoke(args: argparse.Namespace) -> int:
     from kiosk.net.ca import ClinicCA
 
     ca = ClinicCA(_dir(args))
@@ -117,7 +117,7 @@ def _revoke(args) -> int:
     return 0
 
 
-def _crl(args) -> int:
+def _crl(args: argparse.Namespace) -> int:
     from kiosk.net.ca import ClinicCA
 
     path = ClinicCA(_dir(args)).write_crl()
@@ -125,7 +125,7 @@ def _crl(args) -> int:
     return 0
 
 
-def _list(args) -> int:
+def _list(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
     from kiosk.net.ca import ClinicCA

@@ -12,7 +12,11 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kiosk.config import Config
+    from kiosk.net.outbox import Outbox
 
 
 def register(subparsers: Any) -> None:
@@ -37,7 +41,7 @@ def register(subparsers: Any) -> None:
     c.set_defaults(func=cmd_clear_alarm)
 
 
-def outbox_report(outbox: "object", now: float | None = None) -> dict[str, Any]:
+def outbox_report(outbox: object, now: float | None = None) -> dict[str, Any]:
     """The PHI-free summary `kiosk outbox` prints (also for `kiosk doctor`)."""
     from kiosk.net.outbox import Outbox
     from kiosk.net.receipt import escape
@@ -63,7 +67,7 @@ def outbox_report(outbox: "object", now: float | None = None) -> dict[str, Any]:
     }
 
 
-def _open(args: argparse.Namespace):
+def _open(args: argparse.Namespace) -> tuple[Config, Path, Outbox]:
     from kiosk import config
     from kiosk.errors import StoreError
     from kiosk.net.outbox import Outbox

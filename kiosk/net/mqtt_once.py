@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -44,13 +45,13 @@ def read_retained(host: str, port: int, topic: str, *, client_id: str, timeout_s
     got: list[bytes] = []
     done = threading.Event()
 
-    def on_connect(c, _u, _f, rc, _p):
+    def on_connect(c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         if rc.is_failure:
             done.set()
         else:
             c.subscribe(topic, qos=1)
 
-    def on_message(_c, _u, msg):
+    def on_message(_c: Any, _u: Any, msg: Any) -> None:
         if msg.retain:
             got.append(bytes(msg.payload))
             done.set()
@@ -83,16 +84,16 @@ def read_retained_all(host: str, port: int, topic_filter: str, *, client_id: str
     subscribed = threading.Event()
     last = [0.0]
 
-    def on_connect(c, _u, _f, rc, _p):
+    def on_connect(c: Any, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         if not rc.is_failure:
             c.subscribe(topic_filter, qos=1)
 
-    def on_subscribe(_c, _u, _mid, codes, _p):
+    def on_subscribe(_c: Any, _u: Any, _mid: Any, codes: Any, _p: Any) -> None:
         if not any(rc.is_failure for rc in codes):
             last[0] = time.monotonic()
             subscribed.set()
 
-    def on_message(_c, _u, msg):
+    def on_message(_c: Any, _u: Any, msg: Any) -> None:
         if msg.retain:
             got[msg.topic] = bytes(msg.payload)
             last[0] = time.monotonic()

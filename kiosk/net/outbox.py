@@ -18,6 +18,7 @@ error, a full disk included, becomes StoreError.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -206,10 +207,8 @@ class Outbox:
                 yield self._db
                 self._db.execute("COMMIT")
             except BaseException as e:
-                try:
+                with contextlib.suppress(sqlite3.Error):  # sqlite may have rolled back (SQLITE_FULL)
                     self._db.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass  # sqlite may already have rolled back (e.g. SQLITE_FULL)
                 if isinstance(e, sqlite3.Error):
                     raise StoreError(f"outbox: write failed ({_what(e)})") from None
                 raise
@@ -226,7 +225,7 @@ class Outbox:
         with self._lock:
             self._db.close()
 
-    def __enter__(self) -> "Outbox":
+    def __enter__(self) -> Outbox:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -340,7 +339,7 @@ class Outbox:
             return 0
         now, gone = time.time(), 0
         with self._tx() as db:
-            for h, summary, cp in items:
+            for h, summary, _cp in items:
                 if db.execute("DELETE FROM entries WHERE entry_hash = ?", (h,)).rowcount:
                     gone += 1
                     db.execute("INSERT OR REPLACE INTO receipts VALUES (?, ?, ?, ?)",

@@ -58,8 +58,7 @@ from kiosk.ledger.checkpoint import NoteVerifier, open_checkpoint
 from kiosk.ledger.witness import cosign, witness_name
 from kiosk.net import topics
 from kiosk.net.outbox import Outbox
-from kiosk.net.receipt import (ALARM_INCONSISTENT, Outcome, ReceiptResult, load_verifier,
-                               process_receipts)
+from kiosk.net.receipt import ALARM_INCONSISTENT, Outcome, ReceiptResult, load_verifier, process_receipts
 from kiosk.net.tls import apply_client_tls
 from kiosk.protocol.entry import Record
 
@@ -92,7 +91,7 @@ class PublisherSettings:
     connect_timeout_s: float = 10.0
 
     @classmethod
-    def from_config(cls, cfg: Config) -> "PublisherSettings":
+    def from_config(cls, cfg: Config) -> PublisherSettings:
         b = cfg.broker
         return cls(site=cfg.kiosk.site, kiosk_id=cfg.kiosk.id, host=b.host, port=b.port,
                    tls_ca=b.tls_ca, tls_cert=b.tls_cert, tls_key=b.tls_key,
@@ -173,7 +172,7 @@ class Publisher:
     @classmethod
     def from_config(cls, cfg: Config, outbox: Outbox | None = None, *,
                     on_receipt: Callable[[ReceiptResult], None] | None = None,
-                    on_revocations: Callable[[bytes], object] | None = None) -> "Publisher":
+                    on_revocations: Callable[[bytes], object] | None = None) -> Publisher:
         """A publisher for the configured kiosk, broker, outbox, log key and gateway sealing key;
         the kiosk key cosigns the checkpoints it accepts."""
         from kiosk.protocol.keys import load_sealing_public, load_signing_key
@@ -187,7 +186,7 @@ class Publisher:
 
     # ------------------------------------------------------------------ public API
 
-    def start(self) -> "Publisher":
+    def start(self) -> Publisher:
         """Start the publishing thread (returns at once; connection happens in the thread)."""
         if self._thread and self._thread.is_alive():
             return self
@@ -222,7 +221,7 @@ class Publisher:
             alarms=len(self.outbox.alarms()), last_checkpoint_size=cp.size if cp else None,
             log_size_seen=self._log_size_seen, last_error=self._last_error)
 
-    def __enter__(self) -> "Publisher":
+    def __enter__(self) -> Publisher:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -358,7 +357,7 @@ class Publisher:
             if msg.topic == self._receipts_topic:
                 self._receipts.append(bytes(msg.payload))  # verified in _handle_receipts
             elif msg.topic == self._checkpoint_topic:
-                self._on_checkpoint(msg.payload)
+                self._on_checkpoint(bytes(msg.payload))
             elif msg.topic == self._revocations_topic and self._on_revocations is not None:
                 self._on_revocations(bytes(msg.payload))
         except KioskError as e:

@@ -15,6 +15,7 @@ import datetime as dt
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -56,13 +57,16 @@ class CertificateAuthority:
         self.crl_path = self.directory / "ca.crl"
         self.days = days
         if self.pair.cert.exists() and self.pair.key.exists():
-            self._key = serialization.load_pem_private_key(self.pair.key.read_bytes(), None)
+            key = serialization.load_pem_private_key(self.pair.key.read_bytes(), None)
+            if not isinstance(key, ec.EllipticCurvePrivateKey):
+                raise ConfigError(f"{self.pair.key}: the CA key must be an EC key")
+            self._key = key
             self._cert = x509.load_pem_x509_certificate(self.pair.cert.read_bytes())
             if not self.crl_path.exists():
                 self.write_crl()
             return
         self._key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         self._cert = (
             x509.CertificateBuilder().subject_name(_name(name)).issuer_name(_name(name))
             .public_key(self._key.public_key()).serial_number(x509.random_serial_number())
@@ -90,7 +94,7 @@ class CertificateAuthority:
         Mosquitto reads it at start (restart the broker after a revocation); `days` is its
         nextUpdate, so sign it again before then (a stale CRL makes OpenSSL refuse everyone).
         """
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         b = (x509.CertificateRevocationListBuilder().issuer_name(self._cert.subject)
              .last_update(now - dt.timedelta(minutes=5)).next_update(now + dt.timedelta(days=days)))
         for r in self._revoked() if revoked is None else revoked:
@@ -110,12 +114,12 @@ class CertificateAuthority:
         revoked = self._revoked()
         if all(r.serial_number != cert.serial_number for r in revoked):
             revoked.append(x509.RevokedCertificateBuilder().serial_number(cert.serial_number)
-                           .revocation_date(dt.datetime.now(dt.timezone.utc)).build())
+                           .revocation_date(dt.datetime.now(dt.UTC)).build())
         return self.write_crl(revoked)
 
     def _issue(self, cn: str, out: CertPair, *, server_hosts: list[str] | None) -> CertPair:
         key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.now(dt.UTC)
         b = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(self._cert.subject)
              .public_key(key.public_key()).serial_number(x509.random_serial_number())
              .not_valid_before(now - dt.timedelta(minutes=5))
@@ -189,7 +193,7 @@ def render_broker_conf(out_dir: Path | str, *, site: str, cafile: Path, certfile
     return text
 
 
-def apply_client_tls(client: "object", ca: Path | None, cert: Path | None, key: Path | None) -> None:
+def apply_client_tls(client: Any, ca: Path | None, cert: Path | None, key: Path | None) -> None:
     """Load broker TLS files into a paho client (server verified against `ca`; client
     identity from cert/key). TransportError names the file at fault, so a wrong path in
     kiosk.toml is one clear line at start-up, not a traceback in a network thread."""

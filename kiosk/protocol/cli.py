@@ -125,10 +125,8 @@ def _verify(args: argparse.Namespace) -> int:
     rl_bytes = read_input_file(args.revocations) if args.revocations else None
     out: dict = {}
     try:
-        if kind == "qr":
-            pres = presentation.from_qr_text(data)
-        else:
-            pres = presentation.Presentation("card", bytes(data))  # a bare pass
+        pres = (presentation.from_qr_text(data) if kind == "qr"  # else a bare pass
+                else presentation.Presentation("card", data if isinstance(data, bytes) else data.encode()))
         p = patient_pass.decode(pres.pass_bytes)
     except KioskError as e:
         verdict = Verdict.bad(Reason.MALFORMED, e.message)

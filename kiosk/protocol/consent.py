@@ -68,7 +68,7 @@ class ConsentTerms:
 
 
 def _iso(t: dt.datetime) -> str:
-    return t.astimezone(dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return t.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def build_consent(terms: ConsentTerms, *, patient: str, permit: bool, when: dt.datetime,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import cbor2
 from cwt import COSE, COSEKey
+from cwt.cose_key_interface import COSEKeyInterface
 from nacl.signing import SigningKey, VerifyKey
 
 from kiosk.errors import FormatError, Reason, VerificationError
@@ -47,12 +48,12 @@ class Sign1:
         return k if isinstance(k, bytes) else None
 
 
-def _private_cose_key(key: SigningKey) -> COSEKey:
+def _private_cose_key(key: SigningKey) -> COSEKeyInterface:
     pub = bytes(key.verify_key)
     return COSEKey.new({1: 1, -1: 6, -2: pub, -4: bytes(key), 3: ALG_EDDSA, 2: key_id(pub)})
 
 
-def _public_cose_key(key: VerifyKey, kid: bytes) -> COSEKey:
+def _public_cose_key(key: VerifyKey, kid: bytes) -> COSEKeyInterface:
     # cwt picks the key whose kid equals the message's, so label it with that kid
     return COSEKey.new({1: 1, -1: 6, -2: bytes(key), 3: ALG_EDDSA, 2: kid})
 

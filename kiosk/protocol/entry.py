@@ -274,7 +274,7 @@ class Receipt:
             self.entry_hash, self.status, self.reason, self.leaf_index, self.checkpoint,
             list(self.inclusion), list(self.consistency), self.from_size])
 
-    def signed(self, log_key: SigningKey) -> "Receipt":
+    def signed(self, log_key: SigningKey) -> Receipt:
         """This receipt with the log key's signature."""
         return Receipt(**{**self.__dict__, "sig": log_key.sign(self.signed_bytes()).signature})
 

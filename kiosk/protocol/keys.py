@@ -10,9 +10,11 @@ import hashlib
 import os
 import stat
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 from nacl.public import PrivateKey, PublicKey
 from nacl.signing import SigningKey, VerifyKey
 
@@ -20,6 +22,7 @@ from kiosk.errors import KeyFileError
 
 _PEM = serialization.Encoding.PEM
 _RAW = serialization.Encoding.Raw
+_K = TypeVar("_K", SigningKey, PrivateKey)
 
 
 def kid(public_raw: bytes | VerifyKey | PublicKey) -> bytes:
@@ -43,6 +46,7 @@ def write_atomic(path: Path, data: bytes, mode: int) -> None:
 
 def save_private_key(path: Path, key: SigningKey | PrivateKey) -> None:
     """Write an Ed25519 or X25519 private key as PKCS#8 PEM, mode 0600."""
+    ck: ed25519.Ed25519PrivateKey | x25519.X25519PrivateKey
     if isinstance(key, SigningKey):
         ck = ed25519.Ed25519PrivateKey.from_private_bytes(bytes(key))
     elif isinstance(key, PrivateKey):
@@ -55,6 +59,7 @@ def save_private_key(path: Path, key: SigningKey | PrivateKey) -> None:
 
 def save_public_key(path: Path, key: VerifyKey | PublicKey) -> None:
     """Write an Ed25519 or X25519 public key as SubjectPublicKeyInfo PEM, mode 0644."""
+    ck: ed25519.Ed25519PublicKey | x25519.X25519PublicKey
     if isinstance(key, VerifyKey):
         ck = ed25519.Ed25519PublicKey.from_public_bytes(bytes(key))
     elif isinstance(key, PublicKey):
@@ -77,7 +82,7 @@ def _read(path: Path, private: bool) -> bytes:
     return data
 
 
-def _load_private(path: Path):
+def _load_private(path: Path) -> PrivateKeyTypes:
     data = _read(path, private=True)
     try:
         return serialization.load_pem_private_key(data, password=None)
@@ -85,7 +90,7 @@ def _load_private(path: Path):
         raise KeyFileError(f"{path}: not a PKCS#8 PEM private key") from None
 
 
-def _load_public(path: Path):
+def _load_public(path: Path) -> PublicKeyTypes:
     data = _read(path, private=False)
     try:
         return serialization.load_pem_public_key(data)
@@ -125,7 +130,7 @@ def load_sealing_public(path: Path) -> PublicKey:
     return PublicKey(ck.public_bytes(_RAW, serialization.PublicFormat.Raw))
 
 
-def _new_key(path: Path, public_path: Path | None, overwrite: bool, key):
+def _new_key(path: Path, public_path: Path | None, overwrite: bool, key: _K) -> _K:
     path = Path(path)
     if path.exists() and not overwrite:
         raise KeyFileError(f"{path}: key file exists; refusing to overwrite it")

@@ -93,7 +93,7 @@ class Presentation:
         return hashlib.sha256(self.to_cbor()).digest()
 
     @classmethod
-    def from_map(cls, m: object) -> "Presentation":
+    def from_map(cls, m: object) -> Presentation:
         cbor.expect_map(m, "presentation", {"kind": str, "pass": bytes},
                         {"statement": bytes, "sig": bytes, "anchor": dict})
         assert isinstance(m, dict)
@@ -116,7 +116,7 @@ class Presentation:
         return cls(m["kind"], m["pass"], m["statement"], m["sig"], anchor)
 
     @classmethod
-    def from_cbor(cls, data: bytes) -> "Presentation":
+    def from_cbor(cls, data: bytes) -> Presentation:
         return cls.from_map(cbor.loads(data, "presentation"))
 
 

@@ -63,7 +63,7 @@ def message_ids(lang: str = "en") -> list[str]:
     from babel.messages.pofile import read_po
 
     with po_path(lang).open("rb") as f:
-        return [m.id for m in read_po(f) if m.id]
+        return [m.id for m in read_po(f) if isinstance(m.id, str) and m.id]
 
 
 def text(lang: str, msg_id: str, **params: object) -> str:

@@ -52,7 +52,7 @@ class Box:
 
         return dlib.rectangle(int(self.left), int(self.top), int(self.right), int(self.bottom))
 
-    def clipped(self, width: int, height: int) -> "Box":
+    def clipped(self, width: int, height: int) -> Box:
         """This box clipped to a width×height image."""
         return Box(max(0, self.left), max(0, self.top), min(width, self.right), min(height, self.bottom), self.score)
 
@@ -97,7 +97,7 @@ def detect_faces(image: np.ndarray, min_face_px: float = 80, max_side: int = 160
     rects, scores, _ = _hog_detector().run(grey, 0, 0.0)
     ox, oy = offset
     boxes = []
-    for r, s in zip(rects, scores):
+    for r, s in zip(rects, scores, strict=False):
         b = Box(math.floor(r.left() / scale) + ox, math.floor(r.top() / scale) + oy,
                 math.ceil((r.right() + 1) / scale) + ox, math.ceil((r.bottom() + 1) / scale) + oy, float(s))
         boxes.append(b.clipped(w + ox, h + oy))

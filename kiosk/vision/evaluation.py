@@ -22,6 +22,7 @@ choice never saw. Templates and frames stay in memory; nothing biometric is writ
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import math
@@ -201,10 +202,9 @@ def _worker_init() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if sys.platform.startswith("linux"):
-        try:  # die with the parent even if it is killed outright (PR_SET_PDEATHSIG = 1)
+        # die with the parent even if it is killed outright (PR_SET_PDEATHSIG = 1)
+        with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
-        except (OSError, AttributeError):
-            pass
 
 
 def photo_job(args: tuple[str, int]) -> PhotoResult:
@@ -442,7 +442,7 @@ def cross_validate(
 ) -> dict[str, Any]:
     """Choose on one half of the identities, report on the other; both ways, pooled."""
     lf, ef = _fold_masks(live_ids), _fold_masks(enrol_ids)
-    folds = []
+    folds: list[dict[str, Any]] = []
     pooled_fn = [0, 0]
     pooled_fm = [0, 0]
     for half in (0, 1):

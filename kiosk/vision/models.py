@@ -204,8 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     except KioskError as e:
         print(f"error: {e.message}", file=sys.stderr)
         return e.exit_code
-    for p in problems:
-        print(f"problem: {p}", file=sys.stderr)
+    for problem in problems:
+        print(f"problem: {problem}", file=sys.stderr)
     if problems:
         return 1
     print(f"models in {args.directory}: OK")

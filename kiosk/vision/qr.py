@@ -7,7 +7,7 @@ FormatError at this boundary.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import cv2
 import numpy as np
@@ -26,7 +26,8 @@ def decode_qr_texts(image: np.ndarray) -> list[str]:
     # zxing-cpp reads 3-channel arrays as BGR; hand it our own grey conversion instead
     grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
     try:
-        results = zxingcpp.read_barcodes(np.ascontiguousarray(grey), formats=zxingcpp.BarcodeFormat.QRCode,
+        qr_only = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+        results = zxingcpp.read_barcodes(np.ascontiguousarray(grey), formats=qr_only,
                                          try_rotate=True, try_downscale=True)
     except (RuntimeError, ValueError) as e:
         raise FormatError(f"QR decoder failed ({e})") from None

@@ -8,8 +8,8 @@ one face in view, then closer, then facing the camera, then light, then hold sti
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import cv2
 import numpy as np

@@ -29,7 +29,7 @@ class Wallet:
         self._pass = pass_bytes
 
     @classmethod
-    def create(cls, folder: Path | None = None) -> "Wallet":
+    def create(cls, folder: Path | None = None) -> Wallet:
         """A new wallet; with `folder`, its key is written there (0600)."""
         w = cls(SigningKey.generate())
         if folder is not None:
@@ -41,7 +41,7 @@ class Wallet:
         return w
 
     @classmethod
-    def load(cls, folder: Path) -> "Wallet":
+    def load(cls, folder: Path) -> Wallet:
         """Load a wallet folder (key, and pass when enrolled)."""
         folder = Path(folder)
         key = keys.load_signing_key(folder / KEY_FILE)
@@ -61,7 +61,7 @@ class Wallet:
     def store_pass(self, pass_bytes: bytes, folder: Path | None = None) -> None:
         """Accept an issued pass (it must certify this wallet's key)."""
         p = patient_pass.decode(pass_bytes)
-        if bytes(p.patient_key) != bytes(self.public_key):
+        if p.patient_key is None or bytes(p.patient_key) != bytes(self.public_key):
             raise WalletError("the pass certifies another wallet's key")
         self._pass = pass_bytes
         if folder is not None:

@@ -23,7 +23,8 @@ def register(gateway_sub: argparse._SubParsersAction) -> None:
     cmd("jwks", "print the SMART client's public JWK Set (register it with the EHR)", _jwks)
     m = sub.add_parser("map", help="the pseudonymous-id -> EHR-identifier map (0600; PHI)")
     msub = m.add_subparsers(dest="map_command", metavar="ACTION", required=True)
-    for name, help_, func in (("add", "map one patient", _map_add), ("import", "map patients from a CSV file", _map_import),
+    for name, help_, func in (("add", "map one patient", _map_add),
+                              ("import", "map patients from a CSV file", _map_import),
                               ("remove", "forget one patient's mapping", _map_remove)):
         a = msub.add_parser(name, help=help_)
         a.add_argument("--config", type=Path, default=None)

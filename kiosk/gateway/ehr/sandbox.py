@@ -43,13 +43,14 @@ class FhirSandbox:
 
     def start(self) -> FhirSandbox:
         settings = self.folder / "sekmet.json"
+        jwks = {"keys": [smart.public_jwk(smart.load_key(self.smart_key))]}
         settings.write_text(json.dumps({  # JSON is YAML
             "base_url": self.base, "host": "127.0.0.1", "port": self.port, "data_dir": str(self.folder),
             "db_path": str(self.folder / "ehr.db"), "simulator": {"enabled": False},
             "validation": {"inbound": "warn"}, "log_inbound": False,
             "server_auth": {"types": ["smart", "bearer"], "tokens": [self._admin],
                             "smart_clients": [{"client_id": CLIENT_ID, "scopes": "system/*.*",
-                                               "jwks": {"keys": [smart.public_jwk(smart.load_key(self.smart_key))]}}]}}))
+                                               "jwks": jwks}]}}))
         self.proc = subprocess.Popen([sys.executable, "-c", "from sekmet.cli import app; app()", "serve",
                                       "--config", str(settings)], cwd=self.folder,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

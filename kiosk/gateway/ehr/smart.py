@@ -56,7 +56,7 @@ def load_key(path: Path) -> ec.EllipticCurvePrivateKey:
     return key
 
 
-def public_jwk(key: ec.EllipticCurvePrivateKey) -> dict[str, str]:
+def public_jwk(key: ec.EllipticCurvePrivateKey) -> dict[str, Any]:
     nums = key.public_key().public_numbers()
     jwk = {"crv": "P-384", "kty": "EC", "x": _b64url(nums.x.to_bytes(48, "big")),
            "y": _b64url(nums.y.to_bytes(48, "big"))}

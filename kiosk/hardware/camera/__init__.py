@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["Camera", "CameraError", "EndOfStream", "Frame", "open_camera"]
 
 
-def open_camera(cfg: "CameraTable") -> Camera:
+def open_camera(cfg: CameraTable) -> Camera:
     """Open the camera the config names; raise CameraError with a reason an operator can act on."""
     backend = cfg.backend
     size = (cfg.width, cfg.height)
@@ -40,8 +40,8 @@ def open_camera(cfg: "CameraTable") -> Camera:
             raise CameraError("camera.backend 'files' needs camera.source (an image folder or a video)")
         return FilesCamera(cfg.source, loop=cfg.loop, size=size)
     if backend == "synthetic":
-        from kiosk.hardware.camera.synthetic import SyntheticCamera
         from kiosk.hardware.camera.files import read_image_rgb
+        from kiosk.hardware.camera.synthetic import SyntheticCamera
 
         # with a source image the synthetic camera animates that still; without, a demo portrait
         portraits = [read_image_rgb(cfg.source)] if cfg.source is not None else None

@@ -70,7 +70,7 @@ class Camera(abc.ABC):
         """The current control state: at least `exposure_locked` and `white_balance_locked`."""
         return {"backend": self.name, "exposure_locked": False, "white_balance_locked": False}
 
-    def __enter__(self) -> "Camera":
+    def __enter__(self) -> Camera:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -28,7 +28,7 @@ class OpenCVCamera(Camera):
     def __init__(self, device: str = "0", width: int = 640, height: int = 480, fps: float = 15.0) -> None:
         target: int | str = int(device) if device.isdigit() else device
         try:
-            self._cap = cv2.VideoCapture(target, cv2.CAP_V4L2)
+            self._cap: cv2.VideoCapture | None = cv2.VideoCapture(target, cv2.CAP_V4L2)
             if not self._cap.isOpened():
                 raise CameraError(f"camera {device}: cannot open (is it plugged in, and is the user in group 'video'?)")
             self._cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)

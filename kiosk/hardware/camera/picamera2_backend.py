@@ -12,6 +12,7 @@ daemon thread (a hung one cannot hold up the process's exit) and `read()` waits 
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from concurrent.futures import Future
@@ -55,10 +56,8 @@ def _capture_async(cam: Any) -> Future:
 def _release_late(fut: Future) -> None:
     """A capture that timed out and came back later: give its buffer back to libcamera."""
     if not fut.cancelled() and fut.exception() is None:
-        try:
+        with contextlib.suppress(Exception):  # the camera may be closed by now
             fut.result().release()
-        except Exception:  # noqa: BLE001 - the camera may be closed by now
-            pass
 
 
 class Picamera2Camera(Camera):

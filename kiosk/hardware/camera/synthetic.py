@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -53,8 +54,8 @@ def grace_hopper() -> np.ndarray:
     from matplotlib import cbook
     from PIL import Image
 
-    with cbook.get_sample_data("grace_hopper.jpg") as f:
-        img = np.asarray(Image.open(f).convert("RGB"))
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as f:
+        img = np.asarray(f.convert("RGB"))
     img = np.ascontiguousarray(img)
     img.setflags(write=False)
     return img
@@ -104,7 +105,7 @@ def render(portraits: Sequence[np.ndarray], scene: Scene, size: tuple[int, int] 
            rng: np.random.Generator | None = None) -> np.ndarray:
     """Render `scene` from `portraits` into an RGB uint8 image of `size` = (width, height)."""
     width, height = size
-    canvas = _background(width, height).astype(np.float32)
+    canvas: np.ndarray = _background(width, height).astype(np.float32)
     n = len(scene.faces)
     for k, idx in enumerate(scene.faces):
         img = portraits[idx]

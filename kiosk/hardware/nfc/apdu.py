@@ -65,7 +65,7 @@ class CommandApdu:
         return out
 
     @classmethod
-    def decode(cls, raw: bytes) -> "CommandApdu":
+    def decode(cls, raw: bytes) -> CommandApdu:
         """Parse the seven cases of §5.1 (1, 2S, 3S, 4S, 2E, 3E, 4E); FormatError otherwise."""
         raw = bytes(raw)
         n = len(raw)
@@ -117,7 +117,7 @@ class ResponseApdu:
         return bytes(self.data) + self.sw.to_bytes(2, "big")
 
     @classmethod
-    def decode(cls, raw: bytes) -> "ResponseApdu":
+    def decode(cls, raw: bytes) -> ResponseApdu:
         """Split the trailing status word; FormatError when there is none."""
         raw = bytes(raw)
         if len(raw) < 2:

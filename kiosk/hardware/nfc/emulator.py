@@ -34,6 +34,7 @@ emulator goes on serving the line.
 from __future__ import annotations
 
 import collections
+import contextlib
 import enum
 import logging
 import os
@@ -206,14 +207,12 @@ class Pn532Emulator:
             self._thread.join(timeout=5)
         for fd in (getattr(self, "_master", None), getattr(self, "_slave", None)):
             if fd is not None:
-                try:
+                with contextlib.suppress(OSError):
                     os.close(fd)
-                except OSError:
-                    pass
         if self.link and os.path.islink(self.link):
             os.unlink(self.link)
 
-    def __enter__(self) -> "Pn532Emulator":
+    def __enter__(self) -> Pn532Emulator:
         self.start()
         return self
 
@@ -443,7 +442,7 @@ class Pn532Emulator:
         if self._active is not active:
             return bytes([STATUS_TIMEOUT])  # removed while we waited
         if card.type2:
-            return self._type2(cmd, active, p[1:] if cmd == 0x40 else p)  # type: ignore[arg-type]
+            return self._type2(cmd, active, p[1:] if cmd == 0x40 else p)
         assert isinstance(active, IsoDepCard)
         if active.hung:
             return bytes([STATUS_TIMEOUT])  # it never came back

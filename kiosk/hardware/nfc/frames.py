@@ -19,7 +19,6 @@ length) yields a distinct `ChecksumError` result so that the host can answer wit
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 PREAMBLE = b"\x00"
 START_CODE = b"\x00\xff"
@@ -115,7 +114,7 @@ class ChecksumError:
     length: int
 
 
-Frame = Union[Ack, Nack, ErrorFrame, InformationFrame, ChecksumError]
+Frame = Ack | Nack | ErrorFrame | InformationFrame | ChecksumError
 
 
 class FrameParser:

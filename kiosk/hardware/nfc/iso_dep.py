@@ -7,7 +7,7 @@ modelled. Block formats: ISO/IEC 14443-4 §7.1 (PCB of I-, R- and S-blocks), RAT
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 FSD_TABLE = (16, 24, 32, 40, 48, 64, 96, 128, 256)  # ISO/IEC 14443-4 §5.1, FSDI -> FSD
 

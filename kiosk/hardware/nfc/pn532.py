@@ -18,8 +18,8 @@ sent chained (MI in the Tg byte), a longer answer (MI in the status) is fetched 
 from __future__ import annotations
 
 import logging
-import time
 import math
+import time
 from dataclasses import dataclass
 from typing import Protocol
 

@@ -57,7 +57,7 @@ class NfcCredential:
 
     kind: Literal["phone", "card"]
     pass_bytes: bytes = field(repr=False)
-    _reader: "NfcReader | None" = field(default=None, repr=False, compare=False)
+    _reader: NfcReader | None = field(default=None, repr=False, compare=False)
     _session: int = field(default=0, repr=False, compare=False)
 
     def sign_presentation(self, site: str, kiosk: str, nonce: bytes, *,
@@ -115,7 +115,7 @@ class NfcReader:
             raise
 
     @classmethod
-    def from_config(cls, nfc: object) -> "NfcReader":
+    def from_config(cls, nfc: object) -> NfcReader:
         """Open the reader a `kiosk.config.NfcTable` describes."""
         return cls(nfc.port, nfc.baudrate, nfc.timeout_s)  # type: ignore[attr-defined]
 
@@ -186,7 +186,7 @@ class NfcReader:
         finally:
             self._transport.close()
 
-    def __enter__(self) -> "NfcReader":
+    def __enter__(self) -> NfcReader:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -12,8 +12,8 @@ Parsing raises only `kiosk.errors.FormatError`.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from kiosk.errors import FormatError
 from kiosk.hardware.nfc import apdu as A

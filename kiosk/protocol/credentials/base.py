@@ -145,5 +145,5 @@ def parse_instant(text: str) -> float:
     except ValueError:
         raise FormatError(f"not an ISO 8601 time: {text[:40]!r}") from None
     if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.timezone.utc)
+        t = t.replace(tzinfo=dt.UTC)
     return t.timestamp()

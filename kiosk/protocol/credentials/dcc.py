@@ -36,8 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from kiosk.errors import FormatError, KioskError, Reason, Verdict
 from kiosk.protocol import cbor
-from kiosk.protocol.credentials.base import (ClaimedIdentity, ForeignCredential, StepError, inflate,
-                                             verdict_of)
+from kiosk.protocol.credentials.base import ClaimedIdentity, ForeignCredential, StepError, inflate, verdict_of
 from kiosk.protocol.credentials.trust import Signer
 
 PREFIX = "HC1:"
@@ -195,7 +194,9 @@ def check_expiry(c: DccClaims, now: float) -> None:
 
 def identity(dgc: dict) -> ClaimedIdentity:
     """Name (standardised forms when the primary is absent) and birth date of a DGC."""
-    nam = dgc.get("nam") if isinstance(dgc.get("nam"), dict) else {}
+    nam_v = dgc.get("nam")
+    nam: dict = nam_v if isinstance(nam_v, dict) else {}
+
     def text(v: Any) -> str:
         return v if isinstance(v, str) else ""
     return ClaimedIdentity(text(nam.get("fn")) or text(nam.get("fnt")),

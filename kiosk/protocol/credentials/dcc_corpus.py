@@ -201,7 +201,8 @@ def run_case(case: dict, name: str = "case",
              picture: Callable[[bytes], list[str]] | None = None) -> CaseResult:
     """Every flagged step of one case, compared with its flag."""
     result = CaseResult(name)
-    flags = case.get("EXPECTEDRESULTS") if isinstance(case.get("EXPECTEDRESULTS"), dict) else {}
+    flags_v = case.get("EXPECTEDRESULTS")
+    flags: dict = flags_v if isinstance(flags_v, dict) else {}
     c = _Case(case, picture)
     for flag, expected in flags.items():
         if flag in OUT_OF_SCOPE:

@@ -31,8 +31,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from kiosk.errors import KioskError, Reason, Verdict
-from kiosk.protocol.credentials.base import (MAX_TEXT, ClaimedIdentity, ForeignCredential, StepError,
-                                             inflate, strict_json, verdict_of)
+from kiosk.protocol.credentials.base import (
+    MAX_TEXT,
+    ClaimedIdentity,
+    ForeignCredential,
+    StepError,
+    inflate,
+    strict_json,
+    verdict_of,
+)
 from kiosk.protocol.credentials.trust import ShcIssuer
 
 PREFIX = "shc:/"
@@ -164,7 +171,7 @@ def payload_claims(jws: Jws) -> dict:
         raise StepError("json", "SHC payload: no vc.credentialSubject.fhirBundle")
     if "exp" in p and _number(p["exp"]) is None:
         raise StepError("json", "SHC payload: exp is not a number")
-    if "rid" in vc and not isinstance(vc["rid"], str):
+    if isinstance(vc, dict) and "rid" in vc and not isinstance(vc["rid"], str):
         raise StepError("json", "SHC payload: vc.rid is not text")
     return p
 
@@ -201,12 +208,12 @@ def identity(bundle: dict) -> ClaimedIdentity:
     for entry in bundle.get("entry") or []:
         res = entry.get("resource") if isinstance(entry, dict) else None
         if isinstance(res, dict) and res.get("resourceType") == "Patient":
-            names = res.get("name") if isinstance(res.get("name"), list) else []
-            name = names[0] if names and isinstance(names[0], dict) else {}
-            given = name.get("given") if isinstance(name.get("given"), list) else []
-            family = name.get("family") if isinstance(name.get("family"), str) else ""
-            return ClaimedIdentity(family, " ".join(g for g in given if isinstance(g, str)),
-                                   res.get("birthDate") if isinstance(res.get("birthDate"), str) else "")
+            names = res.get("name")
+            name = names[0] if isinstance(names, list) and names and isinstance(names[0], dict) else {}
+            given, family, birth = name.get("given"), name.get("family"), res.get("birthDate")
+            return ClaimedIdentity(family if isinstance(family, str) else "",
+                                   " ".join(g for g in given if isinstance(g, str)) if isinstance(given, list) else "",
+                                   birth if isinstance(birth, str) else "")
     return ClaimedIdentity()
 
 
@@ -226,7 +233,7 @@ def read(texts: str | Sequence[str], issuers: Mapping[str, ShcIssuer], now: floa
     try:
         first = texts if isinstance(texts, str) else (texts[0] if texts else "")
         jws_text = numeric_to_jws(texts) if isinstance(first, str) and first.startswith(PREFIX) else first
-        jws = parse_jws(jws_text)  # type: ignore[arg-type]
+        jws = parse_jws(jws_text)
         claims = payload_claims(jws)
         issuer = issuers.get(claims["iss"])
         kid = jws.header["kid"]

@@ -72,7 +72,7 @@ class TrustStore:
     source: str = ""
 
     @classmethod
-    def load(cls, folder: str | Path) -> "TrustStore":
+    def load(cls, folder: str | Path) -> TrustStore:
         """Read TRUST_DIR (see the module doc); ConfigError names any file that is wrong."""
         root = Path(folder)
         if not root.is_dir():

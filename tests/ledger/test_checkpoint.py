@@ -138,7 +138,7 @@ def test_checkpoint_round_trip():
     assert "\n\n\u2014 clinic.example/log ".encode() in note
     v = ckpt.parse_verifier_key(ckpt.verifier_key_text("clinic.example/log", sk.verify_key))
     assert ckpt.open_checkpoint(note, v, origin="clinic.example/log") == cp
-    with pytest.raises(VerificationError, match="checkpoint is for log .* this side expects"):
+    with pytest.raises(VerificationError, match="origin .* this side expects"):
         ckpt.open_checkpoint(note, v, origin="other.example/log")
 
 

@@ -119,9 +119,10 @@ def _chroot(root: Path, *cmd: str, user: str | None = None, **kw) -> subprocess.
 
 
 def _mounted(root: Path):
-    for m in ("proc", "dev", "sys"):
+    # /dev/pts too: the PN532 emulator opens a pseudo-terminal
+    for m in ("proc", "dev", "dev/pts", "sys"):
         subprocess.run(["mount", "--bind", f"/{m}", str(root / m)], check=True)
-    return lambda: [subprocess.run(["umount", "-l", str(root / m)]) for m in ("sys", "dev", "proc")]
+    return lambda: [subprocess.run(["umount", "-l", str(root / m)]) for m in ("sys", "dev/pts", "dev", "proc")]
 
 
 def test_gateway_host_from_setup_sh_and_a_kiosk_over_tls(tmp_path):
@@ -316,6 +317,9 @@ IMAGE_VOLATILE = VOLATILE + ("var/lib/systemd", "etc/machine-id")
 
 
 def test_setup_image_customises_a_pi_os_like_image_twice_and_the_stack_runs_in_it(tmp_path):
+    import cv2
+    import numpy as np
+
     _skip_unless("debootstrap", "chroot", "mount", "sfdisk", "mkfs.vfat", "mkfs.ext4", "mcopy", "dpkg-deb")
     why = roots.binfmt_ready()
     if why:
@@ -364,11 +368,15 @@ def test_setup_image_customises_a_pi_os_like_image_twice_and_the_stack_runs_in_i
         key = (root / "etc/kiosk/keys/kiosk.key").stat()
         kiosk_uid = int(_chroot(root, "id", "-u", "kiosk").stdout)
         assert (key.st_uid, key.st_mode & 0o777) == (kiosk_uid, 0o600)
+        # simulated camera: frames from files (the synthetic one needs the demo extra's portraits)
+        (root / "tmp/frames").mkdir()
+        for i in range(5):
+            cv2.imwrite(str(root / f"tmp/frames/f{i}.jpg"), np.full((480, 640, 3), 40 * i, np.uint8))
         conf = root / "etc/kiosk/kiosk.toml"
-        conf.write_text(conf.read_text().replace('backend = "auto"', 'backend = "synthetic"'))
+        conf.write_text(conf.read_text().replace('backend = "auto"', 'backend = "files"\nsource = "/tmp/frames"'))
 
-        # the whole stack imports under qemu, and the doctor runs with simulated hardware: the
-        # synthetic camera, the PN532 emulator on a pty, SDL's dummy display
+        # the whole stack imports under qemu, and the doctor runs with simulated hardware: frames
+        # from files, the PN532 emulator on a pty, SDL's dummy display
         py = "/opt/kiosk/.venv/bin/python"
         _chroot(root, py, "-c", "import kiosk.checkin.runtime, kiosk.gateway.mqtt, kiosk.vision.verify, "
                                 "kiosk.hardware.nfc.reader, kiosk.net.publisher, cv2, dlib, numpy, picamera2")
@@ -464,7 +472,12 @@ def test_the_hardened_kiosk_unit_boots_in_nspawn_and_its_watchdog_restarts_a_hun
     finally:
         umount()
     conf = root / "etc/kiosk/kiosk.toml"
-    text = conf.read_text().replace('backend = "auto"', 'backend = "synthetic"')  # simulated camera
+    (root / "srv/frames").mkdir(parents=True)  # simulated camera: frames from files
+    import cv2
+    import numpy as np
+    for i in range(5):
+        cv2.imwrite(str(root / f"srv/frames/f{i}.jpg"), np.full((480, 640, 3), 40 * i, np.uint8))
+    text = conf.read_text().replace('backend = "auto"', 'backend = "files"\nsource = "/srv/frames"')
     text = text.replace('backend = "pn532"', 'backend = "none"').replace('mode = "auto"', 'mode = "headless"')
     conf.write_text(text)
     (root / "usr/local/sbin/kiosk-probe").write_text(PROBE)

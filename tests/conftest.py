@@ -5,6 +5,12 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# no per-example deadline: the machines are shared and noisy, and a slow example is not a bug
+# (hang guards are pytest-timeout's job); a profile of this name can still be chosen by hand
+settings.register_profile("kiosk", deadline=None)
+settings.load_profile("kiosk")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("KIOSK_SHARED_DATA", REPO.parent / "shared" / "data"))

@@ -1,5 +1,5 @@
 """Whether the system clock is synchronised. A Pi has no real-time clock: until NTP has set
-it, QR time-window presentations are refused (DESIGN §7 "Revocation and time")."""
+it, QR time-window presentations are refused (docs/design-notes.md)."""
 from __future__ import annotations
 
 import subprocess

@@ -239,7 +239,7 @@ class CheckinEngine:
             self._foreign(s, v.data["foreign"])
         s.pass_ = v.data["pass"]
         if not s.pass_.has_template:
-            # no biometric consent at enrolment: the front desk confirms identity (DESIGN §7)
+            # no biometric consent at enrolment: the front desk confirms identity (docs/design-notes.md)
             self._emit(E.SEE_FRONT_DESK, reason=NO_BIOMETRIC_CONSENT)
             raise _End(Outcome(NO_BIOMETRIC_CONSENT, NO_BIOMETRIC_CONSENT, channel))
         if self.faces is None or not self._usable("camera"):

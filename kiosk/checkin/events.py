@@ -1,4 +1,4 @@
-"""Engine events and UI inputs: message ids and parameters, never English text (DESIGN §7).
+"""Engine events and UI inputs: message ids and parameters, never English text (docs/design-notes.md).
 
 The UI translates a message id into words, speech and pictures in the patient's language;
 the engine never composes a sentence. Every event carries a monotonic timestamp in ns so a

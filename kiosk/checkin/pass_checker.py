@@ -2,7 +2,7 @@
 
 State that changes at run time comes in through callables: the current revocation list
 (updated from the retained MQTT topic) and whether the clock is synchronised (the Pi has no
-RTC; QR time windows are refused until it is — DESIGN §7 "Revocation and time").
+RTC; QR time windows are refused until it is — docs/design-notes.md).
 
 A credential of another issuer (presentation kind "foreign": an EU DCC or a SMART Health
 Card) is judged by `kiosk.protocol.credentials` against the trust folder; its verdict

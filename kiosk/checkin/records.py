@@ -1,4 +1,4 @@
-"""The two ledger entries of a check-in session: check-in and consent (DESIGN §7).
+"""The two ledger entries of a check-in session: check-in and consent (docs/design-notes.md).
 
 Both leaves are signed by the kiosk key and written in ONE outbox transaction; the consent
 leaf's `refs` names the check-in leaf's entry hash. Both records carry the session's
@@ -21,7 +21,7 @@ from kiosk.protocol.patient_pass import PatientPass
 from kiosk.protocol.presentation import Presentation
 
 BINDING_PATIENT_KEY = "patient-key+face"  # a phone signed the presentation; the face matched
-BINDING_FACE_ONLY = "face-only"           # a Type 4 card has no patient key (DESIGN §7)
+BINDING_FACE_ONLY = "face-only"           # a Type 4 card has no patient key (docs/design-notes.md)
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def make_session_records(f: SessionFacts, kiosk_key: SigningKey, consent_body_by
 
 
 def signature_png(strokes: list, size: tuple[int, int] = (600, 200)) -> bytes:
-    """Render finger strokes to a small black-on-white PNG kept with the consent (DESIGN §7).
+    """Render finger strokes to a small black-on-white PNG kept with the consent (docs/design-notes.md).
 
     Strokes are [[x, y, t_ms], ...] in any pixel frame; they are fitted into `size`.
     """

@@ -2,7 +2,7 @@
 
 No MQTT here (gateway_mqtt.py is the shell): `Gateway.handle_batch` takes (topic kiosk id,
 payload) pairs and returns one outcome each, so every rule is testable with a store in a
-temporary directory. The checks, in order (DESIGN §5, §7):
+temporary directory. The checks, in order (docs/design-notes.md):
 
   size cap → record decodes → sealed part opens with the gateway sealing key and holds the
   leaf it names → leaf decodes → leaf kiosk = topic kiosk → kiosk registered and active →

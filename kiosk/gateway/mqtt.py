@@ -2,7 +2,7 @@
 
 - Subscribes to `$share/{group}/clinic/{site}/kiosk/+/records` (QoS 1) with a fixed client
   id, clean_start False and a session expiry: when a gateway dies Mosquitto holds its queued
-  messages for that client id instead of dropping them (DESIGN §7), and a restarted gateway
+  messages for that client id instead of dropping them (docs/design-notes.md), and a restarted gateway
   gets them back. Messages are acknowledged by hand, after they were answered, so a record
   whose append did not happen is delivered again.
 - Subscribes to the retained `clinic/{site}/issuer/revocations` at QoS 0: records queued for

@@ -1,4 +1,4 @@
-"""The kiosk registry: kiosk id → Ed25519 public key, active or revoked (DESIGN §7 "Keys").
+"""The kiosk registry: kiosk id → Ed25519 public key, active or revoked (docs/design-notes.md).
 
 A stolen kiosk is revoked here and the gateway refuses its leaves from that moment on
 (the gateway asks the registry for every message, so no restart is needed). SQLite at

@@ -1,4 +1,4 @@
-"""Presentation replay bookkeeping for the gateway (DESIGN §7 "Presentations").
+"""Presentation replay bookkeeping for the gateway (docs/design-notes.md).
 
 A session is a check-in entry (or another session-starting entry) and the entries whose
 `refs` name it; all of them carry the same presentation. The gateway remembers, for each

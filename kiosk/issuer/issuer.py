@@ -4,7 +4,7 @@ An issuer folder holds:
   issuer.key / issuer.pub       Ed25519: signs passes and revocation lists
   sealing.pub [sealing-next.pub] X25519 public keys templates are sealed to
   for-kiosks/sealing.key        the sealing private key, to install on kiosks at provisioning
-                                and then remove from this host (DESIGN §7 "Keys")
+                                and then remove from this host (docs/design-notes.md)
   issuer.json                   site and issuer name
   revoked.json                  pass id (hex) → revocation time, and the list's sequence number
 The issuer keeps neither the photo nor the clear template.

@@ -1,6 +1,6 @@
 """The PostgreSQL log store: several gateways share one log.
 
-Appends serialise the way Tessera's PostgreSQL driver does (DESIGN §7): one row holds the
+Appends serialise the way Tessera's PostgreSQL driver does (docs/design-notes.md): one row holds the
 tree state and each append transaction locks it with SELECT … FOR UPDATE, then appends a
 small batch. All tables live in one schema (`schema=`), so tests use a schema each.
 """

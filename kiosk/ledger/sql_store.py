@@ -1,7 +1,7 @@
 """The SQL core both log stores share. Subclasses supply connection, transactions, schema.
 
 Tables (same names in SQLite and PostgreSQL):
-- `leaves(idx, entry_hash UNIQUE, leaf)` — the log; entry_hash = SHA-256(leaf) (DESIGN §7).
+- `leaves(idx, entry_hash UNIQUE, leaf)` — the log; entry_hash = SHA-256(leaf) (docs/design-notes.md).
 - `nodes(level, idx, hash)` — every complete subtree (RFC 9162 §2.1.1), level 0 = leaf hashes.
 - `tree_state(id = 1, size, frontier)` — the one row writers lock; frontier = compact range.
 - `bodies(body_hash, body)` and `checkpoints(id, size, note)`.

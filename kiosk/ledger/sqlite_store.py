@@ -59,7 +59,7 @@ class SqliteLogStore(SqlLogStore):
             self._conn = sqlite3.connect(str(self.path), timeout=busy_timeout_s,
                                          isolation_level=None, check_same_thread=False)
             self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")  # DESIGN §5: durable on return
+            self._conn.execute("PRAGMA synchronous=FULL")  # docs/design-notes.md: durable on return
             self._conn.execute("PRAGMA foreign_keys=ON")
             with self._write() as cur:
                 for stmt in SCHEMA.split(";"):

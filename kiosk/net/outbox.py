@@ -1,4 +1,4 @@
-"""The kiosk's durable outbox: SQLite in WAL mode with synchronous=FULL (DESIGN §5).
+"""The kiosk's durable outbox: SQLite in WAL mode with synchronous=FULL (docs/design-notes.md).
 
 A record (leaf, body, presentation) enters in one transaction with the rest of its session
 (a check-in and its consent are two leaves written together) and leaves only when a verified

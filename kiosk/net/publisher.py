@@ -1,4 +1,4 @@
-"""The kiosk's MQTT 5 publisher: outbox → gateway, receipts → verified → outbox (DESIGN §3, §5).
+"""The kiosk's MQTT 5 publisher: outbox → gateway, receipts → verified → outbox (docs/design-notes.md).
 
 One thread owns one paho client (a fresh one per connection, so paho keeps no queue of its
 own across reconnects: what to resend is the outbox's business alone). It:

@@ -1,4 +1,4 @@
-"""Receipt verification: the kiosk as a witness of the log (DESIGN §3 "Receipt", §7).
+"""Receipt verification: the kiosk as a witness of the log (docs/design-notes.md).
 
 Every receipt, a rejection included, is signed by the log key (entry.Receipt.signed): one
 without that signature is forged and refused, whatever it says. An accepted or duplicate
@@ -142,7 +142,7 @@ def verify_receipt(leaf: bytes, receipt: Receipt, verifier: NoteVerifier, *,
 
 # Rejections that say something about the gateway's state at that moment, not about the
 # record: a consent whose check-in another gateway has not appended yet, a gateway that has
-# no revocation list yet. Parking those would strand valid records (DESIGN §5).
+# no revocation list yet. Parking those would strand valid records (docs/design-notes.md).
 TRANSIENT_REASONS = frozenset({Reason.WRONG_ENTRY.value, Reason.REVOCATION_LIST_STALE.value})
 
 

@@ -1,4 +1,4 @@
-"""MQTT topic names (DESIGN §3 "MQTT 5", §7 "Topics and ACLs").
+"""MQTT topic names (docs/design-notes.md).
 
 Every part builds its topics here, so kiosk, gateway, issuer and the broker's ACL file agree.
 Topics carry ids only (site, kiosk), never personal data.

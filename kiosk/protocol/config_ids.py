@@ -1,4 +1,4 @@
-"""Identifier syntax shared by config, entries and topics: `[a-z0-9-]{1,32}` (DESIGN §7)."""
+"""Identifier syntax shared by config, entries and topics: `[a-z0-9-]{1,32}` (docs/design-notes.md)."""
 from __future__ import annotations
 
 import re

@@ -1,4 +1,4 @@
-"""Ledger entries, their bodies, and the two MQTT messages that carry them (DESIGN §7).
+"""Ledger entries, their bodies, and the two MQTT messages that carry them (docs/design-notes.md).
 
 Leaf: the exact bytes of a COSE_Sign1 by the kiosk key over the deterministic CBOR map
   {v, type, entry_id, site, kiosk, created, captured?, patient?, body_hash, refs}
@@ -233,7 +233,7 @@ def decode_record(data: bytes) -> SealedRecord:
 
 
 RECEIPT_CONTEXT = b"kiosk-receipt-v1\n"  # domain separation of the log key's receipt signature
-# What a rejection may say (DESIGN: enumerated reasons): anything else is a malformed receipt.
+# What a rejection may say (docs/design-notes.md: enumerated reasons): anything else is a malformed receipt.
 REJECTION_REASONS = frozenset(r.value for r in Reason if r not in (Reason.OK,))
 
 

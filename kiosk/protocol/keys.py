@@ -1,4 +1,4 @@
-"""Key files and key ids (DESIGN §7 "Keys").
+"""Key files and key ids (docs/design-notes.md).
 
 Private keys are PKCS#8 PEM (mode 0600), public keys SubjectPublicKeyInfo PEM, both written
 with `cryptography` so OpenSSL reads them; the keys themselves are PyNaCl objects.

@@ -143,7 +143,7 @@ def verify(data: bytes, issuers: Mapping[bytes, VerifyKey], *, now: int,
            skew_s: int = 120, site: str | None = None, live: bool = True) -> Verdict:
     """Check a pass at time `now`: signature, site, validity period, revocation.
 
-    `revocations` is required: a missing or stale list refuses the pass (DESIGN §7).
+    `revocations` is required: a missing or stale list refuses the pass (docs/design-notes.md).
     `live` (a patient at a kiosk now): the real time is at least the list's issue time, so a
     clock that lags — a Pi without RTC or NTP — cannot resurrect a pass revoked or expired
     since. The gateway judges at an entry's `created` time instead (`live=False`).

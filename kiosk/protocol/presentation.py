@@ -1,4 +1,4 @@
-"""Presentations: a pass plus a patient-key signature that makes it fresh (DESIGN §7).
+"""Presentations: a pass plus a patient-key signature that makes it fresh (docs/design-notes.md).
 
 The patient key signs a domain-separated CBOR statement, never bytes the kiosk chose:
   NFC phone  {ctx: "kiosk-nfc-v1", site, kiosk, nonce, pass_hash}   (nonce from the kiosk)

@@ -3,7 +3,7 @@
   {"v": 1, "site", "issued", "next_update", "seq", "revoked": [[pass_id, revoked_at], ...]}
 
 Each revocation carries its time, so the gateway can judge a pass "at the entry's created
-time" (DESIGN §7); `next_update` bounds how long a kiosk may trust the list.
+time" (docs/design-notes.md); `next_update` bounds how long a kiosk may trust the list.
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 A photographed QR therefore leaks no biometric: only a kiosk holding the sealing private key
 opens it. Each sealed copy is labelled with the sealing key's kid, so rotation can seal to
-both the current and the next key (DESIGN §7 "Keys").
+both the current and the next key (docs/design-notes.md).
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Pure functions over plain data (a grey image, boxes, landmarks). The result is a
 `QualityVerdict` carrying a guidance *message id* ("face.come_closer"), never English: the
-UI translates it (DESIGN §7). Gates run in the order a person can act on them: first get
+UI translates it (docs/design-notes.md). Gates run in the order a person can act on them: first get
 one face in view, then closer, then facing the camera, then light, then hold still.
 """
 from __future__ import annotations

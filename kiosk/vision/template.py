@@ -1,4 +1,4 @@
-"""THE template function: the only place a face template is computed (DESIGN §7 Templates).
+"""THE template function: the only place a face template is computed (docs/design-notes.md Templates).
 
 Enrolment (the issuer, from a photo) and the kiosk (from a camera frame) both call
 `compute_template`, so the encoding the threshold was measured on is the encoding used.

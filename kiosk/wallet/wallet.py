@@ -2,7 +2,7 @@
 
 A wallet makes its own Ed25519 key (the issuer never holds it), carries the pass it was
 issued, shows a fresh QR presentation, and answers a kiosk's NFC challenge by signing a
-statement it builds itself (DESIGN §7 "Presentations").
+statement it builds itself (docs/design-notes.md).
 """
 from __future__ import annotations
 

@@ -87,7 +87,7 @@ def test_template_only_when_ok_and_asked(portraits: list[np.ndarray]) -> None:
 def test_same_person_matches_and_two_portraits_do_not(portraits: list[np.ndarray]) -> None:
     enrolled = [inspect_photo(p).template for p in portraits]  # the astronaut's face is under 110 px
     d_cross = compare(enrolled[0], enrolled[1])
-    assert THRESHOLD < d_cross and 0.6 < d_cross < 0.8  # DESIGN §4: ≈0.70
+    assert THRESHOLD < d_cross and 0.6 < d_cross < 0.8  # docs/design-notes.md: ≈0.70
     verifier = FaceVerifier(THRESHOLD)
     for i in (0, 1):
         for kw in ({}, {"shift": (0.1, -0.05), "face_px": 200}, {"brightness": 0.6, "noise": 3.0}):

@@ -1,7 +1,7 @@
 """The camera interface every backend implements, and the frame it delivers.
 
 Nothing above this boundary knows which backend it has, or sees a cv2/picamera2 exception:
-backends turn those into `kiosk.errors.CameraError`. Frames stay in memory (DESIGN §4).
+backends turn those into `kiosk.errors.CameraError`. Frames stay in memory (docs/design-notes.md).
 
 Liveness (later) flashes the screen and reads skin response, which needs the camera's
 automatic exposure and white balance frozen: hence `lock_exposure` / `lock_white_balance`,

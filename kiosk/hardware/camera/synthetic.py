@@ -4,7 +4,7 @@ A `Scene` says what the camera "sees": which portraits (none = nobody there, two
 people side by side), where, how big, how lit, how blurred and how noisy. `render()` is a
 pure function of portraits + scene; `SyntheticCamera` plays a list of scenes as a camera.
 
-The demo portraits are public domain and ship inside PyPI packages (DESIGN §4):
+The demo portraits are public domain and ship inside PyPI packages (docs/design-notes.md):
 NASA's astronaut in scikit-image and the US Navy's Grace Hopper in matplotlib.
 """
 from __future__ import annotations

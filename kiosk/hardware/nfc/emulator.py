@@ -1,4 +1,4 @@
-"""A PN532 emulator on a pseudo-terminal: the simulated reader backend (DESIGN.md §2).
+"""A PN532 emulator on a pseudo-terminal: the simulated reader backend (docs/design-notes.md).
 
 It speaks the real HSU frame protocol (UM0701-02 §6.2) through `frames`, so the real
 driver — ours, or nfcpy — runs unchanged against it. It paces its output at the configured

@@ -1,6 +1,6 @@
 """The phone's host-card-emulation application: the patient pass over ISO 7816-4 APDUs.
 
-Protocol (DESIGN.md §3 "NFC", §7 "Presentations"):
+Protocol (docs/design-notes.md):
 
 * AID (proprietary, ISO/IEC 7816-5 category F): ``F0 4B 49 4F 53 4B 50 41 53 53``
   (F0 + ASCII "KIOSKPASS"), 10 bytes.
@@ -49,7 +49,7 @@ MAX_SIGN_DATA = 512  # the SIGN map: ids, a nonce, a body hash — far below thi
 class PhoneWallet(Protocol):
     """What the pass application needs from the wallet (implemented in kiosk/wallet/).
 
-    `sign_*` build the DESIGN.md §7 statement (`kiosk-nfc-v1` / `kiosk-consent-v1`) and
+    `sign_*` build the docs/design-notes.md statement (`kiosk-nfc-v1` / `kiosk-consent-v1`) and
     return ``(statement CBOR bytes, Ed25519 signature)``. They raise (any exception;
     `KioskError`, `ValueError` or `PermissionError` for a deliberate refusal such as a
     site that is not the pass's) to refuse.

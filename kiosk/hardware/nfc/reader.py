@@ -63,7 +63,7 @@ class NfcCredential:
     def sign_presentation(self, site: str, kiosk: str, nonce: bytes, *,
                           timeout: float | None = None) -> tuple[bytes, bytes]:
         """Have the phone sign `{ctx: "kiosk-nfc-v1", site, kiosk, nonce, pass_hash}`
-        (DESIGN.md §7). Returns (statement CBOR bytes, Ed25519 signature).
+        (docs/design-notes.md). Returns (statement CBOR bytes, Ed25519 signature).
 
         `timeout` (default: the reader's `card_timeout`) bounds the whole exchange; a phone
         that has not delivered its signature by then is NfcError(reason="card-error")."""

@@ -8,6 +8,7 @@ so the tests can check contrast and clipping on every screen.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
@@ -78,12 +79,15 @@ class Canvas(Protocol):
 
 
 @dataclass
-class Widget:
+class Widget(ABC):
+    """Something on a screen: where it is, what a touch on it means, how it draws itself."""
+
     rect: Rect
     action: str | None = None
 
+    @abstractmethod
     def draw(self, c: Canvas) -> None:
-        raise NotImplementedError
+        """Draw onto `c` (the only contact with pygame is through the canvas)."""
 
     @property
     def touchable(self) -> bool:

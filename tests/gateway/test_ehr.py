@@ -14,11 +14,8 @@ import json
 import logging
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -31,6 +28,7 @@ from kiosk.gateway.ehr.connector import Arrival, EhrAnswer  # noqa: E402
 from kiosk.gateway.ehr.fhir import FhirConnector  # noqa: E402
 from kiosk.gateway.ehr.hl7v2 import MllpConnector, adt_a04, escape  # noqa: E402
 from kiosk.gateway.ehr.state import EhrState  # noqa: E402
+from kiosk.gateway.ehr.sandbox import FhirSandbox  # noqa: E402
 from kiosk.gateway.ehr.worker import EhrWorker  # noqa: E402
 from kiosk.ledger.audit import verify_log  # noqa: E402
 from kiosk.ledger.sqlite_store import SqliteLogStore  # noqa: E402
@@ -39,7 +37,6 @@ from kiosk.protocol import entry, keys  # noqa: E402
 MRN_SYSTEM = "urn:oid:1.2.3.4.5.1"
 MRN = "MRN-4711"
 PATIENT = "p-" + "ab" * 10
-ADMIN = "admin-token"
 CLIENT = "kiosk-gateway"
 
 
@@ -47,56 +44,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-class Fhir:
-    """A sekmet-fhir server in a subprocess, and an admin's view of it (static bearer token)."""
-
-    def __init__(self, tmp: Path, jwk: dict) -> None:
-        self.tmp, self.port = tmp, _free_port()
-        self.base = f"http://127.0.0.1:{self.port}/fhir"
-        self.settings = tmp / "sekmet.yaml"
-        self.settings.write_text(json.dumps({  # JSON is YAML
-            "base_url": self.base, "host": "127.0.0.1", "port": self.port, "data_dir": str(tmp),
-            "db_path": str(tmp / "sekmet.db"), "simulator": {"enabled": False},
-            "validation": {"inbound": "warn"}, "log_inbound": False,
-            "server_auth": {"types": ["smart", "bearer"], "tokens": [ADMIN],
-                            "smart_clients": [{"client_id": CLIENT, "jwks": {"keys": [jwk]},
-                                               "scopes": "system/*.*"}]}}))
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-c", "from sekmet.cli import app; app()", "serve",
-                                      "--config", str(self.settings)], cwd=self.tmp,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                self.admin("GET", "/metadata")
-                return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError("sekmet did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=20)
-            self.proc = None
-
-    def admin(self, method: str, path: str, body: dict | None = None) -> dict:
-        req = urllib.request.Request(self.base + path, method=method,
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Authorization": f"Bearer {ADMIN}",
-                                              "Content-Type": "application/fhir+json"})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.loads(r.read() or b"{}")
-
-    def book(self, patient_id: str, when: dt.datetime) -> dict:
-        return self.admin("POST", "/Appointment", {
-            "resourceType": "Appointment", "status": "booked", "start": when.isoformat(timespec="seconds"),
-            "end": (when + dt.timedelta(minutes=20)).isoformat(timespec="seconds"),
-            "participant": [{"actor": {"reference": f"Patient/{patient_id}"}, "status": "accepted"}]})
 
 
 @pytest.fixture
@@ -108,8 +55,7 @@ def smart_key(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def fhir(tmp_path: Path, smart_key: Path):
-    server = Fhir(tmp_path, smart.public_jwk(smart.load_key(smart_key)))
-    server.start()
+    server = FhirSandbox(tmp_path / "fhir", smart_key=smart_key).start()
     yield server
     server.stop()
 
@@ -151,12 +97,12 @@ class World:
         self.store.close()
 
 
-def _connector(fhir: Fhir, key: Path) -> FhirConnector:
+def _connector(fhir: FhirSandbox, key: Path) -> FhirConnector:
     return FhirConnector(fhir.base, smart_client_id=CLIENT, smart_key=key)
 
 
-def _patient(fhir: Fhir) -> str:
-    return fhir.admin("POST", "/Patient", {"resourceType": "Patient",
+def _patient(fhir: FhirSandbox) -> str:
+    return fhir.call("POST", "/Patient", {"resourceType": "Patient",
                                            "identifier": [{"system": MRN_SYSTEM, "value": MRN}]})["id"]
 
 
@@ -164,13 +110,13 @@ def _patient(fhir: Fhir) -> str:
 def test_check_in_marks_the_appointment_arrived_and_opens_an_encounter(tmp_path, fhir, smart_key, caplog):
     caplog.set_level(logging.DEBUG)
     pid = _patient(fhir)
-    appt = fhir.book(pid, dt.datetime.now().astimezone().replace(microsecond=0))
+    appt = fhir.appointment(pid, dt.datetime.now().astimezone().replace(microsecond=0))
     w = World(tmp_path, _connector(fhir, smart_key))
     w.state.map_patient(PATIENT, MRN_SYSTEM, MRN)
     eh = w.check_in()
     assert w.worker.step() == 1
-    assert fhir.admin("GET", f"/Appointment/{appt['id']}")["status"] == "arrived"
-    enc = fhir.admin("GET", f"/Encounter?appointment=Appointment/{appt['id']}")["entry"]
+    assert fhir.call("GET", f"/Appointment/{appt['id']}")["status"] == "arrived"
+    enc = fhir.call("GET", f"/Encounter?appointment=Appointment/{appt['id']}")["entry"]
     assert len(enc) == 1 and enc[0]["resource"]["subject"]["reference"] == f"Patient/{pid}"
     (env, body), = w.updates()
     assert env.refs == (eh,) and env.kiosk == "gateway-1" and body["status"] == "arrived"
@@ -189,7 +135,7 @@ def test_check_in_marks_the_appointment_arrived_and_opens_an_encounter(tmp_path,
 @pytest.mark.timeout(120)
 def test_a_stale_version_is_reread_and_never_overwritten(tmp_path, fhir, smart_key):
     pid = _patient(fhir)
-    appt = fhir.book(pid, dt.datetime.now().astimezone().replace(microsecond=0))
+    appt = fhir.appointment(pid, dt.datetime.now().astimezone().replace(microsecond=0))
     connector = _connector(fhir, smart_key)
     original = connector._call
     edits = {"n": 0}
@@ -197,8 +143,8 @@ def test_a_stale_version_is_reread_and_never_overwritten(tmp_path, fhir, smart_k
     def racing_call(method, path, body=None, headers=None):
         if method == "PUT" and edits["n"] == 0:  # the front desk edits it between our read and write
             edits["n"] += 1
-            fresh = fhir.admin("GET", f"/Appointment/{appt['id']}")
-            fhir.admin("PUT", f"/Appointment/{appt['id']}", {**fresh, "comment": "wheelchair"})
+            fresh = fhir.call("GET", f"/Appointment/{appt['id']}")
+            fhir.call("PUT", f"/Appointment/{appt['id']}", {**fresh, "comment": "wheelchair"})
         return original(method, path, body, headers)
 
     connector._call = racing_call  # type: ignore[method-assign]
@@ -206,25 +152,25 @@ def test_a_stale_version_is_reread_and_never_overwritten(tmp_path, fhir, smart_k
     w.state.map_patient(PATIENT, MRN_SYSTEM, MRN)
     w.check_in()
     assert w.worker.step() == 1
-    now = fhir.admin("GET", f"/Appointment/{appt['id']}")
+    now = fhir.call("GET", f"/Appointment/{appt['id']}")
     assert now["status"] == "arrived" and now["comment"] == "wheelchair"  # the desk's edit kept
     assert now["meta"]["versionId"] == "3"
 
     # cancelled meanwhile: left cancelled, staff told
-    appt2 = fhir.book(pid, dt.datetime.now().astimezone().replace(microsecond=0))
+    appt2 = fhir.appointment(pid, dt.datetime.now().astimezone().replace(microsecond=0))
     edits["n"] = 0
 
     def cancelling_call(method, path, body=None, headers=None):
         if method == "PUT" and edits["n"] == 0:
             edits["n"] += 1
-            fresh = fhir.admin("GET", f"/Appointment/{appt2['id']}")
-            fhir.admin("PUT", f"/Appointment/{appt2['id']}", {**fresh, "status": "cancelled"})
+            fresh = fhir.call("GET", f"/Appointment/{appt2['id']}")
+            fhir.call("PUT", f"/Appointment/{appt2['id']}", {**fresh, "status": "cancelled"})
         return original(method, path, body, headers)
 
     connector._call = cancelling_call  # type: ignore[method-assign]
     answer = connector.notify(Arrival(os.urandom(32), MRN_SYSTEM, MRN, int(time.time() * 1000), "kiosk-1"))
     assert answer.status == "conflict"
-    assert fhir.admin("GET", f"/Appointment/{appt2['id']}")["status"] == "cancelled"
+    assert fhir.call("GET", f"/Appointment/{appt2['id']}")["status"] == "cancelled"
     w.close()
 
 
@@ -245,7 +191,7 @@ def test_missing_appointment_waits_and_staff_see_it(tmp_path, fhir, smart_key):
 @pytest.mark.timeout(180)
 def test_server_down_then_back_nothing_lost(tmp_path, fhir, smart_key):
     pid = _patient(fhir)
-    appt = fhir.book(pid, dt.datetime.now().astimezone().replace(microsecond=0))
+    appt = fhir.appointment(pid, dt.datetime.now().astimezone().replace(microsecond=0))
     connector = _connector(fhir, smart_key)
     w = World(tmp_path, connector)
     w.state.map_patient(PATIENT, MRN_SYSTEM, MRN)
@@ -258,7 +204,7 @@ def test_server_down_then_back_nothing_lost(tmp_path, fhir, smart_key):
     connector.token.forget()  # the restarted server signs tokens with a secret of its own
     w.now = job.next_at + 1
     assert w.worker.step() == 1
-    assert fhir.admin("GET", f"/Appointment/{appt['id']}")["status"] == "arrived"
+    assert fhir.call("GET", f"/Appointment/{appt['id']}")["status"] == "arrived"
     w.close()
 
 

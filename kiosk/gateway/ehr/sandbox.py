@@ -24,7 +24,8 @@ CLIENT_ID = "kiosk-gateway"
 
 
 class FhirSandbox:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, smart_key: Path | None = None) -> None:
+        """`smart_key`: the gateway's ES384 key to register as the SMART client (default: a new one)."""
         try:
             import sekmet  # noqa: F401
         except ImportError:
@@ -35,8 +36,10 @@ class FhirSandbox:
             s.bind(("127.0.0.1", 0))
             self.port = int(s.getsockname()[1])
         self.base = f"http://127.0.0.1:{self.port}/fhir"
-        self.smart_key = self.folder / "smart-es384.key"
-        smart.new_key(self.smart_key)
+        if smart_key is None:
+            smart_key = self.folder / "smart-es384.key"
+            smart.new_key(smart_key)
+        self.smart_key = smart_key
         self._admin = secrets.token_urlsafe(24)  # the demo's own view of the EHR (setup, status)
         self.appointments: dict[str, str] = {}  # demo patient name -> Appointment id
         self.proc: subprocess.Popen | None = None
@@ -86,13 +89,16 @@ class FhirSandbox:
         mrn = "MRN-" + os.urandom(4).hex().upper()
         pid = self.call("POST", "/Patient", {"resourceType": "Patient",
                                              "identifier": [{"system": MRN_SYSTEM, "value": mrn}]})["id"]
-        start = dt.datetime.now().astimezone().replace(microsecond=0)
-        appt = self.call("POST", "/Appointment", {
-            "resourceType": "Appointment", "status": "booked", "start": start.isoformat(),
-            "end": (start + dt.timedelta(minutes=20)).isoformat(),
-            "participant": [{"actor": {"reference": f"Patient/{pid}"}, "status": "accepted"}]})
+        appt = self.appointment(pid, dt.datetime.now().astimezone().replace(microsecond=0))
         self.appointments[name] = appt["id"]
         return mrn
+
+    def appointment(self, patient_id: str, start: dt.datetime) -> dict[str, Any]:
+        """A 20-minute appointment booked for the EHR patient `patient_id`."""
+        return dict(self.call("POST", "/Appointment", {
+            "resourceType": "Appointment", "status": "booked", "start": start.isoformat(timespec="seconds"),
+            "end": (start + dt.timedelta(minutes=20)).isoformat(timespec="seconds"),
+            "participant": [{"actor": {"reference": f"Patient/{patient_id}"}, "status": "accepted"}]}))
 
     def status(self, name: str) -> str:
         return str(self.call("GET", f"/Appointment/{self.appointments[name]}")["status"])

@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from kiosk.errors import FormatError, KioskError, Reason, Verdict
 from kiosk.protocol import cbor
+from kiosk.protocol.cose import Sign1
 from kiosk.protocol.credentials.base import ClaimedIdentity, ForeignCredential, StepError, inflate, verdict_of
 from kiosk.protocol.credentials.trust import Signer
 
@@ -51,21 +52,9 @@ CONTENT = {"v": "vaccination", "t": "test", "r": "recovery"}
 STEPS = ("prefix", "base45", "zlib", "cbor", "signature", "expiry")
 
 
-@dataclass(frozen=True)
-class DccSign1:
-    """A decoded, not yet verified DCC COSE_Sign1."""
-
-    protected_bytes: bytes
-    protected: dict
-    unprotected: dict
-    payload: bytes
-    signature: bytes
-
-    @property
-    def kid(self) -> bytes | None:
-        """The protected kid wins over the unprotected one (a wrong extra kid is ignored)."""
-        kid = self.protected.get(H_KID, self.unprotected.get(H_KID))
-        return kid if isinstance(kid, bytes) else None
+class DccSign1(Sign1):
+    """A decoded, not yet verified DCC COSE_Sign1: our Sign1, except that another issuer may
+    put alg in the unprotected header (the protected value wins; a wrong extra kid is ignored)."""
 
     @property
     def alg(self) -> Any:

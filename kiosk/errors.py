@@ -147,6 +147,8 @@ class Reason(str, enum.Enum):
     WRONG_ENTRY = "wrong-entry"
     REJECTED = "rejected"
     UNSUPPORTED = "unsupported-format"  # a credential of a kind this kiosk does not read
+    SIGNER_NOT_VALID = "signer-not-valid"  # a foreign credential signed outside its certificate's validity
+    KEY_USAGE = "key-usage"  # a foreign signer not authorised for this kind of credential
 
 
 @dataclass(frozen=True)

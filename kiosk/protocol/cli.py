@@ -174,17 +174,22 @@ def _dcc_corpus(args: argparse.Namespace) -> int:
     from kiosk.protocol.credentials import dcc_corpus
 
     report = dcc_corpus.run(args.folder, pictures=not args.no_pictures)
-    counts, skipped, bad = report.counts(), report.skipped(), report.disagreements
+    counts, skipped, bad, upstream = report.counts(), report.skipped(), report.disagreements, report.upstream
     if args.json:
         print(json.dumps({"cases": len(report.cases), "steps": counts, "skipped": skipped,
-                          "disagreements": [f"{n}: {s}" for n, s in bad]}, indent=2))
+                          "disagreements": [f"{n}: {s}" for n, s in bad],
+                          "upstream": [f"{n}: {s}: {why}" for n, s, why in upstream]}, indent=2))
     else:
         print(f"{len(report.cases)} cases from {args.folder}")
-        print(f"{'step':<18}{'agree':>7}{'disagree':>10}{'skipped':>9}")
+        print(f"{'step':<18}{'agree':>7}{'disagree':>10}{'upstream':>10}{'skipped':>9}")
         for step, c in counts.items():
-            print(f"{step:<18}{c['agree']:>7}{c['disagree']:>10}{c['skipped']:>9}")
+            print(f"{step:<18}{c['agree']:>7}{c['disagree']:>10}{c['upstream']:>10}{c['skipped']:>9}")
         for reason, n in sorted(skipped.items()):
             print(f"skipped {n}: {reason}")
+        for name, step, why in upstream:
+            print(f"disagrees, the case contradicts itself: {name} ({step}): {why}")
         for name, step in bad:
             print(f"disagrees: {name} ({step})")
+    # 1 only for the reader's own disagreements: a case that contradicts itself is listed
+    # and counted, but the same corpus gives the same exit code whatever its upstream slips
     return 0 if not bad else 1

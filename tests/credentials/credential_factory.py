@@ -40,14 +40,21 @@ class DccSigner:
         return x509.load_der_x509_certificate(self.der).public_bytes(serialization.Encoding.PEM)
 
 
-def dcc_signer(rsa_key: bool = False) -> DccSigner:
+def dcc_signer(rsa_key: bool = False, *, eku: list[str] | None = None,
+               valid: tuple[int, int] | None = None) -> DccSigner:
+    """A self-signed DSC; `eku` its extended key usage OIDs, `valid` (notBefore, notAfter)."""
     key = rsa.generate_private_key(65537, 2048) if rsa_key else ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "AT"),
                       x509.NameAttribute(NameOID.COMMON_NAME, "DSC")])
-    now = dt.datetime(2021, 1, 1, tzinfo=dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now).not_valid_after(now + dt.timedelta(days=3650))
-            .sign(key, hashes.SHA256()))
+    start = dt.datetime(2021, 1, 1, tzinfo=dt.timezone.utc)
+    nb, na = (start, start + dt.timedelta(days=3650)) if valid is None else \
+        (dt.datetime.fromtimestamp(valid[0], dt.timezone.utc), dt.datetime.fromtimestamp(valid[1], dt.timezone.utc))
+    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+               .serial_number(1).not_valid_before(nb).not_valid_after(na))
+    if eku is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage([x509.ObjectIdentifier(o) for o in eku]),
+                                        critical=False)
+    cert = builder.sign(key, hashes.SHA256())
     return DccSigner(key, cert.public_bytes(serialization.Encoding.DER))
 
 

@@ -188,6 +188,36 @@ def test_dcc_refusals() -> None:
     assert credentials.read("KP1:ABC", trust, T0).reason == Reason.UNSUPPORTED
 
 
+TEST_OID, VACC_OID, RECO_OID = (f"1.3.6.1.4.1.1847.2021.1.{n}" for n in (1, 2, 3))
+
+
+@pytest.mark.parametrize("eku,ok", [
+    (None, True),                                    # no EKU: any kind
+    ([VACC_OID], True),
+    (["1.3.6.1.4.1.0.1847.2021.1.2"], True),        # the ".0." arc issuers also use
+    ([TEST_OID, RECO_OID], False),                   # a test/recovery signer signed a vaccination
+    (["1.3.6.1.4.1.0.1847.2021.1.1"], False),
+    (["1.3.6.1.5.5.7.3.4"], True),                   # only foreign OIDs: none of the DCC ones
+], ids=["none", "vacc", "vacc-0-arc", "test+reco", "test-0-arc", "email-only"])
+def test_dcc_key_usage_per_kind(eku, ok: bool) -> None:
+    signer = dcc_signer(eku=eku)
+    trust = TrustStore()
+    trust.add_dcc_certificate(signer.der)
+    v = credentials.read(dcc_text(signer, iat=T0 - 100, exp=T0 + 100), trust, T0)
+    assert (v.ok, v.reason) == (ok, Reason.OK if ok else Reason.KEY_USAGE), v.detail
+
+
+def test_dcc_signed_outside_the_signer_certificate_validity_is_refused() -> None:
+    signer = dcc_signer(valid=(T0 - 1000, T0 - 10))
+    trust = TrustStore()
+    trust.add_dcc_certificate(signer.der)
+    # signed while the DSC was valid, checked after it ran out: still good (the DCC's own exp rules)
+    assert credentials.read(dcc_text(signer, iat=T0 - 100, exp=T0 + 100), trust, T0).ok
+    for iat in (T0 - 5, T0 - 1001):  # after notAfter, before notBefore
+        v = credentials.read(dcc_text(signer, iat=iat, exp=T0 + 100), trust, T0)
+        assert v.reason == Reason.SIGNER_NOT_VALID, v.detail
+
+
 def test_trust_folder_reads_pem_and_der_and_names_a_bad_file(tmp_path) -> None:
     a, b = dcc_signer(), dcc_signer(rsa_key=True)
     (tmp_path / "dcc").mkdir()

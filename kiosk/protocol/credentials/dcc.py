@@ -11,6 +11,15 @@ vol. 1 §2-§3; the dgc-testdata corpus names one step per layer):
              over ["Signature1", protected, h'', payload]; the key is chosen by kid
              (protected header first, else unprotected) in the trust list, never "the key
              we happen to have"
+  signer     the document signer certificate (DSC) was valid when the DCC was signed
+             (notBefore <= iat <= notAfter), and its extended key usage allows every kind
+             of entry the DGC holds: 1.3.6.1.4.1.1847.2021.1.1 test, .1.2 vaccination,
+             .1.3 recovery (eHealth Network, "Technical Specifications for EU Digital COVID
+             Certificates", vol. 1 §5.1, "certificate type"). Issuers also use the OIDs with
+             an extra `.0.` arc (1.3.6.1.4.1.0.1847.2021.1.x, dgc-testdata's and several
+             national DSCs'), which national verifiers accept alike. A DSC with none of these
+             OIDs may sign any kind; an empty or unparseable EKU extension names no OID
+             (RFC 5280 forbids it, dgc-testdata CO15 has one and expects it accepted).
   expiry     iat <= now <= exp
 
 DCC issuers put `alg` and `kid` in the unprotected header too (the corpus has such
@@ -29,6 +38,7 @@ from typing import Any
 
 import base45
 import cbor2
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -49,7 +59,9 @@ TAG_COSE_SIGN1 = 18
 MAX_TEXT = 4296  # a version 40-L QR code in alphanumeric mode
 CWT_TAG_HEAD = b"\xd8\x3d"  # tag 61 (RFC 8392 §6)
 CONTENT = {"v": "vaccination", "t": "test", "r": "recovery"}
-STEPS = ("prefix", "base45", "zlib", "cbor", "signature", "expiry")
+STEPS = ("prefix", "base45", "zlib", "cbor", "signature", "signer", "expiry")
+_EKU_ARCS = ("1.3.6.1.4.1.1847.2021.1.", "1.3.6.1.4.1.0.1847.2021.1.")
+EKU_KIND = {arc + n: kind for arc in _EKU_ARCS for n, kind in (("1", "t"), ("2", "v"), ("3", "r"))}
 
 
 class DccSign1(Sign1):
@@ -154,6 +166,34 @@ def verify_signature(msg: DccSign1, signers: Mapping[bytes, Signer]) -> Signer:
     return signer
 
 
+def signer_kinds(signer: Signer) -> frozenset[str]:
+    """The DGC kinds ("v", "t", "r") the DSC may sign, from its extended key usage."""
+    try:
+        oids = [o.dotted_string for o in
+                signer.certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value]
+    except x509.ExtensionNotFound:
+        oids = []
+    except ValueError:  # an empty EKU SEQUENCE, which `cryptography` refuses to parse
+        oids = []
+    kinds = frozenset(EKU_KIND[o] for o in oids if o in EKU_KIND)
+    return kinds or frozenset(CONTENT)
+
+
+def check_signer_validity(signer: Signer, c: DccClaims) -> None:
+    """The DSC was valid when the DCC was signed (notBefore <= iat <= notAfter)."""
+    cert = signer.certificate
+    if not cert.not_valid_before_utc.timestamp() <= c.issued_at <= cert.not_valid_after_utc.timestamp():
+        raise StepError("signer", "DCC: signed outside its signer certificate's validity",
+                        reason=Reason.SIGNER_NOT_VALID)
+
+
+def check_key_usage(signer: Signer, dgc: dict) -> None:
+    """The DSC may sign every kind of entry (v, t, r) the DGC holds."""
+    if not {k for k in CONTENT if k in dgc} <= signer_kinds(signer):
+        raise StepError("signer", "DCC: the signer certificate's key usage does not cover this "
+                                  "kind of certificate", reason=Reason.KEY_USAGE)
+
+
 def decode_claims(msg: DccSign1) -> DccClaims:
     """The CWT claims and the DGC (hcert[1]); StepError("cbor") when they are malformed."""
     try:
@@ -204,6 +244,8 @@ def read(text: str, signers: Mapping[bytes, Signer], now: float) -> Verdict:
         msg = parse_cose(decompress(base45_decode(unprefix(text))))
         claims = decode_claims(msg)
         signer = verify_signature(msg, signers)
+        check_signer_validity(signer, claims)
+        check_key_usage(signer, claims.dgc)
         check_expiry(claims, now)
     except KioskError as e:
         return verdict_of(e)

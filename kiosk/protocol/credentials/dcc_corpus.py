@@ -6,6 +6,12 @@ one per step; an absent flag means "do not test this step". Every step runs on t
 own input for that layer where the case carries it, else on what the previous layer of our
 chain produced, and its outcome is compared with the flag. Steps outside the reader's
 scope are counted as skipped with the reason; so is a flagged step whose input is missing.
+
+A disagreement is ours unless the case contradicts itself: when our decoding equals the
+case's own signed CBOR and the case's JSON differs from that CBOR, the JSON (unsigned, made
+beside the certificate) is wrong, not the reader. Such a disagreement is counted and listed
+with the fields that differ (`upstream`), and does not fail the run; any other fails it.
+Date-times compare as instants (RFC 3339: "Z" and "+00:00" are one time).
 """
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ import base64
 import binascii
 import collections
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,23 +42,28 @@ STEP_OF_FLAG = {
     "EXPECTEDEXPIRATIONCHECK": "expiry",
     "EXPTECTEDEXPIRED": "expiry",  # upstream's misspelling in some country folders
     "EXPECTEDVALIDJSON": "json",
+    "EXPECTEDKEYUSAGE": "keyusage",
 }
 OUT_OF_SCOPE = {
     "EXPECTEDSCHEMAVALIDATION": "out of scope: DGC JSON-schema validation",
-    "EXPECTEDKEYUSAGE": "out of scope: signer certificate key usage (EKU) per entry type",
     "EXPECTEDVALIDOBJECT": "generation side: not a reader step",
     "EXPECTEDENCODE": "generation side: not a reader step",
 }
-STEPS = ("picture", "prefix", "base45", "zlib", "cbor", "signature", "expiry", "json")
+STEPS = ("picture", "prefix", "base45", "zlib", "cbor", "signature", "keyusage", "expiry", "json")
+UPSTREAM = "disagree: case contradicts itself: "
 
 
 class _Skip(Exception):
     """The step cannot run on this case (its input is missing)."""
 
 
+class _Contradiction(Exception):
+    """The case's own fields disagree with each other (the message names the fields)."""
+
+
 @dataclass
 class CaseResult:
-    """One case: per step "agree", "disagree" or "skip: reason"."""
+    """One case: per step "agree", "disagree", UPSTREAM + fields, or "skip: reason"."""
 
     name: str
     steps: dict[str, str] = field(default_factory=dict)
@@ -63,7 +75,7 @@ class CaseResult:
 
 @dataclass
 class Report:
-    """Counts per step over the corpus: agreed, disagreed, skipped (by reason)."""
+    """Counts per step over the corpus: agreed, disagreed (of which upstream), skipped (by reason)."""
 
     cases: list[CaseResult] = field(default_factory=list)
 
@@ -71,9 +83,12 @@ class Report:
         out: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
         for c in self.cases:
             for step, v in c.steps.items():
-                out[step]["agree" if v == "agree" else "disagree" if v == "disagree" else "skipped"] += 1
+                if v.startswith(UPSTREAM):
+                    out[step]["upstream"] += 1
+                out[step]["agree" if v == "agree" else "disagree" if v.startswith("disagree") else "skipped"] += 1
         order = list(STEPS) + sorted(s for s in out if s not in STEPS)
-        return {s: {k: out[s][k] for k in ("agree", "disagree", "skipped")} for s in order if s in out}
+        return {s: {k: out[s][k] for k in ("agree", "disagree", "upstream", "skipped")}
+                for s in order if s in out}
 
     def skipped(self) -> dict[str, int]:
         """How many flags were skipped, by reason."""
@@ -86,7 +101,14 @@ class Report:
 
     @property
     def disagreements(self) -> list[tuple[str, str]]:
+        """(case, step) where the reader disagrees with the case: these fail the run."""
         return [(c.name, s) for c in self.cases for s, v in c.steps.items() if v == "disagree"]
+
+    @property
+    def upstream(self) -> list[tuple[str, str, str]]:
+        """(case, step, fields) where the case contradicts itself: counted, listed, not failed."""
+        return [(c.name, s, v[len(UPSTREAM):]) for c in self.cases for s, v in c.steps.items()
+                if v.startswith(UPSTREAM)]
 
 
 def _hex(case: dict, key: str) -> bytes | None:
@@ -181,6 +203,11 @@ class _Case:
         dcc.verify_signature(dcc.parse_cose(self.cose()), self.signers().dcc)
         return True
 
+    def step_keyusage(self) -> bool:
+        (signer,) = self.signers().dcc.values()  # the case's one DSC, whatever kid the COSE names
+        dcc.check_key_usage(signer, dcc.decode_claims(dcc.parse_cose(self.cose())).dgc)
+        return True
+
     def step_expiry(self) -> bool:
         dcc.check_expiry(dcc.decode_claims(dcc.parse_cose(self.cose())), self.clock())
         return True
@@ -189,12 +216,50 @@ class _Case:
         want = self.case.get("JSON")
         if want is None:
             raise _Skip
-        return _json_equal(dcc.decode_claims(dcc.parse_cose(self.cose())).dgc, want)
+        got = dcc.decode_claims(dcc.parse_cose(self.cose())).dgc
+        if _differences(got, want):
+            signed = self._case_dgc()
+            if signed is not None and not _differences(got, signed):
+                raise _Contradiction("JSON differs from the case's signed CBOR at "
+                                     + ", ".join(_differences(signed, want)))
+            return False
+        return True
+
+    def _case_dgc(self) -> Any:
+        """The DGC in the case's own CBOR field (bare or inside the claims), or None."""
+        raw = _hex(self.case, "CBOR")
+        if raw is None:
+            return None
+        try:
+            v = cbor.loads(raw, "case CBOR", deterministic=False)
+        except FormatError:
+            return None
+        hcert = v.get(dcc.C_HCERT) if isinstance(v, dict) else None
+        return hcert.get(1) if isinstance(hcert, dict) else v
 
 
-def _json_equal(a: Any, b: Any) -> bool:
-    """Semantic equality of a decoded DGC and its JSON form (numbers compare by value)."""
-    return json.loads(json.dumps(a, sort_keys=True, default=str)) == b
+def _differences(a: Any, b: Any, path: str = "") -> list[str]:
+    """Where a decoded DGC and its JSON form differ (paths, never values): numbers compare
+    by value, RFC 3339 date-times as instants."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b), key=str)
+                for d in (_differences(a[k], b[k], f"{path}.{k}" if path else str(k))
+                          if k in a and k in b else [f"{path}.{k}" if path else str(k)])]
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return [path or "(root)"]
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True)) for d in _differences(x, y, f"{path}[{i}]")]
+    if isinstance(a, str) and isinstance(b, str) and a != b and _DATETIME.match(a) and _DATETIME.match(b):
+        try:
+            return [] if parse_instant(a) == parse_instant(b) else [path]
+        except FormatError:
+            return [path]
+    plain = json.loads(json.dumps(a, default=str))
+    same = plain == b and (isinstance(plain, bool) == isinstance(b, bool))
+    return [] if same else [path or "(root)"]
+
+
+_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
 
 
 def run_case(case: dict, name: str = "case",
@@ -216,6 +281,9 @@ def run_case(case: dict, name: str = "case",
             ok = getattr(c, f"step_{step}")()
         except _Skip:
             result.steps[step] = "skip: input for this step missing in the case"
+            continue
+        except _Contradiction as e:
+            result.steps[step] = UPSTREAM + str(e) if expected else "agree"
             continue
         except (FormatError, KioskError):
             ok = False

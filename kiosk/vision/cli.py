@@ -71,6 +71,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--rule", help="fusion rule to report in detail (default: the kiosk's)")
     p.add_argument("--groups", type=Path, help="CSV identity,group: also report per group")
     p.add_argument("--seed", type=int, default=0, help="seed of the frame synthesis (default 0)")
+    p.add_argument(
+        "--cache",
+        type=Path,
+        help="keep photo and frame results in DIR between runs (holds templates: a work dir, owner-only)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_evaluate)
@@ -190,7 +195,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     old = signal.signal(signal.SIGTERM, stop)
     try:
-        run = E.collect(args.data, proto, args.limit, args.jobs, progress)
+        run = E.collect(args.data, proto, args.limit, args.jobs, progress, args.cache)
     except KeyboardInterrupt as e:
         signum = e.args[0] if e.args else signal.SIGINT
         print("kiosk: evaluation stopped; workers terminated, nothing reported", file=sys.stderr)

@@ -17,7 +17,10 @@ Genuine transactions: each identity's live frames against its own enrolment. Imp
 transactions: each identity's live frames against every other identity's enrolment.
 The threshold is chosen on one half of the identities and reported on the other half
 (2-fold, identities split by a hash of the name), so the figures are for people the
-choice never saw. Templates and frames stay in memory; nothing biometric is written.
+choice never saw. Templates and frames stay in memory unless a cache directory is given
+(`ResultCache`): then each photo's and each live source's results are kept there between
+runs, keyed by the photo's bytes and everything that shapes the result, so threshold and
+rule experiments re-use them instead of recomputing an hour of templates.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
+import json
 import math
 import multiprocessing as mp
+import os
 import signal
 import sys
 import time
@@ -177,7 +182,9 @@ class PhotoResult:
     identity: str
     faces: int = 0
     refused: str | None = None
-    template: np.ndarray | None = None
+    template: np.ndarray | None = None  # only when every enrolment gate passed
+    raw: np.ndarray | None = None  # the template whatever the gates said (the no-gate baseline)
+    measures: dict[str, float] = field(default_factory=dict)  # the gates' numbers (tuning)
     face_px: int = 0
     live_ok: bool = False  # passes the kiosk's gates (but size) as it is: usable as a live source
     anchor: tuple[float, float] = (0.5, 0.5)  # face centre, fractions of width and height
@@ -224,6 +231,7 @@ def photo_job(args: tuple[str, int]) -> PhotoResult:
         out.refused = "unreadable"
         return out
     img_h, img_w = image.shape[:2]
+    out.raw, out.measures = face.template, dict(face.quality.measures)
     out.faces, out.face_px = face.faces, face.box.width
     out.anchor = (face.box.centre[0] / img_w, face.box.centre[1] / img_h)
     out.face_frac = face.box.height / img_h
@@ -331,30 +339,218 @@ class Progress:
 
 
 def run_jobs(
-    fn: Callable[[Any], Any], items: list[Any], jobs: int, label: str, progress: Progress
+    fn: Callable[[Any], Any],
+    items: list[Any],
+    jobs: int,
+    label: str,
+    progress: Progress,
+    on_result: Callable[[Any], Any] | None = None,
 ) -> list[Any]:
     """fn over items in `jobs` worker processes (order not kept), reporting progress.
 
     On KeyboardInterrupt (Ctrl-C, or SIGTERM turned into it by the CLI) the workers are
     terminated and reaped before the exception goes on: no orphans. Workers also die with
-    the parent if it is killed outright (Linux PR_SET_PDEATHSIG).
+    the parent if it is killed outright (Linux PR_SET_PDEATHSIG). `on_result` maps each
+    result as it arrives (the cache stores it there).
     """
+    keep = on_result or (lambda r: r)
     progress.start(label, len(items), jobs)
     results: list[Any] = []
     if jobs <= 1 or len(items) <= 1:
         for it in items:
-            results.append(fn(it))
+            results.append(keep(fn(it)))
             progress.tick(label, len(results), len(items))
         return results
     pool = mp.get_context("fork").Pool(jobs, initializer=_worker_init)
     try:
         for r in pool.imap_unordered(fn, items, chunksize=4):
-            results.append(r)
+            results.append(keep(r))
             progress.tick(label, len(results), len(items))
     finally:
         pool.terminate()
         pool.join()
     return results
+
+
+# --- results kept between runs ------------------------------------------------------------
+
+# every module whose code shapes a photo's verdict and template or a synthesised frame's
+_PIPELINE_SOURCES = (
+    "detect.py",
+    "landmarks.py",
+    "quality.py",
+    "template.py",
+    "enroll.py",
+    "pipeline.py",
+    "track.py",
+    "../hardware/camera/synthetic.py",
+)
+
+
+def pipeline_fingerprint() -> str:
+    """A hash of the code that makes a result and of the libraries' versions: a change to
+    any of it (a gate, the template, the synthesis, the jobs) makes every cached result
+    stale. The rest of this module (the analysis) may change without re-computing."""
+    import inspect
+
+    import cv2
+    import dlib
+
+    from kiosk.config import VisionTable
+
+    h = hashlib.sha256()
+    here = Path(__file__).resolve().parent
+    for name in _PIPELINE_SOURCES:
+        h.update(name.encode())
+        h.update((here / name).read_bytes())
+    for fn in (photo_job, live_job, PhotoResult, LiveResult):
+        h.update(inspect.getsource(fn).encode())
+    v = VisionTable()
+    h.update(f"{v.detect_every} {v.detect_min_face_px} {v.min_face_px}".encode())
+    h.update(f"dlib {dlib.__version__} cv2 {cv2.__version__} numpy {np.__version__}".encode())
+    return h.hexdigest()[:16]
+
+
+def file_sha(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _t_out(t: np.ndarray | None) -> str | None:
+    return None if t is None else np.asarray(t, "<f2").tobytes().hex()
+
+
+def _t_in(h: str | None) -> np.ndarray | None:
+    return None if h is None else np.frombuffer(bytes.fromhex(h), "<f2").astype(np.float16)
+
+
+def _photo_out(r: PhotoResult) -> dict[str, Any]:
+    return {
+        "faces": r.faces,
+        "refused": r.refused,
+        "template": _t_out(r.template),
+        "raw": _t_out(r.raw),
+        "measures": r.measures,
+        "face_px": r.face_px,
+        "live_ok": r.live_ok,
+        "anchor": list(r.anchor),
+        "face_frac": r.face_frac,
+    }
+
+
+def _photo_in(path: str, d: dict[str, Any]) -> PhotoResult:
+    a = d["anchor"]
+    return PhotoResult(
+        path,
+        identity_of(Path(path)),
+        d["faces"],
+        d["refused"],
+        _t_in(d["template"]),
+        _t_in(d["raw"]),
+        d["measures"],
+        d["face_px"],
+        d["live_ok"],
+        (float(a[0]), float(a[1])),
+        d["face_frac"],
+    )
+
+
+def _live_out(r: LiveResult) -> dict[str, Any]:
+    return {
+        "attempts": [[_t_out(t) for t in att] for att in r.attempts],
+        "frames_seen": r.frames_seen,
+        "gate_failures": r.gate_failures,
+    }
+
+
+def _live_in(identity: str, d: dict[str, Any]) -> LiveResult:
+    attempts = [[t for t in (_t_in(h) for h in att) if t is not None] for att in d["attempts"]]
+    return LiveResult(identity, attempts, d["frames_seen"], d["gate_failures"])
+
+
+class ResultCache:
+    """Job results on disk, one JSON line per result, keyed by content (not by path).
+
+    The file name carries the stage, its parameters and `pipeline_fingerprint()`, so a
+    result is only ever re-used by the code and settings that would recompute it. Lines are
+    appended as results arrive, so a stopped run keeps what it finished. The file holds face
+    templates of the evaluation data: it is created owner-only, and belongs in a work
+    directory that is deleted with the data, never next to the kiosk's own files.
+    """
+
+    def __init__(self, directory: Path, stage: str, params: str) -> None:
+        tag = hashlib.sha256(f"{params} {pipeline_fingerprint()}".encode()).hexdigest()[:16]
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / f"{stage}-{tag}.jsonl"
+        self._have: dict[str, dict[str, Any]] = {}
+        if self.path.exists():
+            with self.path.open(encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        rec = json.loads(line)
+                    except ValueError:
+                        continue  # the last line of a run killed mid-write
+                    self._have[rec["key"]] = rec["value"]
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+    def __len__(self) -> int:
+        return len(self._have)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self._have.get(key)
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        self._have[key] = value
+        os.write(self._fd, (json.dumps({"key": key, "value": value}) + "\n").encode())
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def cached_jobs(
+    fn: Callable[[Any], Any],
+    items: list[Any],
+    keys: list[str],
+    cache: ResultCache | None,
+    dump: Callable[[Any], dict[str, Any]],
+    load: Callable[[Any, dict[str, Any]], Any],
+    jobs: int,
+    label: str,
+    progress: Progress,
+) -> list[Any]:
+    """`run_jobs` over the items the cache lacks; the others come from the cache.
+
+    load(item, value) rebuilds a result from its cached value; results of the workers are
+    written to the cache as they arrive (keys travel with the item through the pool).
+    """
+    if cache is None:
+        return run_jobs(fn, items, jobs, label, progress)
+    out: list[Any] = []
+    todo: list[tuple[str, Any]] = []
+    for key, it in zip(keys, items, strict=True):
+        hit = cache.get(key)
+        if hit is None:
+            todo.append((key, it))
+        else:
+            out.append(load(it, hit))
+    if out:
+        progress._say(f"{label}: {len(out)} from the cache {cache.path}")
+
+    def store(result: tuple[str, Any]) -> Any:
+        cache.put(result[0], dump(result[1]))
+        return result[1]
+
+    out += run_jobs(_Keyed(fn), todo, jobs, label, progress, on_result=store)
+    return out
+
+
+class _Keyed:
+    """fn over (key, item) → (key, result), picklable for the pool."""
+
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
+
+    def __call__(self, ki: tuple[str, Any]) -> tuple[str, Any]:
+        return ki[0], self.fn(ki[1])
 
 
 # --- transactions ---------------------------------------------------------------------------
@@ -556,16 +752,65 @@ class Run:
 
 
 def collect(
-    data: Path, protocol: Protocol, limit: int | None = None, jobs: int = 1, progress: Progress | None = None
+    data: Path,
+    protocol: Protocol,
+    limit: int | None = None,
+    jobs: int = 1,
+    progress: Progress | None = None,
+    cache_dir: Path | None = None,
 ) -> Run:
-    """Judge and template every photo, pick enrolments and live sources, run the kiosk's attempts."""
+    """Judge and template every photo, pick enrolments and live sources, run the kiosk's attempts.
+
+    With `cache_dir`, results computed by an earlier run of the same code and settings are
+    re-used (see `ResultCache`).
+    """
     progress = progress or Progress(None)
     start = time.monotonic()
     files = list_images(data, limit)
     if not files:
         raise NoInputError(f"{data}: no photos named identity__NN.ext found")
-    photos = run_jobs(
-        photo_job, [(str(p), protocol.enrol_min_face_px) for p in files], jobs, "photos", progress
+    shas = {str(p): file_sha(p) for p in files} if cache_dir else {}
+    photo_cache = (
+        ResultCache(cache_dir, "photos", f"min_face_px={protocol.enrol_min_face_px}") if cache_dir else None
+    )
+    live_cache = (
+        ResultCache(
+            cache_dir,
+            "live",
+            f"attempts={protocol.attempts} frames={protocol.frames} budget={protocol.budget} seed={protocol.seed}",
+        )
+        if cache_dir
+        else None
+    )
+    try:
+        return _collect(files, shas, protocol, jobs, progress, photo_cache, live_cache, start)
+    finally:
+        for c in (photo_cache, live_cache):
+            if c is not None:
+                c.close()
+
+
+def _collect(
+    files: list[Path],
+    shas: dict[str, str],
+    protocol: Protocol,
+    jobs: int,
+    progress: Progress,
+    photo_cache: ResultCache | None,
+    live_cache: ResultCache | None,
+    start: float,
+) -> Run:
+    photo_items = [(str(p), protocol.enrol_min_face_px) for p in files]
+    photos = cached_jobs(
+        photo_job,
+        photo_items,
+        [shas.get(it[0], "") for it in photo_items],
+        photo_cache,
+        _photo_out,
+        lambda it, v: _photo_in(it[0], v),
+        jobs,
+        "photos",
+        progress,
     )
     photos.sort(key=lambda r: r.path)
     by_id: dict[str, list[PhotoResult]] = {}
@@ -595,7 +840,17 @@ def collect(
             no_live.append(name)
             continue
         live_args.append((name, src.path, src.anchor, src.face_frac, protocol))
-    lives = run_jobs(live_job, live_args, jobs, "kiosk attempts", progress)
+    lives = cached_jobs(
+        live_job,
+        live_args,
+        [f"{shas.get(a[1], '')} {a[0]} {a[2]} {a[3]}" for a in live_args],
+        live_cache,
+        _live_out,
+        lambda it, v: _live_in(it[0], v),
+        jobs,
+        "kiosk attempts",
+        progress,
+    )
     lives.sort(key=lambda x: x.identity)
     enrolled = np.stack(templates) if templates else np.zeros((0, 128), np.float32)
     return Run(

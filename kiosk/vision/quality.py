@@ -28,7 +28,12 @@ FACE_OK = "face.ok"
 MESSAGE_IDS = (FACE_NONE, FACE_TOO_MANY, FACE_COME_CLOSER, FACE_LOOK_AT_CAMERA, FACE_MORE_LIGHT,
                FACE_TOO_BRIGHT, FACE_HOLD_STILL, FACE_OK)
 
-SHARPNESS_SIDE = 128  # faces are resized to this before the Laplacian, so sharpness is size-free
+SHARPNESS_SIDE = 128  # faces larger than this are shrunk to it before the Laplacian
+# The Laplacian's variance of a face blurred by a given number of its own pixels grows as
+# its side shrinks: side^-1.3, measured on 23 sharp full-size faces shrunk to 40–128 px and
+# blurred by σ 0.7–2 px (docs/face-evaluation.md). Scaling by (side/128)^1.3 makes one
+# threshold mean "blurred by more than ~1.2 of the face's own pixels" at every size.
+SHARPNESS_SIZE_EXPONENT = 1.3
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,7 @@ class QualityLimits:
     "several people" (a smaller one far behind is a bystander and ignored).
     max_yaw: nose offset from the eyes' midpoint along the eye line, in eye distances.
     pitch_range: nose drop below the eye line, in eye distances (≈0.7 looking straight on).
-    min_sharpness: variance of the Laplacian of the face resized to 128×128.
+    min_sharpness: `sharpness()`, the variance of the Laplacian at 128 px equivalent.
     max_motion: movement of the face centre between frames, in face widths.
     """
 
@@ -113,21 +118,28 @@ def _face_crop(grey: np.ndarray, box: Box, inset: float = 0.1) -> np.ndarray:
 
 
 def sharpness(grey: np.ndarray, box: Box) -> float:
-    """Variance of the Laplacian of the face, resized to 128×128 and contrast-normalised.
+    """Variance of the Laplacian of the face, contrast-normalised, on the face's own pixels.
 
-    Resizing makes it independent of face size; scaling the crop to a standard deviation
-    of 50 grey levels makes it independent of exposure, so a dim face is reported as dim
-    (more light), not as blurred.
+    A face larger than 128 px is shrunk to 128×128; a smaller one is measured as it is,
+    never enlarged: enlarging adds no detail, so on a small photo the Laplacian would
+    measure the interpolation (a sharp 60 px face enlarged to 128 reads as blurred). The
+    value is scaled to the 128 px equivalent (`SHARPNESS_SIZE_EXPONENT`), so one threshold
+    holds for a 60 px photo and a 200 px camera face alike. Scaling the crop to a standard
+    deviation of 50 grey levels makes it independent of exposure, so a dim face is reported
+    as dim (more light), not as blurred.
     """
     crop = _face_crop(grey, box)
     if crop.size == 0:
         return 0.0
-    interp = cv2.INTER_AREA if crop.shape[0] > SHARPNESS_SIDE else cv2.INTER_LINEAR
-    crop = cv2.resize(crop, (SHARPNESS_SIDE, SHARPNESS_SIDE), interpolation=interp).astype(np.float64)
+    side = min(SHARPNESS_SIDE, crop.shape[0], crop.shape[1])
+    if side < 3:
+        return 0.0
+    crop = cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA).astype(np.float64)
     std = float(crop.std())
     if std < 1.0:
         return 0.0  # a flat patch has no detail to judge
-    return float(cv2.Laplacian(crop * (50.0 / std), cv2.CV_64F).var())
+    var = float(cv2.Laplacian(crop * (50.0 / std), cv2.CV_64F).var())
+    return var * (side / SHARPNESS_SIDE) ** SHARPNESS_SIZE_EXPONENT
 
 
 def exposure(grey: np.ndarray, box: Box) -> tuple[float, float]:

@@ -46,6 +46,7 @@ from kiosk.errors import FormatError, KioskError, NoInputError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 GRID = np.round(np.arange(0.300, 0.800, 0.0025), 4)
+FUSION_RULE_NAME = "mean-template"  # one frame: every rule gives the same distance
 FRAME_COUNTS = (1, 3, 5)
 
 
@@ -733,6 +734,86 @@ def per_group(
     return out
 
 
+# --- other enrolments and the no-gate baseline ------------------------------------------------
+
+MULTI_ENROL_PHOTOS = 3  # photos the desk takes when it has the patient in front of its camera
+
+
+def multi_photo_enrolment(run: Run, most: int = MULTI_ENROL_PHOTOS) -> tuple[np.ndarray, np.ndarray]:
+    """Sealed templates when the desk enrols from up to `most` photos, as `kiosk face enroll`
+    does with several photos: the mean of the gate-passing photos of each enrolled identity
+    other than its live source (the first of them is the single-photo enrolment). Returns
+    the (m, 128) templates, rounded to float16 as sealed, and which identities had ≥ 2."""
+    by_id: dict[str, list[PhotoResult]] = {}
+    for r in run.photos:
+        by_id.setdefault(r.identity, []).append(r)
+    out = np.empty_like(run.enrolled)
+    multi = np.zeros(len(run.enrol_ids), bool)
+    for j, name in enumerate(run.enrol_ids):
+        live = run.live_sources.get(name)
+        ok = [r.template for r in by_id[name] if r.template is not None and r.path != live][:most]
+        mean = np.mean([t.astype(np.float32) for t in ok if t is not None], axis=0)
+        out[j] = mean.astype(np.float16).astype(np.float32)
+        multi[j] = len(ok) >= 2
+    return out, multi
+
+
+def held_out_subset_fnmr(genuine: np.ndarray, live_ids: list[str], cv: dict[str, Any], keep: np.ndarray) -> Rate:
+    """FNMR of the genuine transactions in `keep`, each counted at the threshold its other half chose."""
+    lf = _fold_masks(live_ids)
+    x = n = 0
+    for f in cv["folds"]:
+        r = fnmr_at(genuine[(lf == 1 - f["tuned_on"]) & keep], f["threshold"])
+        x, n = x + r.x, n + r.n
+    return Rate(x, n)
+
+
+def _one_frame_lives(pairs: list[tuple[str, np.ndarray]]) -> list[LiveResult]:
+    return [LiveResult(name, [[t]], 1) for name, t in pairs]
+
+
+def plain_baseline(run: Run, target_fmr: float, margin: float) -> dict[str, Any]:
+    """dlib's descriptor photo against photo, no gate and no synthesis (face_recognition's way).
+
+    kiosk_pairs: the kiosk's own genuine pairs (enrolment photo, live-source photo) and
+    impostors (live-source photos against the other enrolment photos), one comparison each:
+    what the pipeline (synthesis, tracking, gates, retries) adds or loses on the same people.
+    no_gates: every identity whose photos show a face, first photo against second, as if no
+    gate refused anything: the ceiling of the descriptor on this data.
+    """
+    by_id: dict[str, list[PhotoResult]] = {}
+    for r in run.photos:
+        by_id.setdefault(r.identity, []).append(r)
+    path_of = {r.path: r for r in run.photos}
+    raw_enrol = []
+    for name in run.enrol_ids:
+        first = next(r for r in by_id[name] if r.template is not None)
+        raw_enrol.append(first.raw)
+    pairs = [(x.identity, path_of[run.live_sources[x.identity]].raw) for x in run.lives]
+    lives = _one_frame_lives([(n, t) for n, t in pairs if t is not None])
+    enrolled = np.stack([np.asarray(t, np.float32) for t in raw_enrol])
+    sc = transaction_scores(enrolled, run.enrol_ids, lives, FUSION_RULE_NAME, 1, 1)
+    kiosk_pairs = cross_validate(sc, [x.identity for x in lives], run.enrol_ids, target_fmr, margin)
+    ids, first_t, probes = [], [], []
+    for name, rs in sorted(by_id.items()):
+        faces = [r.raw for r in rs if r.raw is not None]
+        if not faces:
+            continue
+        ids.append(name)
+        first_t.append(np.asarray(faces[0], np.float32))
+        if len(faces) >= 2:
+            probes.append((name, faces[1]))
+    lives2 = _one_frame_lives(probes)
+    sc2 = transaction_scores(np.stack(first_t), ids, lives2, FUSION_RULE_NAME, 1, 1)
+    no_gates = cross_validate(sc2, [x.identity for x in lives2], ids, target_fmr, margin)
+    return {
+        "kiosk_pairs": kiosk_pairs,
+        "no_gates": no_gates,
+        "no_gates_identities": len(ids),
+        "no_gates_genuine_pairs": len(lives2),
+    }
+
+
 # --- the whole run ---------------------------------------------------------------------------
 
 
@@ -749,6 +830,7 @@ class Run:
     no_live_source: list[str]
     protocol: Protocol
     seconds: float = 0.0
+    live_sources: dict[str, str] = field(default_factory=dict)  # identity → its live-source photo
 
 
 def collect(
@@ -821,6 +903,7 @@ def _collect(
     live_args = []
     fte: list[str] = []
     no_live: list[str] = []
+    live_sources: dict[str, str] = {}
     population = 0
     for name, rs in sorted(by_id.items()):
         enrol = next((r for r in rs if r.template is not None), None)
@@ -840,6 +923,7 @@ def _collect(
             no_live.append(name)
             continue
         live_args.append((name, src.path, src.anchor, src.face_frac, protocol))
+        live_sources[name] = src.path
     lives = cached_jobs(
         live_job,
         live_args,
@@ -854,7 +938,16 @@ def _collect(
     lives.sort(key=lambda x: x.identity)
     enrolled = np.stack(templates) if templates else np.zeros((0, 128), np.float32)
     return Run(
-        photos, enrol_ids, enrolled, lives, population, fte, no_live, protocol, time.monotonic() - start
+        photos,
+        enrol_ids,
+        enrolled,
+        lives,
+        population,
+        fte,
+        no_live,
+        protocol,
+        time.monotonic() - start,
+        live_sources,
     )
 
 
@@ -939,6 +1032,22 @@ def analyse(
         "per_identity": per_identity(sc, live_ids, run.enrol_ids, t),
         "seconds": round(run.seconds, 1),
     }
+    multi_enrolled, multi = multi_photo_enrolment(run)
+    msc = transaction_scores(multi_enrolled, run.enrol_ids, run.lives, chosen_rule, proto.frames, proto.attempts)
+    mcv = cross_validate(msc, live_ids, run.enrol_ids, target_fmr, margin)
+    index = {n: j for j, n in enumerate(run.enrol_ids)}
+    has_multi = np.array([bool(multi[index[n]]) for n in live_ids], bool)
+    m_imp = np.sort(msc.impostor[np.isfinite(msc.impostor)])
+    out["multi_photo_enrolment"] = {
+        "photos_at_most": MULTI_ENROL_PHOTOS,
+        "identities_with_several": int(multi.sum()),
+        "genuine_with_several": int(has_multi.sum()),
+        "cross_validated": mcv,
+        "subset_held_out_fnmr": held_out_subset_fnmr(msc.genuine, live_ids, mcv, has_multi),
+        "subset_held_out_fnmr_single_photo": held_out_subset_fnmr(sc.genuine, live_ids, main, has_multi),
+        "at_kiosk_threshold": {"fnmr": fnmr_at(msc.genuine, t), "fmr": fmr_at(m_imp, t)},
+    }
+    out["plain_photo_to_photo"] = plain_baseline(run, target_fmr, margin)
     if groups:
         out["per_group"] = per_group(sc, live_ids, run.enrol_ids, t, groups)
     return out

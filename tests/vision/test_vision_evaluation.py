@@ -89,3 +89,115 @@ def test_folds_split_identities_stably() -> None:
     names = [f"person_{i}" for i in range(400)]
     folds = [E.fold_of(n) for n in names]
     assert folds == [E.fold_of(n) for n in names] and 150 < sum(folds) < 250
+
+
+# --- the result cache -------------------------------------------------------------------------
+
+
+def _photo(path: str, template: np.ndarray | None, raw: np.ndarray | None = None) -> E.PhotoResult:
+    return E.PhotoResult(path, E.identity_of(E.Path(path)), 1, None if template is not None else "face.hold_still",
+                         template, raw if raw is not None else template, {"sharpness": 55.5}, 64, True,
+                         (0.5, 0.45), 0.4)
+
+
+def test_cached_results_come_back_bit_for_bit_and_survive_a_torn_line(tmp_path: E.Path) -> None:
+    rng = np.random.default_rng(3)
+    t = rng.normal(size=128).astype(np.float16)
+    cache = E.ResultCache(tmp_path, "photos", "min_face_px=40")
+    cache.put("k1", E._photo_out(_photo("d/a__01.jpg", t)))
+    cache.put("k2", E._live_out(E.LiveResult("a", [[t, t], []], 17, {"face.hold_still": 2})))
+    cache.close()
+    assert cache.path.stat().st_mode & 0o777 == 0o600  # it holds templates: owner-only
+    with cache.path.open("a") as f:
+        f.write('{"key": "k3", "val')  # a run killed mid-write
+    again = E.ResultCache(tmp_path, "photos", "min_face_px=40")
+    assert len(again) == 2
+    p = E._photo_in("elsewhere/a__01.jpg", again.get("k1") or {})
+    assert p.identity == "a" and p.template is not None and p.template.dtype == np.float16
+    assert np.array_equal(p.template, t) and p.anchor == (0.5, 0.45) and p.measures["sharpness"] == 55.5
+    live = E._live_in("a", again.get("k2") or {})
+    assert [len(a) for a in live.attempts] == [2, 0] and np.array_equal(live.attempts[0][1], t)
+    assert live.frames_seen == 17 and live.gate_failures == {"face.hold_still": 2}
+    other = E.ResultCache(tmp_path, "photos", "min_face_px=110")  # other settings: another file
+    assert other.path != again.path and len(other) == 0
+    again.close()
+    other.close()
+
+
+def test_cached_jobs_compute_only_what_the_cache_lacks(tmp_path: E.Path) -> None:
+    calls: list[int] = []
+
+    def job(x: int) -> E.LiveResult:
+        calls.append(x)
+        return E.LiveResult(str(x), [[np.full(128, x, np.float16)]], 1)
+
+    def run(items: list[int]) -> list[E.LiveResult]:
+        cache = E.ResultCache(tmp_path, "live", "p")
+        try:
+            return E.cached_jobs(job, items, [f"k{i}" for i in items], cache, E._live_out,
+                                 lambda it, v: E._live_in(str(it), v), 1, "t", E.Progress(None))
+        finally:
+            cache.close()
+
+    first = run([1, 2, 3])
+    assert sorted(calls) == [1, 2, 3]
+    second = run([1, 2, 3, 4])
+    assert sorted(calls) == [1, 2, 3, 4]  # only the new item was computed
+    got = {r.identity: r for r in second}
+    assert set(got) == {"1", "2", "3", "4"}
+    assert all(np.array_equal(got[r.identity].attempts[0][0], r.attempts[0][0]) for r in first)
+
+
+def test_the_fingerprint_follows_the_code_that_makes_results() -> None:
+    fp = E.pipeline_fingerprint()
+    assert fp == E.pipeline_fingerprint() and len(fp) == 16
+    # every source it names exists (a renamed module would otherwise silently drop out)
+    here = E.Path(E.__file__).resolve().parent
+    assert all((here / n).is_file() for n in E._PIPELINE_SOURCES)
+
+
+# --- multi-photo enrolment and the no-gate baseline ---------------------------------------------
+
+
+def _unit(rng: np.random.Generator) -> np.ndarray:
+    v = rng.normal(size=128)
+    return (0.6 * v / np.linalg.norm(v)).astype(np.float16)
+
+
+def _run(photos: list[E.PhotoResult], live_sources: dict[str, str], lives: list[E.LiveResult]) -> E.Run:
+    ids = sorted({p.identity for p in photos if p.template is not None})
+    first = {i: next(p.template for p in photos if p.identity == i and p.template is not None) for i in ids}
+    enrolled = np.stack([np.asarray(first[i], np.float32) for i in ids])
+    return E.Run(photos, ids, enrolled, lives, 0, [], [], E.Protocol(frames=1), 0.0, live_sources)
+
+
+def test_multi_photo_enrolment_means_the_passing_photos_but_never_the_live_source() -> None:
+    rng = np.random.default_rng(4)
+    a = [_unit(rng) for _ in range(5)]
+    b = _unit(rng)
+    photos = [_photo(f"d/a__0{k}.jpg", a[k]) for k in range(5)] + [_photo("d/b__01.jpg", b)]
+    photos[1] = _photo("d/a__01.jpg", None, a[1])  # refused by a gate: never enrolled
+    run = _run(photos, {"a": "d/a__02.jpg"}, [])
+    multi, several = E.multi_photo_enrolment(run, most=3)
+    want = np.mean([a[0], a[3], a[4]], axis=0, dtype=np.float32).astype(np.float16)
+    assert np.array_equal(multi[0], want.astype(np.float32)) and several.tolist() == [True, False]
+    assert np.array_equal(multi[1], b.astype(np.float32))  # one photo: the single enrolment
+
+
+def test_plain_baseline_compares_photos_without_gates() -> None:
+    rng = np.random.default_rng(5)
+    photos, live_sources, lives = [], {}, []
+    for i in range(40):
+        base = _unit(rng)
+        near = (base.astype(np.float32) + 0.02 * rng.normal(size=128)).astype(np.float16)
+        name = f"p{i}"
+        photos += [_photo(f"d/{name}__01.jpg", base), _photo(f"d/{name}__02.jpg", near)]
+        live_sources[name] = f"d/{name}__02.jpg"
+        lives.append(E.LiveResult(name, [[near]], 1))
+    photos.append(_photo("d/q__01.jpg", None, _unit(rng)))  # refused, but the baseline has no gates
+    photos.append(_photo("d/q__02.jpg", None, _unit(rng)))
+    out = E.plain_baseline(_run(photos, live_sources, lives), 0.01, 1.0)
+    assert out["no_gates_identities"] == 41 and out["no_gates_genuine_pairs"] == 41
+    kp = out["kiosk_pairs"]
+    assert kp["held_out_fnmr"].n == 40 and kp["held_out_fnmr"].x == 0  # near copies always match
+    assert out["no_gates"]["held_out_fnmr"].n == 41 and out["no_gates"]["held_out_fnmr"].x >= 1

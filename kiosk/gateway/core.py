@@ -25,9 +25,10 @@ check-in already in the log, or earlier in the same batch). When the owner is no
 log yet — a check-in still being appended by the other gateway of the shared subscription —
 the shell may *defer* the consent and retry it for `ref_wait_s` before rejecting it.
 
-Accepted entries of one batch are appended in one transaction and one checkpoint is signed
-for the batch. Nothing about a message's content is logged: kiosk id, entry hash prefix
-and reason only.
+Accepted entries of one batch, their bodies and the one checkpoint signed for the batch are
+written in one transaction (one commit); every receipt of the batch is proven from it. The
+registry is read once per kiosk and batch. Nothing about a message's content is logged:
+kiosk id, entry hash prefix and reason only.
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ from nacl.signing import SigningKey, VerifyKey
 
 from kiosk.config import KIOSK_ID_RE, Config, GatewayTable, PassTable
 from kiosk.errors import FormatError, KeyFileError, KioskError, Reason
-from kiosk.gateway.registry import KioskRegistry
+from kiosk.gateway.registry import KioskRecord, KioskRegistry
 from kiosk.gateway.sessions import SessionTable
 from kiosk.ledger.checkpoint import Checkpoint, sign_checkpoint
 from kiosk.ledger.store import LogStore
@@ -119,6 +120,7 @@ class Gateway:
         self._counts: collections.Counter[str] = collections.Counter()
         self._sent: dict[str, int] = {}  # kiosk -> checkpoint size of the last receipt sent
         self._lock = threading.Lock()  # one batch at a time per gateway
+        self._unnoted: tuple[int, bytes] | None = None  # checkpoint whose time note_signed() keeps
 
     @classmethod
     def from_config(cls, cfg: Config) -> Gateway:
@@ -209,21 +211,41 @@ class Gateway:
         return self.handle_batch([(topic_kiosk, payload)])[0].receipt
 
     def handle_batch(self, items: Sequence[tuple[str | None, bytes]], *,
-                     may_defer: Sequence[bool] | None = None) -> list[Outcome]:
+                     may_defer: Sequence[bool] | None = None,
+                     note_later: bool = False) -> list[Outcome]:
         """Judge, append and answer a batch; one Outcome per item, in order.
 
         `may_defer[i]` lets item i wait for its session's owner instead of being rejected.
         A store failure raises StoreError with nothing answered (the kiosks resend).
+        `note_later`: the caller sends the receipts first and then calls `note_signed()`,
+        which keeps when the batch's checkpoint was signed (a durable write of its own, off
+        the receipts' path; an NFC nonce can commit to that checkpoint only after a kiosk
+        got it, seconds later).
         """
         may_defer = list(may_defer) if may_defer is not None else [False] * len(items)
         with self._lock:
-            return self._batch(list(items), may_defer)
+            out = self._batch(list(items), may_defer)
+        if not note_later:
+            self.note_signed()
+        return out
+
+    def note_signed(self) -> None:
+        """Keep the signing time of the checkpoints signed since the last call."""
+        with self._lock:
+            pending, self._unnoted = self._unnoted, None
+            if pending is not None:
+                try:
+                    self._note_time(*pending)
+                except KioskError:
+                    self._unnoted = self._unnoted or pending  # the next call tries again
+                    raise
 
     # ------------------------------------------------------------------ the batch
     def _batch(self, items: list[tuple[str | None, bytes]], may_defer: list[bool]) -> list[Outcome]:
         out: list[Outcome | None] = [None] * len(items)
         cands: list[_Candidate] = []
         now_ms = int(self.clock() * 1000)
+        registered: dict[str, KioskRecord | None] = {}  # the registry as of this batch
         for pos, (kiosk, payload) in enumerate(items):
             if not isinstance(kiosk, str) or not KIOSK_ID_RE.match(kiosk):
                 self._count("dropped")
@@ -231,7 +253,7 @@ class Gateway:
                 out[pos] = Outcome(None, None)
                 continue
             try:
-                cands.append(self._check(pos, kiosk, payload, now_ms))
+                cands.append(self._check(pos, kiosk, payload, now_ms, registered))
             except _Reject as r:
                 out[pos] = self._reject(kiosk, self._payload_hash(payload), r)
             except KioskError:
@@ -265,23 +287,30 @@ class Gateway:
         answer = [c for c in cands if out[c.pos] is None]
         if not answer:
             return [o for o in out if o is not None]
-        # bodies before the append (no entry without its body), in one transaction
-        self.store.put_bodies([(c.env.body_hash, c.record.body) for c in accepted])
-        results = {r.entry_hash: r for r in self.store.append([c.record.leaf for c in accepted])}
-        size, note = self._checkpoint()
+        # bodies, entries and the checkpoint over them in one transaction: one commit per
+        # batch (no entry without its body, no committed entry without a checkpoint)
+        appended, (size, note) = self.store.append_batch(
+            [c.record.leaf for c in accepted], [(c.env.body_hash, c.record.body) for c in accepted],
+            self._sign_checkpoint)
+        self._unnoted = (size, note)
+        results = {r.entry_hash: r for r in appended}
+        placed: list[tuple[int, str]] = []
         for c in answer:
             if c.duplicate_index is not None:
-                index, status = c.duplicate_index, entry.STATUS_DUPLICATE
-            else:
-                appended = results[c.eh]
-                first = in_batch.get(c.eh)
-                dup = appended.duplicate or (first is not None and first.pos != c.pos)
-                index, status = appended.index, entry.STATUS_DUPLICATE if dup else entry.STATUS_ACCEPTED
+                placed.append((c.duplicate_index, entry.STATUS_DUPLICATE))
+                continue
+            done = results[c.eh]
+            first = in_batch.get(c.eh)
+            dup = done.duplicate or (first is not None and first.pos != c.pos)
+            placed.append((done.index, entry.STATUS_DUPLICATE if dup else entry.STATUS_ACCEPTED))
+        inclusions = self.store.inclusion_proofs([index for index, _ in placed], size)
+        consistency: dict[int, list[bytes]] = {}  # by base: most of a batch shares one
+        for c, (index, status), inclusion in zip(answer, placed, inclusions, strict=True):
             base = self._proof_base(c.kiosk, c.record.last_size, size, status)
-            consistency = self.store.consistency_proof(base, size) if 0 < base < size else []
-            receipt = Receipt(c.eh, status, "", index, note,
-                              tuple(self.store.inclusion_proof(index, size)), tuple(consistency),
-                              base).signed(self.log_key)
+            if 0 < base < size and base not in consistency:
+                consistency[base] = self.store.consistency_proof(base, size)
+            receipt = Receipt(c.eh, status, "", index, note, tuple(inclusion),
+                              tuple(consistency.get(base, ())), base).signed(self.log_key)
             self._sent[c.kiosk] = size
             self._count(status)
             log.info("%s kiosk=%s entry=%s index=%d size=%d", status, c.kiosk, _hex8(c.eh), index, size)
@@ -304,18 +333,8 @@ class Gateway:
             base = sent
         return base
 
-    def _checkpoint(self) -> tuple[int, bytes]:
-        """A signed checkpoint for the log as it is now (reusing a saved one of that size)."""
-        size = self.store.size()
-        latest = self.store.latest_checkpoint()
-        if latest is not None and latest[0] == size:
-            self._note_time(*latest)
-            return latest
-        cp = Checkpoint(self.log_name, size, self.store.root_hash(size))
-        note = sign_checkpoint(cp, self.log_name, self.log_key)
-        self.store.save_checkpoint(size, note)
-        self._note_time(size, note)
-        return size, note
+    def _sign_checkpoint(self, size: int, root: bytes) -> bytes:
+        return sign_checkpoint(Checkpoint(self.log_name, size, root), self.log_name, self.log_key)
 
     def _note_time(self, size: int, note: bytes) -> None:
         """Keep when a checkpoint went out, for the NFC nonces that will commit to it."""
@@ -345,7 +364,8 @@ class Gateway:
             return hashlib.sha256(data).digest()
 
     # ------------------------------------------------------------------ stateless checks
-    def _check(self, pos: int, kiosk: str, payload: bytes, now_ms: int) -> _Candidate:
+    def _check(self, pos: int, kiosk: str, payload: bytes, now_ms: int,
+               registered: dict[str, KioskRecord | None]) -> _Candidate:
         if not isinstance(payload, (bytes, bytearray, memoryview)):
             raise _Reject(Reason.MALFORMED, "payload is not bytes")
         if len(payload) > self.settings.max_message_bytes:
@@ -362,7 +382,9 @@ class Gateway:
             raise _Reject(Reason.WRONG_ENTRY, "only the gateway writes this entry type")
         if reserved_id(kiosk):  # a gateway's own signing id is in the registry for audits only
             raise _Reject(Reason.UNKNOWN_KIOSK, "records come from kiosks only")
-        reg = self.registry.get(kiosk)
+        if kiosk not in registered:  # one lookup per kiosk and batch
+            registered[kiosk] = self.registry.get(kiosk)
+        reg = registered[kiosk]
         if reg is None:
             raise _Reject(Reason.UNKNOWN_KIOSK, "kiosk is not in the registry")
         if not reg.active:

@@ -41,7 +41,7 @@ from kiosk.errors import KioskError, TransportError
 from kiosk.gateway.core import Gateway
 from kiosk.gateway.witnesses import WitnessCollector
 from kiosk.net import topics
-from kiosk.net.tls import apply_client_tls
+from kiosk.net.tls import apply_client_tls, set_no_delay
 from kiosk.sd_notify import sd_notify, watchdog_period_s
 
 if TYPE_CHECKING:
@@ -202,6 +202,7 @@ class GatewayService:
             return
         from paho.mqtt.subscribeoptions import SubscribeOptions
 
+        set_no_delay(client)
         opts, qos0 = SubscribeOptions(qos=1), SubscribeOptions(qos=0)
         result, mid = client.subscribe([(topics.shared_records(self.site, self.settings.share_group), opts),
                                         (topics.revocations(self.site), qos0),
@@ -285,7 +286,7 @@ class GatewayService:
         items = [(topics.kiosk_of_records(m.topic, self.site), m.payload) for m in batch]
         may_defer = [now - m.first_seen < self.settings.ref_wait_s for m in batch]
         try:
-            outcomes = self.gateway.handle_batch(items, may_defer=may_defer)
+            outcomes = self.gateway.handle_batch(items, may_defer=may_defer, note_later=True)
             if self.ehr is not None:
                 self.ehr.wake()
         except Exception as e:  # the store failed: nothing was answered; retry, unacknowledged
@@ -306,6 +307,7 @@ class GatewayService:
                     self._publish(topics.checkpoint(self.site), o.receipt.checkpoint, retain=True)
                     published = True
             self._ack(m.mid, m.qos)
+        self.gateway.note_signed()  # after the receipts are on their way (see handle_batch)
 
     def _publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
         if self._client is None:

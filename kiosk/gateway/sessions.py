@@ -55,9 +55,12 @@ class SessionTable:
         INSERT … ON CONFLICT DO NOTHING waits for a racing insert to commit, so the read that
         follows sees the one owner both racers agree on.
         """
+        # No fsync of its own: the claim is made for an entry about to be appended, and the
+        # append's durable commit to the same file syncs the WAL with the claim in it. A power
+        # cut before that loses both: the entry was never logged, its resend claims again.
         self._t.q("INSERT INTO {presentation_sessions} VALUES (%s, %s, %s) "
                   "ON CONFLICT (presentation_hash) DO NOTHING",
-                  (presentation_hash, entry_hash, int(time.time())))
+                  (presentation_hash, entry_hash, int(time.time())), durable=False)
         owner = self.owner(presentation_hash)
         if owner is None:
             raise StoreError("session table: a claimed presentation has no owner")

@@ -134,6 +134,16 @@ def inclusion_proof(index: int, size: int, read: NodeReader) -> list[bytes]:
     return _resolve(inclusion_plan(index, size), read)
 
 
+def inclusion_proofs(indices: Sequence[int], size: int, read: NodeReader) -> list[list[bytes]]:
+    """`inclusion_proof` of several leaves in one tree, from ONE call to `read`."""
+    plans = [inclusion_plan(i, size) for i in indices]
+    wanted = sorted({node for plan in plans for element in plan for node in element})
+    got = dict(zip(wanted, read(wanted), strict=False))
+    if len(got) != len(wanted):
+        raise ValueError("node reader returned the wrong number of hashes")
+    return [[fold([got[node] for node in element]) for element in plan] for plan in plans]
+
+
 def consistency_proof(size1: int, size2: int, read: NodeReader) -> list[bytes]:
     """The consistency proof between tree sizes `size1` <= `size2`, from O(log n) reads."""
     if size1 == size2:

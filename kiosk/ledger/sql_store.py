@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -96,31 +96,58 @@ class SqlLogStore(ABC):
         """Append atomically; an entry already present returns its index with duplicate=True."""
         if not leaves:
             return []
-        hashes = [hashlib.sha256(leaf).digest() for leaf in leaves]
         with self._lock, self._guard(), self._write() as cur:
-            frontier = self._state(cur, lock=True)
-            seen = self._lookup(cur, list(dict.fromkeys(hashes)))
-            results: list[AppendResult] = []
-            new_leaves: list[tuple] = []
-            new_nodes: list[tuple] = []
-            for leaf, eh in zip(leaves, hashes, strict=False):
-                if eh in seen:
-                    results.append(AppendResult(seen[eh], eh, True))
-                    continue
-                index = frontier.size
-                for (level, idx), h in frontier.append(merkle.leaf_hash(leaf)):
-                    new_nodes.append((level, idx, h))
-                seen[eh] = index
-                new_leaves.append((index, eh, leaf))
-                results.append(AppendResult(index, eh, False))
-            if new_leaves:
-                cur.executemany(self._q(
-                    "INSERT INTO leaves (idx, entry_hash, leaf) VALUES (?, ?, ?)"), new_leaves)
-                cur.executemany(self._q(
-                    "INSERT INTO nodes (level, idx, hash) VALUES (?, ?, ?)"), new_nodes)
-                cur.execute(self._q("UPDATE tree_state SET size = ?, frontier = ? WHERE id = 1"),
-                            (frontier.size, frontier.to_bytes()))
-            return results
+            return self._append(cur, leaves)
+
+    def append_batch(self, leaves: list[bytes], bodies: Sequence[tuple[bytes, bytes]],
+                     sign: Callable[[int, bytes], bytes]
+                     ) -> tuple[list[AppendResult], tuple[int, bytes]]:
+        """Bodies, leaves and a signed checkpoint of the tree they make, in ONE transaction.
+
+        `sign(size, root_hash)` returns the checkpoint note; it is called only when no
+        checkpoint of the new size is saved yet (a batch of resends signs nothing new). One
+        commit for the whole batch: the bodies are still stored before (here: with) their
+        entries, and no committed append is ever without its checkpoint.
+        """
+        with self._lock, self._guard(), self._write() as cur:
+            if bodies:
+                self._put_bodies(cur, bodies)
+            results = self._append(cur, leaves) if leaves else []
+            frontier = self._state(cur)
+            row = cur.execute("SELECT size, note FROM checkpoints "
+                              "ORDER BY size DESC, id DESC LIMIT 1").fetchone()
+            if row is not None and int(row[0]) == frontier.size:
+                return results, (int(row[0]), bytes(row[1]))
+            note = sign(frontier.size, frontier.root())
+            cur.execute(self._q("INSERT INTO checkpoints (size, note) VALUES (?, ?)"),
+                        (frontier.size, note))
+            return results, (frontier.size, note)
+
+    def _append(self, cur: Any, leaves: list[bytes]) -> list[AppendResult]:
+        hashes = [hashlib.sha256(leaf).digest() for leaf in leaves]
+        frontier = self._state(cur, lock=True)
+        seen = self._lookup(cur, list(dict.fromkeys(hashes)))
+        results: list[AppendResult] = []
+        new_leaves: list[tuple] = []
+        new_nodes: list[tuple] = []
+        for leaf, eh in zip(leaves, hashes, strict=False):
+            if eh in seen:
+                results.append(AppendResult(seen[eh], eh, True))
+                continue
+            index = frontier.size
+            for (level, idx), h in frontier.append(merkle.leaf_hash(leaf)):
+                new_nodes.append((level, idx, h))
+            seen[eh] = index
+            new_leaves.append((index, eh, leaf))
+            results.append(AppendResult(index, eh, False))
+        if new_leaves:
+            cur.executemany(self._q(
+                "INSERT INTO leaves (idx, entry_hash, leaf) VALUES (?, ?, ?)"), new_leaves)
+            cur.executemany(self._q(
+                "INSERT INTO nodes (level, idx, hash) VALUES (?, ?, ?)"), new_nodes)
+            cur.execute(self._q("UPDATE tree_state SET size = ?, frontier = ? WHERE id = 1"),
+                        (frontier.size, frontier.to_bytes()))
+        return results
 
     def _lookup(self, cur: Any, hashes: list[bytes]) -> dict[bytes, int]:
         found: dict[bytes, int] = {}
@@ -177,6 +204,16 @@ class SqlLogStore(ABC):
             if not 0 <= index < size:
                 raise StoreError(f"leaf index {index} is not in a tree of size {size}")
             return merkle.inclusion_proof(index, size, self._reader(cur))
+
+    def inclusion_proofs(self, indices: Sequence[int], size: int | None = None) -> list[list[bytes]]:
+        """`inclusion_proof` for several leaves of one tree: the nodes of all of them read
+        together (a gateway batch answers every record from one checkpoint)."""
+        with self._lock, self._guard(), self._read() as cur:
+            size = self._check_size(cur, size)
+            for index in indices:
+                if not 0 <= index < size:
+                    raise StoreError(f"leaf index {index} is not in a tree of size {size}")
+            return merkle.inclusion_proofs(list(indices), size, self._reader(cur))
 
     def consistency_proof(self, size1: int, size2: int | None = None) -> list[bytes]:
         """RFC 9162 §2.1.4.1 PROOF(size1, D[0:size2]) from one batched node read."""
@@ -248,8 +285,11 @@ class SqlLogStore(ABC):
         if not items:
             return
         with self._lock, self._guard(), self._write() as cur:
-            cur.executemany(self._q("INSERT INTO bodies (body_hash, body) VALUES (?, ?) "
-                                    "ON CONFLICT (body_hash) DO NOTHING"), list(items))
+            self._put_bodies(cur, items)
+
+    def _put_bodies(self, cur: Any, items: Sequence[tuple[bytes, bytes]]) -> None:
+        cur.executemany(self._q("INSERT INTO bodies (body_hash, body) VALUES (?, ?) "
+                                "ON CONFLICT (body_hash) DO NOTHING"), list(items))
 
     def get_body(self, body_hash: bytes) -> bytes | None:
         """The body, or None if it is absent or was erased."""

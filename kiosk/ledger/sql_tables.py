@@ -27,8 +27,12 @@ class SqlTables(ABC):
     what: str
 
     @abstractmethod
-    def q(self, query: str, args: tuple = ()) -> list[tuple]:
-        """Run one statement; return its rows (empty for statements without rows)."""
+    def q(self, query: str, args: tuple = (), *, durable: bool = True) -> list[tuple]:
+        """Run one statement; return its rows (empty for statements without rows).
+
+        `durable=False`: SQLite commits it without an fsync (it survives a killed process;
+        a power cut only once a later durable commit to the same file synced the WAL).
+        PostgreSQL commits as the server is configured."""
 
     @abstractmethod
     def close(self) -> None:
@@ -54,10 +58,17 @@ class SqliteTables(SqlTables):
         except (sqlite3.Error, OSError) as e:
             raise StoreError(f"{self.path}: cannot open the {what} ({e})") from None
 
-    def q(self, query: str, args: tuple = ()) -> list[tuple]:
+    def q(self, query: str, args: tuple = (), *, durable: bool = True) -> list[tuple]:
         with self._lock:
             try:
-                return self._db.execute(_NAME.sub(r"\1", query).replace("%s", "?"), args).fetchall()
+                if not durable:
+                    self._db.execute("PRAGMA synchronous=NORMAL")
+                try:
+                    return self._db.execute(_NAME.sub(r"\1", query).replace("%s", "?"),
+                                            args).fetchall()
+                finally:
+                    if not durable:
+                        self._db.execute("PRAGMA synchronous=FULL")
             except sqlite3.Error as e:
                 raise StoreError(f"{self.what}: {e}") from None
 
@@ -92,7 +103,7 @@ class PostgresTables(SqlTables):
         names = {n: sql.Identifier(self._schema, n) for n in _NAME.findall(query)}
         return sql.SQL(query).format(**names)
 
-    def q(self, query: str, args: tuple = ()) -> list[tuple]:
+    def q(self, query: str, args: tuple = (), *, durable: bool = True) -> list[tuple]:
         with self._lock:
             try:
                 cur = self._db.execute(self._sql(query), args)

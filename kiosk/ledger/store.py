@@ -8,7 +8,7 @@ O(log n) node reads. Library exceptions never leave a store: they become StoreEr
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -41,12 +41,19 @@ class LogStore(Protocol):
     # --- the log
     def append(self, leaves: list[bytes]) -> list[AppendResult]:
         """Append leaves atomically (all or none); known entries return their old index."""
+    def append_batch(self, leaves: list[bytes], bodies: Sequence[tuple[bytes, bytes]],
+                     sign: Callable[[int, bytes], bytes]
+                     ) -> tuple[list[AppendResult], tuple[int, bytes]]:
+        """Bodies, leaves and the checkpoint `sign(size, root)` makes, in one transaction;
+        returns the append results and (size, note) of the newest checkpoint."""
     def size(self) -> int:
         """The number of leaves."""
     def root_hash(self, size: int | None = None) -> bytes:
         """MTH of the first `size` leaves (default: all)."""
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:
         """RFC 9162 §2.1.3 inclusion proof of leaf `index` in the tree of `size`."""
+    def inclusion_proofs(self, indices: Sequence[int], size: int | None = None) -> list[list[bytes]]:
+        """`inclusion_proof` for several leaves of one tree, read together."""
     def consistency_proof(self, size1: int, size2: int | None = None) -> list[bytes]:
         """RFC 9162 §2.1.4 consistency proof from `size1` to `size2`."""
     def get_leaf(self, index: int) -> bytes:

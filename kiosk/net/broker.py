@@ -37,6 +37,7 @@ DEFAULT_CONF = """\
 listener {port} {host}
 allow_anonymous true
 max_packet_size 1048576
+set_tcp_nodelay true
 """
 
 

@@ -1,4 +1,4 @@
-"""The kiosk's durable outbox: SQLite in WAL mode with synchronous=FULL (docs/design-notes.md).
+"""The kiosk's durable outbox: SQLite in WAL mode, synchronous=FULL (docs/design-notes.md).
 
 A record (leaf, body, presentation) enters in one transaction with the rest of its session
 (a check-in and its consent are two leaves written together) and leaves only when a verified
@@ -196,10 +196,18 @@ class Outbox:
     # ------------------------------------------------------------------ plumbing
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """One IMMEDIATE transaction; any sqlite error rolls back and becomes StoreError."""
+    def _tx(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction; any sqlite error rolls back and becomes StoreError.
+
+        `durable=False` commits without an fsync (synchronous=NORMAL for this transaction):
+        it survives a killed process, and a power cut only until the next durable commit,
+        which syncs the WAL with everything before it. Only for writes whose loss costs a
+        resend: send counts, completions (see `complete_many` and `sync`).
+        """
         with self._lock:
             try:
+                if not durable:
+                    self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as e:
                 raise StoreError(f"outbox: cannot begin a transaction ({_what(e)})") from None
@@ -212,6 +220,19 @@ class Outbox:
                 if isinstance(e, sqlite3.Error):
                     raise StoreError(f"outbox: write failed ({_what(e)})") from None
                 raise
+            finally:
+                if not durable:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("PRAGMA synchronous=FULL")
+
+    def sync(self) -> None:
+        """Make every commit so far durable against a power cut (one fsync of the WAL).
+
+        Before the kiosk cosigns its head as a witness: a witness keeps what it signed.
+        """
+        with self._tx() as db:
+            # a write, so the commit has a frame to sync (an empty transaction syncs nothing)
+            db.execute("UPDATE trust SET size = size WHERE id = 1")
 
     def _query(self, sql: str, args: Sequence[object] = ()) -> list[tuple]:
         with self._lock:
@@ -308,7 +329,7 @@ class Outbox:
         starts from, so a receipt for an older copy is read against its own base, not the
         record's latest (see net.receipt)."""
         now = time.time()
-        with self._tx() as db:
+        with self._tx(durable=False) as db:  # lost at a power cut: everything is sent again anyway
             db.executemany("UPDATE entries SET attempts = attempts + 1, last_sent = ?, "
                            "base_size = ? WHERE entry_hash = ?",
                            [(now, base_size, h) for h in entry_hashes])
@@ -334,11 +355,17 @@ class Outbox:
     def complete_many(self, items: Sequence[tuple[bytes, ReceiptSummary, TrustedCheckpoint]]
                       ) -> int:
         """`complete` for several verified receipts in one transaction; return how many
-        records were still there."""
+        records were still there.
+
+        Not synced to disk (`_tx(durable=False)`): after a power cut a completion may be
+        undone, the record goes out again and the gateway answers it as a duplicate; the
+        head may step back to a checkpoint the chain held before (it is one of its links).
+        The publisher calls `sync` before it cosigns a head.
+        """
         if not items:
             return 0
         now, gone = time.time(), 0
-        with self._tx() as db:
+        with self._tx(durable=False) as db:
             for h, summary, _cp in items:
                 if db.execute("DELETE FROM entries WHERE entry_hash = ?", (h,)).rowcount:
                     gone += 1

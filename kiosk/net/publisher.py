@@ -59,7 +59,7 @@ from kiosk.ledger.witness import cosign, witness_name
 from kiosk.net import topics
 from kiosk.net.outbox import Outbox
 from kiosk.net.receipt import ALARM_INCONSISTENT, Outcome, ReceiptResult, load_verifier, process_receipts
-from kiosk.net.tls import apply_client_tls
+from kiosk.net.tls import apply_client_tls, set_no_delay
 from kiosk.protocol.entry import Record
 
 log = logging.getLogger(__name__)
@@ -336,6 +336,7 @@ class Publisher:
             return
         self._connected = True
         self._last_error = None
+        set_no_delay(client)
         self.counts["connects"] += 1
         self._inflight.clear()  # no receipt yet for these: send them again
         self._next_poll = 0.0
@@ -418,6 +419,7 @@ class Publisher:
         head = self.outbox.last_checkpoint()
         if head is None or head.size == self._witnessed_size:
             return
+        self.outbox.sync()  # completions are committed without an fsync: keep what we sign
         note = cosign(head.note, self._witness_name, self._witness_key, int(time.time()))
         info = self._client.publish(self._witness_topic, note, qos=1, retain=True)
         if info.rc == mqtt.MQTT_ERR_SUCCESS:

@@ -213,3 +213,20 @@ def apply_client_tls(client: Any, ca: Path | None, cert: Path | None, key: Path 
     except (OSError, ValueError) as e:  # ssl.SSLError is an OSError: a file that is not PEM
         named = ", ".join(f"{name} {path}" for name, path in files if path is not None)
         raise TransportError(f"broker TLS files refused ({named}): {e}") from None
+
+
+def set_no_delay(client: Any) -> None:
+    """Turn Nagle off on a connected paho client's socket (plain or TLS).
+
+    Records, receipts and acknowledgements are small packets, one after another: with Nagle
+    each waits for the ACK of the one before, which Linux may delay up to 40 ms, on every
+    hop. The broker does the same (`set_tcp_nodelay true`).
+    """
+    import contextlib
+    import socket
+
+    sock = client.socket()
+    if sock is None:
+        return
+    with contextlib.suppress(OSError, AttributeError):  # not a TCP socket (a unix socket)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

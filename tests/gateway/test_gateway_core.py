@@ -433,3 +433,33 @@ def test_re_encoded_leaves_are_not_new_entries(world, gateway):
         r = gateway.handle_record(KIOSK, payload_msg)
         assert r.status == "rejected" and r.reason == "malformed", what
     assert gateway.store.size() == 1
+
+
+def test_the_shell_keeps_the_checkpoint_time_after_sending_the_receipts(world, gateway):
+    p = world.patient()
+    (c1, l1), _ = world.session(p)
+    (out,) = gateway.handle_batch([(KIOSK, c1)], note_later=True)
+    note_hash = presentation.checkpoint_hash(out.receipt.checkpoint)
+    assert gateway.sessions.checkpoint_time(note_hash) is None  # receipts go out first
+    gateway.note_signed()
+    assert gateway.sessions.checkpoint_time(note_hash) is not None
+    gateway.note_signed()  # nothing pending: a no-op
+    # without note_later the time is kept before handle_batch returns
+    (c3, _), _ = world.session(world.patient())
+    (out,) = gateway.handle_batch([(KIOSK, c3)])
+    assert gateway.sessions.checkpoint_time(presentation.checkpoint_hash(out.receipt.checkpoint))
+
+
+def test_one_registry_read_per_kiosk_and_batch(world, gateway):
+    reads: list[str] = []
+    get = gateway.registry.get
+
+    def counting(kiosk_id):
+        reads.append(kiosk_id)
+        return get(kiosk_id)
+
+    gateway.registry.get = counting
+    items = [(KIOSK, c) for p in (world.patient(), world.patient()) for c, _ in world.session(p)]
+    outs = gateway.handle_batch(items)
+    assert [o.receipt.status for o in outs] == [entry.STATUS_ACCEPTED] * 4
+    assert reads == [KIOSK]

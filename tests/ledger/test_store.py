@@ -240,3 +240,37 @@ def test_two_processes_append_to_one_sqlite_log(tmp_path):
         _check_one_tree(s, results, workers=2, n=120, shared=10)
     finally:
         s.close()
+
+
+def test_append_batch_writes_bodies_leaves_and_one_checkpoint_together(store):
+    signed: list[tuple[int, bytes]] = []
+
+    def sign(size: int, root: bytes) -> bytes:
+        signed.append((size, root))
+        return b"note-%d" % size
+
+    data = leaves(5)
+    results, (size, note) = store.append_batch(data, [(b"h%d" % i, b"body") for i in range(5)], sign)
+    assert [r.index for r in results] == list(range(5)) and size == 5 and note == b"note-5"
+    assert signed == [(5, merkle.root_from_leaf_hashes([merkle.leaf_hash(x) for x in data]))]
+    assert store.latest_checkpoint() == (5, b"note-5") and store.get_body(b"h3") == b"body"
+    # only resends: nothing new to sign, the saved checkpoint answers them
+    results, cp = store.append_batch(data[:2], [], sign)
+    assert [r.duplicate for r in results] == [True, True] and cp == (5, b"note-5")
+    assert len(signed) == 1
+
+    def broken(size: int, root: bytes) -> bytes:
+        raise RuntimeError("signer gone")
+
+    with pytest.raises(RuntimeError):  # all or nothing: no body, no leaf without the checkpoint
+        store.append_batch(leaves(3, b"x"), [(b"hx", b"bx")], broken)
+    assert store.size() == 5 and store.get_body(b"hx") is None
+
+
+def test_inclusion_proofs_of_a_batch_equal_the_single_ones(store):
+    store.append(leaves(45))
+    indices = [0, 7, 31, 32, 44, 7]
+    assert store.inclusion_proofs(indices, 45) == [store.inclusion_proof(i, 45) for i in indices]
+    assert store.inclusion_proofs([3], 10) == [store.inclusion_proof(3, 10)]
+    with pytest.raises(StoreError):
+        store.inclusion_proofs([1, 45], 45)

@@ -160,3 +160,41 @@ def test_killed_writer_leaves_a_consistent_outbox(tmp_path: Path) -> None:
         sessions = ob._db.execute("SELECT session, COUNT(*) FROM entries GROUP BY session").fetchall()
         assert sessions and all(n == 2 for _, n in sessions)
         ob.close()
+
+
+FAST_WRITER = textwrap.dedent("""
+    import sys
+    from nacl.signing import SigningKey
+    from kiosk.net.outbox import Outbox, ReceiptSummary, TrustedCheckpoint
+    from tests.net.helpers import make_session
+    ob = Outbox(sys.argv[1])
+    hashes = ob.add_session(make_session(SigningKey.generate()))
+    ob.mark_sent_many(hashes, 0)
+    ob.complete_many([(hashes[0], ReceiptSummary(0, 1), TrustedCheckpoint(1, b"r" * 32, b"n"))])
+    print("done", flush=True)
+    sys.stdin.read()  # killed here, no clean close
+""")
+
+
+def test_unsynced_commits_survive_a_killed_process(tmp_path: Path) -> None:
+    """Send counts and completions skip the fsync (a power cut may undo them, a crash not)."""
+    p = tmp_path / "o.sqlite3"
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-c", FAST_WRITER, str(p)], cwd=repo,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == b"done"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    proc.stdout.close()
+    assert proc.stdin is not None
+    proc.stdin.close()
+    ob = Outbox(p)
+    (left,) = ob.pending(10)
+    assert left.attempts == 1 and ob.depth() == 1
+    assert ob.last_checkpoint() == TrustedCheckpoint(1, b"r" * 32, b"n")
+    # every other write is synced: the connection is back at FULL after a fast commit
+    assert ob._db.execute("PRAGMA synchronous").fetchone()[0] == 2
+    ob.mark_sent_many([left.entry_hash], 1)
+    assert ob._db.execute("PRAGMA synchronous").fetchone()[0] == 2
+    ob.sync()
+    assert ob._db.execute("PRAGMA synchronous").fetchone()[0] == 2

@@ -60,6 +60,23 @@ def test_evaluate_reports_per_check_in_rates(
     assert rep["live_frames"] >= 4 * 2
 
 
+def test_photos_only_scores_photo_against_photo_and_the_cache_replays_it(
+    tmp_path: Path, portraits: list[np.ndarray], capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = _photos(tmp_path / "faces", portraits, 3)
+    argv = ["face", "evaluate", "--data", str(data), "--json", "--quiet", "--photos-only",
+            "--cache", str(tmp_path / "cache")]
+    assert main(argv) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert "genuine_transactions" not in rep  # no kiosk frames were synthesised
+    pp = rep["plain_photo_to_photo"]
+    assert rep["live_sources"] == 4 and pp["genuine_pairs"] == 4 and pp["genuine_with_several"] == 4
+    assert pp["single"]["held_out_fnmr"]["n"] == 4 and pp["multi_photo"]["held_out_fmr"]["n"] == 2 * (2 * 1)  # within each half
+    assert pp["no_gates_genuine_pairs"] == 4
+    assert main(argv) == 0  # the second run reads every photo from the cache
+    assert json.loads(capsys.readouterr().out)["plain_photo_to_photo"] == pp
+
+
 def _children(pid: int) -> set[int]:
     out = set()
     for d in Path("/proc").iterdir():

@@ -198,6 +198,7 @@ def test_plain_baseline_compares_photos_without_gates() -> None:
     photos.append(_photo("d/q__02.jpg", None, _unit(rng)))
     out = E.plain_baseline(_run(photos, live_sources, lives), 0.01, 1.0)
     assert out["no_gates_identities"] == 41 and out["no_gates_genuine_pairs"] == 41
-    kp = out["kiosk_pairs"]
+    kp = out["single"]
     assert kp["held_out_fnmr"].n == 40 and kp["held_out_fnmr"].x == 0  # near copies always match
+    assert out["multi_photo"]["held_out_fnmr"].n == 40 and out["genuine_with_several"] == 0
     assert out["no_gates"]["held_out_fnmr"].n == 41 and out["no_gates"]["held_out_fnmr"].x >= 1

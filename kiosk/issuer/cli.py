@@ -18,7 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--name", help="issuer name written into passes")
     i.set_defaults(func=_init)
     e = s.add_parser("enroll", help="enrol a patient: photo + wallet key → signed pass")
-    e.add_argument("photo", type=Path, nargs="?", help="the patient's photo (one face)")
+    e.add_argument("photos", type=Path, nargs="*", metavar="PHOTO",
+                   help="the patient's photo (one face); several photos of the patient seal the mean of their "
+                        "templates, which matches better (docs/face-evaluation.md)")
     who = e.add_mutually_exclusive_group(required=True)
     who.add_argument("--wallet", type=Path, help="the patient's wallet folder (kiosk wallet create)")
     who.add_argument("--card", type=Path, metavar="DIR",
@@ -91,15 +93,16 @@ def _enroll(args: argparse.Namespace) -> int:
         raise UsageError("a card pass is bound by the face alone: it needs a photo (no --no-biometric)")
     template = None
     if not args.no_biometric:
-        if args.photo is None:
+        if not args.photos:
             raise UsageError("a photo is needed (or --no-biometric when the patient declines matching)")
         from kiosk.vision.cli import confirm_crops
-        from kiosk.vision.enroll import face_from_photo
+        from kiosk.vision.enroll import enrol
         from kiosk.vision.template import template_to_bytes
 
-        face = face_from_photo(args.photo, args.models, crop_largest=args.crop_largest)
-        confirm_crops([face], args.yes)
-        template = template_to_bytes(face.template)
+        # the same enrolment as `kiosk face enroll`: each photo passes the gates, the mean is sealed
+        enrolment = enrol(args.photos, args.models, crop_largest=args.crop_largest)
+        confirm_crops(enrolment.faces, args.yes)
+        template = template_to_bytes(enrolment.template)
     if args.web:
         return _enroll_web(args, iss, template)
     enrolled = iss.enroll(wallet.public_key if wallet else None, template, valid_days=args.valid_days)

@@ -92,6 +92,28 @@ def test_enroll_verify_revoke_with_a_real_photo(issuer_dir, tmp_path, capsys, sh
     assert code == 1 and json.loads(out)["reason"] == "revoked"
 
 
+def test_enroll_from_several_photos_seals_the_mean_template(issuer_dir, tmp_path, capsys, shared_data):
+    photos = [shared_data / f"faces-identity/face_recognition/biden__0{k}.jpg" for k in (1, 2)]
+    if not all(p.exists() for p in photos):
+        pytest.skip("photos biden__01/02.jpg not in shared data")
+    import numpy as np
+
+    from kiosk.protocol.sealing import open_sealed
+    from kiosk.vision.enroll import template_from_photo
+    from kiosk.vision.template import template_from_bytes
+
+    wallet = tmp_path / "wallet"
+    assert run(capsys, "wallet", "create", wallet)[0] == 0
+    code, _, err = run(capsys, "issuer", "--dir", issuer_dir, "enroll", "--wallet", wallet, *photos)
+    assert code == 0, err
+    p = patient_pass.decode((wallet / "pass.cose").read_bytes())
+    key = keys.load_sealing_key(issuer_dir / "for-kiosks" / "sealing.key")
+    sealed = template_from_bytes(open_sealed([list(x) for x in p.sealed_templates], [key]))
+    # the mean of the photos' own templates, as `kiosk face enroll` and the evaluation make it
+    want = np.mean([template_from_photo(x).astype(np.float32) for x in photos], axis=0).astype(np.float16)
+    assert np.array_equal(sealed, want)
+
+
 def test_enroll_refuses_photos_without_exactly_one_face(issuer_dir, tmp_path, capsys, shared_data):
     wallet = tmp_path / "wallet"
     run(capsys, "wallet", "create", wallet)

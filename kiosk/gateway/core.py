@@ -372,7 +372,7 @@ class Gateway:
             raise _Reject(Reason.TOO_LARGE, "message is larger than the gateway accepts")
         try:
             record = entry.decode_record(bytes(payload)).open(self.sealing_keys)
-            env, _ = entry.decode_leaf(record.leaf)
+            env, signed = entry.decode_leaf_message(record.leaf)
         except FormatError as e:
             raise _Reject(_reason(e, Reason.MALFORMED), e.message) from None
         eh = entry.entry_hash(record.leaf)
@@ -390,7 +390,7 @@ class Gateway:
         if not reg.active:
             raise _Reject(Reason.REVOKED, "kiosk has been revoked")
         try:
-            cose.verify_sign1(record.leaf, reg.verify_key, "leaf")  # decoded above already
+            cose.verify_decoded(signed, reg.verify_key, "leaf")  # decoded above already
         except FormatError as e:
             raise _Reject(Reason.MALFORMED, e.message) from None
         except KioskError as e:  # another key's kid or a bad signature: not this kiosk's leaf

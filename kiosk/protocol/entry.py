@@ -145,6 +145,12 @@ def decode_leaf(leaf: bytes) -> tuple[Envelope, bytes | None]:
     signed envelope re-encoded (untagged, an unprotected header, longer CBOR lengths) must
     not count as a second entry, nor smuggle unerasable bytes into the log.
     """
+    env, msg = decode_leaf_message(leaf)
+    return env, msg.kid
+
+
+def decode_leaf_message(leaf: bytes) -> tuple[Envelope, cose.Sign1]:
+    """`decode_leaf`, returning the decoded COSE_Sign1 too (for `cose.verify_decoded`)."""
     msg = cose.decode_sign1(leaf, "leaf")
     if msg.unprotected:
         raise FormatError("leaf: the unprotected header must be empty")
@@ -155,7 +161,7 @@ def decode_leaf(leaf: bytes) -> tuple[Envelope, bytes | None]:
         raise FormatError("leaf: not in its canonical encoding")
     m = _check_envelope(payload)
     return Envelope(m["type"], m["entry_id"], m["site"], m["kiosk"], m["created"], m["body_hash"],
-                    tuple(m["refs"]), m.get("patient"), m["v"], m.get("captured")), msg.kid
+                    tuple(m["refs"]), m.get("patient"), m["v"], m.get("captured")), msg
 
 
 def open_leaf(leaf: bytes, kiosk_key_for: Callable[[str], VerifyKey | None]) -> Envelope:

@@ -34,9 +34,12 @@ As its own process (the kill test, a split deployment): `python -m kiosk.net.pub
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import random
+import select
 import signal
+import socket
 import ssl
 import sys
 import threading
@@ -65,6 +68,7 @@ from kiosk.protocol.entry import Record
 log = logging.getLogger(__name__)
 
 RECEIPT_BATCH = 64  # receipts verified and completed per outbox transaction, at most
+LOOP_WAIT_S = 0.05  # longest wait on the socket; wake() and traffic end it sooner
 WITNESS_EVERY_S = 1.0  # cosign and publish the chain's head at most this often
 
 
@@ -160,6 +164,9 @@ class Publisher:
         self._on_result = on_receipt
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._wake_r, self._wake_w = socket.socketpair()  # wake() interrupts the socket wait
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
         self._thread: threading.Thread | None = None
         self._client: mqtt.Client | None = None
         self._connected = False
@@ -199,14 +206,18 @@ class Publisher:
     def stop(self, timeout_s: float = 10.0) -> None:
         """Say "offline", disconnect and join the thread. Waiting records stay in the outbox."""
         self._stop.set()
-        self._wake.set()
+        self.wake()
         if self._thread:
             self._thread.join(timeout_s)
             self._thread = None
 
     def wake(self) -> None:
-        """New records are in the outbox: send them now rather than at the next poll."""
+        """New records are in the outbox: send them now rather than at the next poll.
+
+        Safe from any thread: it also interrupts the publisher thread's wait on the socket."""
         self._wake.set()
+        with contextlib.suppress(OSError):  # full (a wake-up is pending anyway) or closed
+            self._wake_w.send(b"w")
 
     @property
     def connected(self) -> bool:
@@ -266,16 +277,39 @@ class Publisher:
         """Run the network loop; while receipts keep arriving, read on (up to a batch)."""
         assert self._client is not None
         try:
-            rc = self._client.loop(timeout=0.01)  # bounds how long wake() waits
+            rc = self._loop_once(self._client, LOOP_WAIT_S)
             while rc == mqtt.MQTT_ERR_SUCCESS and 0 < len(self._receipts) < RECEIPT_BATCH:
                 before = len(self._receipts)
-                rc = self._client.loop(timeout=0)
+                rc = self._loop_once(self._client, 0)
                 if len(self._receipts) == before:
                     break
             return rc
         except Exception as e:  # noqa: BLE001 - paho raises assorted socket errors here
             self._last_error = f"loop: {type(e).__name__}"
             return mqtt.MQTT_ERR_CONN_LOST
+
+    def _loop_once(self, c: mqtt.Client, timeout: float) -> int:
+        """paho's loop() with our wake-up socket in the select: `wake()` ends the wait at
+        once (paho's own loop waits out its timeout), so a new record goes out without
+        waiting for the next round. paho's external-loop API: loop_read/write/misc."""
+        sock = c.socket()
+        if sock is None:
+            return mqtt.MQTT_ERR_NO_CONN
+        pending = sock.pending() if isinstance(sock, ssl.SSLSocket) else 0  # already decrypted
+        readable, _, _ = select.select([sock, self._wake_r], [sock] if c.want_write() else [], [],
+                                       0 if pending else timeout)
+        if self._wake_r in readable:
+            with contextlib.suppress(BlockingIOError):
+                self._wake_r.recv(4096)
+        if sock in readable or pending:
+            rc = c.loop_read()
+            if rc != mqtt.MQTT_ERR_SUCCESS or c.socket() is None:
+                return rc or mqtt.MQTT_ERR_CONN_LOST
+        if c.want_write():
+            rc = c.loop_write()
+            if rc != mqtt.MQTT_ERR_SUCCESS:
+                return rc
+        return c.loop_misc()
 
     def _new_client(self) -> mqtt.Client:
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.s.kiosk_id,

@@ -84,11 +84,17 @@ class Issuer:
         """Issue a pass certifying the wallet's key; `template` None = no biometric consent.
 
         `patient_key` None issues a card pass, which only the face match binds: it must
-        carry a template."""
+        carry a template, given like a phone pass's (256 bytes) and sealed in the card
+        encoding (130 bytes)."""
         if patient_key is None and template is None:
             raise UsageError("a card pass needs a face template: the face match alone binds it")
         if valid_days < 1:  # a pass valid for less would be issued (all but) expired
             raise UsageError("a pass must be valid for at least 1 day")
+        if patient_key is None and template is not None:
+            # a card pass carries the compact encoding, so it fits an NTAG215 (design notes)
+            from kiosk.vision.template import template_from_bytes, template_to_card_bytes
+
+            template = template_to_card_bytes(template_from_bytes(template))
         now = int(time.time()) if now is None else now
         patient = patient_pass.new_patient_id()
         raw = patient_pass.issue(self.signing_key, issuer=self.name, site=self.site, patient=patient,

@@ -93,6 +93,9 @@ def issue(issuer_key: SigningKey, *, issuer: str, site: str, patient: str,
         claims[CARD] = True
     else:
         claims[CNF] = {1: {1: _COSE_KEY_OKP, -1: _CRV_ED25519, -2: bytes(patient_key)}}
+    want = sealing.CARD_TEMPLATE_BYTES if patient_key is None else sealing.TEMPLATE_BYTES
+    if template is not None and len(template) != want:
+        raise ValueError(f"a {'card' if patient_key is None else 'phone'} pass seals a {want}-byte template")
     if template is not None:
         claims[SEALED] = sealing.seal(template, sealing_keys)
     elif sealed is not None:

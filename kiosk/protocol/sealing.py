@@ -13,12 +13,14 @@ from kiosk.errors import Reason, VerificationError
 from kiosk.protocol.keys import kid as key_id
 
 TEMPLATE_BYTES = 256  # 128 × float16 (the shared template encoding)
+CARD_TEMPLATE_BYTES = 130  # float16 scale + 128 int8 (card passes: kiosk.vision.template)
+TEMPLATE_SIZES = (TEMPLATE_BYTES, CARD_TEMPLATE_BYTES)
 
 
 def seal(template: bytes, recipients: list[PublicKey]) -> list[list[bytes]]:
     """Seal the template bytes to every recipient key: [[kid, sealed box], ...]."""
-    if len(template) != TEMPLATE_BYTES:
-        raise ValueError(f"a template is {TEMPLATE_BYTES} bytes")
+    if len(template) not in TEMPLATE_SIZES:
+        raise ValueError(f"a template is {TEMPLATE_BYTES} bytes ({CARD_TEMPLATE_BYTES} on a card)")
     return [[key_id(pk), SealedBox(pk).encrypt(template)] for pk in recipients]
 
 
@@ -33,7 +35,7 @@ def open_sealed(sealed: list[list[bytes]], keys: list[PrivateKey]) -> bytes:
             out = SealedBox(key).decrypt(box)
         except CryptoError:
             break
-        if len(out) == TEMPLATE_BYTES:
+        if len(out) in TEMPLATE_SIZES:
             return out
         break
     raise VerificationError("sealed template does not open with this kiosk's sealing key",

@@ -73,6 +73,46 @@ def test_nfc_type4_card(reader_and_emu) -> None:
     assert cred.nonce is None
 
 
+def test_ntag215_card_written_then_the_kiosk_checks_in_with_it(reader_and_emu) -> None:
+    """A card pass in the card encoding, written to an emulated NTAG215 the way `issuer
+    write-card` does, read by the kiosk's NFC adapter, and matched by the real matcher."""
+    import numpy as np
+
+    from kiosk.checkin.adapters import TemplateMatcher
+    from kiosk.checkin.ports import FaceReading
+    from kiosk.config import VisionTable
+    from kiosk.hardware.nfc import type2
+    from kiosk.hardware.nfc.emulator import type2_card
+    from kiosk.hardware.nfc.type4 import pass_message
+    from kiosk.protocol import patient_pass
+    from kiosk.vision.template import template_to_card_bytes
+
+    from kiosk.checkin import engine as EN
+
+    from .fakes import FakeFaces
+
+    reader, emu = reader_and_emu
+    rig = Rig()
+    rng = np.random.default_rng(7)
+    face = rng.normal(0, 0.09, 128).astype(np.float16)  # dlib descriptors' spread
+    now = int(rig.clock.time())
+    card = patient_pass.issue(rig.issuer, issuer="clinic-issuer", site=SITE, patient=patient_pass.new_patient_id(),
+                              patient_key=None, template=template_to_card_bytes(face),
+                              sealing_keys=[rig.sealing_key.public_key], now=now - 60, valid_s=86400)
+    emu.place(type2_card(model="NTAG215"))
+    message = pass_message(card)
+    result = reader.write_card(message, timeout=2.0)
+    assert result["model"] == "NTAG215" and type2.NTAG215.ndef_capacity - len(message) >= 80
+    cred = NfcAdapter(reader, SITE, KIOSK, repeat_guard_s=0).poll(1.0)
+    assert cred is not None and cred.presentation == presentation.Presentation("card", card)
+    threshold = VisionTable().match_threshold
+    for live, status in ((face + rng.normal(0, 0.01, 128).astype(np.float16), EN.CHECKED_IN),
+                         (rng.normal(0, 0.09, 128).astype(np.float16), EN.FACE_MISMATCH)):
+        eng, _, sink = rig.engine(nfc=[cred], faces=FakeFaces(rig.clock, [FaceReading(True, None, live)] * 9),
+                                  matcher=TemplateMatcher([rig.sealing_key], threshold))  # type: ignore[arg-type]
+        assert eng.run_once().status == status
+
+
 def test_qr_from_camera_frames() -> None:
     from kiosk.hardware.camera.synthetic import demo_portraits
 

@@ -60,7 +60,7 @@ class World:
         pid = patient_pass.new_patient_id()
         raw = patient_pass.issue(self.issuer_key, issuer="clinic-a-issuer", site=self.site, patient=pid,
                                  patient_key=None if card else key.verify_key,
-                                 template=os.urandom(256) if card else None,
+                                 template=os.urandom(130) if card else None,  # the card encoding's size
                                  sealing_keys=[PrivateKey.generate().public_key] if card else [],
                                  now=issued if issued is not None else now - 86400, valid_s=valid_s)
         return Patient(pid, key, raw)

@@ -50,7 +50,7 @@ def test_preview_tap_keeps_only_the_newest_frame_halved() -> None:
 
 
 def test_staff_badge_uid_is_read_and_phones_are_not_badges() -> None:
-    from kiosk.hardware.nfc.emulator import EmulatedCard, Pn532Emulator, phone_card
+    from kiosk.hardware.nfc.emulator import EmulatedCard, Pn532Emulator, phone_card, type2_card
     from kiosk.hardware.nfc.reader import NfcReader
     from kiosk.wallet.wallet import Wallet
 
@@ -70,6 +70,12 @@ def test_staff_badge_uid_is_read_and_phones_are_not_badges() -> None:
             assert reader.read_uid(0.3) is None  # a phone's UID is random: never a badge
             emu.place(EmulatedCard(Plain(), uid, sens_res=b"\x00\x44", sel_res=0x08))  # type: ignore[arg-type]
             assert reader.read_uid(1.0) == uid
+            # an NTAG may be a badge, unless it is a patient's clinic card
+            blank = type2_card(model="NTAG215")
+            emu.place(blank)
+            assert reader.read_uid(1.0) == blank.uid
+            emu.place(type2_card(bytes(376), model="NTAG215"))  # the reader never decodes the pass
+            assert reader.read_uid(0.5) is None
         finally:
             reader.close()
 

@@ -5,7 +5,13 @@ import numpy as np
 import pytest
 
 from kiosk.errors import FormatError
-from kiosk.vision.template import TEMPLATE_BYTES, template_from_bytes, template_to_bytes
+from kiosk.vision.template import (
+    CARD_TEMPLATE_BYTES,
+    TEMPLATE_BYTES,
+    template_from_bytes,
+    template_to_bytes,
+    template_to_card_bytes,
+)
 from kiosk.vision.verify import FaceVerifier, compare
 
 
@@ -24,7 +30,32 @@ def test_round_trip_is_exact() -> None:
     assert b[:2] == np.float16(t[0]).astype("<f2").tobytes()  # little-endian on any host
 
 
-@pytest.mark.parametrize("n", [0, 1, 128, 255, 257, 512])
+def test_card_encoding_is_130_bytes_within_half_a_step() -> None:
+    t = _t(3)
+    b = template_to_card_bytes(t)
+    assert len(b) == CARD_TEMPLATE_BYTES == 130
+    scale = float(np.frombuffer(b[:2], "<f2")[0])
+    peak = float(np.abs(t.astype(np.float32)).max())
+    assert scale == pytest.approx(peak / 127, rel=1e-3)  # float16 scale: 3 digits
+    back = template_from_bytes(b)
+    assert back.dtype == np.float16 and back.shape == (128,)
+    # half a step of int8 plus float16's rounding of the product
+    err = np.abs(back.astype(np.float32) - t.astype(np.float32))
+    assert err.max() <= scale / 2 + peak * 2 ** -11 and err.max() > 0
+    assert int(np.abs(np.frombuffer(b[2:], np.int8)).max()) == 127  # the peak takes the last step
+    assert template_to_card_bytes(np.zeros(128, np.float16))[2:] == bytes(128)
+
+
+def test_card_encoding_refuses_a_bad_scale_or_step() -> None:
+    b = template_to_card_bytes(_t(4))
+    for scale in (b"\x00\x00", np.float16(-0.01).astype("<f2").tobytes(), b"\x00\x7e"):  # 0, negative, NaN
+        with pytest.raises(FormatError, match="bad scale"):
+            template_from_bytes(scale + b[2:])
+    with pytest.raises(FormatError, match="bad scale or step"):
+        template_from_bytes(b[:2] + b"\x80" + b[3:])  # -128: outside the symmetric range
+
+
+@pytest.mark.parametrize("n", [0, 1, 128, 129, 131, 255, 257, 512])
 def test_wrong_lengths_refused(n: int) -> None:
     with pytest.raises(FormatError, match="256 bytes"):
         template_from_bytes(b"\x00" * n)

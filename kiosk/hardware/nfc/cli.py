@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     emu.add_argument("--wallet", help="an enrolled wallet folder (kiosk wallet create + issuer enroll)")
     emu.add_argument("--pass", dest="pass_file", help="a card pass (pass.cose from issuer enroll --card) "
                                                       "for --card tag|type2")
-    emu.add_argument("--model", choices=("NTAG215", "NTAG216"), default="NTAG216", help="with --card type2")
+    emu.add_argument("--model", choices=("NTAG213", "NTAG215", "NTAG216"), default="NTAG216", help="with --card type2")
     emu.add_argument("--link", default=None, help="also make this symlink to the pty")
     emu.set_defaults(func=_emulate)
 

@@ -105,12 +105,12 @@ def type4_card(pass_bytes: bytes) -> EmulatedCard:
 
 
 def type2_card(pass_bytes: bytes | None = None, model: str = "NTAG216") -> EmulatedCard:
-    """An NTAG215/216 (7-byte UID, NXP 04..): blank as it comes from the factory, or holding
-    the pass in an NDEF record (what `kiosk issuer write-card` writes)."""
+    """An NTAG213/215/216 (7-byte UID, NXP 04..): blank as it comes from the factory, or
+    holding the pass in an NDEF record (what `kiosk issuer write-card` writes)."""
     from kiosk.hardware.nfc import type2
     from kiosk.hardware.nfc.type4 import pass_message
 
-    models = {"NTAG215": type2.NTAG215, "NTAG216": type2.NTAG216}
+    models = {m.name: m for m in type2.MODELS.values()}
     tag = type2.Type2Tag(b"\x04" + secrets.token_bytes(6), models[model])
     if pass_bytes is not None:
         tag.write_ndef_message(pass_message(pass_bytes))

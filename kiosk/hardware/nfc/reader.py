@@ -165,15 +165,23 @@ class NfcReader:
         """The UID of a plain ISO 14443-A card (a staff badge) tapped within `timeout`, else None.
 
         ISO-DEP targets are not badges: phones show random UIDs and pass cards are read
-        as passes, so both are skipped."""
+        as passes, so both are skipped. A Type 2 tag (SAK 00) may be either: badges are
+        often NTAG or Ultralight too, so one is a badge unless it holds a card pass — a
+        patient's clinic card tapped in staff mode signs nobody in (its UID is no secret:
+        anyone who held the card could read it)."""
         deadline = time.monotonic() + timeout
         self._release()
         while True:
             target = self._chip.in_list_passive_target_106a(timeout=min(self.timeout, 1.0))
             if target is not None:
                 self._target = target
+                patient_card = False
+                if not target.iso_dep and target.sel_res == 0x00:
+                    patient_card = self._read_type2(time.monotonic() + self.card_timeout) is not None
                 self._release()
-                if not target.iso_dep:
+                if patient_card:
+                    log.info("a patient card in the field while a badge was asked for; ignored")
+                elif not target.iso_dep:
                     return target.uid
             if time.monotonic() + POLL_INTERVAL >= deadline:
                 return None

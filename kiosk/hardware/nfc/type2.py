@@ -1,4 +1,5 @@
-"""NFC Forum Type 2 Tags on NXP NTAG215/216: the cheap cards clinics buy.
+"""NFC Forum Type 2 Tags on NXP NTAG215/216: the cheap cards clinics buy (NTAG213 is known
+only to be refused: a card pass does not fit its 144 bytes).
 
 Memory is 4-byte pages (NFC Forum T2T 1.0 §2, NXP NTAG213/215/216 datasheet rev. 3.2 §8.5):
 page 0-2 UID, BCC and the static lock bytes (page 2 bytes 2-3), page 3 the capability
@@ -7,6 +8,7 @@ the dynamic lock bytes and configuration pages. The NDEF message sits in an NDEF
 (T=03, one-byte length, or FF + two bytes from 255 on) ended by a terminator TLV (FE).
 
                   user memory   CC data area  pages   dynamic lock page   GET_VERSION storage byte
+    NTAG213       144 bytes     144 (0x12)    0-44    40                  0x0F
     NTAG215       504 bytes     496 (0x3E)    0-134   130                 0x11
     NTAG216       888 bytes     872 (0x6D)    0-230   226                 0x13
 
@@ -45,6 +47,7 @@ class Model:
     user_end: int         # last user page (inclusive)
     cc_size: int          # CC byte 2: data area size / 8
     version: bytes        # GET_VERSION answer
+    lock_pages: int = 16  # user pages per dynamic lock bit from page 16 (NTAG213: 2)
 
     @property
     def user_bytes(self) -> int:
@@ -61,9 +64,10 @@ class Model:
         return area - 2 if area - 2 < 255 else area - 4
 
 
+NTAG213 = Model("NTAG213", 45, 39, 0x12, bytes.fromhex("0004040201000F03"), lock_pages=2)
 NTAG215 = Model("NTAG215", 135, 129, 0x3E, bytes.fromhex("0004040201001103"))
 NTAG216 = Model("NTAG216", 231, 225, 0x6D, bytes.fromhex("0004040201001303"))
-MODELS = {m.version: m for m in (NTAG215, NTAG216)}
+MODELS = {m.version: m for m in (NTAG213, NTAG215, NTAG216)}
 
 
 def ndef_tlv(message: bytes) -> bytes:
@@ -141,7 +145,7 @@ class Type2Tag:
             return bool(m[11] >> (page - 8) & 1)
         if 16 <= page <= self.model.user_end:
             dyn = self.model.dynamic_lock_page * 4
-            bit = (page - 16) // 16
+            bit = (page - 16) // self.model.lock_pages
             return bool(int.from_bytes(m[dyn:dyn + 2], "little") >> bit & 1)
         return False
 
@@ -260,9 +264,11 @@ def write_ndef(exchange: Exchange, message: bytes, info: TagInfo) -> int:
         raise FormatError("the tag is read-only (its CC says so)")
     tlv = ndef_tlv(message)
     if len(tlv) > info.data_area:
-        name = info.model.name if info.model else "tag"
-        raise FormatError(f"the {len(message)}-byte NDEF message does not fit this {name} "
-                          f"({info.data_area - len(tlv) + len(message)} bytes at most)")
+        name = info.model.name if info.model else "Type 2 tag"
+        area = info.data_area
+        most = area - 2 if area - 2 < 255 else area - 4
+        raise FormatError(f"the {len(message)}-byte NDEF message does not fit this {name}: its data area "
+                          f"is {area} bytes, a message {most} bytes at most (use an NTAG215 or NTAG216)")
     if len(tlv) < info.data_area:
         tlv += bytes([TLV_TERMINATOR])
     tlv += bytes(-len(tlv) % 4)

@@ -8,10 +8,10 @@ SRC=${1:?usage: install-pi.sh CODE_DIR}
 . "$SRC/firmware_configs/common.sh"
 
 # --- the service user, and the groups of the devices it uses (video: camera, vcgencmd;
-# dialout: the reader's UART; render: the GPU; input: the touchscreen). A bare root has no
-# render/input groups yet (udev makes them): make them, so the user is in them when they count.
+# dialout: the reader's UART; render: the GPU; input: the touchscreen; audio: the spoken
+# prompts). A bare root has no render/input groups yet (udev makes them): make them, so the user is in them when they count.
 system_user kiosk /var/lib/kiosk
-for g in video dialout render input; do
+for g in video dialout render input audio; do
   getent group "$g" >/dev/null || { groupadd --system "$g"; echo "==> group $g"; }
   id -nG kiosk | tr ' ' '\n' | grep -qx "$g" || { usermod -aG "$g" kiosk; echo "==> kiosk joins $g"; }
 done

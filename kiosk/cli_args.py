@@ -4,6 +4,8 @@ the user named, with the error translated the same way."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from kiosk.errors import from_os_error
@@ -72,3 +74,12 @@ def read_input_file(path: Path) -> bytes:
         return Path(path).read_bytes()
     except OSError as e:
         raise from_os_error(e, str(path)) from None
+
+
+@contextlib.contextmanager
+def output_file(path: Path) -> Iterator[None]:
+    """Around writing a file the user named: a failure is one line, 73 (cannot create) or 77."""
+    try:
+        yield
+    except OSError as e:
+        raise from_os_error(e, str(path), output=True) from None

@@ -109,14 +109,18 @@ class LogIntegrityError(StoreError):
     exit_code = EXIT_VERIFICATION_FAILED  # the log was checked and does not verify
 
 
-def from_os_error(e: OSError, what: str | None = None) -> KioskError:
-    """The project error for an OSError on a file the user named: one line, the right code."""
+def from_os_error(e: OSError, what: str | None = None, *, output: bool = False) -> KioskError:
+    """The project error for an OSError on a file the user named: one line, the right code.
+    `output`: the file was being written, so a missing folder, a read-only or full disk is
+    "cannot create" (73), not "no input" (66) or an I/O error (74)."""
     name = what or (str(e.filename) if e.filename is not None else "file")
     why = e.strerror or type(e).__name__
     if isinstance(e, PermissionError):
         return PermissionDeniedError(f"{name}: permission denied")
     if isinstance(e, FileExistsError):
         return CannotCreateError(f"{name}: exists already")
+    if output:
+        return CannotCreateError(f"{name}: cannot create ({why})")
     if isinstance(e, (FileNotFoundError, IsADirectoryError, NotADirectoryError)):
         return NoInputError(f"{name}: {why}")
     return StoreError(f"{name}: {why}")

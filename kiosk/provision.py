@@ -83,10 +83,27 @@ def read_provision_file(path: Path) -> dict[str, Any]:
     return data
 
 
+def _bad_identity(site: str, kiosk_id: str, broker: str) -> str | None:
+    """What is wrong with the site, kiosk id or broker address, as the option names it, or None."""
+    from kiosk.protocol.config_ids import ID_RE, reserved_id
+
+    if not ID_RE.match(site):
+        return f"--site {site!r}: must match [a-z0-9-]{{1,32}}"
+    if not ID_RE.match(kiosk_id):
+        return f"--id {kiosk_id!r}: must match [a-z0-9-]{{1,32}}"
+    if reserved_id(kiosk_id):
+        return (f"--id {kiosk_id} is reserved for a broker service (gateway-*, issuer, auditor); "
+                "pick another kiosk id")
+    host, _, port = broker.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return f"--broker {broker!r}: must be HOST:PORT"
+    return None
+
+
 def _provision(args: argparse.Namespace) -> int:
     from kiosk import config
-    from kiosk.errors import CannotCreateError, ConfigError
-    from kiosk.net.ca import check_identity, make_request
+    from kiosk.errors import CannotCreateError, ConfigError, UsageError
+    from kiosk.net.ca import make_request
     from kiosk.protocol import keys
 
     inline: dict[str, Any] = {}
@@ -98,22 +115,20 @@ def _provision(args: argparse.Namespace) -> int:
         nfc_port = inline.get("nfc_port") or args.nfc_port
     else:
         if not args.site or not args.kiosk_id:
-            raise ConfigError("kiosk provision needs --site and --id (or --from FILE)")
+            raise UsageError("kiosk provision needs --site and --id (or --from FILE)")
         site, kiosk_id = args.site, args.kiosk_id
         broker, insecure = args.broker or "127.0.0.1:1883", args.insecure
         log_name, nfc_port = args.log_name, args.nfc_port
-    from kiosk.protocol.config_ids import reserved_id
-
-    if reserved_id(kiosk_id):
-        raise ConfigError(f"--id {kiosk_id} is reserved for a broker service (gateway-*, issuer); "
-                          "pick another kiosk id")
-    check_identity("kiosk", kiosk_id)
+    # a bad value on the command line is a usage error (64); in IT's file, a configuration one (78)
+    why = _bad_identity(site, kiosk_id, broker)
+    if why:
+        if args.from_file is not None:
+            raise ConfigError(f"{args.from_file}: {why.replace('--', '', 1)}")
+        raise UsageError(why)
     conf = args.dir / "kiosk.toml"
     if conf.exists():
         raise CannotCreateError(f"{conf}: exists; refusing to overwrite a provisioned kiosk")
     host, _, port = broker.rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigError("--broker must be HOST:PORT")
     ca_pem = inline.get("ca")
     if args.ca is not None:
         try:

@@ -230,6 +230,12 @@ def _doctor(args: argparse.Namespace) -> int:
         print(f"kiosk doctor: --skip {unknown[0]}: no such check (checks: {', '.join(sorted(names))})",
               file=sys.stderr)
         return 64  # EX_USAGE
+    if args.config is not None and not args.config.exists():
+        # a file named on the command line that is not there is a typo, not a kiosk to check;
+        # the default one missing is an unprovisioned kiosk, which the config check explains
+        from kiosk.errors import NoInputError
+
+        raise NoInputError(f"--config {args.config}: no such file")
     ctx = load_context(args.config, args.user, frozenset(args.skip))
     results = run_checks(ctx)
     print(render_json(ctx, results) if args.json else render_text(ctx, results))

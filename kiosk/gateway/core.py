@@ -188,9 +188,9 @@ class Gateway:
         if persist and self._revocations_path is not None:
             try:
                 write_atomic(self._revocations_path, bytes(data), 0o644)
-            except OSError as e:
+            except KioskError as e:  # write_atomic names the file and why
                 self._count("revocations-not-saved")
-                log.error("revocation list not saved (%s)", e.strerror)
+                log.error("revocation list not saved (%s)", e.message)
         return True
 
     @property

@@ -195,7 +195,10 @@ def _enroll_web(args: argparse.Namespace, iss, template: bytes | None) -> int:
     if args.link_png:
         import segno
 
-        segno.make(link, error="m").save(str(args.link_png), scale=6, border=4)
+        from kiosk.cli_args import output_file
+
+        with output_file(args.link_png):
+            segno.make(link, error="m").save(str(args.link_png), scale=6, border=4)
     print(json.dumps({"link": link, "confirm": pending.confirm, "patient": pending.patient,
                       "pass_id": pending.pass_id.hex(),
                       "expires": pending.expires, "biometric": template is not None}, indent=2))

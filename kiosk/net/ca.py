@@ -9,7 +9,7 @@ It lives on the gateway host, in one folder (default /etc/kiosk/ca, 0700):
     issued/         certificates issued (and the keys of those made here)
 
 A kiosk makes its own TLS key and sends a certificate request (`kiosk provision`); its
-private key never travels. Service identities (broker, gateway, issuer) get their key made
+private key never travels. Service identities (broker, gateway, issuer, auditor) get their key made
 here. The CN is the MQTT username (`use_identity_as_username`), so the ACL gives each
 client exactly its topics: a kiosk certificate is never named like a service.
 """
@@ -28,7 +28,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from kiosk.errors import CannotCreateError, ConfigError, FormatError, VerificationError
+from kiosk.errors import (
+    CannotCreateError,
+    ConfigError,
+    FormatError,
+    NoInputError,
+    PermissionDeniedError,
+    VerificationError,
+)
 from kiosk.protocol.config_ids import check_id, reserved_id
 from kiosk.protocol.keys import write_atomic
 
@@ -36,7 +43,7 @@ DEFAULT_DIR = Path("/etc/kiosk/ca")
 CA_DAYS = 3650
 LEAF_DAYS = 825  # what browsers and OpenSSL defaults accept for a leaf
 CRL_DAYS = 365  # Mosquitto refuses every client once the CRL is past next_update: re-sign yearly
-KINDS = ("kiosk", "gateway", "issuer", "broker")
+KINDS = ("kiosk", "gateway", "issuer", "auditor", "broker")
 
 
 def _utcnow() -> dt.datetime:
@@ -65,7 +72,18 @@ def check_identity(kind: str, cn: str) -> str:
         raise ConfigError("a gateway's name must start with 'gateway-' (e.g. gateway-1), as the ACL says")
     if kind == "issuer" and cn != "issuer":
         raise ConfigError("the enrolment desk's certificate is named 'issuer', as the ACL says")
+    if kind == "auditor" and cn != "auditor":
+        raise ConfigError("the audit certificate (kiosk ledger verify --witnesses broker) is named 'auditor', "
+                          "as the ACL says")
     return cn
+
+
+def kind_for(cn: str) -> str:
+    """The kind of client certificate a name gets by the ACL's rules (gateway-*, issuer, auditor,
+    else a kiosk)."""
+    if cn.startswith("gateway-"):
+        return "gateway"
+    return cn if cn in ("issuer", "auditor") else "kiosk"
 
 
 def make_request(key_path: Path, csr_path: Path, cn: str) -> x509.CertificateSigningRequest:
@@ -95,10 +113,10 @@ class ClinicCA:
             self.cert = x509.load_pem_x509_certificate((self.dir / "ca.crt").read_bytes())
             key = serialization.load_pem_private_key((self.dir / "ca.key").read_bytes(), None)
         except FileNotFoundError:
-            raise ConfigError(f"{self.dir}: no clinic CA here; make one with `kiosk ca init --dir {self.dir}`"
-                              ) from None
+            raise NoInputError(f"{self.dir}: no clinic CA here; make one with `kiosk ca init --dir {self.dir}`"
+                               ) from None
         except PermissionError:
-            raise ConfigError(f"{self.dir}: the CA key is readable by root only: use sudo") from None
+            raise PermissionDeniedError(f"{self.dir}: the CA key is readable by root only: use sudo") from None
         except ValueError as e:
             raise FormatError(f"{self.dir}: ca.crt/ca.key are not PEM ({e})") from None
         if not isinstance(key, ec.EllipticCurvePrivateKey):
@@ -132,6 +150,14 @@ class ClinicCA:
         ca._save_index([])
         ca.write_crl()
         return ca
+
+    @property
+    def cert_path(self) -> Path:
+        return self.dir / "ca.crt"
+
+    @property
+    def crl_path(self) -> Path:
+        return self.dir / "crl.pem"
 
     # ------------------------------------------------------------------ the index
     @property
@@ -232,6 +258,6 @@ class ClinicCA:
                     x509.RevokedCertificateBuilder().serial_number(int(e.serial, 16))
                     .revocation_date(dt.datetime.fromisoformat(e.revoked_at)).build())
         crl = b.sign(self._key, hashes.SHA256())
-        path = self.dir / "crl.pem"
+        path = self.crl_path
         write_atomic(path, crl.public_bytes(serialization.Encoding.PEM), 0o644)
         return path

@@ -21,9 +21,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     i.set_defaults(func=_init)
 
     s = sub.add_parser("issue", parents=[common],
-                       help="certify a kiosk's request, or make a broker/gateway/issuer key and certificate")
-    s.add_argument("kind", choices=("kiosk", "gateway", "issuer", "broker"))
-    s.add_argument("name", nargs="+", help="kiosk id / gateway-N / issuer / the broker's host names and IPs")
+                       help="certify a kiosk's request, or make a broker/gateway/issuer/auditor key and "
+                            "certificate")
+    s.add_argument("kind", choices=("kiosk", "gateway", "issuer", "auditor", "broker"))
+    s.add_argument("name", nargs="+", help="kiosk id / gateway-N / issuer / auditor / the broker's host names and IPs")
     s.add_argument("--csr", type=Path, help="kiosk: the request `kiosk provision` wrote (kiosk.csr)")
     s.add_argument("--out", type=Path, help="kiosk: where the certificate goes (default issued/ID.crt)")
     s.add_argument("--out-dir", type=Path, help="broker/gateway/issuer: folder for the key and certificate "
@@ -74,18 +75,23 @@ def _chown(path: Path, owner: str | None) -> None:
 def _issue(args: argparse.Namespace) -> int:
     from cryptography.hazmat.primitives import serialization
 
-    from kiosk.errors import ConfigError
-    from kiosk.net.ca import ClinicCA
+    from kiosk.errors import ConfigError, NoInputError, UsageError
+    from kiosk.net.ca import ClinicCA, check_identity
     from kiosk.protocol.keys import write_atomic
 
+    for name in args.name[:1] if args.kind != "broker" else ():
+        try:  # a name the ACL would not grant is the command line's fault (64), before the CA opens
+            check_identity(args.kind, name)
+        except ConfigError as e:
+            raise UsageError(e.message) from None
     ca = ClinicCA(_dir(args))
     if args.kind == "kiosk":
         if args.csr is None or len(args.name) != 1:
-            raise ConfigError("kiosk ca issue kiosk ID --csr kiosk.csr (the request `kiosk provision` wrote)")
+            raise UsageError("kiosk ca issue kiosk ID --csr kiosk.csr (the request `kiosk provision` wrote)")
         try:
             pem = args.csr.read_bytes()
         except OSError as e:
-            raise ConfigError(f"--csr {args.csr}: {e.strerror}") from None
+            raise NoInputError(f"--csr {args.csr}: {e.strerror}") from None
         cert = ca.sign_request("kiosk", args.name[0], pem, args.days)
         out = args.out or ca.dir / "issued" / f"{args.name[0]}.crt"
         write_atomic(out, cert.public_bytes(serialization.Encoding.PEM), 0o644)
@@ -93,13 +99,13 @@ def _issue(args: argparse.Namespace) -> int:
               f"kiosk's /etc/kiosk/keys/kiosk.crt")
         return 0
     if args.csr is not None:
-        raise ConfigError("--csr is for kiosks; a broker, gateway or issuer key is made here")
+        raise UsageError("--csr is for kiosks; a broker, gateway, issuer or auditor key is made here")
     out_dir = args.out_dir or ca.dir / "issued"
     if args.kind == "broker":
         cn, hosts = args.name[0], args.name
     else:
         if len(args.name) != 1:
-            raise ConfigError(f"kiosk ca issue {args.kind} takes one name")
+            raise UsageError(f"kiosk ca issue {args.kind} takes one name")
         cn, hosts = args.name[0], None
     crt, key = ca.issue(args.kind, cn, out_dir, hosts, args.days)
     _chown(key, args.owner)

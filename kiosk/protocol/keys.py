@@ -6,6 +6,7 @@ COSE kid = SHA-256(raw public key)[:8].
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
@@ -18,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, Pub
 from nacl.public import PrivateKey, PublicKey
 from nacl.signing import SigningKey, VerifyKey
 
-from kiosk.errors import KeyFileError
+from kiosk.errors import KeyFileError, from_os_error
 
 _PEM = serialization.Encoding.PEM
 _RAW = serialization.Encoding.Raw
@@ -31,17 +32,23 @@ def kid(public_raw: bytes | VerifyKey | PublicKey) -> bytes:
 
 
 def write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write-to-temp, fsync, rename: a key file is either whole or absent."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write-to-temp, fsync, rename: a key file is either whole or absent. A file that cannot
+    be written is a KioskError naming it (73 cannot create, 77 permission denied)."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise from_os_error(e, str(path), output=True) from None
 
 
 def save_private_key(path: Path, key: SigningKey | PrivateKey) -> None:

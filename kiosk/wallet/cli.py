@@ -39,7 +39,10 @@ def _qr(args: argparse.Namespace) -> int:
     now = time.time()
     text = w.qr_text(now)
     if args.png:
-        w.qr_png(args.png, now)
+        from kiosk.cli_args import output_file
+
+        with output_file(args.png):
+            w.qr_png(args.png, now)
     if args.terminal:
         import segno
 

@@ -111,7 +111,7 @@ def test_gateway_init_makes_the_log_and_sealing_keys_once(tmp_path, capsys):
 @pytest.mark.parametrize("reserved", ["gateway-1", "issuer"])
 def test_provision_refuses_a_reserved_id(tmp_path, capsys, reserved):
     assert cli.main(["provision", "--site", "clinic", "--id", reserved, "--dir", str(tmp_path / "etc"),
-                     "--state-dir", str(tmp_path / "state")]) == 78
+                     "--state-dir", str(tmp_path / "state")]) == 64  # usage: a bad --id
     assert "reserved" in capsys.readouterr().err
     assert not (tmp_path / "etc").exists()
 

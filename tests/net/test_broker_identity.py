@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from kiosk.net import topics
 from kiosk.net.broker import MosquittoBroker
-from kiosk.net.tls import make_test_pki, render_broker_conf
+from kiosk.net.tls import CertPair, make_test_pki, render_broker_conf
 
 from .test_acl import Client, _drain
 
@@ -30,7 +30,7 @@ SITE = "clinic"
 def _broker(tmp_path: Path, *, revoke: str | None = None) -> MosquittoBroker:
     ca, server, clients = make_test_pki(tmp_path / "pki", ["kiosk-1", "kiosk-2", "gateway-1", "monitor"])
     if revoke:
-        ca.revoke(clients[revoke].cert)
+        ca.revoke(revoke)
     conf = render_broker_conf(tmp_path / "pki", site=SITE, cafile=ca.cert_path, certfile=server.cert,
                               keyfile=server.key, crlfile=ca.crl_path)
     # test only: an observer allowed to read everything, to see where publishes land
@@ -127,7 +127,7 @@ def test_the_kiosk_reads_revocations_on_its_one_connection(tmp_path: Path, env, 
     cfg = env.cfg("kiosk-1", host=broker.host, port=broker.port, tls_ca=str(broker.ca.cert_path),
                   tls_cert=str(pair.cert), tls_key=str(pair.key))
     got: list[bytes] = []
-    issuer_pair = broker.ca.issue_client("issuer")
+    issuer_pair = CertPair(*broker.ca.issue("issuer", "issuer", broker.ca.dir))
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="issuer", protocol=mqtt.MQTTv5)
     c.tls_set(ca_certs=str(broker.ca.cert_path), certfile=str(issuer_pair.cert), keyfile=str(issuer_pair.key))
     c.connect(broker.host, broker.port)

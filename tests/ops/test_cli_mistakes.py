@@ -58,6 +58,15 @@ CASES = [
     (["issuer", "--dir", "iss", "enroll", "--wallet", "w2"], USAGE, "a photo is needed"),
     (["pass", "verify", "w/pass.qr.txt", "--at", "notatime"], USAGE, "--at"),
     (["pass", "verify", "w/pass.qr.txt", "--no-revocation-check"], USAGE, "no trusted issuer key"),
+    (["provision", "--id", "k1", "--dir", "prov"], USAGE, "needs --site and --id"),
+    (["provision", "--site", "Bad Site", "--id", "k1", "--dir", "prov"], USAGE, "--site 'Bad Site'"),
+    (["provision", "--site", "clinic", "--id", "issuer", "--dir", "prov"], USAGE, "reserved"),
+    (["provision", "--site", "clinic", "--id", "k1", "--broker", "nocolon", "--dir", "prov"], USAGE, "HOST:PORT"),
+    (["ca", "issue", "kiosk", "Bad", "--csr", "x.csr", "--dir", "noca"], USAGE, "[a-z0-9-]"),
+    (["ca", "issue", "gateway", "gw", "--dir", "noca"], USAGE, "gateway-"),
+    # no input: a file or folder named on the command line is not there
+    (["doctor", "--config", "missing.toml"], NO_INPUT, "missing.toml"),
+    (["ca", "issue", "kiosk", "k1", "--csr", "x.csr", "--dir", "noca"], NO_INPUT, "no clinic CA"),
     (["ledger", "prove", "--db", "x"], USAGE, "--index --entry-hash"),
     (["ledger", "consent-check", "--db", "x", "--patient", "p", "--actor", "a", "--action", "b", "--at",
       "yesterday"], USAGE, "--at"),
@@ -95,6 +104,8 @@ CASES = [
     # cannot create
     (["issuer", "--dir", "iss", "init", "--site", "clinic"], CANT_CREATE, "already exists"),
     (["issuer", "--dir", "iss", "revocations", "--out", "junk.txt/x.cose"], CANT_CREATE, "junk.txt"),
+    (["issuer", "--dir", "iss", "revocations", "--out", "/proc/x.cose"], CANT_CREATE, "cannot create"),
+    (["wallet", "qr", "w", "--png", "nodir/qr.png"], CANT_CREATE, "nodir/qr.png"),
     # hardware
     (["nfc", "probe", "--port", "/dev/nonexistent-tty", "--baudrate", "115200", "--timeout", "1"],
      UNAVAILABLE, "/dev/nonexistent-tty"),

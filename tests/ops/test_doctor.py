@@ -117,8 +117,16 @@ def test_service_user_access_follows_mode_bits_and_every_folder():
     top.cleanup()
 
 
-def test_unreadable_config_is_one_check_with_its_fix_not_a_crash(tmp_path, capsys):
-    code, checks = _doctor_json(capsys, "--config", str(tmp_path / "missing.toml"), *DEVICES)
+def test_unreadable_config_is_one_check_with_its_fix_not_a_crash(tmp_path, capsys, monkeypatch):
+    from kiosk import config
+
+    # a --config that is not there is a typo: one line, no input (66), no report
+    assert main(["doctor", "--json", "--config", str(tmp_path / "missing.toml"), *DEVICES]) == 66
+    out, err = capsys.readouterr()
+    assert not out and len(err.strip().splitlines()) == 1 and "missing.toml" in err
+    # the default config missing is an unprovisioned kiosk: the report says how to provision it
+    monkeypatch.setattr(config, "DEFAULT_PATH", tmp_path / "missing.toml")
+    code, checks = _doctor_json(capsys, *DEVICES)
     assert code == 1
     assert checks["config"]["status"] == "fail" and "kiosk provision" in checks["config"]["fix"]
     assert checks["keys"]["status"] == "skip"

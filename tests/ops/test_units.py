@@ -74,8 +74,11 @@ def test_the_kiosk_unit_restarts_a_hung_kiosk_and_sees_only_its_devices():
     assert "Type=notify" in text and re.search(r"^WatchdogSec=\d+", text, re.M)
     assert "Restart=on-failure" in text
     allowed = set(re.findall(r"^DeviceAllow=(\S+)", text, re.M))
+    # the spoken prompts: the sound card's nodes are root:audio 0660 (udev), so both are needed
+    groups = re.search(r"^SupplementaryGroups=(.*)$", text, re.M)
+    assert groups and "audio" in groups.group(1).split() and "SDL_AUDIODRIVER=alsa" in text
     assert allowed == {"char-ttyAMA", "char-ttyS", "char-ttyUSB", "char-video4linux", "char-media",
-                       "char-dma_heap", "char-vchiq", "char-drm", "char-input"}
+                       "char-dma_heap", "char-vchiq", "char-drm", "char-input", "char-alsa"}
 
 
 def test_the_kiosk_libraries_run_with_write_xor_execute(tmp_path):

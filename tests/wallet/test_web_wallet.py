@@ -22,7 +22,7 @@ from kiosk.issuer.issuer import Issuer
 from kiosk.issuer.web import WEB_DIR, EnrolmentError, WalletServer, create_pending, redeem
 from kiosk.ledger import merkle
 from kiosk.ledger.checkpoint import Checkpoint, sign_checkpoint, verifier_key_text
-from kiosk.net.tls import CertificateAuthority
+from kiosk.net.ca import ClinicCA
 from kiosk.protocol import entry, keys, patient_pass, presentation, receipt_link, revocation
 from kiosk.vision.qr import decode_pass_qr
 
@@ -117,11 +117,10 @@ def test_web_wallet_in_chromium(issuer: Issuer, tmp_path: Path) -> None:
     reason = _browser_ready()
     if reason:
         pytest.skip(reason)
-    ca = CertificateAuthority(tmp_path / "ca")
-    cert = ca.issue_server(["127.0.0.1"], tmp_path, name="issuer-web")
+    crt, key = ClinicCA.init(tmp_path / "ca").issue("broker", "127.0.0.1", tmp_path, hosts=["127.0.0.1"])
     pending = create_pending(issuer, os.urandom(256))
     vkey, receipt, other_leaf = _consent_receipt(tmp_path, pending.patient)
-    server = WalletServer(issuer, "127.0.0.1", 0, log_vkey=vkey, tls=(cert.cert, cert.key))
+    server = WalletServer(issuer, "127.0.0.1", 0, log_vkey=vkey, tls=(crt, key))
     server.start()
     out = tmp_path / "shots"
     out.mkdir()

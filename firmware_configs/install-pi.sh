@@ -81,6 +81,7 @@ fi
 install_unit "$SRC/systemd/kiosk.service"
 install_unit "$SRC/systemd/kiosk-firstboot.service"
 network_dropin kiosk.service
+network_dropin kiosk-firstboot.service
 enable_unit kiosk.service kiosk-firstboot.service
 
 # --- optional read-only root: the OS's overlay on /, the outbox and keys on a writable

@@ -6,7 +6,10 @@ Two ways in:
   has the request certified on the gateway host (`kiosk ca issue kiosk ID --csr kiosk.csr`),
   copies the certificate back, and copies in what the enrolment desk and the gateway hold;
 - from a file (`--from kiosk-provision.toml`, what the image's first boot reads from the boot
-  partition): the same settings plus the PEM files inline, so the kiosk comes up complete.
+  partition): the same settings plus the PEM files inline, so the kiosk comes up complete;
+- from a file with an enrolment token (`token`, `enrol`, `ca`; `kiosk ca token` on the gateway
+  host): the keys are made here and the gateway host's `kiosk ca serve` certifies and
+  registers them (kiosk.net.enrol), so the file holds no private key.
 
 A broker that is not on this machine is refused without TLS unless `--insecure` says so.
 Run as root, the files go to the service user: private keys `kiosk:kiosk` 0600, the config
@@ -68,19 +71,59 @@ def read_provision_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
-    known = {"site", "id", "broker", "insecure", "log_name", "nfc_port"} | set(FILE_FIELDS)
+    known = {"site", "id", "broker", "insecure", "log_name", "nfc_port", "enrol", "token"} | set(FILE_FIELDS)
     extra = sorted(set(data) - known)
     if extra:
         raise ConfigError(f"{path}: unknown key '{extra[0]}' (known: {', '.join(sorted(known))})")
     for k in ("site", "id", "broker"):
         if not isinstance(data.get(k), str):
             raise ConfigError(f"{path}: '{k}' is required (a string)")
+    if ("token" in data) != ("enrol" in data):
+        raise ConfigError(f"{path}: 'token' and 'enrol' go together (kiosk ca token ID; "
+                          "enrol = \"https://GATEWAY-HOST:8443\")")
+    if "token" in data:
+        if not all(isinstance(data[k], str) and data[k] for k in ("token", "enrol")):
+            raise ConfigError(f"{path}: 'token' and 'enrol' must be strings")
+        if not data["enrol"].startswith("https://"):
+            raise ConfigError(f"{path}: 'enrol' must be an https:// address")
+        if "ca" not in data:
+            raise ConfigError(f"{path}: an enrolment token needs 'ca' (the clinic CA's ca.crt) to check the "
+                              "gateway host")
+        made_here = sorted({"kiosk_key", "tls_key", "tls_cert"} & set(data))
+        if made_here:
+            raise ConfigError(f"{path}: '{made_here[0]}' with a token: the token path makes the kiosk's keys "
+                              "on the kiosk; give one or the other")
     for k in FILE_FIELDS:
         v = data.get(k)
         items = v if isinstance(v, list) else [v] if v is not None else []
         if not all(isinstance(x, str) and x.lstrip().startswith("-----BEGIN ") for x in items):
             raise ConfigError(f"{path}: '{k}' must be PEM text (-----BEGIN ...)")
     return data
+
+
+def _enrol(url: str, inline: dict[str, Any], site: str, kiosk_id: str, kdir: Path) -> dict[str, Any]:
+    """Make the kiosk key and the TLS key and request, send them with the token, and return
+    what the gateway host answered (the certificate, the public files) as first-boot fields."""
+    from kiosk.net.ca import make_request
+    from kiosk.net.enrol import request_enrolment
+    from kiosk.protocol import keys
+
+    # a retry after a failed attempt (the server was not up yet) makes fresh keys: nothing was
+    # registered or certified for the old ones, and no kiosk.toml names them
+    keys.new_signing_key(kdir / "kiosk.key", kdir / "kiosk.pub", overwrite=True)
+    make_request(kdir / "tls.key", kdir / "kiosk.csr", kiosk_id)
+    answer = request_enrolment(url, inline["ca"], {
+        "id": kiosk_id, "site": site, "token": inline["token"],
+        "csr": (kdir / "kiosk.csr").read_text(), "kiosk_pub": (kdir / "kiosk.pub").read_text()})
+    fields = ("tls_cert", "issuer_pub", "log_pub", "gateway_sealing_pub", "sealing_key")
+    got: dict[str, Any] = {k: answer[k] for k in fields if k in answer and k not in inline}
+    for k, v in got.items():
+        items = v if isinstance(v, list) else [v]
+        if not items or not all(isinstance(x, str) and x.lstrip().startswith("-----BEGIN ") for x in items):
+            from kiosk.errors import FormatError
+
+            raise FormatError(f"enrolment server {url}: '{k}' is not PEM text")
+    return got
 
 
 def _bad_identity(site: str, kiosk_id: str, broker: str) -> str | None:
@@ -140,6 +183,10 @@ def _provision(args: argparse.Namespace) -> int:
         raise ConfigError(f"broker {host} is not on this machine: give the clinic CA (--ca ca.crt) for TLS, "
                           f"or --insecure to send records in the clear")
     kdir = args.dir / "keys"
+    enrol_url = inline.get("enrol")
+    if enrol_url is not None:
+        # the token path: keys made here, the certificate and public files from the gateway host
+        inline |= _enrol(enrol_url, inline, site, kiosk_id, kdir)
     models = args.models_dir or Path(__file__).resolve().parents[1] / "models"
     broker_table: dict[str, Any] = {"host": host, "port": int(port)}
     if tls:
@@ -161,7 +208,9 @@ def _provision(args: argparse.Namespace) -> int:
     }, source="kiosk provision")
 
     args.dir.mkdir(parents=True, exist_ok=True)
-    if "kiosk_key" in inline:  # made (and registered) on the gateway host before imaging
+    if enrol_url is not None:
+        pass  # made and registered by _enrol
+    elif "kiosk_key" in inline:  # made (and registered) on the gateway host before imaging
         keys.write_atomic(kdir / "kiosk.key", inline["kiosk_key"].encode(), 0o600)
         keys.save_public_key(kdir / "kiosk.pub", keys.load_signing_key(kdir / "kiosk.key").verify_key)
     else:
@@ -181,7 +230,9 @@ def _provision(args: argparse.Namespace) -> int:
             continue
         keys.write_atomic(kdir / name, v.encode(), 0o600 if field in PRIVATE else 0o644)
         written.append(kdir / name)
-    if tls and "tls_key" not in inline:
+    if enrol_url is not None:
+        written += [kdir / "tls.key", kdir / "kiosk.csr"]
+    elif tls and "tls_key" not in inline:
         make_request(kdir / "tls.key", kdir / "kiosk.csr", kiosk_id)
         written += [kdir / "tls.key", kdir / "kiosk.csr"]
     keys.write_atomic(conf, config.to_toml(cfg).encode(), 0o640)
@@ -190,7 +241,10 @@ def _provision(args: argparse.Namespace) -> int:
     owner = _hand_over(args.dir, kdir, conf, written, args.state_dir, args.user)
 
     print(f"kiosk {kiosk_id} provisioned: {conf}" + (f" (files owned for {owner})" if owner else ""))
-    print(f"  register it on the gateway:  kiosk gateway kiosk add {kiosk_id} --key {kdir / 'kiosk.pub'}")
+    if enrol_url is not None:
+        print(f"  enrolled at {enrol_url}: its certificate issued, its key registered on the gateway")
+    else:
+        print(f"  register it on the gateway:  kiosk gateway kiosk add {kiosk_id} --key {kdir / 'kiosk.pub'}")
     if tls and "tls_cert" not in inline:
         print(f"  certify its TLS request:     kiosk ca issue kiosk {kiosk_id} --csr {kdir / 'kiosk.csr'}"
               f"  (on the gateway host; copy the certificate to {kdir / 'kiosk.crt'})")

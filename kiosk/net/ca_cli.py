@@ -1,10 +1,12 @@
-"""`kiosk ca init | issue KIND NAME | revoke NAME | crl | list`: the clinic CA (kiosk.net.ca)."""
+"""`kiosk ca init | issue KIND NAME | revoke NAME | crl | list | token ID | serve`: the clinic CA
+(kiosk.net.ca) and its first-boot enrolment (kiosk.net.enrol)."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import pwd
+import sys
 from pathlib import Path
 
 
@@ -40,6 +42,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     c = sub.add_parser("crl", parents=[common], help="re-sign crl.pem (Mosquitto's crlfile) for another year")
     c.set_defaults(func=_crl)
+
+    tk = sub.add_parser("token", parents=[common],
+                        help="a one-time enrolment token for a kiosk's first boot (kiosk-provision.toml)")
+    tk.add_argument("kiosk_id", help="the kiosk id the token enrols")
+    tk.add_argument("--hours", type=float, default=72, help="how long it stays valid (72)")
+    tk.set_defaults(func=_token)
+
+    sv = sub.add_parser("serve", parents=[common],
+                        help="answer kiosks' first-boot enrolments (HTTPS) while they come up; Ctrl-C to stop")
+    sv.add_argument("--listen", default="0.0.0.0:8443", help="ADDRESS:PORT (0.0.0.0:8443)")
+    sv.add_argument("--config", type=Path, default=Path("/etc/kiosk/gateway.toml"),
+                    help="the gateway's config: its registry and the public keys kiosks get")
+    sv.add_argument("--cert", type=Path, default=Path("/etc/mosquitto/kiosk/broker.crt"),
+                    help="the server certificate (default the broker's: it names this host)")
+    sv.add_argument("--key", type=Path, default=Path("/etc/mosquitto/kiosk/broker.key"))
+    sv.add_argument("--sealing-key", type=Path, default=None,
+                    help="the site's template sealing key (the desk's for-kiosks/sealing.key), given to "
+                         "each enrolled kiosk")
+    sv.add_argument("--gateway-user", default=None,
+                    help="register kiosks as this user (default kiosk-gateway when it exists)")
+    sv.set_defaults(func=_serve)
 
     ls = sub.add_parser("list", parents=[common], help="certificates issued")
     ls.add_argument("--json", action="store_true")
@@ -110,6 +133,48 @@ def _issue(args: argparse.Namespace) -> int:
     crt, key = ca.issue(args.kind, cn, out_dir, hosts, args.days)
     _chown(key, args.owner)
     print(f"{crt} and {key} ({args.kind} {cn})")
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from kiosk.errors import ConfigError, UsageError
+    from kiosk.net.ca import ClinicCA
+    from kiosk.net.enrol import TokenStore
+
+    ca = ClinicCA(_dir(args))  # a token is only worth something where the CA is
+    try:
+        token = TokenStore(ca.dir).issue(args.kiosk_id, args.hours)
+    except ConfigError as e:
+        raise UsageError(e.message) from None
+    print(token)
+    print(f"one-time enrolment token for {args.kiosk_id}, valid {args.hours:g} h: put it in its "
+          f"kiosk-provision.toml as token = \"...\" with enrol = \"https://THIS-HOST:8443\", then run "
+          f"`kiosk ca serve` while it boots", file=sys.stderr)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from kiosk.errors import UsageError
+    from kiosk.net.enrol import Enroller, make_server
+
+    host, _, port = args.listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError("--listen must be ADDRESS:PORT")
+    user = args.gateway_user
+    if user is None and os.geteuid() == 0:
+        try:
+            pwd.getpwnam("kiosk-gateway")
+            user = "kiosk-gateway"
+        except KeyError:
+            pass
+    enroller = Enroller(_dir(args), args.config, sealing_key=args.sealing_key, gateway_user=user)
+    server = make_server(enroller, host, int(port), args.cert, args.key)
+    print(f"enrolling kiosks of site {enroller.cfg.kiosk.site} on https://{args.listen}/enrol "
+          f"(Ctrl-C to stop)", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
     return 0
 
 

@@ -85,22 +85,38 @@ network_dropin kiosk-firstboot.service
 enable_unit kiosk.service kiosk-firstboot.service
 
 # --- optional read-only root: the OS's overlay on /, the outbox and keys on a writable
-# partition labelled KIOSKDATA, bound over /var/lib/kiosk and /etc/kiosk
+# partition labelled KIOSKDATA, bound over /etc/kiosk and /var/lib/kiosk. kiosk-data.service
+# gives a fresh partition the image's folders first (before the binds hide them).
 if [ "${KIOSK_RO_ROOT:-0}" = 1 ]; then
   folder /srv/kiosk 0755 root:root
-  want=$'LABEL=KIOSKDATA /srv/kiosk ext4 defaults,noatime 0 2\n'
-  want+=$'/srv/kiosk/state /var/lib/kiosk none bind,x-systemd.requires-mounts-for=/srv/kiosk 0 0\n'
-  want+=$'/srv/kiosk/etc /etc/kiosk none bind,x-systemd.requires-mounts-for=/srv/kiosk 0 0'
-  if ! grep -q "LABEL=KIOSKDATA" /etc/fstab; then
-    printf '%s\n' "$want" >> /etc/fstab
-    echo "==> /etc/fstab: KIOSKDATA holds /var/lib/kiosk and /etc/kiosk"
+  install_unit "$SRC/systemd/kiosk-data.service"
+  block=$'# --- kiosk: read-only root (setup.sh --read-only-root); keys and outbox on KIOSKDATA\n'
+  block+=$'LABEL=KIOSKDATA /srv/kiosk ext4 defaults,noatime 0 2\n'
+  block+=$'/srv/kiosk/etc /etc/kiosk none bind,x-systemd.requires=kiosk-data.service 0 0\n'
+  block+=$'/srv/kiosk/state /var/lib/kiosk none bind,x-systemd.requires=kiosk-data.service 0 0\n'
+  block+=$'# --- end kiosk'
+  if [ "$(sed -n '/^# --- kiosk: read-only root/,/^# --- end kiosk/p' /etc/fstab)" != "$block" ] \
+     || [ "$(grep -c 'KIOSKDATA\|^/srv/kiosk/' /etc/fstab)" != 3 ]; then
+    # an earlier block (or the earlier set-up's bare KIOSKDATA lines) is replaced, not repeated
+    sed -i -e '/^# --- kiosk: read-only root/,/^# --- end kiosk/d' -e '/KIOSKDATA\|^\/srv\/kiosk\//d' /etc/fstab
+    printf '%s\n' "$block" >> /etc/fstab
+    echo "==> /etc/fstab: KIOSKDATA holds /etc/kiosk and /var/lib/kiosk"
   fi
-  if command -v raspi-config >/dev/null && [ "$(raspi-config nonint get_overlay_now 2>/dev/null || echo 1)" != 0 ]; then
+  if ! grep -q 'overlayroot=' "$BOOT/cmdline.txt"; then
     if ! out=$(raspi-config nonint do_overlayfs 0 2>&1); then
       echo "setup.sh: 'raspi-config nonint do_overlayfs 0' failed: $out" >&2
       exit 70
     fi
     echo "==> read-only root (overlay) enabled: it takes effect at the next boot"
+  fi
+  # overlayroot overlays every fstab mount too unless told recurse=0: KIOSKDATA must stay writable
+  if grep -qE 'overlayroot=tmpfs( |$)' "$BOOT/cmdline.txt"; then
+    sed -i -E 's/overlayroot=tmpfs( |$)/overlayroot=tmpfs:recurse=0\1/' "$BOOT/cmdline.txt"
+    echo "==> cmdline.txt: overlayroot=tmpfs:recurse=0 (KIOSKDATA stays writable)"
+  fi
+  if ! grep -q 'overlayroot=tmpfs:recurse=0' "$BOOT/cmdline.txt"; then
+    echo "setup.sh: $BOOT/cmdline.txt has no overlayroot=tmpfs:recurse=0 after raspi-config; check it" >&2
+    exit 70
   fi
 fi
 

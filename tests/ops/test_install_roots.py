@@ -4,7 +4,12 @@ network for apt and pip; roots cached by tests/ops/roots.py):
 - `setup.sh --gateway` in a clean root (chroot), run twice (the second run changes nothing);
   its Mosquitto and gateway then started in that root, and a kiosk provisioned against it
   (`kiosk provision --from`, request certified by `kiosk ca issue`) sends a record over TLS
-  with its client certificate and gets a receipt that verifies under the log key.
+  with its client certificate and gets a receipt that verifies under the log key;
+- `setup.sh --image` twice on an arm64 Pi OS stand-in disk image (qemu-user-static), then the
+  stack imported inside and `kiosk doctor --json` with simulated hardware;
+- the hardened kiosk unit booted in systemd-nspawn, its watchdog restarting a hung kiosk;
+- `ROOT=... setup.sh --read-only-root`: the overlay, the fstab, and the keys and the outbox on
+  the writable partition.
 """
 from __future__ import annotations
 
@@ -443,29 +448,9 @@ def _props(path: Path) -> dict[str, str]:
 
 def test_the_hardened_kiosk_unit_boots_in_nspawn_and_its_watchdog_restarts_a_hung_kiosk(tmp_path):
     _skip_unless("debootstrap", "chroot", "mount", "systemd-nspawn", "dpkg-deb")
-    from gateway.factories import KIOSK, SITE, World
-
-    root = roots.debian_root(roots.native_arch(), tmp_path / "root")
-    stubs = Path(__file__).with_name("stubs")
-    subprocess.run(["sh", str(stubs / "make-stubs.sh"), str(root / "tmp")], check=True)
-    subprocess.run(["chroot", str(root), "dpkg", "-i", "/tmp/raspi-config.deb", "/tmp/python3-picamera2.deb"],
-                   check=True, capture_output=True, timeout=600)
-    (root / "boot/firmware").mkdir(parents=True, exist_ok=True)
-    (root / "boot/firmware/config.txt").write_text(BOOKWORM_CONFIG)
-    (root / "boot/firmware/cmdline.txt").write_text(BOOKWORM_CMDLINE)
+    root = _pi_root(tmp_path)
     _setup(root)  # ROOT=... ./setup.sh: the Pi steps in this root
-    world = World(log_name=default_log_name(SITE))
-    tmpk = tmp_path / "k"
-    keys.save_private_key(tmpk / "kiosk.key", world.kiosk_key(KIOSK))
-    keys.save_public_key(tmpk / "issuer.pub", world.issuer_key.verify_key)
-    keys.save_public_key(tmpk / "log.pub", world.log_key.verify_key)
-    keys.save_public_key(tmpk / "gws.pub", world.seal_key.public_key)
-    keys.new_sealing_key(tmpk / "sealing.key")
-    pem = {"kiosk_key": "kiosk.key", "issuer_pub": "issuer.pub", "log_pub": "log.pub",
-           "gateway_sealing_pub": "gws.pub", "sealing_key": "sealing.key"}
-    (root / "boot/firmware/kiosk-provision.toml").write_text(
-        f'site = "{SITE}"\nid = "{KIOSK}"\nbroker = "127.0.0.1:1883"\n'
-        + "".join(f'{k} = """\n{(tmpk / v).read_text()}"""\n' for k, v in pem.items()))
+    _provision_file(root, tmp_path)
     umount = _mounted(root)
     try:
         _chroot(root, "/opt/kiosk/firmware_configs/firstboot.sh")
@@ -496,3 +481,109 @@ def test_the_hardened_kiosk_unit_boots_in_nspawn_and_its_watchdog_restarts_a_hun
     assert int(after["NRestarts"]) >= 1 and after["ActiveState"] == "active", journal[-3000:]
     assert after["MainPID"] != before["MainPID"]
     assert "Watchdog timeout" in journal, journal[-3000:]
+
+
+# ------------------------------------------------------------------ the read-only root (ROOT=)
+
+def _pi_root(tmp_path: Path) -> Path:
+    """A clean native Debian root dressed as Pi OS (stub packages, its boot files)."""
+    root = roots.debian_root(roots.native_arch(), tmp_path / "root")
+    stubs = Path(__file__).with_name("stubs")
+    subprocess.run(["sh", str(stubs / "make-stubs.sh"), str(root / "tmp")], check=True)
+    subprocess.run(["chroot", str(root), "dpkg", "-i", "/tmp/raspi-config.deb", "/tmp/python3-picamera2.deb"],
+                   check=True, capture_output=True, timeout=600)
+    (root / "boot/firmware").mkdir(parents=True, exist_ok=True)
+    (root / "boot/firmware/config.txt").write_text(BOOKWORM_CONFIG)
+    (root / "boot/firmware/cmdline.txt").write_text(BOOKWORM_CMDLINE)
+    return root
+
+
+def _provision_file(root: Path, tmp: Path, nfc_port: str | None = None) -> None:
+    from gateway.factories import KIOSK, SITE, World
+
+    world = World(log_name=default_log_name(SITE))
+    tmpk = tmp / "k"
+    keys.save_private_key(tmpk / "kiosk.key", world.kiosk_key(KIOSK))
+    keys.save_public_key(tmpk / "issuer.pub", world.issuer_key.verify_key)
+    keys.save_public_key(tmpk / "log.pub", world.log_key.verify_key)
+    keys.save_public_key(tmpk / "gws.pub", world.seal_key.public_key)
+    keys.new_sealing_key(tmpk / "sealing.key")
+    pem = {"kiosk_key": "kiosk.key", "issuer_pub": "issuer.pub", "log_pub": "log.pub",
+           "gateway_sealing_pub": "gws.pub", "sealing_key": "sealing.key"}
+    (root / "boot/firmware/kiosk-provision.toml").write_text(
+        f'site = "{SITE}"\nid = "{KIOSK}"\nbroker = "127.0.0.1:1883"\n'
+        + (f'nfc_port = "{nfc_port}"\n' if nfc_port else "")
+        + "".join(f'{k} = """\n{(tmpk / v).read_text()}"""\n' for k, v in pem.items()))
+
+
+def test_read_only_root_keeps_the_keys_and_the_outbox_on_the_writable_partition(tmp_path):
+    """`ROOT=... setup.sh --read-only-root` twice (the second changes nothing): the overlay on
+    (cmdline.txt, with recurse=0 so KIOSKDATA stays writable), the fstab block as systemd's own
+    fstab generator reads it, then a boot's mounts done by hand (no block devices in a test
+    VM): a KIOSKDATA ext4 image at /srv/kiosk, kiosk-data.sh, the binds; first boot provisions
+    and the kiosk opens its outbox, and all of it is on the partition, none on the root."""
+    _skip_unless("debootstrap", "chroot", "mount", "mkfs.ext4", "dpkg-deb")
+    gen_bin = Path("/usr/lib/systemd/system-generators/systemd-fstab-generator")
+    if not gen_bin.exists():
+        pytest.skip("systemd-fstab-generator not installed (package systemd)")
+    root = _pi_root(tmp_path)
+    _setup(root, "--read-only-root")
+    before = tree_state(root, IMAGE_VOLATILE)
+    again = _setup(root, "--read-only-root")
+    assert "==>" not in again.stdout, again.stdout
+    assert tree_state(root, IMAGE_VOLATILE) == before
+
+    cmdline = (root / "boot/firmware/cmdline.txt").read_text()
+    assert cmdline.startswith("overlayroot=tmpfs:recurse=0 ") and cmdline.count("overlayroot=") == 1
+    assert "do_overlayfs 0" in (root / "var/log/raspi-config-stub.log").read_text()
+    assert (root / "etc/systemd/system/kiosk-data.service").exists()
+    # what systemd makes of the fstab: the partition by label, each bind after kiosk-data.service
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    subprocess.run([str(gen_bin), str(gen), str(gen), str(gen)], check=True, timeout=60,
+                   env=dict(os.environ, SYSTEMD_FSTAB=str(root / "etc/fstab"), SYSTEMD_PROC_CMDLINE=""))
+    assert "What=/dev/disk/by-label/KIOSKDATA" in (gen / "srv-kiosk.mount").read_text()
+    for unit, what in (("etc-kiosk.mount", "/srv/kiosk/etc"), ("var-lib-kiosk.mount", "/srv/kiosk/state")):
+        text = (gen / unit).read_text()
+        assert f"What={what}" in text and "Requires=kiosk-data.service" in text and "After=kiosk-data.service" in text
+        assert (gen / "local-fs.target.requires" / unit).exists()
+
+    data = tmp_path / "kioskdata.ext4"
+    subprocess.run(["truncate", "-s", "256M", str(data)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "KIOSKDATA", str(data)], check=True)
+    binds = [ln.split()[:2] for ln in (root / "etc/fstab").read_text().splitlines()
+             if not ln.startswith("#") and "bind" in ln and "/srv/kiosk/" in ln]
+    assert sorted(b[1] for b in binds) == ["/etc/kiosk", "/var/lib/kiosk"]
+    umount = _mounted(root)
+    mounted: list[Path] = []
+    try:
+        subprocess.run(["mount", "-o", "loop", str(data), str(root / "srv/kiosk")], check=True)
+        mounted.append(root / "srv/kiosk")
+        _chroot(root, "/opt/kiosk/firmware_configs/kiosk-data.sh")  # what kiosk-data.service runs
+        for src, dst in binds:
+            subprocess.run(["mount", "--bind", str(root / src.lstrip("/")), str(root / dst.lstrip("/"))], check=True)
+            mounted.append(root / dst.lstrip("/"))
+        _provision_file(root, tmp_path)
+        _chroot(root, "/opt/kiosk/firmware_configs/firstboot.sh")
+        _chroot(root, "/opt/kiosk/.venv/bin/kiosk", "outbox", "--json", user="kiosk")
+        kiosk_uid = int(_chroot(root, "id", "-u", "kiosk").stdout)
+    finally:
+        for m in reversed(mounted):
+            subprocess.run(["umount", str(m)])
+        umount()
+    check = tmp_path / "check"
+    check.mkdir()
+    subprocess.run(["mount", "-o", "loop,ro", str(data), str(check)], check=True)
+    try:
+        assert (check / "etc/kiosk.toml").exists()
+        key = (check / "etc/keys/kiosk.key").stat()
+        assert (key.st_uid, key.st_mode & 0o777) == (kiosk_uid, 0o600)
+        assert (check / "state/outbox.sqlite3").exists()
+        assert any((check / "state/audio").iterdir())  # the image's voice prompts came along
+        st = (check / "state").stat()
+        assert (st.st_uid, st.st_mode & 0o777) == (kiosk_uid, 0o700)
+    finally:
+        subprocess.run(["umount", str(check)])
+    # and nothing of it on the root, which the overlay would throw away at each boot
+    assert not (root / "etc/kiosk/kiosk.toml").exists() and not (root / "etc/kiosk/keys/kiosk.key").exists()
+    assert not (root / "var/lib/kiosk/outbox.sqlite3").exists()

@@ -5,6 +5,7 @@ gateway's registry, and the public files; a token works once, for its kiosk, bef
 and the kiosk trusts only a server the clinic CA certified."""
 from __future__ import annotations
 
+import getpass
 import json
 import socket
 import subprocess
@@ -50,7 +51,9 @@ def gateway_host(tmp_path):
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "kiosk", "ca", "serve", "--dir", str(ca.dir),
                              "--listen", f"127.0.0.1:{port}", "--config", str(conf), "--cert", str(crt),
-                             "--key", str(key), "--sealing-key", str(tmp_path / "desk-sealing.key")],
+                             "--key", str(key), "--sealing-key", str(tmp_path / "desk-sealing.key"),
+                             # registered by a child as the gateway's user, as on the host (here: us)
+                             "--gateway-user", getpass.getuser()],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while True:

@@ -9,7 +9,10 @@ process, SQLite log), runs the kiosk's Publisher in this process, and reports:
   - raw:   mosquitto_pub → mosquitto_sub at QoS 1 with the same payload size and count, in
     the same run, and the ratio of our rate to it;
   - sends per record in each run (1.0 when nothing fails: a record goes out again only after
-    a timeout, a reconnect or a restart), and receipts that were stale or refused.
+    a timeout, a reconnect or a restart), and receipts that were stale or refused;
+  - CPU per entry of each process (this one: kiosk outbox, publisher and the writer; the
+    gateway; the broker), from /proc: the throughput an otherwise idle machine would bound
+    (on a loaded one, the share of the cores the three get decides the rate).
 
     .venv/bin/python benchmarks/transport_bench.py [--entries 1000] [--paced-rate 20]
 """
@@ -52,6 +55,14 @@ def make_session(key: SigningKey, kiosk: str) -> list[tuple[bytes, bytes, None]]
     return out
 
 
+def cpu_s(pid: int | None = None) -> float:
+    """CPU seconds (user + system) used so far by this process or by `pid` (Linux /proc)."""
+    if pid is None:
+        return time.process_time()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
@@ -60,6 +71,7 @@ def pct(xs: list[float], p: float) -> float:
 class Rig:
     def __init__(self, root: Path, broker: MosquittoBroker) -> None:
         self.root = root
+        self.broker = broker
         (root / "gw").mkdir()
         keys.new_signing_key(root / "log.key", root / "log.pub")
         keys.new_signing_key(root / "issuer.key", root / "issuer.pub")
@@ -107,6 +119,9 @@ class Rig:
             self.written.clear()
             self.done.clear()
         before = dict(self.pub.counts)
+        assert self.broker.proc is not None
+        pids = {"kiosk": None, "gateway": self.gateway.pid, "broker": self.broker.proc.pid}
+        cpu0 = {k: cpu_s(pid) for k, pid in pids.items()}
         start = time.perf_counter()
         for i, sess in enumerate(sessions):
             if rate:
@@ -123,6 +138,7 @@ class Rig:
             ok = self.cv.wait_for(lambda: want <= set(self.done), timeout_s)
         if not ok:
             raise SystemExit(f"timed out: {len(self.done)}/{len(want)} receipts")
+        cpu = {k: (cpu_s(pid) - cpu0[k]) * 1000 / len(want) for k, pid in pids.items()}
         lat = [self.done[h] - self.written[h] for h in want]
         elapsed = max(self.done[h] for h in want) - start
         sent = self.pub.counts["sent"] - before["sent"]
@@ -130,7 +146,7 @@ class Rig:
                                                             "retry") if self.pub.counts[k] > before[k]}
         return {"n": len(want), "rate": len(want) / elapsed, "p50": pct(lat, 50) * 1000,
                 "p99": pct(lat, 99) * 1000, "max": max(lat) * 1000, "sends": sent / len(want),
-                "odd": odd}
+                "odd": odd, "cpu": cpu}
 
     def close(self) -> None:
         self.pub.stop()
@@ -169,17 +185,25 @@ def main() -> int:
         burst = [make_session(rig.kiosk_key, "kiosk-1") for _ in range(args.entries // 2)]
         paced = [make_session(rig.kiosk_key, "kiosk-1") for _ in range(args.paced_entries // 2)]
         size = len(entry.Record(burst[0][0][0], burst[0][0][1], None, 0).seal(rig.seal_to))
+        load = os.getloadavg()[0]  # other work on the machine takes its share of the cores
         b = rig.run(burst, rate=None)
         p = rig.run(paced, rate=args.paced_rate)
         raw = raw_mosquitto(broker, b["n"], size)
-        print(f"transport benchmark (loopback, {os.cpu_count()} CPUs, record payload {size} B, "
-              f"max_inflight {rig.cfg.broker.max_inflight}, SQLite outbox + log, synchronous=FULL)")
+        print(f"transport benchmark (loopback, {os.cpu_count()} CPUs, load average {load:.1f} before the "
+              f"burst, record payload {size} B, max_inflight {rig.cfg.broker.max_inflight}, SQLite outbox + "
+              f"log, fsync as in docs/design-notes.md)")
         print(f"  burst : {b['n']:5d} entries  {b['rate']:8.1f} entries/s   "
               f"write→verified receipt p50 {b['p50']:7.1f} ms  p99 {b['p99']:7.1f} ms  max {b['max']:7.1f} ms"
               f"   sends/record {b['sends']:.2f} {b['odd'] or ''}")
         print(f"  paced : {p['n']:5d} entries @ {args.paced_rate:g}/s           "
               f"write→verified receipt p50 {p['p50']:7.1f} ms  p99 {p['p99']:7.1f} ms  max {p['max']:7.1f} ms"
               f"   sends/record {p['sends']:.2f} {p['odd'] or ''}")
+        for name, r in (("burst", b), ("paced", p)):
+            c = r["cpu"]
+            total = sum(c.values())
+            print(f"  cpu   : {name} {total:.2f} ms per entry (kiosk process {c['kiosk']:.2f}, gateway "
+                  f"{c['gateway']:.2f}, broker {c['broker']:.2f}): at most {2000 / total:,.0f} entries/s "
+                  f"on {os.cpu_count()} idle cores")
         print(f"  raw   : {b['n']:5d} msgs     {raw:8.1f} msgs/s    mosquitto_pub → mosquitto_sub, QoS 1, {size} B")
         print(f"  ratio : end-to-end / raw = {b['rate'] / raw:.3f}")
         alarms = rig.outbox.alarms()

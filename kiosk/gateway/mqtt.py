@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REVOCATION_WAIT_S = 10.0  # at start-up, hold records this long for the retained revocation list
+RECEIVE_WINDOW_BATCHES = 4  # records unacknowledged at once: this many batches' worth
 
 
 @dataclass
@@ -115,6 +116,11 @@ class GatewayService:
             apply_client_tls(c, b.tls_ca, b.tls_cert, b.tls_key)
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = b.session_expiry
+        # MQTT 5 Receive Maximum: how many records the broker sends before our acks (sent
+        # after each batch is answered). Without it Mosquitto allows max_inflight_messages
+        # (20), so no batch could be full and the broker would wait for every batch's
+        # commit before sending the next records.
+        props.ReceiveMaximum = min(65535, RECEIVE_WINDOW_BATCHES * self.settings.batch_size)
         try:
             c.connect_async(b.host, b.port, keepalive=b.keepalive, clean_start=False, properties=props)
         except (OSError, ValueError) as e:

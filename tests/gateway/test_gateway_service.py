@@ -202,3 +202,39 @@ def test_consent_whose_checkin_never_comes_is_rejected_after_the_wait(world, mos
         assert svc.stats()["deferred"] >= 1
     finally:
         svc.stop()
+
+
+def test_a_backlog_is_delivered_beyond_mosquittos_default_window(world, mosquitto, tmp_path, kiosk_client):
+    # MQTT 5 Receive Maximum: the broker may send several batches' worth before our acks (sent
+    # once a batch is answered); at Mosquitto's default of 20 unacknowledged messages no batch
+    # could be full, and every batch's commit would hold up the delivery of the next one
+    svc = _sqlite_service(world, mosquitto, tmp_path)
+    wait_until(lambda: svc.gateway.revocations is not None, what="the revocation list")
+    svc.stop()
+    leaves = []
+    for _ in range(30):
+        for payload, leaf in world.session(world.patient(now=_now()), created_ms=_now() * 1000):
+            kiosk_client.publish(topics.records(world.site, KIOSK), payload)
+            leaves.append(leaf)
+    registry = SqliteRegistry(tmp_path / "registry.sqlite3")
+    gw_settings = GatewayTable(client_id="gateway-1", batch_size=8)  # a window of 32
+    gw = Gateway(store=SqliteLogStore(tmp_path / "ledger.sqlite3"), registry=registry,
+                 sessions=SqliteSessions(tmp_path / "ledger.sqlite3"), log_key=world.log_key,
+                 log_name=world.log_name, site=world.site, issuers=world.issuers,
+                 sealing_keys=[world.seal_key], settings=gw_settings)
+    svc = GatewayService(gw, BrokerTable(port=mosquitto.port, session_expiry=600), settings=gw_settings)
+    gw._lock.acquire()  # the worker takes its first batch and waits: nothing is acknowledged
+    locked = True
+    try:
+        svc.start()
+        # the worker holds at most 8, so 22 waiting means more than 20 unacknowledged
+        wait_until(lambda: svc.stats()["queued"] >= 22, timeout_s=20,
+                   what="more than 20 unacknowledged records")
+        gw._lock.release()
+        locked = False
+        got = kiosk_client.receipts(len(leaves))
+        assert all(got[entry.entry_hash(leaf)][0].status == "accepted" for leaf in leaves)
+    finally:
+        if locked:
+            gw._lock.release()
+        svc.stop()

@@ -138,7 +138,17 @@ def test_enroll_a_card_pass(issuer_dir, tmp_path, capsys, shared_data):
     from kiosk.hardware.nfc.type4 import extract_pass
     raw = (card / "pass.cose").read_bytes()
     assert extract_pass((card / "pass.ndef").read_bytes()) == raw
-    assert patient_pass.decode(raw).is_card
+    p = patient_pass.decode(raw)
+    assert p.is_card
+    # the photo's template in the card encoding, so the card fits an NTAG215
+    from kiosk.hardware.nfc.type2 import NTAG215
+    from kiosk.protocol.sealing import open_sealed
+    from kiosk.vision.enroll import template_from_photo
+    from kiosk.vision.template import template_to_card_bytes
+
+    key = keys.load_sealing_key(issuer_dir / "for-kiosks" / "sealing.key")
+    assert open_sealed([list(x) for x in p.sealed_templates], [key]) == template_to_card_bytes(template_from_photo(photo))
+    assert len((card / "pass.ndef").read_bytes()) <= NTAG215.ndef_capacity - 80
     code, out, _ = run(capsys, "pass", "verify", card / "pass.qr.png", "--issuer-pub", issuer_dir / "issuer.pub",
                        "--no-revocation-check")
     assert code == 0 and json.loads(out)["kind"] == "card"

@@ -287,6 +287,16 @@ def render_report(rep: dict[str, Any]) -> str:
         "  worst live: " + ", ".join(f"{w['identity']} {w['false_matches']}" for w in pi["worst_live"]),
         "  genuine rejected: " + ", ".join(pi["rejected_genuine"]),
     ]
+    kp = rep["kiosk_policy"]
+    lines += [
+        "",
+        f"KIOSK POLICY: one threshold for passes enrolled from one photo or several (the lower choice per half, "
+        f"{'/'.join(f'{t:.4f}' for t in kp['thresholds'])}; kiosk {kp['threshold']:.4f}), held out:",
+        f"  one enrolment photo:    FNMR {kp['single']['held_out_fnmr']}  FMR {kp['single']['held_out_fmr']}",
+        f"  up to 3 photos, mean:   FNMR {kp['multi_photo']['held_out_fnmr']}  FMR {kp['multi_photo']['held_out_fmr']}",
+        f"    of those with several: FNMR {kp['multi_photo']['subset_with_several']} (one photo: "
+        f"{kp['single']['subset_with_several']})",
+    ]
     mp = rep["multi_photo_enrolment"]
     mcv = mp["cross_validated"]
     lines += [
@@ -303,9 +313,12 @@ def render_report(rep: dict[str, Any]) -> str:
         "",
     ]
     if "per_group" in rep:
-        lines.append("per group:")
+        lines.append(f"per group at {rep['threshold']:.4f} (all data; FNMR by the live person's group, FMR by the "
+                     "enrolled person's):")
         for g, r in rep["per_group"].items():
-            lines.append(f"  {g}: FNMR {r['fnmr']}; FMR {r['fmr']}")
+            m = rep["per_group_multi_photo"][g]
+            lines.append(f"  {g}: one photo FNMR {r['fnmr']}; FMR {r['fmr']}")
+            lines.append(f"  {g}: up to 3 photos FNMR {m['fnmr']}; FMR {m['fmr']}")
     else:
         lines.append("per group: no labels given (--groups FILE: identity,group lines)")
     return "\n".join(lines)
@@ -324,6 +337,13 @@ def _photo_lines(rep: dict[str, Any]) -> list[str]:
             f"  {label}: thresholds {ts}; FNMR {r['held_out_fnmr']}; FMR {r['held_out_fmr']}; "
             f"FNMR of those with several {r['subset_with_several']}"
         )
+    j = pp["joint"]
+    lines.append(
+        f"  one threshold for both kinds (the lower choice per half, {'/'.join(f'{t:.4f}' for t in j['thresholds'])}): "
+        f"one photo FNMR {j['single']['held_out_fnmr']}, FMR {j['single']['held_out_fmr']}; several photos FNMR "
+        f"{j['multi_photo']['held_out_fnmr']}, FMR {j['multi_photo']['held_out_fmr']}, of those with several "
+        f"{j['multi_photo']['subset_with_several']}"
+    )
     r = pp["no_gates"]
     ts = "/".join(f"{f['threshold']:.4f}" for f in r["folds"])
     lines.append(

@@ -677,6 +677,48 @@ def cross_validate(
     }
 
 
+def held_out_at(
+    scores: Scores, live_ids: list[str], enrol_ids: list[str], thresholds: tuple[float, float]
+) -> dict[str, Any]:
+    """`cross_validate`'s held-out counts at given thresholds: thresholds[h] is the one chosen
+    on half h, counted on the other half (the kiosk policy's joint choice)."""
+    lf, ef = _fold_masks(live_ids), _fold_masks(enrol_ids)
+    folds, fn_x, fn_n, fm_x, fm_n = [], 0, 0, 0, 0
+    for tune in (0, 1):
+        test, t = 1 - tune, thresholds[tune]
+        test_imp = scores.impostor[np.ix_(lf == test, ef == test)]
+        fn = fnmr_at(scores.genuine[lf == test], t)
+        fm = fmr_at(np.sort(test_imp[np.isfinite(test_imp)]), t)
+        fn_x, fn_n, fm_x, fm_n = fn_x + fn.x, fn_n + fn.n, fm_x + fm.x, fm_n + fm.n
+        folds.append({"tuned_on": tune, "threshold": t, "held_out_fnmr": fn, "held_out_fmr": fm})
+    return {"folds": folds, "threshold": min(thresholds), "held_out_fnmr": Rate(fn_x, fn_n),
+            "held_out_fmr": Rate(fm_x, fm_n)}
+
+
+def joint_policy(
+    single: dict[str, Any], multi: dict[str, Any], scores: dict[str, Scores], live_ids: list[str],
+    enrol_ids: list[str], several: np.ndarray,
+) -> dict[str, Any]:
+    """One threshold for a kiosk whose passes were enrolled from one photo or from several.
+
+    A mean template sits nearer to everyone, strangers included, so the two kinds of
+    enrolment choose different thresholds; the kiosk has one. Per tuning half it takes the
+    lower choice, which keeps each kind's FMR under its own bound; the held-out halves are
+    then counted at it, each kind on its own and the multi-photo kind on the people who
+    really had several photos.
+    """
+    joint = (
+        min(single["folds"][0]["threshold"], multi["folds"][0]["threshold"]),
+        min(single["folds"][1]["threshold"], multi["folds"][1]["threshold"]),
+    )
+    out: dict[str, Any] = {"thresholds": list(joint), "threshold": min(joint)}
+    for kind, sc in scores.items():
+        res = held_out_at(sc, live_ids, enrol_ids, joint)
+        res["subset_with_several"] = held_out_subset_fnmr(sc.genuine, live_ids, res, several)
+        out[kind] = res
+    return out
+
+
 def per_identity(
     scores: Scores, live_ids: list[str], enrol_ids: list[str], t: float, worst: int = 10
 ) -> dict[str, Any]:
@@ -794,11 +836,13 @@ def plain_baseline(run: Run, target_fmr: float, margin: float) -> dict[str, Any]
     index = {n: j for j, n in enumerate(run.enrol_ids)}
     has_several = np.array([bool(several[index[n]]) for n in live_ids], bool)
     rows: dict[str, Any] = {"genuine_pairs": len(lives), "genuine_with_several": int(has_several.sum())}
+    kinds: dict[str, Scores] = {}
     for label, enrolled in (("single", run.enrolled), ("multi_photo", multi_enrolled)):
         sc = transaction_scores(enrolled, run.enrol_ids, lives, FUSION_RULE_NAME, 1, 1)
         cv = cross_validate(sc, live_ids, run.enrol_ids, target_fmr, margin)
         cv["subset_with_several"] = held_out_subset_fnmr(sc.genuine, live_ids, cv, has_several)
-        rows[label] = cv
+        rows[label], kinds[label] = cv, sc
+    rows["joint"] = joint_policy(rows["single"], rows["multi_photo"], kinds, live_ids, run.enrol_ids, has_several)
     ids, first_t, pairs = [], [], []
     for name, rs in sorted(by_id.items()):
         faces = [r.raw for r in rs if r.raw is not None]
@@ -1001,7 +1045,14 @@ def analyse(
     chosen_rule = rule or FUSION_RULE
     main = table[chosen_rule][proto.frames]
     sc = cached[(chosen_rule, proto.frames)]
-    t = main["threshold"]
+    multi_enrolled, multi = multi_photo_enrolment(run)
+    msc = transaction_scores(multi_enrolled, run.enrol_ids, run.lives, chosen_rule, proto.frames, proto.attempts)
+    mcv = cross_validate(msc, live_ids, run.enrol_ids, target_fmr, margin)
+    index = {n: j for j, n in enumerate(run.enrol_ids)}
+    has_multi = np.array([bool(multi[index[n]]) for n in live_ids], bool)
+    policy = joint_policy(main, mcv, {"single": sc, "multi_photo": msc}, live_ids, run.enrol_ids, has_multi)
+    # the kiosk's threshold: the lowest any half chose for either kind of enrolment
+    t = policy["threshold"]
     imp_all = np.sort(sc.impostor[np.isfinite(sc.impostor)])
     # one frame, one comparison, no retries: the old per-comparison view, same protocol otherwise
     single = transaction_scores(run.enrolled, run.enrol_ids, run.lives, FUSION_RULE, 1, 1)
@@ -1047,12 +1098,8 @@ def analyse(
         "per_identity": per_identity(sc, live_ids, run.enrol_ids, t),
         "seconds": round(run.seconds, 1),
     }
-    multi_enrolled, multi = multi_photo_enrolment(run)
-    msc = transaction_scores(multi_enrolled, run.enrol_ids, run.lives, chosen_rule, proto.frames, proto.attempts)
-    mcv = cross_validate(msc, live_ids, run.enrol_ids, target_fmr, margin)
-    index = {n: j for j, n in enumerate(run.enrol_ids)}
-    has_multi = np.array([bool(multi[index[n]]) for n in live_ids], bool)
     m_imp = np.sort(msc.impostor[np.isfinite(msc.impostor)])
+    out["kiosk_policy"] = policy
     out["multi_photo_enrolment"] = {
         "photos_at_most": MULTI_ENROL_PHOTOS,
         "identities_with_several": int(multi.sum()),
@@ -1065,6 +1112,7 @@ def analyse(
     out["plain_photo_to_photo"] = plain_baseline(run, target_fmr, margin)
     if groups:
         out["per_group"] = per_group(sc, live_ids, run.enrol_ids, t, groups)
+        out["per_group_multi_photo"] = per_group(msc, live_ids, run.enrol_ids, t, groups)
     return out
 
 

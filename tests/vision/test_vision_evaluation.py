@@ -202,3 +202,25 @@ def test_plain_baseline_compares_photos_without_gates() -> None:
     assert kp["held_out_fnmr"].n == 40 and kp["held_out_fnmr"].x == 0  # near copies always match
     assert out["multi_photo"]["held_out_fnmr"].n == 40 and out["genuine_with_several"] == 0
     assert out["no_gates"]["held_out_fnmr"].n == 41 and out["no_gates"]["held_out_fnmr"].x >= 1
+
+
+def test_one_threshold_for_both_kinds_of_enrolment_is_the_lower_choice_per_half() -> None:
+    rng = np.random.default_rng(6)
+    names = [f"p{i}" for i in range(200)]
+    imp_a = rng.uniform(0.45, 1.2, (200, 200)).astype(np.float32)
+    imp_b = imp_a - 0.02  # mean templates: every stranger a little nearer
+    for m in (imp_a, imp_b):
+        np.fill_diagonal(m, np.nan)
+    gen = rng.uniform(0.3, 0.6, 200).astype(np.float32)
+    a, b = E.Scores(gen, imp_a), E.Scores(gen - 0.05, imp_b)
+    cva, cvb = (E.cross_validate(s, names, names, 0.01, 1.0) for s in (a, b))
+    several = np.zeros(200, bool)
+    several[::2] = True
+    pol = E.joint_policy(cva, cvb, {"single": a, "multi_photo": b}, names, names, several)
+    for h in (0, 1):
+        assert pol["thresholds"][h] == min(cva["folds"][h]["threshold"], cvb["folds"][h]["threshold"])
+    assert pol["threshold"] == min(pol["thresholds"])
+    # counted at the joint thresholds, each kind's held-out FMR stays within its own choice's
+    assert pol["single"]["held_out_fmr"].x <= cva["held_out_fmr"].x
+    assert pol["multi_photo"]["held_out_fmr"].n == cvb["held_out_fmr"].n
+    assert pol["multi_photo"]["subset_with_several"].n == 100

@@ -188,6 +188,17 @@ def test_dcc_refusals() -> None:
     assert credentials.read("KP1:ABC", trust, T0).reason == Reason.UNSUPPORTED
 
 
+def test_dcc_times_are_numeric_dates_integer_or_float() -> None:
+    signer = dcc_signer()
+    trust = TrustStore()
+    trust.add_dcc_certificate(signer.der)
+    v = credentials.read(dcc_text(signer, iat=T0 - 100.5, exp=T0 + 0.5), trust, T0)  # type: ignore[arg-type]
+    assert v.ok and v.data["credential"].expires_at == T0 + 0.5
+    assert credentials.read(dcc_text(signer, iat=T0 - 100.5, exp=T0 - 0.5), trust, T0).reason == Reason.EXPIRED  # type: ignore[arg-type]
+    for bad in (True, "1700000000", float("inf")):
+        assert credentials.read(dcc_text(signer, iat=T0 - 100, exp=bad), trust, T0).reason == Reason.MALFORMED  # type: ignore[arg-type]
+
+
 TEST_OID, VACC_OID, RECO_OID = (f"1.3.6.1.4.1.1847.2021.1.{n}" for n in (1, 2, 3))
 
 

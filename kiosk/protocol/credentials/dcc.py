@@ -32,6 +32,7 @@ wrap around COSE_Sign1 is its own two-byte head, taken off before decoding.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -81,8 +82,8 @@ class DccClaims:
     """The CWT claims of a DCC; `dgc` is the certificate itself (hcert[1])."""
 
     issuer: str
-    issued_at: int
-    expires_at: int
+    issued_at: float
+    expires_at: float
     dgc: dict
     claims: dict
 
@@ -204,8 +205,9 @@ def decode_claims(msg: DccSign1) -> DccClaims:
         raise StepError("cbor", "DCC claims: not a map")
     iss, iat, exp, hcert = (claims.get(k) for k in (C_ISS, C_IAT, C_EXP, C_HCERT))
     for name, v in (("iat (6)", iat), ("exp (4)", exp)):
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise StepError("cbor", f"DCC claims: {name} is missing or not an integer")
+        # a NumericDate (RFC 8392 §2) is an integer or a floating-point number of seconds
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise StepError("cbor", f"DCC claims: {name} is missing or not a NumericDate")
     if iss is not None and not isinstance(iss, str):
         raise StepError("cbor", "DCC claims: iss (1) is not text")
     if not isinstance(hcert, dict) or not isinstance(hcert.get(1), dict):

@@ -164,7 +164,9 @@ class _Case:
     # --- steps: True (the step succeeded) or False; _Skip when it cannot run ---------
     def step_picture(self) -> bool:
         png, prefix = self.case.get("2DCODE"), self.case.get("PREFIX")
-        if not isinstance(png, str) or self.picture is None:
+        if self.picture is None:
+            raise _Skip("not run: QR pictures not decoded (--no-pictures)")
+        if not isinstance(png, str):
             raise _Skip
         try:
             texts = self.picture(base64.b64decode(png))
@@ -279,8 +281,8 @@ def run_case(case: dict, name: str = "case",
             continue
         try:
             ok = getattr(c, f"step_{step}")()
-        except _Skip:
-            result.steps[step] = "skip: input for this step missing in the case"
+        except _Skip as e:
+            result.steps[step] = f"skip: {e.args[0] if e.args else 'input for this step missing in the case'}"
             continue
         except _Contradiction as e:
             result.steps[step] = UPSTREAM + str(e) if expected else "agree"

@@ -375,23 +375,42 @@ def run_jobs(
 
 # --- results kept between runs ------------------------------------------------------------
 
-# every module whose code shapes a photo's verdict and template or a synthesised frame's
-_PIPELINE_SOURCES = (
-    "detect.py",
-    "landmarks.py",
-    "quality.py",
-    "template.py",
-    "enroll.py",
-    "pipeline.py",
-    "track.py",
-    "../hardware/camera/synthetic.py",
+# The code that makes a photo's verdict and template or a synthesised frame's: whole modules,
+# or (module, names) where a module also holds code no result depends on (the wire and card
+# encodings in template.py, the enrolment wrappers in enroll.py).
+_PIPELINE_SOURCES: tuple[str | tuple[str, tuple[str, ...]], ...] = (
+    "kiosk.vision.detect",
+    "kiosk.vision.landmarks",
+    "kiosk.vision.quality",
+    ("kiosk.vision.template", ("CHIP_SIZE", "PADDING", "JITTERS", "TEMPLATE_DTYPE", "face_chip", "compute_template")),
+    ("kiosk.vision.enroll", ("EnrolmentRefused", "PhotoFace", "load_photo", "inspect_photo")),
+    "kiosk.vision.pipeline",
+    "kiosk.vision.track",
+    "kiosk.hardware.camera.synthetic",
 )
+
+
+def _source_of(module: str, names: tuple[str, ...] | None = None) -> str:
+    import importlib
+    import inspect
+
+    mod = importlib.import_module(module)
+    if names is None:
+        return inspect.getsource(mod)
+    parts = []
+    for n in names:
+        obj = getattr(mod, n)
+        own = inspect.isfunction(obj) or inspect.isclass(obj)
+        own = own and getattr(obj, "__module__", None) == module
+        parts.append(inspect.getsource(obj) if own else f"{n} = {obj!r}")
+    return "\n".join(parts)
 
 
 def pipeline_fingerprint() -> str:
     """A hash of the code that makes a result and of the libraries' versions: a change to
     any of it (a gate, the template, the synthesis, the jobs) makes every cached result
-    stale. The rest of this module (the analysis) may change without re-computing."""
+    stale. Other code (the analysis, the template's wire encodings) may change without
+    re-computing."""
     import inspect
 
     import cv2
@@ -400,10 +419,10 @@ def pipeline_fingerprint() -> str:
     from kiosk.config import VisionTable
 
     h = hashlib.sha256()
-    here = Path(__file__).resolve().parent
-    for name in _PIPELINE_SOURCES:
-        h.update(name.encode())
-        h.update((here / name).read_bytes())
+    for src in _PIPELINE_SOURCES:
+        module, names = (src, None) if isinstance(src, str) else src
+        h.update(module.encode())
+        h.update(_source_of(module, names).encode())
     for fn in (photo_job, live_job, PhotoResult, LiveResult):
         h.update(inspect.getsource(fn).encode())
     v = VisionTable()

@@ -148,12 +148,16 @@ def test_cached_jobs_compute_only_what_the_cache_lacks(tmp_path: E.Path) -> None
     assert all(np.array_equal(got[r.identity].attempts[0][0], r.attempts[0][0]) for r in first)
 
 
-def test_the_fingerprint_follows_the_code_that_makes_results() -> None:
+def test_the_fingerprint_follows_the_code_that_makes_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    import kiosk.vision.template as T
+
     fp = E.pipeline_fingerprint()
     assert fp == E.pipeline_fingerprint() and len(fp) == 16
-    # every source it names exists (a renamed module would otherwise silently drop out)
-    here = E.Path(E.__file__).resolve().parent
-    assert all((here / n).is_file() for n in E._PIPELINE_SOURCES)
+    # the template's parameters count; its wire and card encodings do not
+    monkeypatch.setattr(T, "template_to_bytes", lambda t: b"")
+    assert E.pipeline_fingerprint() == fp
+    monkeypatch.setattr(T, "PADDING", 0.3)
+    assert E.pipeline_fingerprint() != fp
 
 
 # --- multi-photo enrolment and the no-gate baseline ---------------------------------------------

@@ -44,9 +44,32 @@ def dumps(value: Any) -> bytes:
     Takes None, bool, int (64-bit range), float, bytes, str, list/tuple, dict (int or str
     keys) and cbor2.CBORTag; anything else is a TypeError (a bug, not input).
     """
+    if _text_keyed(value, 0):
+        # cbor2's C encoder writes these values exactly as _encode does: for text keys its
+        # length-first `canonical` order is the bytewise order (a text string's head grows
+        # with its length), and ints, strings, arrays and tags take their shortest heads
+        return cbor2.dumps(value, canonical=True)
     out = bytearray()
     _encode(value, out)
     return bytes(out)
+
+
+def _text_keyed(v: Any, depth: int) -> bool:
+    """True if `v` holds only maps with text keys, arrays, tags, bytes, text, 64-bit
+    integers, booleans and null: the values cbor2's canonical encoding writes as ours."""
+    if v is None or v is True or v is False or type(v) in (bytes, str):
+        return True
+    if type(v) is int:
+        return -(1 << 64) <= v < 1 << 64
+    if depth > 64:
+        return False  # let _encode deal with it
+    if type(v) is dict:
+        return all(type(k) is str and _text_keyed(x, depth + 1) for k, x in v.items())
+    if type(v) in (list, tuple):
+        return all(_text_keyed(x, depth + 1) for x in v)
+    if type(v) is cbor2.CBORTag:
+        return _text_keyed(v.value, depth + 1)
+    return False  # floats, int keys, bytearray, other types: the encoder below
 
 
 def _head(major: int, n: int, out: bytearray) -> None:

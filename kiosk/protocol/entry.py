@@ -293,13 +293,7 @@ class Receipt:
                                     reason=Reason.BAD_SIGNATURE.value) from None
 
     def to_cbor(self) -> bytes:
-        """The receipt message, in the deterministic encoding (`cbor.dumps`).
-
-        Written by cbor2's C encoder: every key is text, and for text keys cbor2's
-        length-first `canonical` order is the bytewise order (a text head grows with its
-        length); the values are bytes, text, unsigned integers below 2**64, null and lists
-        of bytes, which both encoders write alike (tests/protocol/test_decoding_policy.py)."""
-        return cbor2.dumps({**self._map(), "sig": self.sig}, canonical=True)
+        return cbor.dumps({**self._map(), "sig": self.sig})
 
 
 def decode_receipt(data: bytes) -> Receipt:

@@ -211,6 +211,8 @@ def make_server(enroller: Enroller, host: str, port: int, cert: Path, key: Path)
     """An HTTPS server (one request at a time: a token is checked and marked used in turn)."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
+        timeout = 30  # per connection, the TLS handshake included: a stalled client cannot hold the server
+
         def do_POST(self) -> None:  # noqa: N802 - the http.server API
             if self.path != PATH:
                 return self._send(404, {"error": "not found"})
@@ -240,7 +242,12 @@ def make_server(enroller: Enroller, host: str, port: int, cert: Path, key: Path)
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's name
             log.debug("enrol: " + format, *args)  # requests carry tokens in bodies only, never here
 
-    server = http.server.HTTPServer((host, port), Handler)
+    class Server(http.server.HTTPServer):
+        def handle_error(self, request: Any, client_address: Any) -> None:
+            # a client that does not trust us, or hangs up mid-handshake: one line, no traceback
+            log.warning("enrol: connection from %s failed: %s", client_address[0], sys.exc_info()[1])
+
+    server = Server((host, port), Handler)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
@@ -248,7 +255,8 @@ def make_server(enroller: Enroller, host: str, port: int, cert: Path, key: Path)
     except (OSError, ssl.SSLError) as e:
         server.server_close()
         raise ConfigError(f"the server's certificate {cert} / key {key}: {e}") from None
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    # the handshake in the handler, under its timeout, not in accept() where it could block
+    server.socket = ctx.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     return server
 
 

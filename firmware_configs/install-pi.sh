@@ -96,7 +96,7 @@ if [ "${KIOSK_RO_ROOT:-0}" = 1 ]; then
   block+=$'/srv/kiosk/state /var/lib/kiosk none bind,x-systemd.requires=kiosk-data.service 0 0\n'
   block+=$'# --- end kiosk'
   if [ "$(sed -n '/^# --- kiosk: read-only root/,/^# --- end kiosk/p' /etc/fstab)" != "$block" ] \
-     || [ "$(grep -c 'KIOSKDATA\|^/srv/kiosk/' /etc/fstab)" != 3 ]; then
+     || [ "$(grep -v '^#' /etc/fstab | grep -c 'KIOSKDATA\|^/srv/kiosk/')" != 3 ]; then
     # an earlier block (or the earlier set-up's bare KIOSKDATA lines) is replaced, not repeated
     sed -i -e '/^# --- kiosk: read-only root/,/^# --- end kiosk/d' -e '/KIOSKDATA\|^\/srv\/kiosk\//d' /etc/fstab
     printf '%s\n' "$block" >> /etc/fstab

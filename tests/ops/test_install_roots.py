@@ -565,6 +565,10 @@ def test_read_only_root_keeps_the_keys_and_the_outbox_on_the_writable_partition(
             mounted.append(root / dst.lstrip("/"))
         _provision_file(root, tmp_path)
         _chroot(root, "/opt/kiosk/firmware_configs/firstboot.sh")
+        # the kiosk opens its outbox where its config says, as the service user; IT reads it back
+        _chroot(root, "/opt/kiosk/.venv/bin/python", "-c",
+                "from kiosk.config import load; from kiosk.net.outbox import Outbox; "
+                "c = load('/etc/kiosk/kiosk.toml'); Outbox(c.state_path(c.outbox.path))", user="kiosk")
         _chroot(root, "/opt/kiosk/.venv/bin/kiosk", "outbox", "--json", user="kiosk")
         kiosk_uid = int(_chroot(root, "id", "-u", "kiosk").stdout)
     finally:

@@ -110,6 +110,16 @@ def scenes(consent: ConsentTable) -> Iterator[tuple[str, Callable[[Any], None]]]
         "liveness-turn",
         ev(Event(E.LIVENESS_START, {"method": "light"}), Event(E.LIVENESS_TURN, {"direction": "turn-left"})),
     )
+    for name, colour in (("green", (40, 255, 90)), ("blue", (40, 90, 255)), ("magenta", (230, 60, 255)),
+                         ("idle", (70, 70, 70))):
+        # the turn is asked during the last colour fields: the prompt on a strip of the field
+
+        def turn_on_field(ui: Any, colour: tuple[int, int, int] = colour) -> None:
+            ui.model.on_event(Event(E.LIVENESS_START, {"method": "light"}))
+            ui.model.show_field(colour, "full")
+            ui.model.on_event(Event(E.LIVENESS_TURN, {"direction": "turn-right"}))
+
+        yield f"liveness-turn-on-{name}", turn_on_field
     yield (
         "liveness-retry",
         ev(Event(E.LIVENESS_START, {"method": "light"}), Event(E.LIVENESS_RETRY, {"attempt": 2, "max": 2})),

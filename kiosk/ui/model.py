@@ -235,8 +235,11 @@ class UiModel:
         elif i == E.LIVENESS_START:
             self._show("liveness", i)
         elif i in (E.LIVENESS_TURN, E.LIVENESS_RETRY):
-            # a head turn, or one more try: the light is off and the screen says what to do
-            if self.screen != "liveness" or self.field is not None:
+            # one more try: the light is off and the screen says what to do. A head turn comes
+            # during the last colour fields: the field stays and the prompt is drawn on a strip
+            # of it (and spoken)
+            keep = i == E.LIVENESS_TURN and self.screen == "liveness" and self.field is not None
+            if not keep and (self.screen != "liveness" or self.field is not None):
                 self._show("liveness", None)
             params = {k: p[k] for k in ("direction", "attempt", "max") if k in p}
             self.hint = (f"{i}.{p.get('direction', '')}" if i == E.LIVENESS_TURN else i, params)

@@ -1,8 +1,9 @@
 """Screen builders: the model's state → the widgets of one frame (plain Python, no pygame).
 
 Every screen has the language toggle (except a liveness light field, which must be nothing
-but light) and every failure screen names a next step. Sizes come from `Metrics`: touch
-targets are at least 12 mm on the panel, text sizes are physical too.
+but light, and the head-turn prompt on a strip of it) and every failure screen names a next
+step. Sizes come from `Metrics`: touch targets are at least 12 mm on the panel, text sizes are
+physical too.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from kiosk.checkin import events as E
 from kiosk.ui import i18n
 from kiosk.ui import theme as T
 from kiosk.ui.model import OVERRIDE_REASONS, STAFF_TABS, UiModel
@@ -42,7 +44,7 @@ def build(m: UiModel, mt: T.Metrics) -> list[Widget]:
 
     full = Rect(0, 0, mt.width, mt.height)
     if m.field is not None and m.staff is None:
-        return _field(m, full)
+        return _field(m, full, mt, tr)
     out: list[Widget] = [Box(full, None, T.BG, 0)]
     content = full.inset(mt.margin)
     bar, content = content.take_bottom(mt.touch, mt.gap)
@@ -57,15 +59,23 @@ def build(m: UiModel, mt: T.Metrics) -> list[Widget]:
     return out
 
 
-def _field(m: UiModel, full: Rect) -> list[Widget]:
+def _field(m: UiModel, full: Rect, mt: T.Metrics, tr: Tr) -> list[Widget]:
     assert m.field is not None
     color, region = m.field
     dark = (24, 24, 24)
     if region == "full":
-        return [Field(full, None, color)]
-    left, right = full.cols([1, 1])
-    lit, other = (left, right) if region == "left" else (right, left)
-    return [Field(other, None, dark), Field(lit, None, color)]
+        out: list[Widget] = [Field(full, None, color)]
+    else:
+        left, right = full.cols([1, 1])
+        lit, other = (left, right) if region == "left" else (right, left)
+        out = [Field(other, None, dark), Field(lit, None, color)]
+    if m.hint is not None and m.hint[0].startswith(E.LIVENESS_TURN):
+        # the head-turn prompt on a strip at the bottom, on the field's own colour (the light
+        # hardly changes), in black or white, whichever contrasts more (WCAG)
+        strip, _ = full.take_bottom(max(mt.touch, full.h // 6))
+        ink = max(((0, 0, 0), (255, 255, 255)), key=lambda c: T.contrast(c, color))
+        out.append(Label(strip, None, tr(m.hint[0], **m.hint[1]), mt.title_px, ink, color))
+    return out
 
 
 def _bar(m: UiModel, mt: T.Metrics, bar: Rect, tr: Tr) -> list[Widget]:

@@ -261,8 +261,8 @@ def test_liveness_retry_fields_then_a_head_turn(tmp_path: Path) -> None:
         orig(ui)
         if ui.model.field is not None:
             fields.append(ui.model.field)
-        elif ui.model.screen == "liveness" and ui.model.hint:
-            hints.append(ui.model.hint[0])
+        if ui.model.screen == "liveness" and ui.model.hint:
+            hints.append(ui.model.hint[0])  # the turn is asked on the last field, the retry without one
 
     run.ui.on_frame = frame
     out = run.go(ScriptedPatient())

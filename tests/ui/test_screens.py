@@ -65,6 +65,9 @@ def test_language_toggle_on_every_screen_each_named_in_itself(shots: list[galler
             for w in flatten(s.widgets)
             if isinstance(w, Button) and (w.action or "").startswith("lang:")
         }
+        if s.name.startswith("liveness-turn-on-"):
+            assert toggles == {}, s.name  # a light field is only light (and the turn prompt)
+            continue
         assert toggles == {f"lang:{c}": i18n.LANGUAGE_NAMES[c] for c in i18n.available()}, s.name
 
 

@@ -26,8 +26,35 @@ def test_challenge_is_random_slow_and_without_saturated_red() -> None:
         assert all(ch.red_share(f.color) < 0.8 for f in c.fields)
         assert all(a != b for a, b in zip(c.fields, c.fields[1:], strict=False))
         assert {f.region for f in c.fields} == {"full", "left", "right"}
+        # the turn is asked during the last fields: full colour fields only (the half fields,
+        # the dim baseline and white need a still, frontal face)
+        assert 0 < c.turn_index < len(c.fields)
+        assert all(f.region == "full" and f.color not in (ch.DIM, ch.WHITE) for f in c.fields[c.turn_index:])
+        assert {(f.color, f.region) for f in c.fields[:c.turn_index]} >= {(ch.DIM, "full"), (ch.WHITE, "full"),
+                                                                         (ch.WHITE, "left"), (ch.WHITE, "right")}
+        assert c.seconds <= 2.5  # with the overlapped turn: a decision in about 3 s
         seen.add(tuple((f.color, f.region) for f in c.fields) + (c.turn,))
     assert len(seen) == 50
+
+
+def test_ita_skin_tone_proxy_against_published_lab_values() -> None:
+    """sRGB -> CIELAB against published values (sRGB white/black, pure sRGB red and blue: Lindbloom's
+    calculator, D65), then ITA° bins at their boundaries (Chardon et al. 1991 / Del Bino 2006)."""
+    from kiosk.vision.liveness.evaluation import ita_bin, ita_degrees, srgb_to_lab
+
+    lab = srgb_to_lab(np.array([[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]))
+    assert lab[0] == pytest.approx([100.0, 0.0, 0.0], abs=0.01)
+    assert lab[1] == pytest.approx([0.0, 0.0, 0.0], abs=0.01)
+    assert lab[2] == pytest.approx([53.2408, 80.0925, 67.2032], abs=0.01)
+    assert lab[3] == pytest.approx([32.2970, 79.1875, -107.8602], abs=0.01)
+    # a light and a dark skin colour: ITA = atan((L* - 50) / b*)
+    for rgb in ([0.93, 0.78, 0.69], [0.36, 0.24, 0.18]):
+        L, _, b = srgb_to_lab(np.array(rgb))
+        assert ita_degrees(np.array([rgb])) == pytest.approx(np.degrees(np.arctan((L - 50) / b)))
+    assert ita_bin(ita_degrees(np.array([[0.93, 0.78, 0.69]]))) in ("very light", "light")
+    assert ita_bin(ita_degrees(np.array([[0.36, 0.24, 0.18]]))) == "dark"
+    assert [ita_bin(v) for v in (56, 55, 41.5, 30, 12, -29, -31)] == [
+        "very light", "light", "light", "intermediate", "tan", "brown", "dark"]
 
 
 def test_clopper_pearson_matches_known_values() -> None:

@@ -151,6 +151,7 @@ class FaceModel:
     centre: tuple[float, float]
     face_width: float
     eye_boxes: tuple[tuple[int, int, int, int], ...]
+    points: np.ndarray | None = None  # the photo's 468 face-mesh points as placed (x, y, z)
 
 
 _LEFT_EYE = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
@@ -238,7 +239,7 @@ def face_model(photo: np.ndarray, size: tuple[int, int] = (640, 480), face_px: f
         soft = cv2.GaussianBlur(emask.astype(np.float32) / 255.0, (0, 0), 1.2)[..., None]
         closed = closed * (1 - soft) + colour[None, None, :] * 0.92 * soft
     return FaceModel(albedo, closed.astype(np.float32), depth, mask.astype(np.float32), (cx, cy), fw,
-                     tuple(eye_boxes))
+                     tuple(eye_boxes), np.column_stack([p2, z]).astype(np.float32))
 
 
 def _normals(depth: np.ndarray) -> np.ndarray:
@@ -366,7 +367,7 @@ class _Posed:
 
     STEP_DEG = 2
 
-    def __init__(self, fm: FaceModel, planar: bool, keep: int = 6) -> None:
+    def __init__(self, fm: FaceModel, planar: bool, keep: int = 12) -> None:
         self.fm, self.planar, self.keep = fm, planar, keep
         self.axis = 0.0 if planar else float(np.median(fm.depth[fm.mask > 0.5])) + 0.55 * fm.face_width
         self._cache: dict[int, dict] = {}
@@ -724,13 +725,14 @@ class PhotometricCamera(Camera):
 
 def recorded_session(fm: FaceModel, room: Room, size: tuple[int, int],
                      fields: Sequence[tuple[RGB, str, float]],
-                     turn: str, seed: int) -> Callable[[int], np.ndarray]:
+                     turn: str, seed: int, turn_at_s: float | None = None) -> Callable[[int], np.ndarray]:
     """A video of a genuine session recorded during another challenge, to be replayed.
 
-    `fields`: (colour, region, seconds) the other kiosk showed; the person turned `turn` after
-    them. Returns the frame content (linear RGB) as a function of time since playback start."""
+    `fields`: (colour, region, seconds) the other kiosk showed; the person was asked to turn
+    `turn` at `turn_at_s` (default: after the fields). Returns the frame content (linear RGB)
+    as a function of time since playback start."""
     face = LiveFace(fm, Behaviour(seed=seed))
-    t_end = sum(d for *_, d in fields)
+    t_end = sum(d for *_, d in fields) if turn_at_s is None else turn_at_s
     times = np.cumsum([0.0] + [d for *_, d in fields])
     start: list[int] = []
     prompted: list[bool] = [False]

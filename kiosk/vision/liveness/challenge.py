@@ -34,32 +34,48 @@ class Field:
 
 @dataclass(frozen=True)
 class Challenge:
-    """A sequence of fields, then a head turn ("turn-left" or "turn-right", the patient's side)."""
+    """A sequence of fields and a head turn ("turn-left" or "turn-right", the patient's side)
+    asked for as field `turn_from` goes on: the turn overlaps the last fields, which are all
+    full colour fields (their test is a colour ratio, which a turning head does not upset; the
+    half fields need the face still and frontal, so they all come before)."""
 
     fields: tuple[Field, ...]
     turn: str
+    turn_from: int = -1
+
+    @property
+    def turn_index(self) -> int:
+        return len(self.fields) if self.turn_from < 0 else self.turn_from
 
     @property
     def seconds(self) -> float:
         return sum(f.seconds for f in self.fields)
 
 
-def draw(rng: random.Random | None = None, field_s: float = MIN_FIELD_S, colours: int = 3) -> Challenge:
-    """A new challenge: the dim baseline, `colours` full colour fields (at least one without
-    blue and one without red, so each channel moves), full white, two left and two right half
-    white fields, in random order (never the same field twice in a row), and a turn side."""
+def draw(rng: random.Random | None = None, field_s: float = MIN_FIELD_S, colours: int = 3,
+         overlap: int = 2) -> Challenge:
+    """A new challenge: the dim baseline, full white, one left and one right half white field
+    and `colours - overlap` colour fields in random order, then `overlap` more colour fields
+    during which the head turn is asked (at least one colour without blue and one without
+    red, so each channel moves; never the same field twice in a row), and a turn side."""
     rng = rng or random.SystemRandom()
     field_s = max(MIN_FIELD_S, field_s)
+    overlap = max(0, min(overlap, colours))
     warm = [c for c in PALETTE if c[2] < 100]
     cool = [c for c in PALETTE if c[0] < 100]
-    picks = [rng.choice(warm), rng.choice(cool)]
+    first = rng.choice(warm)
+    picks = [first, rng.choice([c for c in cool if c != first])]  # two different colours
     rest = [c for c in PALETTE if c not in picks and c != WHITE]
     picks += rng.sample(rest, max(0, colours - 2))
-    items: list[tuple[RGB, str]] = [(DIM, "full"), (WHITE, "full")] + [(c, "full") for c in picks]
-    items += [(WHITE, "left"), (WHITE, "left"), (WHITE, "right"), (WHITE, "right")]
+    rng.shuffle(picks)
+    still: list[tuple[RGB, str]] = [(DIM, "full"), (WHITE, "full"), (WHITE, "left"), (WHITE, "right")]
+    still += [(c, "full") for c in picks[:colours - overlap]]
+    turning = [(c, "full") for c in picks[colours - overlap:]]
     for _ in range(100):
-        rng.shuffle(items)
+        rng.shuffle(still)
+        rng.shuffle(turning)
+        items = still + turning
         if all(items[i] != items[i + 1] for i in range(len(items) - 1)):
             break
     fields = tuple(Field(c, r, field_s) for c, r in items)
-    return Challenge(fields, rng.choice(("turn-left", "turn-right")))
+    return Challenge(fields, rng.choice(("turn-left", "turn-right")), len(still) if turning else -1)

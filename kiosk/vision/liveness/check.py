@@ -27,6 +27,7 @@ from kiosk.vision.liveness import signals as sg
 from kiosk.vision.liveness.mesh import FaceMeshModel, IrisModel, Mesh
 
 IDLE_COLOR = (70, 70, 70)
+MAX_LIT_YAW = 0.08  # yaw-ratio change (≈ 4°) beyond which a frame no longer counts for the light test
 METHOD = "screen-light+turn"
 
 
@@ -88,8 +89,8 @@ class ScreenLightLiveness:
 
     def run(self, faces: FaceSource, ui: UiPort, clock: Clock) -> LivenessResult:
         clock = self.clock or clock
-        self.last_timing = {"mesh_s": 0.0, "mesh_n": 0, "iris_s": 0.0, "frames": 0, "process_s": 0.0,
-                            "finish_s": 0.0}
+        self.last_timing = {"mesh_s": 0.0, "mesh_n": 0, "iris_s": 0.0, "template_s": 0.0, "frames": 0,
+                            "process_s": 0.0, "finish_s": 0.0}
         t_start = clock.monotonic_ns()
         try:
             self.camera.lock_exposure(True)
@@ -109,8 +110,10 @@ class ScreenLightLiveness:
 
     def _challenge(self, faces: FaceSource, ui: UiPort, clock: Clock) -> LivenessResult:
         """Capture at the camera's own rate (a slow CPU cannot thin out a field's frames) while
-        one worker thread processes the frames in order (pipeline, mesh, measurements); the
-        turn ends as soon as the worker has seen the yaw pass the threshold."""
+        one worker thread processes the frames in order (pipeline, mesh, measurements, the turn's
+        tracking, the match templates), so the decision follows the last frame closely. The turn
+        is asked for as the last colour fields go on and ends as soon as the worker has seen the
+        yaw pass the threshold."""
         st = self.settings
         pipeline = getattr(faces, "pipeline", None)
         if pipeline is None:
@@ -125,27 +128,35 @@ class ScreenLightLiveness:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="liveness") as pool:
             jobs = []
 
-            def take(flash: bool) -> None:
-                job = pool.submit(proc.step, self.camera.read(), flash)
+            def take(phase: int) -> None:
+                job = pool.submit(proc.step, self.camera.read(), phase)
                 jobs.append(job)
                 if sync:
                     job.result()
 
-            for f in plan.fields:
+            turn_end = 0
+            for i, f in enumerate(plan.fields):
                 t_on = ui.show_field(f.color, f.region)
                 marks.append(t_on)
+                if i == plan.turn_index:
+                    ui.emit(E.Event(E.LIVENESS_TURN, {"direction": plan.turn}, t_on))
+                    turn_end = t_on + int(st.turn_s * 1e9)
                 while clock.monotonic_ns() < t_on + int(f.seconds * 1e9):
-                    take(True)
+                    take(_STILL if i < plan.turn_index else _LIT_TURN)
             marks.append(ui.show_field(IDLE_COLOR, "full"))
-            ui.emit(E.Event(E.LIVENESS_TURN, {"direction": plan.turn}, clock.monotonic_ns()))
-            turn_end = clock.monotonic_ns() + int(st.turn_s * 1e9)
+            if not turn_end:
+                ui.emit(E.Event(E.LIVENESS_TURN, {"direction": plan.turn}, clock.monotonic_ns()))
+                turn_end = clock.monotonic_ns() + int(st.turn_s * 1e9)
             while clock.monotonic_ns() < turn_end and not proc.turn_done():
-                take(False)
+                take(_TURN)
             for j in jobs:
                 j.result()  # re-raises a worker's error here
         return proc.finish(marks)
 
-    def _sample(self, frame: Any, mesh: Mesh, ref: dict[str, Any], count: int) -> sg.FrameSample:
+    def _sample(self, frame: Any, mesh: Mesh, ref: dict[str, Any], count: int, follow: bool) -> sg.FrameSample:
+        """One frame's measurements. `follow`: the head may be turning, so the skin is sampled
+        at this frame's mesh points; a still face is sampled at the first frame's points moved
+        with the face (its patches stay on the same skin instead of jittering with the mesh)."""
         image = frame.image
         if "skin" not in ref:
             ref["skin"] = sg.skin_points(mesh)
@@ -157,11 +168,12 @@ class ScreenLightLiveness:
             ref["pts"] = mesh.points[ref["skin"], :2].copy()
             ref["centroid"] = mesh.points[:, :2].mean(axis=0)
         radius = max(2, int(round(0.045 * mesh.width)))
-        # the reference points moved with the face's centroid: a still face's patches stay on
-        # the same skin instead of jittering with the mesh from frame to frame
-        shift = mesh.points[:, :2].mean(axis=0) - ref["centroid"]
+        if follow:
+            pts = mesh.points[ref["skin"], :2]
+        else:
+            pts = ref["pts"] + (mesh.points[:, :2].mean(axis=0) - ref["centroid"])
         ii = sg.integral(image)  # once per frame, for both skin and background
-        skin = sg.sample(ii, ref["pts"] + shift, radius)
+        skin = sg.sample(ii, pts, radius)
         bg = sg.sample(ii, ref["bg"], radius)
         eyes: tuple[float, float] = (float("nan"), float("nan"))
         if count % 2 == 0:  # eyelids at half the frame rate: a blink (~150 ms) still shows
@@ -175,6 +187,11 @@ class ScreenLightLiveness:
                               sg.frame_lines(_grey(image), mesh) if count % 10 == 0 else -1)
 
 
+# what a frame is for: a still, frontal face under the fields; a colour field while the head
+# may turn; the turn alone after the fields
+_STILL, _LIT_TURN, _TURN = 0, 1, 2
+
+
 class _Processor:
     """The per-frame work of one challenge, fed in capture order by one worker thread."""
 
@@ -182,11 +199,11 @@ class _Processor:
         self.check, self.pipeline, self.plan = check, pipeline, plan
         self.st = check.settings
         self.samples: list[sg.FrameSample] = []
-        self.kept: list[Any] = []
+        self.templates: list[Any] = []
         self.ref: dict[str, Any] = {}
         self.frames = self.lost = self.flash_frames = 0
         self.flash_periods: list[int] = []
-        self.turn_frames: list[np.ndarray] = []
+        self.track: _Track | None = None
         self.turn_yaws: list[float] = []
         self.frontal: np.ndarray | None = None
         self.frontal_box = (0, 0, 0, 0)
@@ -200,18 +217,26 @@ class _Processor:
         """The yaw passed the threshold and three more frames were seen (read by the capture loop)."""
         return self._past >= 3
 
-    def step(self, frame: Any, flash: bool) -> None:
+    def step(self, frame: Any, phase: int) -> None:
         t0 = time.perf_counter()
         try:
-            self._step(frame, flash)
+            self._step(frame, phase)
         finally:
             self.check.last_timing["process_s"] += time.perf_counter() - t0
 
-    def _step(self, frame: Any, flash: bool) -> None:
+    def _keep(self, frame: Any, landmarks: Any) -> None:
+        """A match template from this challenge frame, computed now (while the camera captures)."""
+        if len(self.templates) < self.st.max_templates:
+            t0 = time.perf_counter()
+            self.templates.append(self.check._template(frame, landmarks))
+            self.check.last_timing["template_s"] += time.perf_counter() - t0
+
+    def _step(self, frame: Any, phase: int) -> None:
         k = self.frames
         self.frames += 1
         self.check.last_timing["frames"] += 1
-        if flash:
+        lit = phase != _TURN
+        if lit:
             if self.flash_frames:
                 self.flash_periods.append(frame.t_ns - self._last_t)
             self.flash_frames += 1
@@ -219,13 +244,21 @@ class _Processor:
         obs = self.pipeline.process(frame, want_template=False)
         mesh = self.check._mesh(frame, obs)
         if mesh is None:
-            self.lost += 1
+            # a face lost under the fields starves the light tests; one lost far into the turn
+            # (the detector is frontal) still counts towards the frames after the threshold
+            if lit:
+                self.lost += 1
+            if self._past:
+                self._past += 1
             return
-        if flash:
-            if obs.ok and k % self.st.template_every == self.st.template_every - 1:
-                self.kept.append((frame, obs.landmarks))
-            self.samples.append(self.check._sample(frame, mesh, self.ref, len(self.samples)))
-            self.frontal = _grey(frame.image)  # the last flash frame is the turn's reference
+        if phase == _STILL:
+            self.samples.append(self.check._sample(frame, mesh, self.ref, len(self.samples), False))
+            # all but one template from the still part (the turn's frames may fail the frontal
+            # quality gates); the last still frame is the turn's reference
+            if obs.ok and k % self.st.template_every == self.st.template_every - 1 \
+                    and len(self.templates) < self.st.max_templates - 1:
+                self._keep(frame, obs.landmarks)
+            self.frontal = _grey(frame.image)
             p = mesh.points[:, :2]
             self.frontal_box = (int(p[:, 0].min()), int(p[:, 1].min()), int(p[:, 0].max()) + 1,
                                 int(p[:, 1].max()) + 1)
@@ -233,13 +266,21 @@ class _Processor:
             return
         if self.frontal_yaw != self.frontal_yaw and self.samples:
             self.frontal_yaw = float(np.median([s.yaw for s in self.samples[-8:]]))
-        self.turn_frames.append(_grey(frame.image))
+        if self.frontal is not None and self.track is None:
+            self.track = _Track(self.frontal, self.frontal_box, self.width)
         y = (mesh.yaw_ratio() - self.frontal_yaw) * self.want_sign
         self.turn_yaws.append(y)
+        if lit and abs(y) < MAX_LIT_YAW:
+            # a colour field's frame counts for the light test until the head has started to
+            # turn (turned, the far cheek's patches slide off the face)
+            self.samples.append(self.check._sample(frame, mesh, self.ref, len(self.samples), True))
+        if self.track is not None and self._past < 3:
+            # the tracking runs up to the first frame past the threshold and two more
+            self.track.add(_grey(frame.image))
         if y >= dc.MIN_YAW_RATIO or self._past:
             self._past += 1
         if obs.ok and k % 3 == 0:
-            self.kept.append((frame, obs.landmarks))
+            self._keep(frame, obs.landmarks)
 
     def finish(self, marks: list[int]) -> LivenessResult:
         t0 = time.perf_counter()
@@ -250,11 +291,10 @@ class _Processor:
 
     def _finish(self, marks: list[int]) -> LivenessResult:
         st, plan, samples = self.st, self.plan, self.samples
-        templates = [self.check._template(f, lm) for f, lm in self.kept[-st.max_templates:]]
         ev = dc.Evidence(frames=self.frames)
         period = float(np.median(self.flash_periods)) if self.flash_periods else 0.0
         groups = dc.plateaus(samples, marks, int(st.latency_s * 1e9 + 0.5 * period))
-        if len(samples) >= 5 and self.lost <= 0.2 * self.frames:
+        if len(samples) >= 5 and self.lost <= 0.2 * self.flash_frames:
             ev.light_corr, ev.light_gain = dc.light_response(plan, groups, "skin")
             _, bgain = dc.light_response(plan, groups, "background")
             if bgain == bgain and ev.light_gain == ev.light_gain and ev.light_gain > 0:
@@ -262,11 +302,8 @@ class _Processor:
             ev.curvature, ev.curvature_t = dc.curvature(plan, groups, self.ref["xy"], self.ref["normals"])
         if samples and self.turn_yaws:
             ev.yaw = max(self.turn_yaws)
-            if self.frontal is not None and ev.yaw >= dc.MIN_YAW_RATIO:
-                # track from the frontal frame to the first frame past the threshold (and two more)
-                last = next(i for i, y in enumerate(self.turn_yaws) if y >= dc.MIN_YAW_RATIO)
-                ev.parallax = dc.parallax(self.frontal, self.turn_frames[:last + 3], self.frontal_box,
-                                          self.width)
+            if self.track is not None and ev.yaw >= dc.MIN_YAW_RATIO:
+                ev.parallax, ev.relief = self.track.residual()
         ev.glare = dc.screen_glare(plan, groups)
         sides = [s.sides for s in samples if s.sides >= 0]
         ev.sides = int(np.median(sides)) if sides else 0
@@ -275,7 +312,27 @@ class _Processor:
         ev.reasons = reasons
         detail = ev.as_detail()
         detail["turn"] = plan.turn
-        return LivenessResult(status, METHOD, detail, tuple(templates))
+        return LivenessResult(status, METHOD, detail, tuple(self.templates))
+
+
+class _Track:
+    """Corners on the face tracked from the frontal frame through the turn, frame by frame as
+    they arrive (kiosk.vision.liveness.decide.parallax_start / parallax_step); `residual` fits
+    the homography."""
+
+    def __init__(self, frontal: np.ndarray, box: tuple[int, int, int, int], width: float) -> None:
+        self.width = width
+        self.state = dc.parallax_start(frontal, box, width)
+
+    def add(self, grey: np.ndarray) -> None:
+        if self.state is not None:
+            self.state = dc.parallax_step(self.state, grey)
+
+    def residual(self) -> tuple[float, float]:
+        """(homography residual, bent-sheet residual), face widths."""
+        if self.state is None:
+            return float("nan"), float("nan")
+        return dc.parallax_residual(self.state, self.width), dc.bend_residual(self.state, self.width)
 
 
 def _grey(image: np.ndarray) -> np.ndarray:

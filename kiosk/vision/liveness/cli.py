@@ -1,6 +1,7 @@
 """`kiosk liveness eval`: APCER per attack species, BPCER, non-response and time to decision.
 
-    kiosk liveness eval [--data DIR] [--photos N] [--bona-fide K] [--attacks K] [--seed S] [--json]
+    kiosk liveness eval [--data DIR] [--photos N] [--bona-fide K] [--attacks K] [--seed S] [--jobs J]
+                        [--json] [--sessions-out FILE]
 
 Every session runs the real check (face pipeline, face mesh, decision) on the photometric
 simulated camera; the thresholds are the fixed constants in kiosk/vision/liveness/decide.py.
@@ -27,7 +28,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--attacks", type=int, default=1,
                    help="sessions of each attack species per photo (default 1)")
     p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1; the same report for any J)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--sessions-out", type=Path, default=None,
+                   help="also write every session (species, status, evidence, photo, lighting) as JSON lines")
     p.set_defaults(func=_eval)
 
 
@@ -38,18 +42,29 @@ def _eval(args: argparse.Namespace) -> int:
 
     if not args.data.is_dir():
         raise ConfigError(f"{args.data}: no such folder of face photos (--data)")
-    if args.photos < 1 or args.bona_fide < 1 or args.attacks < 1:
-        raise ConfigError("--photos, --bona-fide and --attacks must be at least 1")
+    if args.photos < 1 or args.bona_fide < 1 or args.attacks < 1 or args.jobs < 1:
+        raise ConfigError("--photos, --bona-fide, --attacks and --jobs must be at least 1")
     files = photo_files(args.data, args.photos * 2, args.seed)
     photos = [read_image_rgb(f) for f in files]
 
+    out = args.sessions_out.open("w", encoding="utf-8") if args.sessions_out else None
+
     def progress(r: Any) -> None:
+        if out is not None:
+            out.write(json.dumps({"species": r.species, "status": r.result.status, "seconds": r.seconds,
+                                  "compute_s": r.compute_s, "meta": r.meta, "detail": r.result.detail}) + "\n")
+            out.flush()
         if not args.json:
-            print(f"  {r.species:16s} {r.result.status:12s} {','.join(r.result.detail.get('reasons', []))}",
-                  file=sys.stderr)
+            print(f"  photo {r.meta.get('photo')} {r.species:16s} {r.result.status:12s} "
+                  f"{','.join(r.result.detail.get('reasons', []))}", file=sys.stderr)
 
     # twice the photos are read: dlib finds no face in some; the first --photos usable ones count
-    report = evaluate(photos, args.bona_fide, args.attacks, args.seed, progress, limit=args.photos)
+    try:
+        report = evaluate(photos, args.bona_fide, args.attacks, args.seed, progress, limit=args.photos,
+                          jobs=args.jobs)
+    finally:
+        if out is not None:
+            out.close()
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -59,7 +74,7 @@ def _eval(args: argparse.Namespace) -> int:
               f"{dc.MIN_LIGHT_CORR}, gain >= {dc.MIN_LIGHT_GAIN}, "
               f"background ratio <= {dc.MAX_BACKGROUND_RATIO}, curvature >= {dc.MIN_CURVATURE} "
               f"(t >= {dc.MIN_CURVATURE_T}), yaw ratio >= {dc.MIN_YAW_RATIO}, "
-              f"parallax >= {dc.MIN_PARALLAX}")
+              f"parallax >= {dc.MIN_PARALLAX}, bent-sheet residual >= {dc.MIN_RELIEF}")
         for line in report.lines():
             print(line)
     return 0

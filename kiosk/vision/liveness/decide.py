@@ -10,7 +10,8 @@
    a screen barely answers at all. The test is the coefficient on n_x / |n_z| after the
    planar (affine) part is taken out.
 4. Head turn: once the face-mesh yaw passes the threshold, points tracked on the face from
-   the frontal frame must not fit one homography: a real nose leaves the plane (parallax).
+   the frontal frame must not fit one homography: a real nose leaves the plane (parallax);
+   nor a sheet bent round a vertical axis, whose columns each move as one (relief).
 5. Vetoes: a frame around the face (device bezel, print edge), clustered specular glare.
 Blink is counted and recorded as confirmation only; it never decides.
 
@@ -35,6 +36,7 @@ MIN_CURVATURE = 0.03      # split coefficient on n_x/|n_z| (≈ tan of the half-
 MIN_CURVATURE_T = 2.5     # and its t statistic
 MIN_YAW_RATIO = 0.22      # face-mesh nose offset change ≈ yaw 12°
 MIN_PARALLAX = 0.012      # 90th-percentile homography residual, in face widths
+MIN_RELIEF = 0.035        # 90th-percentile residual of the bent-sheet motion, in face widths
 MAX_GLARE = 0.012         # near-white cluster that comes with the bright fields, share of the face box
 FRAME_SIDES = 3           # this many sides of a frame around the face is a device or a print
 
@@ -51,6 +53,7 @@ class Evidence:
     curvature_t: float = float("nan")
     yaw: float = float("nan")
     parallax: float = float("nan")
+    relief: float = float("nan")
     glare: float = 0.0
     sides: int = 0
     blinks: int = 0
@@ -63,6 +66,7 @@ class Evidence:
         return {"frames": self.frames, "light_corr": r(self.light_corr), "light_gain": r(self.light_gain),
                 "background_ratio": r(self.background_ratio), "curvature": r(self.curvature),
                 "curvature_t": r(self.curvature_t), "yaw": r(self.yaw), "parallax": r(self.parallax),
+                "relief": r(self.relief),
                 "glare": r(self.glare), "frame_sides": self.sides, "blinks": self.blinks,
                 "reasons": list(self.reasons)}
 
@@ -158,39 +162,90 @@ def curvature(challenge: Challenge, groups: list[list[FrameSample]], xy: np.ndar
     return float(coef[3]), float(coef[3] / se)
 
 
-def parallax(frontal: np.ndarray, turn: list[np.ndarray], face_box: tuple[int, int, int, int],
-             width: float) -> float:
-    """Track corners on the face from `frontal` through the `turn` frames (grey images) and
-    return the 90th-percentile residual of the best homography, in face widths."""
+@dataclass
+class TrackState:
+    """Corners tracked from the frontal frame (kept: start, current, alive)."""
+
+    start: np.ndarray
+    cur: np.ndarray
+    alive: np.ndarray
+    prev: np.ndarray
+    box: tuple[int, int, int, int]
+    level: float
+
+
+def _face_level(grey: np.ndarray, box: tuple[int, int, int, int]) -> float:
+    x0, y0, x1, y1 = box
+    crop = grey[max(0, y0):y1, max(0, x0):x1]
+    return float(crop.mean()) if crop.size else 1.0
+
+
+def parallax_start(frontal: np.ndarray, face_box: tuple[int, int, int, int], width: float) -> TrackState | None:
+    """Corners on the face in the frontal grey frame, to be tracked through the turn (None: too
+    few corners)."""
     x0, y0, x1, y1 = face_box
     mask = np.zeros_like(frontal)
     mask[max(0, y0):y1, max(0, x0):x1] = 255
     pts = cv2.goodFeaturesToTrack(frontal, maxCorners=150, qualityLevel=0.01,
                                   minDistance=max(3, int(width / 30)),
                                   mask=mask)
-    if pts is None or len(pts) < 12 or not turn:
+    if pts is None or len(pts) < 12:
+        return None
+    return TrackState(pts.copy(), pts, np.ones(len(pts), bool), frontal, face_box,
+                      max(_face_level(frontal, face_box), 1.0))
+
+
+def parallax_step(state: TrackState, grey: np.ndarray) -> TrackState:
+    """Track the corners into the next turn frame. The turn overlaps colour fields, so each
+    frame is first scaled to the frontal frame's brightness on the face (the screen's light
+    is a gain on the face, and pyramidal Lucas-Kanade assumes constant brightness)."""
+    gain = state.level / max(_face_level(grey, state.box), 1.0)
+    img = grey if abs(gain - 1.0) < 0.01 else np.asarray(cv2.convertScaleAbs(grey, alpha=gain))
+    nxt, st, _ = cv2.calcOpticalFlowPyrLK(state.prev, img, state.cur, None, winSize=(21, 21),  # type: ignore[call-overload]
+                                          maxLevel=3)
+    back, st2, _ = cv2.calcOpticalFlowPyrLK(img, state.prev, nxt, None, winSize=(21, 21),  # type: ignore[call-overload]
+                                            maxLevel=3)
+    fb = np.linalg.norm((back - state.cur).reshape(-1, 2), axis=1)
+    alive = state.alive & (st.ravel() == 1) & (st2.ravel() == 1) & (fb < 1.0)
+    return TrackState(state.start, nxt, alive, img, state.box, state.level)
+
+
+def parallax_residual(state: TrackState, width: float) -> float:
+    """The 90th-percentile residual of the best homography from the frontal corners to where
+    they were tracked, in face widths (NaN: too few survived)."""
+    if state.alive.sum() < 12:
         return float("nan")
-    start = pts.copy()
-    cur = pts
-    prev = frontal
-    alive = np.ones(len(pts), bool)
-    for img in turn:
-        nxt, st, _ = cv2.calcOpticalFlowPyrLK(prev, img, cur, None, winSize=(21, 21),  # type: ignore[call-overload]
-                                              maxLevel=3)
-        back, st2, _ = cv2.calcOpticalFlowPyrLK(img, prev, nxt, None, winSize=(21, 21),  # type: ignore[call-overload]
-                                                maxLevel=3)
-        fb = np.linalg.norm((back - cur).reshape(-1, 2), axis=1)
-        alive &= (st.ravel() == 1) & (st2.ravel() == 1) & (fb < 1.0)
-        cur, prev = nxt, img
-    if alive.sum() < 12:
-        return float("nan")
-    a, b = start[alive].reshape(-1, 2), cur[alive].reshape(-1, 2)
+    a, b = state.start[state.alive].reshape(-1, 2), state.cur[state.alive].reshape(-1, 2)
     h, _ = cv2.findHomography(a, b, cv2.RANSAC, 0.01 * width)
     if h is None:
         return float("nan")
     proj = cv2.perspectiveTransform(a.reshape(-1, 1, 2), h).reshape(-1, 2)
     res = np.linalg.norm(proj - b, axis=1)
     return float(np.percentile(res, 90) / width)
+
+
+def bend_residual(state: TrackState, width: float) -> float:
+    """How far the tracked motion leaves the best "bent sheet" motion, in face widths (90th
+    percentile; NaN: too few points).
+
+    A sheet bent round a vertical axis (a print wrapped round the attacker's head, any curve)
+    and turned about a vertical axis moves each image column as one: its points share a depth,
+    so x moves by a function of x alone and y scales by a factor of x alone (perspective). Here
+    dx = quintic(x) + shear·y, dy = cubic(x) + y·cubic(x), fitted by least squares. A real
+    face breaks it: the nose and the forehead above it share a column, not a depth."""
+    if state.alive.sum() < 16:
+        return float("nan")
+    a, b = state.start[state.alive].reshape(-1, 2), state.cur[state.alive].reshape(-1, 2)
+    c = a.mean(axis=0)
+    x, y = (a[:, 0] - c[0]) / width, (a[:, 1] - c[1]) / width
+    d = (b - a) / width
+    one = np.ones_like(x)
+    px = [one, x, x * x, x ** 3, x ** 4, x ** 5]
+    mx = np.column_stack(px + [y, x * y])
+    my = np.column_stack(px[:4] + [y * p for p in px[:4]])
+    rx = d[:, 0] - mx @ np.linalg.lstsq(mx, d[:, 0], rcond=None)[0]
+    ry = d[:, 1] - my @ np.linalg.lstsq(my, d[:, 1], rcond=None)[0]
+    return float(np.percentile(np.hypot(rx, ry), 90))
 
 
 def screen_glare(challenge: Challenge, groups: list[list[FrameSample]]) -> float:
@@ -244,6 +299,8 @@ def decide(ev: Evidence) -> tuple[str, list[str]]:
         unsure.append("turn-not-tracked")
     elif ev.parallax < MIN_PARALLAX:
         attack.append("planar")
+    elif ev.relief == ev.relief and ev.relief < MIN_RELIEF:
+        attack.append("bent-sheet")
     if attack:
         return "attack", attack + unsure
     if unsure:

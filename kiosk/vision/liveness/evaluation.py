@@ -55,6 +55,50 @@ class Rate:
         return f"{100 * self.value:5.1f} %  ({self.k}/{self.n}, 95 % CI {100 * lo:.1f}-{100 * hi:.1f} %)"
 
 
+# ITA° bins (Chardon, Cretois and Hourseau 1991; the boundaries in common use since Del Bino
+# et al. 2006): a colorimetric proxy for skin tone measured from the photo, not a label
+ITA_BINS: tuple[tuple[str, float], ...] = (("very light", 55.0), ("light", 41.0), ("intermediate", 28.0),
+                                           ("tan", 10.0), ("brown", -30.0), ("dark", -float("inf")))
+
+
+def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """CIELAB (D65) of sRGB values in [0, 1] (..., 3)."""
+    v = np.asarray(rgb, np.float64)
+    lin = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+    m = np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
+                  [0.0193339, 0.1191920, 0.9503041]])
+    xyz = lin @ m.T / np.array([0.95047, 1.0, 1.08883])
+    e = 216 / 24389
+    f = np.where(xyz > e, np.cbrt(xyz), (24389 / 27 * xyz + 16) / 116)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+
+
+def ita_degrees(srgb: np.ndarray) -> float:
+    """The individual typology angle ITA° = atan((L* - 50) / b*) · 180/π, the median over skin
+    patches given as sRGB in [0, 1] (N, 3)."""
+    lab = srgb_to_lab(srgb)
+    b = np.maximum(lab[:, 2], 1e-3)  # skin's b* is positive; a grey patch would divide by 0
+    return float(np.median(np.degrees(np.arctan((lab[:, 0] - 50.0) / b))))
+
+
+def ita_bin(ita: float) -> str:
+    return next(name for name, lo in ITA_BINS if ita > lo)
+
+
+def photo_ita(fm: Any) -> float:
+    """ITA° of the photo's skin: patches at the face mesh's plain-skin points (cheeks, forehead,
+    nose, chin) of the placed photo, before any simulated light."""
+    from kiosk.vision.liveness import signals as sg
+    from kiosk.vision.liveness.mesh import Mesh
+
+    mesh = Mesh(fm.points, 1.0)
+    srgb = np.clip(np.where(fm.albedo <= 0.0031308, fm.albedo * 12.92,
+                            1.055 * np.power(np.clip(fm.albedo, 0, 1), 1 / 2.4) - 0.055), 0, 1)
+    ii = np.asarray(__import__("cv2").integral(srgb.astype(np.float32)))
+    patches = sg.sample(ii, mesh.points[sg.skin_points(mesh), :2], max(2, int(0.03 * mesh.width)))
+    return ita_degrees(patches[np.all(np.isfinite(patches), axis=1)])
+
+
 @dataclass
 class Report:
     results: list[SessionResult] = field(default_factory=list)
@@ -71,6 +115,33 @@ class Report:
     def non_response(self) -> Rate:
         rs = [r for r in self.results if r.species == "bona-fide"]
         return Rate(sum(r.result.status == "inconclusive" for r in rs), len(rs))
+
+    def bpcer_by(self, key: str, order: tuple[str, ...] = ()) -> dict[str, Rate]:
+        """BPCER per value of a session's `meta[key]` (skin-tone bin, lighting ...)."""
+        rs = [r for r in self.results if r.species == "bona-fide"]
+        vals = list(order) + sorted({str(r.meta.get(key)) for r in rs} - set(order))
+        out = {}
+        for v in vals:
+            sel = [r for r in rs if str(r.meta.get(key)) == v]
+            if sel:
+                out[v] = Rate(sum(r.result.status != "live" for r in sel), len(sel))
+        return out
+
+    def apcer_by(self, key: str, order: tuple[str, ...] = ()) -> dict[str, Rate]:
+        """APCER over all species per value of `meta[key]`."""
+        rs = [r for r in self.results if r.species != "bona-fide"]
+        vals = list(order) + sorted({str(r.meta.get(key)) for r in rs} - set(order))
+        out = {}
+        for v in vals:
+            sel = [r for r in rs if str(r.meta.get(key)) == v]
+            if sel:
+                out[v] = Rate(sum(r.result.status == "live" for r in sel), len(sel))
+        return out
+
+    def photos_by_skin_tone(self) -> dict[str, int]:
+        seen: dict[int, str] = {int(r.meta["photo"]): str(r.meta["skin_tone"]) for r in self.results
+                                if "photo" in r.meta}
+        return {name: n for name, _ in ITA_BINS if (n := sum(v == name for v in seen.values()))}
 
     def decision_times(self) -> np.ndarray:
         return np.array([r.seconds for r in self.results if r.species == "bona-fide"])
@@ -91,6 +162,13 @@ class Report:
                 "thresholds": {k: getattr(dc, k) for k in dir(dc) if k.isupper()},
                 "apcer": {sp: self.apcer(sp).as_dict() for sp in SPECIES},
                 "bpcer": self.bpcer().as_dict(), "non_response": self.non_response().as_dict(),
+                "photos_by_skin_tone_proxy": self.photos_by_skin_tone(),
+                "bpcer_by_skin_tone_proxy": {k: v.as_dict() for k, v in
+                                             self.bpcer_by("skin_tone", SKIN_ORDER).items()},
+                "apcer_by_skin_tone_proxy": {k: v.as_dict() for k, v in
+                                             self.apcer_by("skin_tone", SKIN_ORDER).items()},
+                "bpcer_by_lighting": {k: v.as_dict() for k, v in self.bpcer_by("lighting", LIGHT_ORDER).items()},
+                "apcer_by_lighting": {k: v.as_dict() for k, v in self.apcer_by("lighting", LIGHT_ORDER).items()},
                 "time_to_decision_s": {"n": int(len(t)), "median": float(np.median(t)) if len(t) else None,
                                        "p95": float(np.percentile(t, 95)) if len(t) else None}}
 
@@ -101,6 +179,18 @@ class Report:
             out.append(f"APCER {sp:16s} {self.apcer(sp).line()}   refused by: {self.reasons(sp)}")
         out.append(f"BPCER {'':16s} {self.bpcer().line()}   reasons: {self.reasons('bona-fide')}")
         out.append(f"non-response {'':9s} {self.non_response().line()}")
+        out.append("by skin tone (ITA° of the photo's skin, a colorimetric proxy, not a label; photos "
+                   f"per bin {self.photos_by_skin_tone()}):")
+        ap = self.apcer_by("skin_tone", SKIN_ORDER)
+        for k, v in self.bpcer_by("skin_tone", SKIN_ORDER).items():
+            a = f"   APCER (all species) {ap[k].line()}" if k in ap else ""
+            out.append(f"  BPCER {k:14s} {v.line()}{a}")
+        out.append("by lighting (the session's room: ambient level; the screen's share of the light on "
+                   "the face):")
+        ap = self.apcer_by("lighting", LIGHT_ORDER)
+        for k, v in self.bpcer_by("lighting", LIGHT_ORDER).items():
+            a = f"   APCER (all species) {ap[k].line()}" if k in ap else ""
+            out.append(f"  BPCER {k:26s} {v.line()}{a}")
         if len(t):
             out.append(f"time to decision (simulated clock, bona fide): median {np.median(t):.2f} s, "
                        f"p95 {np.percentile(t, 95):.2f} s (n={len(t)})")
@@ -124,30 +214,83 @@ def photo_files(data: Path, limit: int, seed: int) -> list[Path]:
     return picked
 
 
-def evaluate(photos: list[np.ndarray], bona_fide_per_photo: int = 2, attacks_per_photo: int = 1,
-             seed: int = 0,
-             progress: Any = None, simulator: Simulator | None = None, limit: int | None = None) -> Report:
-    """Run the sessions: for each photo, `bona_fide_per_photo` genuine sessions and
-    `attacks_per_photo` of each species, each in its own random room."""
+SKIN_ORDER = tuple(name for name, _ in ITA_BINS)
+LIGHT_ORDER = ("dim room, weak screen", "dim room, strong screen", "bright room, weak screen",
+               "bright room, strong screen")
+
+
+def lighting(room: Any) -> str:
+    """The session's lighting class: ambient below / above the middle of its range, and the
+    screen's white adding less / more than its middle (0.33) to the room's light."""
+    amb = "dim room" if room.ambient < 0.25 else "bright room"
+    return f"{amb}, {'weak' if room.screen_gain < 0.335 else 'strong'} screen"
+
+
+def _photo_sessions(sim: Simulator, index: int, photo: np.ndarray, bona_fide: int, attacks: int,
+                    seed: int) -> list[SessionResult] | None:
+    """All sessions of one photo, from a generator seeded by (seed, index): the same sessions
+    whatever the number of workers. None: no usable face in the photo."""
     from kiosk.errors import KioskError
 
-    sim = simulator or Simulator()
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng([seed, index])
+    try:
+        fm = sim.face_model(photo, face_px=float(rng.uniform(140, 200)))
+        ita = photo_ita(fm)
+    except KioskError:
+        return None  # no face found in this photo
+    out = []
+    plan = ["bona-fide"] * bona_fide + [sp for sp in SPECIES for _ in range(attacks)]
+    for species in plan:
+        room = random_room(rng)
+        subject = build_subject(species, fm, rng, sim.size, room)
+        res = sim.run(subject, room, int(rng.integers(1 << 30)), species)
+        res.meta = {"photo": index, "ita": round(ita, 1), "skin_tone": ita_bin(ita), "lighting": lighting(room)}
+        out.append(res)
+    return out
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _work(job: tuple[int, np.ndarray, int, int, int]) -> list[SessionResult] | None:
+    if "sim" not in _WORKER:
+        _WORKER["sim"] = Simulator(templates=False)
+    return _photo_sessions(_WORKER["sim"], *job)
+
+
+def evaluate(photos: list[np.ndarray], bona_fide_per_photo: int = 2, attacks_per_photo: int = 1,
+             seed: int = 0, progress: Any = None, simulator: Simulator | None = None,
+             limit: int | None = None, jobs: int = 1) -> Report:
+    """Run the sessions: for each photo, `bona_fide_per_photo` genuine sessions and
+    `attacks_per_photo` of each species, each in its own random room; the first `limit`
+    photos with a usable face count. `jobs` > 1: photos in that many worker processes."""
     report = Report()
-    for photo in photos:
+    work = [(i, p, bona_fide_per_photo, attacks_per_photo, seed) for i, p in enumerate(photos)]
+
+    def take(got: list[SessionResult] | None) -> bool:
+        if got is None:
+            return False
         if limit is not None and report.photos >= limit:
-            break
-        try:
-            fm = sim.face_model(photo, face_px=float(rng.uniform(140, 200)))
-        except KioskError:
-            continue  # no face found in this photo
+            return True
         report.photos += 1
-        plan = ["bona-fide"] * bona_fide_per_photo + [sp for sp in SPECIES for _ in range(attacks_per_photo)]
-        for species in plan:
-            room = random_room(rng)
-            subject = build_subject(species, fm, rng, sim.size, room)
-            res = sim.run(subject, room, int(rng.integers(1 << 30)), species)
+        for res in got:
             report.results.append(res)
             if progress is not None:
                 progress(res)
+        return limit is not None and report.photos >= limit
+
+    if jobs <= 1:
+        sim = simulator or Simulator(templates=False)
+        for job in work:
+            if take(_photo_sessions(sim, *job)):
+                break
+        return report
+    import multiprocessing
+
+    # spawn: a fresh interpreter per worker (the models' threads do not survive a fork)
+    with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+        for got in pool.imap(_work, work):  # in photo order: the same report whatever `jobs`
+            if take(got):
+                pool.terminate()
+                break
     return report

@@ -9,7 +9,7 @@ the benchmark.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ class SessionResult:
     result: LivenessResult
     seconds: float         # time to decision on the session's clock
     compute_s: float       # real computing time
+    meta: dict[str, Any] = field(default_factory=dict)  # photo, skin-tone proxy, room (evaluation)
 
 
 def random_room(rng: np.random.Generator) -> ph.Room:
@@ -84,7 +85,8 @@ def build_subject(species: str, fm: ph.FaceModel, rng: np.random.Generator, size
         # so close that its edges leave the frame, with a matte (low-glare) screen
         other = ch.draw(random.Random(seed))
         fields = [(f.color, f.region, f.seconds) for f in other.fields]
-        recording = ph.recorded_session(fm, random_room(rng), size, fields, other.turn, seed)
+        turn_at = sum(f.seconds for f in other.fields[:other.turn_index])
+        recording = ph.recorded_session(fm, random_room(rng), size, fields, other.turn, seed, turn_at)
         return ph.ScreenReplay(recording, size, fm.centre, fm.face_width, species="recorded-replay",
                                bezel=False,
                                glare=0.0, moire=float(rng.uniform(0.0, 0.03)), brightness=1.0, extent=4.0,
@@ -95,16 +97,19 @@ def build_subject(species: str, fm: ph.FaceModel, rng: np.random.Generator, size
 class Simulator:
     """Runs sessions on one pipeline and one liveness check (models loaded once)."""
 
-    def __init__(self, models_dir: Path | None = None, size: tuple[int, int] = (640, 480)) -> None:
+    def __init__(self, models_dir: Path | None = None, size: tuple[int, int] = (640, 480),
+                 templates: bool = True) -> None:
+        """`templates=False`: skip the match templates (the evaluation judges liveness only)."""
         from kiosk.config import VisionTable
-        from kiosk.vision.liveness.check import ScreenLightLiveness
+        from kiosk.vision.liveness.check import LivenessSettings, ScreenLightLiveness
         from kiosk.vision.pipeline import FacePipeline
 
         self.size = size
         self.pipeline = FacePipeline(VisionTable(), models_dir=models_dir)
         self.models_dir = models_dir
         self._camera_box: dict[str, Any] = {}
-        self.check = ScreenLightLiveness(_CameraProxy(self._camera_box), models_dir=models_dir)
+        settings = LivenessSettings() if templates else LivenessSettings(max_templates=0)
+        self.check = ScreenLightLiveness(_CameraProxy(self._camera_box), settings, models_dir=models_dir)
 
     def face_model(self, photo: np.ndarray, face_px: float = 170.0) -> ph.FaceModel:
         return ph.face_model(photo, self.size, face_px, models_dir=self.models_dir)

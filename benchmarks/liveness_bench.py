@@ -126,7 +126,9 @@ def main() -> int:
         # of the two, plus the final analysis (templates, homography, statistics)
         decide_s.append(max(r.seconds, t["process_s"]) + t["finish_s"])
         finish_s.append(t["finish_s"])
-        print(f"  session {i}: {r.result.status}, {t['frames']} frames, camera {r.seconds:.2f} s, "
+        why = ",".join(r.result.detail.get("reasons", []))
+        print(f"  session {i}: {r.result.status}{f' ({why})' if why else ''}, {t['frames']} frames, "
+              f"camera {r.seconds:.2f} s, "
               f"processing {t['process_s']:.2f} s (of which templates {t['template_s']:.2f} s), "
               f"final analysis {1000 * t['finish_s']:.0f} ms")
     print(f"time to decision (median of {args.sessions}): {statistics.median(decide_s):.2f} s "

@@ -55,6 +55,9 @@ def test_ita_skin_tone_proxy_against_published_lab_values() -> None:
     assert ita_bin(ita_degrees(np.array([[0.36, 0.24, 0.18]]))) == "dark"
     assert [ita_bin(v) for v in (56, 55, 41.5, 30, 12, -29, -31)] == [
         "very light", "light", "light", "intermediate", "tan", "brown", "dark"]
+    # a greyscale photo has no skin colour: no angle, its own bin
+    assert np.isnan(ita_degrees(np.array([[0.5, 0.5, 0.5], [0.3, 0.3, 0.3]])))
+    assert ita_bin(ita_degrees(np.array([[0.5, 0.5, 0.5]]))).startswith("no colour")
 
 
 def test_clopper_pearson_matches_known_values() -> None:

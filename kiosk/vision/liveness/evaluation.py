@@ -73,15 +73,24 @@ def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
 
 
+NO_COLOUR = "no colour (greyscale photo)"
+MIN_SKIN_CHROMA = 4.0  # C*ab: below it the photo carries no skin colour to measure
+
+
 def ita_degrees(srgb: np.ndarray) -> float:
     """The individual typology angle ITA° = atan((L* - 50) / b*) · 180/π, the median over skin
-    patches given as sRGB in [0, 1] (N, 3)."""
+    patches given as sRGB in [0, 1] (N, 3). NaN when the patches have no colour (a greyscale
+    photo: b* ≈ 0 makes the angle meaningless)."""
     lab = srgb_to_lab(srgb)
-    b = np.maximum(lab[:, 2], 1e-3)  # skin's b* is positive; a grey patch would divide by 0
+    if float(np.median(np.hypot(lab[:, 1], lab[:, 2]))) < MIN_SKIN_CHROMA:
+        return float("nan")
+    b = np.maximum(lab[:, 2], 1e-3)  # skin's b* is positive
     return float(np.median(np.degrees(np.arctan((lab[:, 0] - 50.0) / b))))
 
 
 def ita_bin(ita: float) -> str:
+    if ita != ita:
+        return NO_COLOUR
     return next(name for name, lo in ITA_BINS if ita > lo)
 
 
@@ -141,7 +150,7 @@ class Report:
     def photos_by_skin_tone(self) -> dict[str, int]:
         seen: dict[int, str] = {int(r.meta["photo"]): str(r.meta["skin_tone"]) for r in self.results
                                 if "photo" in r.meta}
-        return {name: n for name, _ in ITA_BINS if (n := sum(v == name for v in seen.values()))}
+        return {name: n for name in SKIN_ORDER if (n := sum(v == name for v in seen.values()))}
 
     def decision_times(self) -> np.ndarray:
         return np.array([r.seconds for r in self.results if r.species == "bona-fide"])
@@ -214,7 +223,7 @@ def photo_files(data: Path, limit: int, seed: int) -> list[Path]:
     return picked
 
 
-SKIN_ORDER = tuple(name for name, _ in ITA_BINS)
+SKIN_ORDER = tuple(name for name, _ in ITA_BINS) + (NO_COLOUR,)
 LIGHT_ORDER = ("dim room, weak screen", "dim room, strong screen", "bright room, weak screen",
                "bright room, strong screen")
 
@@ -244,7 +253,8 @@ def _photo_sessions(sim: Simulator, index: int, photo: np.ndarray, bona_fide: in
         room = random_room(rng)
         subject = build_subject(species, fm, rng, sim.size, room)
         res = sim.run(subject, room, int(rng.integers(1 << 30)), species)
-        res.meta = {"photo": index, "ita": round(ita, 1), "skin_tone": ita_bin(ita), "lighting": lighting(room)}
+        res.meta = {"photo": index, "ita": None if ita != ita else round(ita, 1), "skin_tone": ita_bin(ita),
+                    "lighting": lighting(room)}
         out.append(res)
     return out
 

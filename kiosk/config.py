@@ -253,7 +253,7 @@ class LivenessTable(_Table):
 
     field_s: float = Field(0.34, ge=0.34, le=2.0)      # per field: under 3 changes/s (WCAG 2.3.1)
     latency_s: float = Field(0.1, ge=0, le=1.0)        # camera delay skipped after each change
-    turn_s: float = Field(2.0, gt=0, le=10.0)          # how long the head turn is filmed
+    turn_s: float = Field(2.0, gt=0, le=10.0)          # the head turn is filmed at most this long after the prompt
     template_every: int = Field(8, ge=1, le=60)        # keep one frame in this many for the match
 
 

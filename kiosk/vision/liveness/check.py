@@ -1,11 +1,12 @@
 """The screen-light liveness check: the engine's `LivenessCheck` for `engine.liveness = "screen-light"`.
 
 One run: lock the camera's exposure and white balance, show the random field sequence (each
-field's on-screen time comes back from the UI and lines frames up with it), then ask for a head
-turn to a random side and watch until the yaw passes the threshold. Every frame goes through
-the face pipeline (one face, the same track) and the face mesh; some frames also yield a
-template, so the engine's 1:1 match uses frames from inside the challenge. Then unlock the
-camera and decide (kiosk.vision.liveness.decide). Frames live only inside `run`.
+field's on-screen time comes back from the UI and lines frames up with it), asking for a head
+turn to a random side as the last two colour fields go on, and watch until the yaw passes the
+threshold. Every frame goes through the face pipeline (one face, the same track) and the face
+mesh as it is captured; some frames also yield a template, so the engine's 1:1 match uses
+frames from inside the challenge. Then unlock the camera and decide
+(kiosk.vision.liveness.decide). Frames live only inside `run`.
 """
 from __future__ import annotations
 
@@ -34,8 +35,9 @@ METHOD = "screen-light+turn"
 @dataclass(frozen=True)
 class LivenessSettings:
     """field_s: seconds per field (at least 0.34). latency_s: camera pipeline delay to skip
-    after each change. turn_s: how long the head turn is filmed. template_every: one
-    template per this many challenge frames."""
+    after each change. turn_s: how long after the prompt the head turn is filmed at most.
+    template_every: one template per this many still challenge frames. max_templates: match
+    templates computed during the challenge (0: none, for the liveness evaluation)."""
 
     field_s: float = ch.MIN_FIELD_S
     latency_s: float = 0.1

@@ -207,11 +207,14 @@ _STATUS = {PermissionDeniedError: 403, CannotCreateError: 409, FormatError: 400,
            ConfigError: 400}
 
 
-def make_server(enroller: Enroller, host: str, port: int, cert: Path, key: Path) -> http.server.HTTPServer:
-    """An HTTPS server (one request at a time: a token is checked and marked used in turn)."""
+def make_server(enroller: Enroller, host: str, port: int, cert: Path, key: Path,
+                timeout_s: float = 30) -> http.server.HTTPServer:
+    """An HTTPS server (one request at a time: a token is checked and marked used in turn).
+    `timeout_s` bounds each connection, its TLS handshake included, so a client that connects
+    and stalls holds the server that long at most."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        timeout = 30  # per connection, the TLS handshake included: a stalled client cannot hold the server
+        timeout = timeout_s
 
         def do_POST(self) -> None:  # noqa: N802 - the http.server API
             if self.path != PATH:

@@ -170,3 +170,29 @@ def test_the_provisioning_file_says_what_a_token_needs(tmp_path, capsys):
         f.write_text(base + extra)
         assert _provision(f, tmp_path / "k") == 78
         assert why in capsys.readouterr().err
+
+
+@pytest.mark.timeout(120)
+def test_a_client_that_connects_and_stalls_does_not_hold_the_server(gateway_host, tmp_path, capsys):
+    """One request at a time (tokens are spent in turn), so a stalled connection must time out
+    (its TLS handshake included) rather than block every kiosk behind it."""
+    import threading
+
+    from kiosk.net.enrol import Enroller, make_server
+
+    ca = gateway_host["ca"]
+    srv = gateway_host["dir"] / "srv"
+    server = make_server(Enroller(ca.dir, gateway_host["conf"]), "127.0.0.1", 0, srv / "broker.crt",
+                         srv / "broker.key", timeout_s=2)
+    port = server.server_address[1]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    stalled = socket.create_connection(("127.0.0.1", port))  # no ClientHello, ever
+    try:
+        token = _token(capsys, ca, "kiosk-5")
+        f = _file(tmp_path / "p.toml", "kiosk-5", f"https://localhost:{port}", token, ca.cert_path.read_text())
+        # held behind the stalled client, the kiosk would time out (30 s) and exit 69
+        assert _provision(f, tmp_path / "k") == 0, capsys.readouterr().err
+    finally:
+        stalled.close()  # first: a server stuck on it could not shut down
+        server.shutdown()
+        server.server_close()

@@ -261,7 +261,8 @@ def render_report(rep: dict[str, Any]) -> str:
         "single frame, one comparison (no retries), held out:",
         f"  FNMR {rep['single_frame']['per_comparison']['held_out_fnmr']}",
         f"  FMR  {rep['single_frame']['per_comparison']['held_out_fmr']}",
-        f"kiosk threshold (the lower of the two halves' choices): {rep['threshold']:.4f}; on all data (not held out):",
+        f"kiosk threshold (the lowest choice of either enrolment kind on either half): {rep['threshold']:.4f}; "
+        "on all data (not held out), one enrolment photo:",
         f"  FNMR {rep['all_data_at_threshold']['fnmr']}",
         f"  FNMR counting failures to enrol {rep['all_data_at_threshold']['fnmr_counting_failure_to_enrol']}",
         f"  FMR  {rep['all_data_at_threshold']['fmr']}",

@@ -3,7 +3,8 @@
     python benchmarks/ledger_bench.py [--quick] [--dsn postgresql://postgres@127.0.0.1/test]
 
 For SQLite (WAL, synchronous=FULL) and PostgreSQL (synchronous_commit on, its default), it
-measures appends one at a time and in batches of 32, beside a raw INSERT of the same bytes
+measures appends one at a time and in batches of 32 (and the gateway's batch: bodies, leaves
+and a signed checkpoint in one transaction), beside a raw INSERT of the same bytes
 into a plain table with the same durability in the same run, and prints the ratio. Then it
 bulk-loads 10^6 entries (10^4 with --quick) and times inclusion and consistency proofs
 (p50/p99). PostgreSQL runs in a schema of its own, dropped at the end.
@@ -69,12 +70,30 @@ def bench_appends(name: str, store, raw_insert: Callable[[list[bytes]], None],
         for b in range(batches):
             raw_insert(raw[singles + 32 * b: singles + 32 * (b + 1)])
 
+    from nacl.signing import SigningKey
+
+    from kiosk.ledger.checkpoint import Checkpoint, sign_checkpoint
+
+    gw = list(leaves(run + b"gw", 0, 32 * batches))
+    key = SigningKey.generate()
+
+    def sign(size: int, root: bytes) -> bytes:
+        return sign_checkpoint(Checkpoint("bench.example/log", size, root), "bench.example/log", key)
+
+    def gateway_batch() -> None:
+        for b in range(batches):
+            chunk = gw[32 * b: 32 * (b + 1)]
+            store.append_batch(chunk, [(hashlib.sha256(x).digest(), x[:100]) for x in chunk], sign)
+
     r_raw1, r_log1 = rate(singles, raw_single), rate(singles, log_single)
     r_raw32, r_log32 = rate(32 * batches, raw_batch), rate(32 * batches, log_batch)
+    r_gw32 = rate(32 * batches, gateway_batch)
     print(f"{name:10s} append x1 : {r_log1:9.0f}/s   raw INSERT {r_raw1:9.0f}/s   "
           f"ratio {r_log1 / r_raw1:5.2f}")
     print(f"{name:10s} append x32: {r_log32:9.0f}/s   raw INSERT {r_raw32:9.0f}/s   "
           f"ratio {r_log32 / r_raw32:5.2f}")
+    print(f"{name:10s} gateway batch x32 (bodies + leaves + signed checkpoint, one commit): "
+          f"{r_gw32:9.0f}/s   ratio to raw INSERT x32 {r_gw32 / r_raw32:5.2f}")
 
 
 def bench_proofs(name: str, store, n: int, samples: int) -> None:

@@ -97,13 +97,15 @@ def ita_bin(ita: float) -> str:
 def photo_ita(fm: Any) -> float:
     """ITA° of the photo's skin: patches at the face mesh's plain-skin points (cheeks, forehead,
     nose, chin) of the placed photo, before any simulated light."""
+    import cv2
+
     from kiosk.vision.liveness import signals as sg
     from kiosk.vision.liveness.mesh import Mesh
 
     mesh = Mesh(fm.points, 1.0)
     srgb = np.clip(np.where(fm.albedo <= 0.0031308, fm.albedo * 12.92,
                             1.055 * np.power(np.clip(fm.albedo, 0, 1), 1 / 2.4) - 0.055), 0, 1)
-    ii = np.asarray(__import__("cv2").integral(srgb.astype(np.float32)))
+    ii = np.asarray(cv2.integral(srgb.astype(np.float32)))
     patches = sg.sample(ii, mesh.points[sg.skin_points(mesh), :2], max(2, int(0.03 * mesh.width)))
     return ita_degrees(patches[np.all(np.isfinite(patches), axis=1)])
 

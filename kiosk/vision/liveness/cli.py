@@ -1,7 +1,7 @@
 """`kiosk liveness eval`: APCER per attack species, BPCER, non-response and time to decision.
 
     kiosk liveness eval [--data DIR] [--photos N] [--bona-fide K] [--attacks K] [--seed S] [--jobs J]
-                        [--json] [--sessions-out FILE]
+                        [--start I] [--json] [--sessions-out FILE]
 
 Every session runs the real check (face pipeline, face mesh, decision) on the photometric
 simulated camera; the thresholds are the fixed constants in kiosk/vision/liveness/decide.py.
@@ -29,6 +29,9 @@ def register(subparsers: Any) -> None:
                    help="sessions of each attack species per photo (default 1)")
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1; the same report for any J)")
+    p.add_argument("--start", type=int, default=0,
+                   help="begin at this photo of the sample (resume a run: the sessions of photo i do not "
+                        "depend on the others)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--sessions-out", type=Path, default=None,
                    help="also write every session (species, status, evidence, photo, lighting) as JSON lines")
@@ -42,8 +45,8 @@ def _eval(args: argparse.Namespace) -> int:
 
     if not args.data.is_dir():
         raise ConfigError(f"{args.data}: no such folder of face photos (--data)")
-    if args.photos < 1 or args.bona_fide < 1 or args.attacks < 1 or args.jobs < 1:
-        raise ConfigError("--photos, --bona-fide, --attacks and --jobs must be at least 1")
+    if args.photos < 1 or args.bona_fide < 1 or args.attacks < 1 or args.jobs < 1 or args.start < 0:
+        raise ConfigError("--photos, --bona-fide, --attacks and --jobs must be at least 1, --start at least 0")
     files = photo_files(args.data, args.photos * 2, args.seed)
     photos = [read_image_rgb(f) for f in files]
 
@@ -61,7 +64,7 @@ def _eval(args: argparse.Namespace) -> int:
     # twice the photos are read: dlib finds no face in some; the first --photos usable ones count
     try:
         report = evaluate(photos, args.bona_fide, args.attacks, args.seed, progress, limit=args.photos,
-                          jobs=args.jobs)
+                          jobs=args.jobs, start=args.start)
     finally:
         if out is not None:
             out.close()

@@ -272,12 +272,13 @@ def _work(job: tuple[int, np.ndarray, int, int, int]) -> list[SessionResult] | N
 
 def evaluate(photos: list[np.ndarray], bona_fide_per_photo: int = 2, attacks_per_photo: int = 1,
              seed: int = 0, progress: Any = None, simulator: Simulator | None = None,
-             limit: int | None = None, jobs: int = 1) -> Report:
+             limit: int | None = None, jobs: int = 1, start: int = 0) -> Report:
     """Run the sessions: for each photo, `bona_fide_per_photo` genuine sessions and
     `attacks_per_photo` of each species, each in its own random room; the first `limit`
-    photos with a usable face count. `jobs` > 1: photos in that many worker processes."""
+    photos with a usable face count. `jobs` > 1: photos in that many worker processes.
+    `start`: begin at that photo (a run resumed: photo i's sessions depend only on seed and i)."""
     report = Report()
-    work = [(i, p, bona_fide_per_photo, attacks_per_photo, seed) for i, p in enumerate(photos)]
+    work = [(i, p, bona_fide_per_photo, attacks_per_photo, seed) for i, p in enumerate(photos) if i >= start]
 
     def take(got: list[SessionResult] | None) -> bool:
         if got is None:

@@ -227,3 +227,20 @@ def test_turn_tests_separate_a_plane_a_bent_sheet_and_relief() -> None:
     # presentation alike (simulated live sessions measure 0.05-0.09, bent prints 0.02-0.03)
     assert dc.bend_residual(live, w) > 15 * dc.bend_residual(cylinder, w)
     assert dc.bend_residual(live, w) > 0.8 * dc.MIN_RELIEF
+
+
+def test_a_face_model_and_its_warps_are_freed_when_no_session_uses_it() -> None:
+    """An evaluation builds a model per photo: the warp cache must not keep them all alive."""
+    import gc
+    import weakref
+
+    from kiosk.hardware.camera.synthetic import grace_hopper
+
+    fm = ph.face_model(grace_hopper())
+    cam = ph.PhotometricCamera(ph.LiveFace(fm), ph.ScreenLog(), clock=ph.VirtualClock())
+    cam.read()
+    assert ph._POSED.get(fm)  # the warps are cached while the model is in use
+    gone = weakref.ref(fm)
+    del fm, cam
+    gc.collect()
+    assert gone() is None

@@ -363,12 +363,15 @@ class Behaviour:
 
 class _Posed:
     """A face model at quantised yaw angles (turning re-warps the whole picture), kept for the
-    model's lifetime so later sessions of the same photo reuse the warps (at most `keep`)."""
+    model's lifetime so later sessions of the same photo reuse the warps (at most `keep`).
+
+    It holds its model weakly: `_POSED` maps each model to its `_Posed`, and a value that
+    held its key strongly would keep every model (and its warps) alive for the process."""
 
     STEP_DEG = 2
 
     def __init__(self, fm: FaceModel, planar: bool, keep: int = 12) -> None:
-        self.fm, self.planar, self.keep = fm, planar, keep
+        self._fm, self.planar, self.keep = weakref.ref(fm), planar, keep
         self.axis = 0.0 if planar else float(np.median(fm.depth[fm.mask > 0.5])) + 0.55 * fm.face_width
         self._cache: dict[int, dict] = {}
 
@@ -384,7 +387,9 @@ class _Posed:
         key = int(round(yaw / self.STEP_DEG)) * self.STEP_DEG
         got = self._cache.pop(key, None)
         if got is None:
-            got = _turned(self.fm, float(key), self.axis, self.planar)
+            fm = self._fm()
+            assert fm is not None, "a model's warps are asked for only while it is in use"
+            got = _turned(fm, float(key), self.axis, self.planar)
             if len(self._cache) >= self.keep:
                 self._cache.pop(next(k for k in self._cache if k != 0))
         self._cache[key] = got  # most recently used last

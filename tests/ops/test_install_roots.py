@@ -213,7 +213,7 @@ def test_gateway_host_from_setup_sh_and_a_kiosk_over_tls(tmp_path):
             assert time.monotonic() < deadline, "the gateway in the root never answered"
             kiosk.publish(topics.records(SITE, KIOSK), c1)
             time.sleep(1)
-            for topic, payload in kiosk.got:
+            for _topic, payload in kiosk.got:
                 r = entry.decode_receipt(payload)
                 if r.entry_hash == entry.entry_hash(l1):
                     receipt = r
@@ -355,19 +355,8 @@ def test_setup_image_customises_a_pi_os_like_image_twice_and_the_stack_runs_in_i
         assert (st.st_uid, st.st_mode & 0o022) == (0, 0)  # code owned by root, writable by root only
 
         # first boot: IT's provisioning file on the boot partition; the unit's script runs it
-        from gateway.factories import KIOSK, SITE, World
-        world = World(log_name=default_log_name(SITE))
-        tmpk = tmp_path / "k"
-        keys.save_private_key(tmpk / "kiosk.key", world.kiosk_key(KIOSK))
-        keys.save_public_key(tmpk / "issuer.pub", world.issuer_key.verify_key)
-        keys.save_public_key(tmpk / "log.pub", world.log_key.verify_key)
-        keys.save_public_key(tmpk / "gws.pub", world.seal_key.public_key)
-        keys.new_sealing_key(tmpk / "sealing.key")
-        pem = {"kiosk_key": "kiosk.key", "issuer_pub": "issuer.pub", "log_pub": "log.pub",
-               "gateway_sealing_pub": "gws.pub", "sealing_key": "sealing.key"}
-        (boot / "kiosk-provision.toml").write_text(
-            f'site = "{SITE}"\nid = "{KIOSK}"\nbroker = "127.0.0.1:1883"\nnfc_port = "/tmp/pn532"\n'
-            + "".join(f'{k} = """\n{(tmpk / v).read_text()}"""\n' for k, v in pem.items()))
+        from gateway.factories import SITE
+        _provision_file(root, tmp_path, nfc_port="/tmp/pn532")
         _chroot(root, "/opt/kiosk/firmware_configs/firstboot.sh")
         assert not (boot / "kiosk-provision.toml").exists() and (boot / "kiosk.pub").exists()
         key = (root / "etc/kiosk/keys/kiosk.key").stat()
@@ -386,8 +375,9 @@ def test_setup_image_customises_a_pi_os_like_image_twice_and_the_stack_runs_in_i
         _chroot(root, py, "-c", "import kiosk.checkin.runtime, kiosk.gateway.mqtt, kiosk.vision.verify, "
                                 "kiosk.hardware.nfc.reader, kiosk.net.publisher, cv2, dlib, numpy, picamera2")
         wallet = tmp_path / "wallet"
-        for cmd in (["wallet", "create", str(wallet)], ["issuer", "--dir", str(tmp_path / "iss"), "init", "--site", SITE],
-                    ["issuer", "--dir", str(tmp_path / "iss"), "enroll", "--wallet", str(wallet), "--no-biometric"]):
+        iss = str(tmp_path / "iss")
+        for cmd in (["wallet", "create", str(wallet)], ["issuer", "--dir", iss, "init", "--site", SITE],
+                    ["issuer", "--dir", iss, "enroll", "--wallet", str(wallet), "--no-biometric"]):
             subprocess.run([sys.executable, "-m", "kiosk", *cmd], check=True, cwd=REPO, capture_output=True)
         shutil.copytree(wallet, root / "tmp/wallet")
         subprocess.run(["chown", "-R", str(kiosk_uid), str(root / "tmp/wallet")], check=True)

@@ -9,6 +9,7 @@ check-ins, prints each outcome and the receipts, and verifies the log.
 from __future__ import annotations
 
 import contextlib
+import random
 import shutil
 import tempfile
 import threading
@@ -27,6 +28,7 @@ from kiosk.hardware.camera.synthetic import NOBODY, render
 from kiosk.protocol import entry
 
 SITE, KIOSK, LOG_NAME = "clinic", "kiosk-1", "demo.clinic.example/log"
+DEMO_CHALLENGE_SEED = 2026  # the liveness challenges of a demo run (see build_runtime)
 
 
 class DemoCamera(Camera):
@@ -330,7 +332,10 @@ def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
                            nfc_repeat_guard_s=0.0,  # the director takes each phone away itself
                            # the simulated phones read the same host clock as the kiosk, so
                            # their QR windows agree whether or not NTP has set that clock
-                           clock_synced=lambda: True, liveness_clock=camera.clock)
+                           clock_synced=lambda: True, liveness_clock=camera.clock,
+                           # the simulated scenes are seeded; so are the demo's challenges, so a
+                           # run can be reproduced (a kiosk draws them from the OS's random source)
+                           liveness_rng=random.Random(DEMO_CHALLENGE_SEED))
         stack.append(rt.close)
         if touch is not None:
             touch.attach(cfg, rt)

@@ -8,6 +8,7 @@ the front desk).
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -107,10 +108,12 @@ def build_runtime(cfg: Config, *, ui: UiPort, camera: Any = None, reader: Any = 
                   start_publisher: bool = True, listen_revocations: bool = True,
                   clock: Clock | None = None, nfc_repeat_guard_s: float = 3.0,
                   clock_synced: Callable[[], bool] | None = None,
-                  liveness_clock: Clock | None = None) -> KioskRuntime:
+                  liveness_clock: Clock | None = None,
+                  liveness_rng: random.Random | None = None) -> KioskRuntime:
     """Build the kiosk the config describes. `camera`/`reader` override the configured devices
     (and stay the caller's to close); `liveness_clock` times the liveness challenge on a
-    simulated camera's virtual clock.
+    simulated camera's virtual clock; `liveness_rng` draws its challenges (default: the OS's
+    random source, which a kiosk must use — a seed is for reproducible simulations only).
 
     If any step fails, whatever was opened so far (serial port, camera, outbox, publisher and
     listener threads) is closed before the error goes on.
@@ -120,7 +123,7 @@ def build_runtime(cfg: Config, *, ui: UiPort, camera: Any = None, reader: Any = 
         return _assemble(cfg, closers, ui=ui, camera=camera, reader=reader, start_publisher=start_publisher,
                          listen_revocations=listen_revocations, clock=clock or SystemClock(),
                          nfc_repeat_guard_s=nfc_repeat_guard_s, clock_synced=clock_synced,
-                         liveness_clock=liveness_clock)
+                         liveness_clock=liveness_clock, liveness_rng=liveness_rng)
     except BaseException:
         _close_all(closers)
         raise
@@ -138,7 +141,8 @@ def _close_all(closers: list) -> None:
 
 def _assemble(cfg: Config, closers: list, *, ui: UiPort, camera: Any, reader: Any, start_publisher: bool,
               listen_revocations: bool, clock: Clock, nfc_repeat_guard_s: float,
-              clock_synced: Callable[[], bool] | None, liveness_clock: Clock | None = None) -> KioskRuntime:
+              clock_synced: Callable[[], bool] | None, liveness_clock: Clock | None = None,
+              liveness_rng: random.Random | None = None) -> KioskRuntime:
     """build_runtime's steps; every opened resource's closer goes on `closers` at once."""
     from kiosk.net.outbox import Outbox
 
@@ -225,7 +229,8 @@ def _assemble(cfg: Config, closers: list, *, ui: UiPort, camera: Any, reader: An
         from kiosk.vision.liveness.check import ScreenLightLiveness, settings_from
 
         # models load now: a missing liveness model stops the start-up, never a silent "off"
-        liveness = ScreenLightLiveness(camera, settings_from(cfg.liveness), models_dir=models, clock=liveness_clock)
+        liveness = ScreenLightLiveness(camera, settings_from(cfg.liveness), models_dir=models, clock=liveness_clock,
+                                       rng=liveness_rng)
     engine = CheckinEngine(site=cfg.kiosk.site, kiosk=cfg.kiosk.id, kiosk_key=kiosk_key, engine=cfg.engine,
                            consent=cfg.consent, sources=sources, faces=faces,
                            matcher=TemplateMatcher(sealing_keys, cfg.vision.match_threshold,

@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
-from kiosk.errors import ConfigError
+from kiosk.errors import ConfigError, MissingConfigError
 from kiosk.protocol.config_ids import ID_RE as KIOSK_ID_RE
 
 DEFAULT_PATH = Path("/etc/kiosk/kiosk.toml")
@@ -371,6 +371,9 @@ def load(path: Path | str | None = None) -> Config:
     path = Path(path) if path is not None else DEFAULT_PATH
     try:
         raw = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError) as e:
+        hint = " (not provisioned yet? kiosk provision)" if path == DEFAULT_PATH else ""
+        raise MissingConfigError(f"{path}: cannot read config ({e.strerror}){hint}") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config ({e.strerror or type(e).__name__})") from None
     return parse(raw, path)

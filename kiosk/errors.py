@@ -35,6 +35,13 @@ class ConfigError(KioskError):
     exit_code = 78  # EX_CONFIG (sysexits.h)
 
 
+class MissingConfigError(ConfigError):
+    """A configuration file that is not there: the file named is missing (66, like any input
+    file), which says more than "misconfigured" (78) about what to do."""
+
+    exit_code = 66  # EX_NOINPUT
+
+
 class FormatError(KioskError):
     """Bytes or text that do not decode as the format they claim to be."""
 
@@ -63,6 +70,12 @@ class CannotCreateError(KioskError):
     """An output file or folder cannot be created (exists and may not be replaced, or no room)."""
 
     exit_code = 73  # EX_CANTCREAT
+
+
+class NoUserError(KioskError):
+    """A user account named on the command line (`--owner`, `--user`) does not exist here."""
+
+    exit_code = 67  # EX_NOUSER
 
 
 class PermissionDeniedError(KioskError):

@@ -23,7 +23,7 @@ import os
 import pwd
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 SERVICE_USER = "kiosk"
 # what a first-boot file may carry inline (PEM text), and where each goes under keys/
@@ -63,12 +63,12 @@ def _is_loopback(host: str) -> bool:
 def read_provision_file(path: Path) -> dict[str, Any]:
     """The first-boot file: `site`, `id`, `broker`, optional `insecure`, `log_name` and PEM
     text under the names of FILE_FIELDS (`issuer_pub` may be a list)."""
-    from kiosk.errors import ConfigError
+    from kiosk.errors import ConfigError, from_os_error
 
     try:
         data = tomllib.loads(path.read_text())
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+        raise from_os_error(e, str(path)) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: not valid TOML ({e})") from None
     known = {"site", "id", "broker", "insecure", "log_name", "nfc_port", "enrol", "token"} | set(FILE_FIELDS)
@@ -126,6 +126,16 @@ def _enrol(url: str, inline: dict[str, Any], site: str, kiosk_id: str, kdir: Pat
     return got
 
 
+def _is_certificate(pem: str) -> bool:
+    from cryptography import x509
+
+    try:
+        x509.load_pem_x509_certificate(pem.encode())
+    except ValueError:
+        return False
+    return True
+
+
 def _bad_identity(site: str, kiosk_id: str, broker: str) -> str | None:
     """What is wrong with the site, kiosk id or broker address, as the option names it, or None."""
     from kiosk.protocol.config_ids import ID_RE, reserved_id
@@ -145,7 +155,7 @@ def _bad_identity(site: str, kiosk_id: str, broker: str) -> str | None:
 
 def _provision(args: argparse.Namespace) -> int:
     from kiosk import config
-    from kiosk.errors import CannotCreateError, ConfigError, UsageError
+    from kiosk.errors import CannotCreateError, ConfigError, FormatError, UsageError, from_os_error
     from kiosk.net.ca import make_request
     from kiosk.protocol import keys
 
@@ -163,11 +173,14 @@ def _provision(args: argparse.Namespace) -> int:
         broker, insecure = args.broker or "127.0.0.1:1883", args.insecure
         log_name, nfc_port = args.log_name, args.nfc_port
     # a bad value on the command line is a usage error (64); in IT's file, a configuration one (78)
-    why = _bad_identity(site, kiosk_id, broker)
-    if why:
+    def refuse(why: str) -> NoReturn:
         if args.from_file is not None:
             raise ConfigError(f"{args.from_file}: {why.replace('--', '', 1)}")
         raise UsageError(why)
+
+    why = _bad_identity(site, kiosk_id, broker)
+    if why:
+        refuse(why)
     conf = args.dir / "kiosk.toml"
     if conf.exists():
         raise CannotCreateError(f"{conf}: exists; refusing to overwrite a provisioned kiosk")
@@ -177,11 +190,17 @@ def _provision(args: argparse.Namespace) -> int:
         try:
             ca_pem = args.ca.read_text()
         except OSError as e:
-            raise ConfigError(f"--ca {args.ca}: {e.strerror}") from None
+            raise from_os_error(e, f"--ca {args.ca}") from None
+        except UnicodeDecodeError:
+            ca_pem = ""
+        if not _is_certificate(ca_pem):
+            raise FormatError(f"--ca {args.ca}: not a PEM certificate (the clinic CA's ca.crt)")
+    elif ca_pem is not None and not _is_certificate(ca_pem):
+        raise ConfigError(f"{args.from_file}: 'ca' is not a PEM certificate (the clinic CA's ca.crt)")
     tls = ca_pem is not None
     if not tls and not _is_loopback(host) and not insecure:
-        raise ConfigError(f"broker {host} is not on this machine: give the clinic CA (--ca ca.crt) for TLS, "
-                          f"or --insecure to send records in the clear")
+        refuse(f"--broker {host} is not on this machine: give the clinic CA (--ca ca.crt) for TLS, "
+               f"or --insecure to send records in the clear")
     kdir = args.dir / "keys"
     enrol_url = inline.get("enrol")
     if enrol_url is not None:
@@ -207,7 +226,7 @@ def _provision(args: argparse.Namespace) -> int:
         "keys": keys_table, "broker": broker_table, "nfc": {"port": nfc_port},
     }, source="kiosk provision")
 
-    args.dir.mkdir(parents=True, exist_ok=True)
+    keys.make_dir(args.dir)
     if enrol_url is not None:
         pass  # made and registered by _enrol
     elif "kiosk_key" in inline:  # made (and registered) on the gateway host before imaging
@@ -237,7 +256,7 @@ def _provision(args: argparse.Namespace) -> int:
         written += [kdir / "tls.key", kdir / "kiosk.csr"]
     keys.write_atomic(conf, config.to_toml(cfg).encode(), 0o640)
     config.load(conf)  # what we wrote must read back
-    args.state_dir.mkdir(parents=True, exist_ok=True)
+    keys.make_dir(args.state_dir)
     owner = _hand_over(args.dir, kdir, conf, written, args.state_dir, args.user)
 
     print(f"kiosk {kiosk_id} provisioned: {conf}" + (f" (files owned for {owner})" if owner else ""))

@@ -14,7 +14,7 @@ from pathlib import Path
 from nacl.signing import VerifyKey
 
 from kiosk.config import KIOSK_ID_RE, Config
-from kiosk.errors import FormatError, StoreError
+from kiosk.errors import CannotCreateError, FormatError, NoInputError, StoreError
 from kiosk.ledger.sql_tables import PostgresTables, SqliteTables, SqlTables
 from kiosk.protocol.config_ids import reserved_id
 
@@ -98,19 +98,19 @@ class KioskRegistry:
                          + conflict + " RETURNING kiosk_id",
                          (kiosk_id, bytes(key), ACTIVE, int(time.time())))
         if not rows:
-            raise StoreError(f"kiosk {kiosk_id} is already registered (use --replace to re-key it)")
+            raise CannotCreateError(f"kiosk {kiosk_id} is already registered (use --replace to re-key it)")
         rec = self.get(kiosk_id)
         assert rec is not None
         return rec
 
     def revoke(self, kiosk_id: str) -> KioskRecord:
-        """Mark a kiosk revoked; StoreError if it is not registered."""
+        """Mark a kiosk revoked; NoInputError (66) if it is not registered."""
         _check_id(kiosk_id)
         self._t.q("UPDATE {kiosks} SET status = %s, revoked_at = COALESCE(revoked_at, %s) "
                   "WHERE kiosk_id = %s", (REVOKED, int(time.time()), kiosk_id))
         rec = self.get(kiosk_id)
         if rec is None:
-            raise StoreError(f"kiosk {kiosk_id} is not registered")
+            raise NoInputError(f"kiosk {kiosk_id} is not registered (kiosk gateway kiosk list)")
         return rec
 
     def get(self, kiosk_id: str) -> KioskRecord | None:

@@ -111,8 +111,9 @@ def _enroll(args: argparse.Namespace) -> int:
         paths = write_pass_files(args.wallet, enrolled.pass_bytes)
     else:
         from kiosk.hardware.nfc.type4 import pass_message
+        from kiosk.protocol.keys import make_dir
 
-        args.card.mkdir(parents=True, exist_ok=True)
+        make_dir(args.card)
         paths = write_pass_files(args.card, enrolled.pass_bytes)
         ndef = args.card / "pass.ndef"
         ndef.write_bytes(pass_message(enrolled.pass_bytes))
@@ -238,7 +239,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _write_card(args: argparse.Namespace) -> int:
     from kiosk import config
-    from kiosk.errors import FormatError
+    from kiosk.errors import FormatError, from_os_error
     from kiosk.hardware.nfc.reader import NfcReader
     from kiosk.hardware.nfc.type4 import pass_message
     from kiosk.protocol import patient_pass
@@ -246,7 +247,7 @@ def _write_card(args: argparse.Namespace) -> int:
     try:
         pass_bytes = (args.card / "pass.cose").read_bytes()
     except OSError as e:
-        raise FormatError(f"{args.card}/pass.cose: cannot read ({e.strerror})") from None
+        raise from_os_error(e, f"{args.card}/pass.cose") from None
     if not patient_pass.decode(pass_bytes).is_card:
         raise FormatError("that is a phone pass: only a card pass (enroll --card) goes on a card")
     port = args.port or config.load(args.config).nfc.port

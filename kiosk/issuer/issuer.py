@@ -55,8 +55,7 @@ class Issuer:
         check_id(site, "site")
         if (folder / "issuer.json").exists():
             raise CannotCreateError(f"{folder}: an issuer already exists there; refusing to overwrite it")
-        folder.mkdir(parents=True, exist_ok=True)
-        os.chmod(folder, 0o700)
+        keys.make_dir(folder, 0o700)
         keys.new_signing_key(folder / "issuer.key", folder / "issuer.pub")
         keys.new_sealing_key(folder / "for-kiosks" / "sealing.key", folder / "sealing.pub")
         (folder / "issuer.json").write_text(json.dumps({"site": site, "issuer": name or f"{site}-issuer"}))

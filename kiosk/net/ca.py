@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,7 +36,7 @@ from kiosk.errors import (
     VerificationError,
 )
 from kiosk.protocol.config_ids import check_id, reserved_id
-from kiosk.protocol.keys import write_atomic
+from kiosk.protocol.keys import make_dir, write_atomic
 
 DEFAULT_DIR = Path("/etc/kiosk/ca")
 CA_DAYS = 3650
@@ -131,8 +130,7 @@ class ClinicCA:
         if (d / "ca.key").exists():
             raise CannotCreateError(f"{d}: a CA exists already; refusing to replace it (every "
                                     f"certificate it issued would stop working)")
-        d.mkdir(parents=True, exist_ok=True)
-        os.chmod(d, 0o700)
+        make_dir(d, 0o700)
         key = ec.generate_private_key(ec.SECP256R1())
         now = _utcnow()
         cert = (x509.CertificateBuilder().subject_name(_name(name)).issuer_name(_name(name))
@@ -235,12 +233,16 @@ class ClinicCA:
 
     # ------------------------------------------------------------------ revocation
     def revoke(self, what: str) -> list[Issued]:
-        """Revoke every unrevoked certificate whose CN or serial (hex) is `what`; re-sign the CRL."""
+        """Revoke every unrevoked certificate whose CN or serial (hex) is `what`; re-sign the CRL.
+        Returns what was revoked now: empty when all of them were revoked before (revoking twice
+        is done, not an error; the CRL is re-signed all the same). A `what` the CA never issued
+        is NoInputError (66): a typo must not look like a revocation."""
         entries = self.entries()
         now = _utcnow().isoformat()
-        hit = [e for e in entries if e.revoked_at is None and what in (e.cn, e.serial)]
-        if not hit:
-            raise ConfigError(f"no unrevoked certificate named or numbered {what!r} (kiosk ca list)")
+        named = [e for e in entries if what in (e.cn, e.serial)]
+        if not named:
+            raise NoInputError(f"no certificate named or numbered {what!r} was issued by this CA (kiosk ca list)")
+        hit = [e for e in named if e.revoked_at is None]
         for e in hit:
             e.revoked_at = now
         self._save_index(entries)

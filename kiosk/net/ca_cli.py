@@ -9,6 +9,8 @@ import pwd
 import sys
 from pathlib import Path
 
+from kiosk.cli_args import positive_int
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     common = argparse.ArgumentParser(add_help=False)
@@ -19,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     i = sub.add_parser("init", parents=[common], help="make the CA (once, on the gateway host)")
     i.add_argument("--name", default="clinic kiosk CA", help="the CA's name")
-    i.add_argument("--days", type=int, default=3650)
+    i.add_argument("--days", type=positive_int, default=3650)
     i.set_defaults(func=_init)
 
     s = sub.add_parser("issue", parents=[common],
@@ -32,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--out-dir", type=Path, help="broker/gateway/issuer: folder for the key and certificate "
                                                 "(default the CA's issued/)")
     s.add_argument("--owner", help="chown the made key to this user (e.g. mosquitto, kiosk)")
-    s.add_argument("--days", type=int, default=825)
+    s.add_argument("--days", type=positive_int, default=825)
     s.set_defaults(func=_issue)
 
     r = sub.add_parser("revoke", parents=[common],
@@ -83,16 +85,17 @@ def _init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _chown(path: Path, owner: str | None) -> None:
-    from kiosk.errors import ConfigError
+def _owner(owner: str | None) -> pwd.struct_passwd | None:
+    """The --owner account, looked up before anything is made (a typo must not leave a key
+    made and owned by root behind)."""
+    from kiosk.errors import NoUserError
 
     if owner is None:
-        return
+        return None
     try:
-        pw = pwd.getpwnam(owner)
+        return pwd.getpwnam(owner)
     except KeyError:
-        raise ConfigError(f"--owner {owner}: no such user") from None
-    os.chown(path, pw.pw_uid, pw.pw_gid)
+        raise NoUserError(f"--owner {owner}: no such user") from None
 
 
 def _issue(args: argparse.Namespace) -> int:
@@ -108,6 +111,7 @@ def _issue(args: argparse.Namespace) -> int:
         except ConfigError as e:
             raise UsageError(e.message) from None
     ca = ClinicCA(_dir(args))
+    owner = _owner(args.owner)
     if args.kind == "kiosk":
         if args.csr is None or len(args.name) != 1:
             raise UsageError("kiosk ca issue kiosk ID --csr kiosk.csr (the request `kiosk provision` wrote)")
@@ -131,7 +135,8 @@ def _issue(args: argparse.Namespace) -> int:
             raise UsageError(f"kiosk ca issue {args.kind} takes one name")
         cn, hosts = args.name[0], None
     crt, key = ca.issue(args.kind, cn, out_dir, hosts, args.days)
-    _chown(key, args.owner)
+    if owner is not None:
+        os.chown(key, owner.pw_uid, owner.pw_gid)
     print(f"{crt} and {key} ({args.kind} {cn})")
     return 0
 
@@ -182,8 +187,11 @@ def _revoke(args: argparse.Namespace) -> int:
     from kiosk.net.ca import ClinicCA
 
     ca = ClinicCA(_dir(args))
-    for e in ca.revoke(args.what):
+    revoked = ca.revoke(args.what)
+    for e in revoked:
         print(f"revoked {e.kind} {e.cn} serial {e.serial}")
+    if not revoked:
+        print(f"{args.what}: revoked already; nothing more to revoke")
     print(f"{ca.dir / 'crl.pem'} re-signed: reload the broker (systemctl reload mosquitto)")
     return 0
 

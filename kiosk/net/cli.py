@@ -69,13 +69,13 @@ def outbox_report(outbox: object, now: float | None = None) -> dict[str, Any]:
 
 def _open(args: argparse.Namespace) -> tuple[Config, Path, Outbox]:
     from kiosk import config
-    from kiosk.errors import StoreError
+    from kiosk.errors import NoInputError
     from kiosk.net.outbox import Outbox
 
     cfg = config.load(args.config)
     path = cfg.state_path(cfg.outbox.path)
-    if not path.exists():
-        raise StoreError(f"outbox {path}: not found")
+    if not path.exists():  # as `ledger verify` with no log store: the input is not there (66)
+        raise NoInputError(f"outbox {path}: not found (the kiosk has not run with this config yet)")
     return cfg, path, Outbox(path)
 
 
@@ -149,17 +149,17 @@ def clearing_record(cfg: Any, alarm: Any, reason: str) -> tuple[bytes, bytes, No
 
 def cmd_clear_alarm(args: argparse.Namespace) -> int:
     """`kiosk outbox clear-alarm ID --reason TEXT`."""
-    from kiosk.errors import FormatError, StoreError
+    from kiosk.errors import NoInputError, UsageError
     from kiosk.protocol.entry import entry_hash
 
     reason = args.reason.strip()
     if not reason or not reason.isprintable():
-        raise FormatError("--reason must be one line of printable text")
+        raise UsageError("--reason must be one line of printable text")
     cfg, _, ob = _open(args)
     with ob:
         alarm = ob.alarm(args.alarm_id)
         if alarm is None or alarm.cleared_at is not None:
-            raise StoreError(f"no alarm {args.alarm_id} waiting to be cleared (kiosk outbox lists them)")
+            raise NoInputError(f"no alarm {args.alarm_id} waiting to be cleared (kiosk outbox lists them)")
         record = clearing_record(cfg, alarm, reason)
         ob.clear_alarm(alarm.id, reason, record)
     h = entry_hash(record[0])

@@ -152,12 +152,14 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _verify_foreign(texts: list[str], args: argparse.Namespace, cfg: object, now: int) -> int:
-    from kiosk.errors import ConfigError
+    from kiosk.errors import ConfigError, NoInputError
     from kiosk.protocol import credentials
 
     trust_dir = args.trust_dir or (cfg.credentials.trust_dir if cfg else None)  # type: ignore[attr-defined]
     if trust_dir is None:
         raise ConfigError("no credential trust folder: give --trust-dir or [credentials] trust_dir")
+    if args.trust_dir is not None and not args.trust_dir.is_dir():  # the config's is judged as config (78)
+        raise NoInputError(f"--trust-dir {args.trust_dir}: no such folder")
     verdict = credentials.read(texts, credentials.TrustStore.load(trust_dir), now)
     out: dict = {**verdict.as_json(), "kind": "foreign", "format": credentials.detect(texts[0])}
     if verdict.ok:

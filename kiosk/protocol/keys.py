@@ -51,6 +51,17 @@ def write_atomic(path: Path, data: bytes, mode: int) -> None:
         raise from_os_error(e, str(path), output=True) from None
 
 
+def make_dir(path: Path, mode: int | None = None) -> None:
+    """Create an output folder (and its parents); one that cannot be made is a KioskError
+    naming it (73 cannot create, 77 permission denied), not a missing input."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if mode is not None:
+            os.chmod(path, mode)
+    except OSError as e:
+        raise from_os_error(e, str(path), output=True) from None
+
+
 def save_private_key(path: Path, key: SigningKey | PrivateKey) -> None:
     """Write an Ed25519 or X25519 private key as PKCS#8 PEM, mode 0600."""
     ck: ed25519.Ed25519PrivateKey | x25519.X25519PrivateKey

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kiosk.errors import ConfigError
+from kiosk.errors import UsageError
 
 
 def register(subparsers: Any) -> None:
@@ -59,7 +59,7 @@ def _read_pin() -> str:
         return sys.stdin.readline().strip()
     a = getpass.getpass("PIN (4-8 digits): ")
     if getpass.getpass("PIN again: ") != a:
-        raise ConfigError("the two PINs differ")
+        raise UsageError("the two PINs differ")
     return a
 
 
@@ -67,7 +67,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     try:
         uid = bytes.fromhex(args.badge.replace(":", ""))
     except ValueError:
-        raise ConfigError("--badge: expected the UID in hex, e.g. 04a1b2c3d4e5f6") from None
+        raise UsageError("--badge: expected the UID in hex, e.g. 04a1b2c3d4e5f6") from None
     store = _store(args)
     try:
         store.add(args.staff_id, args.name, uid, _read_pin(), "admin" if args.admin else "staff")

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from kiosk.errors import ConfigError, StoreError
+from kiosk.errors import CannotCreateError, NoInputError, StoreError, UsageError
 from kiosk.staff import pin as P
 
 STAFF_ID_RE = re.compile(r"\A[a-z0-9][a-z0-9-]{0,31}\Z")
@@ -111,15 +111,15 @@ class StaffStore:
         memlimit: int = P.MEMLIMIT,
     ) -> None:
         if not STAFF_ID_RE.match(staff_id):
-            raise ConfigError("a staff id is 1-32 characters of a-z, 0-9 and '-' (pseudonymous: no names)")
+            raise UsageError("a staff id is 1-32 characters of a-z, 0-9 and '-' (pseudonymous: no names)")
         if role not in ("staff", "admin"):
-            raise ConfigError("role must be staff or admin")
+            raise UsageError("role must be staff or admin")
         if not badge_uid:
-            raise ConfigError("the badge UID is empty")
+            raise UsageError("the badge UID is empty")
         try:
             h = P.hash_pin(pin, opslimit, memlimit)
         except ValueError as e:
-            raise ConfigError(str(e)) from None
+            raise UsageError(str(e)) from None
         with self._lock:
             try:
                 self._db.execute(
@@ -128,7 +128,7 @@ class StaffStore:
                     (staff_id, name, badge_hash(badge_uid), h, role, self._now()),
                 )
             except sqlite3.IntegrityError:
-                raise ConfigError(f"staff id {staff_id} or this badge is already registered") from None
+                raise CannotCreateError(f"staff id {staff_id} or this badge is already registered") from None
 
     def members(self) -> list[StaffMember]:
         rows = self._db.execute(
@@ -147,7 +147,7 @@ class StaffStore:
         with self._lock:
             n = self._db.execute(f"UPDATE staff SET {sql} WHERE staff_id = ?", (*args, staff_id)).rowcount
         if n == 0:
-            raise ConfigError(f"no staff member {staff_id}")
+            raise NoInputError(f"no staff member {staff_id} (kiosk staff list)")
 
     def disable(self, staff_id: str) -> None:
         self._set(staff_id, "active = 0", ())
@@ -161,7 +161,7 @@ class StaffStore:
             try:
                 h = P.hash_pin(new_pin)
             except ValueError as e:
-                raise ConfigError(str(e)) from None
+                raise UsageError(str(e)) from None
             self._set(staff_id, "failures = 0, locked_until = 0, pin_hash = ?", (h,))
         else:
             self._set(staff_id, "failures = 0, locked_until = 0", ())

@@ -8,7 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from kiosk.errors import ConfigError
+from kiosk.cli_args import output_file
+from kiosk.errors import UsageError
 
 
 def register(subparsers: Any) -> None:
@@ -62,8 +63,9 @@ def cmd_screens(args: argparse.Namespace) -> int:
     langs = args.lang or i18n.available()
     unknown = [x for x in langs if x not in i18n.available()]
     if unknown:
-        raise ConfigError(f"no catalogue for {', '.join(unknown)} (have {', '.join(i18n.available())})")
-    shots = gallery.render(args.out, sizes, langs)
+        raise UsageError(f"no catalogue for {', '.join(unknown)} (have {', '.join(i18n.available())})")
+    with output_file(args.out):
+        shots = gallery.render(args.out, sizes, langs)
     findings = [
         {
             "screen": s.name,
@@ -92,6 +94,7 @@ def cmd_screens(args: argparse.Namespace) -> int:
 def cmd_audio(args: argparse.Namespace) -> int:
     from kiosk.ui.audio import render_prompts
 
-    n = render_prompts(args.out)
+    with output_file(args.out):
+        n = render_prompts(args.out)
     print(f"{n} prompts rendered into {args.out}")
     return 0

@@ -24,9 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _create(args: argparse.Namespace) -> int:
+    from kiosk.protocol.keys import make_dir
     from kiosk.wallet.wallet import Wallet
 
-    args.folder.mkdir(parents=True, exist_ok=True)
+    make_dir(args.folder)
     Wallet.create(args.folder)
     print(f"wallet created in {args.folder}; enrol it with: kiosk issuer enroll --wallet {args.folder} PHOTO")
     return 0

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from nacl.signing import SigningKey, VerifyKey
 
-from kiosk.errors import KioskError
+from kiosk.errors import CannotCreateError, KioskError
 from kiosk.protocol import keys, patient_pass, presentation
 
 KEY_FILE, PUB_FILE, PASS_FILE = "patient.key", "patient.pub", "pass.cose"
@@ -35,7 +35,7 @@ class Wallet:
         if folder is not None:
             folder = Path(folder)
             if (folder / KEY_FILE).exists():
-                raise WalletError(f"{folder}: a wallet already exists there")
+                raise CannotCreateError(f"{folder}: a wallet already exists there; refusing to replace its key")
             keys.save_private_key(folder / KEY_FILE, w.key)
             keys.save_public_key(folder / PUB_FILE, w.public_key)
         return w

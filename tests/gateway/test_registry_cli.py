@@ -7,7 +7,7 @@ import pytest
 from nacl.signing import SigningKey
 
 from kiosk import cli
-from kiosk.errors import FormatError, StoreError
+from kiosk.errors import CannotCreateError, FormatError, NoInputError, StoreError
 from kiosk.gateway.registry import PostgresRegistry, SqliteRegistry
 from kiosk.protocol import keys
 
@@ -18,7 +18,7 @@ def _exercise(reg):
     k1, k2 = SigningKey.generate(), SigningKey.generate()
     rec = reg.add("kiosk-1", k1.verify_key)
     assert rec.active and rec.public_key == bytes(k1.verify_key)
-    with pytest.raises(StoreError):
+    with pytest.raises(CannotCreateError):
         reg.add("kiosk-1", k2.verify_key)
     with pytest.raises(FormatError):
         reg.add("Kiosk 1", k2.verify_key)
@@ -26,7 +26,7 @@ def _exercise(reg):
     assert reg.key_for("kiosk-9") is None
     assert reg.revoke("kiosk-1").status == "revoked"
     assert reg.key_for("kiosk-1") is None
-    with pytest.raises(StoreError):
+    with pytest.raises(NoInputError):
         reg.revoke("kiosk-9")
     reg.add("kiosk-1", k2.verify_key, replace=True)  # re-keyed and active again
     assert reg.key_for("kiosk-1") == k2.verify_key
@@ -55,7 +55,7 @@ def test_cli_add_list_revoke(tmp_path, capsys):
     assert cli.main(["gateway", "kiosk", "add", "kiosk-3", "--key", str(tmp_path / "k.pub"),
                      "--config", str(conf)]) == 0
     assert cli.main(["gateway", "kiosk", "add", "kiosk-3", "--key", str(tmp_path / "k.pub"),
-                     "--config", str(conf)]) == StoreError.exit_code
+                     "--config", str(conf)]) == CannotCreateError.exit_code
     assert cli.main(["gateway", "kiosk", "revoke", "kiosk-3", "--config", str(conf)]) == 0
     capsys.readouterr()
     assert cli.main(["gateway", "kiosk", "list", "--json", "--config", str(conf)]) == 0

@@ -172,4 +172,4 @@ def test_nfc_emulate_hosts_a_card_pass_and_cleans_up_on_sigterm(tmp_path) -> Non
                 proc.kill()
                 proc.wait()
     proc = _emulate("--card", "tag", "--pass", str(tmp_path / "nope.cose"))
-    assert proc.wait(timeout=30) == 65 and "nope.cose" in proc.stderr.read()
+    assert proc.wait(timeout=30) == 66 and "nope.cose" in proc.stderr.read()

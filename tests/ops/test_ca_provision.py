@@ -58,7 +58,12 @@ def test_ca_issues_every_kind_and_its_crl_revokes_as_openssl_reads_it(tmp_path, 
     assert _openssl_verify(ca, issued / "gateway-1.crt", crl).returncode == 0
     assert main(["ca", "list", "--json", "--dir", str(d)]) == 0
     assert '"revoked_at": null' in capsys.readouterr().out  # the others stay valid
-    assert main(["ca", "revoke", "kiosk-4", "--dir", str(d)]) == 78  # nothing left to revoke
+    capsys.readouterr()
+    # revoking twice is done, not an error; a name the CA never issued is (a typo must not pass)
+    assert main(["ca", "revoke", "kiosk-4", "--dir", str(d)]) == 0
+    assert "revoked already" in capsys.readouterr().out
+    assert main(["ca", "revoke", "kiosk-44", "--dir", str(d)]) == 66
+    assert "kiosk-44" in capsys.readouterr().err
 
 
 def test_ca_refuses_what_would_break_the_acl_or_the_chain(tmp_path):
@@ -82,8 +87,18 @@ def test_provision_refuses_a_remote_broker_without_tls(tmp_path, capsys):
     d = tmp_path / "etc"
     base = ["provision", "--site", "clinic", "--id", "kiosk-3", "--dir", str(d),
             "--state-dir", str(tmp_path / "state"), "--user", "no-such-user"]
-    assert main(base + ["--broker", "gw.local:1883"]) == 78
+    # on the command line a usage error (64); in IT's first-boot file a configuration one (78)
+    assert main(base + ["--broker", "gw.local:1883"]) == 64
     assert "--ca ca.crt" in capsys.readouterr().err and not d.exists()
+    first_boot = tmp_path / "kiosk-provision.toml"
+    first_boot.write_text('site = "clinic"\nid = "kiosk-3"\nbroker = "gw.local:1883"\n')
+    assert main(["provision", "--from", str(first_boot), *base[5:]]) == 78
+    assert "kiosk-provision.toml" in capsys.readouterr().err and not d.exists()
+    # a CA file that is not there is a missing input (66); one that is not a certificate, bad data (65)
+    assert main(base + ["--broker", "gw.local:8883", "--ca", str(tmp_path / "MISSING.crt")]) == 66
+    (tmp_path / "not-a-cert.crt").write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    assert main(base + ["--broker", "gw.local:8883", "--ca", str(tmp_path / "not-a-cert.crt")]) == 65
+    assert "not a PEM certificate" in capsys.readouterr().err and not d.exists()
     assert main(base + ["--broker", "gw.local:1883", "--insecure"]) == 0
     cfg = load(d / "kiosk.toml")
     assert (cfg.kiosk.id, cfg.broker.host, cfg.broker.tls_ca) == ("kiosk-3", "gw.local", None)

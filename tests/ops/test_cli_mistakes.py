@@ -10,7 +10,8 @@ import pytest
 
 from kiosk.cli import build_parser, main
 
-USAGE, DATA, NO_INPUT, UNAVAILABLE, CANT_CREATE, IO, PERM, CONFIG, FAILED = 64, 65, 66, 69, 73, 74, 77, 78, 1
+USAGE, DATA, NO_INPUT, NO_USER, UNAVAILABLE, CANT_CREATE, IO, PERM, CONFIG, FAILED = (
+    64, 65, 66, 67, 69, 73, 74, 77, 78, 1)
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +25,7 @@ def w(tmp_path_factory) -> Path:
         assert main(["wallet", "create", "w"]) == 0
         assert main(["issuer", "--dir", "iss", "enroll", "--wallet", "w", "--no-biometric"]) == 0
         assert main(["wallet", "create", "w2"]) == 0
+        assert main(["ca", "init", "--dir", "ca"]) == 0
     finally:
         os.chdir(cwd)
     (d / "bad.pem").write_text("not a key\n")
@@ -33,6 +35,10 @@ def w(tmp_path_factory) -> Path:
     (d / "deep.toml").write_text("x = " + "[" * 3000 + "]" * 3000 + "\n")
     (d / "junk.txt").write_bytes(b"\x00\x01junk")
     (d / "empty").mkdir()
+    # a config whose state folder is empty: no outbox, no kiosk registered, no staff member
+    (d / "state").mkdir()
+    (d / "gw.toml").write_text(f'[paths]\nstate_dir = "{d / "state"}"\n[gateway]\nregistry_path = "reg.sqlite3"\n')
+    (d / "first-boot.toml").write_text('site = "clinic"\nid = "k1"\nbroker = "gw.example:1883"\n')
     private = d / "private.pub"
     private.write_text("x")
     private.chmod(0)
@@ -93,12 +99,12 @@ CASES = [
     (["wallet", "qr", "MISSINGW"], PERM, "MISSINGW"),
     (["issuer", "--dir", "iss", "enroll", "--wallet", "MISSINGW", "--no-biometric"], PERM, "MISSINGW"),
     # configuration
-    (["pass", "verify", "w/pass.qr.txt", "--config", "MISSING.toml"], CONFIG, "cannot read config"),
+    (["pass", "verify", "w/pass.qr.txt", "--config", "MISSING.toml"], NO_INPUT, "cannot read config"),
     (["pass", "verify", "w/pass.qr.txt", "--config", "bad.toml"], CONFIG, "not valid TOML"),
     (["gateway", "run", "--config", "badtype.toml"], CONFIG, "bad value for 'broker.port'"),
     (["outbox", "--config", "unknown.toml"], CONFIG, "unknown key 'kiosk.kiosk_idd'"),
     (["run", "--config", "deep.toml"], CONFIG, "nested deeper"),
-    (["ledger", "verify", "--config", "MISSING.toml"], CONFIG, "cannot read config"),
+    (["ledger", "verify", "--config", "MISSING.toml"], NO_INPUT, "cannot read config"),
     (["issuer", "--dir", "MISSINGISS", "enroll", "--wallet", "w2", "--no-biometric"], CONFIG,
      "not an issuer folder"),
     # cannot create
@@ -106,6 +112,37 @@ CASES = [
     (["issuer", "--dir", "iss", "revocations", "--out", "junk.txt/x.cose"], CANT_CREATE, "junk.txt"),
     (["issuer", "--dir", "iss", "revocations", "--out", "/proc/x.cose"], CANT_CREATE, "cannot create"),
     (["wallet", "qr", "w", "--png", "nodir/qr.png"], CANT_CREATE, "nodir/qr.png"),
+    # the sweep of every subcommand (issue #16): each of these once gave a traceback (70), 78 or 66
+    # where the table above says otherwise
+    (["provision", "--site", "clinic", "--id", "k1", "--broker", "gw.example:1883", "--dir", "prov"],
+     USAGE, "--insecure"),
+    (["provision", "--from", "first-boot.toml", "--dir", "prov"], CONFIG, "first-boot.toml"),
+    (["provision", "--from", "MISSING.toml", "--dir", "prov"], NO_INPUT, "MISSING.toml"),
+    (["provision", "--site", "clinic", "--id", "k1", "--broker", "gw.example:8883", "--ca", "MISSING.crt",
+      "--dir", "prov"], NO_INPUT, "MISSING.crt"),
+    (["provision", "--site", "clinic", "--id", "k1", "--broker", "gw.example:8883", "--ca", "bad.pem",
+      "--dir", "prov"], DATA, "not a PEM certificate"),
+    (["provision", "--site", "clinic", "--id", "k1", "--dir", "junk.txt/etc"], CANT_CREATE, "junk.txt/etc"),
+    (["ca", "init", "--dir", "ca2", "--days", "-5"], USAGE, "at least 1"),
+    (["ca", "issue", "gateway", "gateway-1", "--dir", "ca", "--days", "0"], USAGE, "at least 1"),
+    (["ca", "init", "--dir", "junk.txt/ca"], CANT_CREATE, "junk.txt/ca"),
+    (["ca", "revoke", "nobody", "--dir", "ca"], NO_INPUT, "'nobody'"),
+    (["ca", "issue", "gateway", "gateway-1", "--dir", "ca", "--owner", "no-such-user"], NO_USER, "no such user"),
+    (["wallet", "create", "w"], CANT_CREATE, "already exists"),
+    (["wallet", "create", "junk.txt/w"], CANT_CREATE, "junk.txt/w"),
+    (["issuer", "--dir", "iss", "write-card", "MISSINGCARD"], NO_INPUT, "MISSINGCARD"),
+    (["gateway", "ehr", "map", "import", "--config", "gw.toml", "MISSING.csv"], NO_INPUT, "MISSING.csv"),
+    (["gateway", "kiosk", "revoke", "kiosk-9", "--config", "gw.toml"], NO_INPUT, "not registered"),
+    (["pass", "dcc-corpus", "MISSING"], NO_INPUT, "MISSING"),
+    (["pass", "verify", "HC1:6BFOXN", "--trust-dir", "MISSING"], NO_INPUT, "--trust-dir MISSING"),
+    (["ui", "screens", "--out", "junk.txt/shots"], CANT_CREATE, "junk.txt/shots"),
+    (["ui", "screens", "--out", "shots", "--lang", "xx"], USAGE, "no catalogue for xx"),
+    (["run", "--config", "MISSING.toml"], NO_INPUT, "MISSING.toml"),
+    (["outbox", "--config", "gw.toml"], NO_INPUT, "not found"),
+    (["outbox", "clear-alarm", "1", "--reason", " ", "--config", "gw.toml"], USAGE, "--reason"),
+    (["staff", "disable", "s-9", "--config", "gw.toml"], NO_INPUT, "no staff member"),
+    (["staff", "add", "s-9", "--badge", "zz", "--config", "gw.toml"], USAGE, "--badge"),
+    (["nfc", "emulate", "--pass", "MISSING.cose"], NO_INPUT, "MISSING.cose"),
     # hardware
     (["nfc", "probe", "--port", "/dev/nonexistent-tty", "--baudrate", "115200", "--timeout", "1"],
      UNAVAILABLE, "/dev/nonexistent-tty"),

@@ -96,14 +96,14 @@ def _map_add(args: argparse.Namespace) -> int:
 
 
 def _map_import(args: argparse.Namespace) -> int:
-    from kiosk.errors import FormatError, KioskError
+    from kiosk.errors import FormatError, from_os_error
     from kiosk.protocol.patient_pass import PATIENT_ID_RE
 
     try:
         with open(args.csv, newline="", encoding="utf-8") as f:
             rows = [r for r in csv.reader(f) if r and not r[0].startswith("#")]
     except OSError as e:
-        raise KioskError(f"{args.csv}: cannot read ({e.strerror})") from None
+        raise from_os_error(e, str(args.csv)) from None
     for n, r in enumerate(rows, 1):
         if len(r) != 3 or not PATIENT_ID_RE.match(r[0].strip()):
             raise FormatError(f"{args.csv}: row {n} is not 'patient id, system, value'")  # row content not shown

@@ -53,7 +53,7 @@ def _emulate(args: argparse.Namespace) -> int:
     import threading
     from pathlib import Path
 
-    from kiosk.errors import FormatError, KioskError
+    from kiosk.errors import KioskError, from_os_error
     from kiosk.hardware.nfc.emulator import Pn532Emulator, phone_card, type2_card, type4_card
     from kiosk.protocol import patient_pass
     from kiosk.wallet.wallet import Wallet
@@ -64,7 +64,7 @@ def _emulate(args: argparse.Namespace) -> int:
         try:
             pass_bytes = Path(args.pass_file).read_bytes()
         except OSError as e:
-            raise FormatError(f"{args.pass_file}: cannot read ({e.strerror})") from None
+            raise from_os_error(e, str(args.pass_file)) from None
         patient_pass.decode(pass_bytes)  # FormatError names what is wrong
     elif args.wallet:
         wallet = Wallet.load(Path(args.wallet))

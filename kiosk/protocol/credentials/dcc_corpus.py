@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kiosk.errors import ConfigError, FormatError, KioskError
+from kiosk.errors import ConfigError, FormatError, KioskError, NoInputError
 from kiosk.protocol import cbor
 from kiosk.protocol.credentials import dcc
 from kiosk.protocol.credentials.base import parse_instant
@@ -308,7 +308,7 @@ def run(root: str | Path, *, pictures: bool = True) -> Report:
     """The whole corpus under `root`; `pictures` also decodes each 2DCODE PNG (zxing-cpp)."""
     root = Path(root)
     if not root.is_dir():
-        raise ConfigError(f"{root}: DCC corpus folder not found")
+        raise NoInputError(f"{root}: DCC corpus folder not found")
     picture = _png_texts if pictures else None
     report = Report()
     for name, case in iter_cases(root):

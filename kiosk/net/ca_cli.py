@@ -40,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r = sub.add_parser("revoke", parents=[common],
                        help="revoke a certificate by CN or serial; re-sign the CRL")
     r.add_argument("what", help="CN (kiosk id, gateway-1, issuer) or serial in hex (kiosk ca list)")
+    r.add_argument("--no-broker-restart", action="store_true",
+                   help="do not restart mosquitto (as root on a systemd host it is restarted, which drops "
+                        "the revoked certificate's open connection; every client reconnects)")
     r.set_defaults(func=_revoke)
 
     c = sub.add_parser("crl", parents=[common], help="re-sign crl.pem (Mosquitto's crlfile) for another year")
@@ -183,6 +186,13 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# Mosquitto judges a connection by the CRL once, at its TLS handshake: a reload (SIGHUP) makes
+# it refuse the revoked certificate's new connections but keeps the one already open; only a
+# restart drops it (measured: tests/net/test_broker_crl_reload.py). Module-level for the tests.
+SYSTEMCTL = "/bin/systemctl"
+SYSTEMD_RUNNING = Path("/run/systemd/system")  # sd_booted(3)
+
+
 def _revoke(args: argparse.Namespace) -> int:
     from kiosk.net.ca import ClinicCA
 
@@ -192,8 +202,29 @@ def _revoke(args: argparse.Namespace) -> int:
         print(f"revoked {e.kind} {e.cn} serial {e.serial}")
     if not revoked:
         print(f"{args.what}: revoked already; nothing more to revoke")
-    print(f"{ca.dir / 'crl.pem'} re-signed: reload the broker (systemctl reload mosquitto)")
+    print(f"{ca.dir / 'crl.pem'} re-signed")
+    if args.no_broker_restart or os.geteuid() != 0 or not SYSTEMD_RUNNING.is_dir():
+        print("  restart the broker so it drops the revoked certificate's open connection too "
+              "(systemctl restart mosquitto; a reload only refuses its new ones)")
+        return 0
+    _restart_broker()
     return 0
+
+
+def _restart_broker() -> None:
+    import subprocess
+
+    from kiosk.errors import TransportError
+
+    try:  # try-: a gateway host whose broker is stopped keeps it stopped
+        r = subprocess.run([SYSTEMCTL, "try-restart", "mosquitto.service"], capture_output=True, text=True,
+                           timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise TransportError(f"revoked, but restarting mosquitto failed ({e}): systemctl restart mosquitto") from None
+    if r.returncode != 0:
+        why = " ".join((r.stderr or r.stdout).split())[:200]
+        raise TransportError(f"revoked, but restarting mosquitto failed ({why}): systemctl restart mosquitto")
+    print("  mosquitto restarted: the revoked certificate's connection is closed and refused from now on")
 
 
 def _crl(args: argparse.Namespace) -> int:

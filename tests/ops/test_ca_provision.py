@@ -29,6 +29,14 @@ def _openssl_verify(ca: Path, cert: Path, crl: Path | None = None) -> subprocess
     return subprocess.run(cmd + [str(cert)], capture_output=True, text=True)
 
 
+@pytest.fixture(autouse=True)
+def _no_systemd(monkeypatch, tmp_path):
+    """`kiosk ca revoke` restarts mosquitto as root on a systemd host: never this machine's."""
+    import kiosk.net.ca_cli as ca_cli
+
+    monkeypatch.setattr(ca_cli, "SYSTEMD_RUNNING", tmp_path / "no-systemd-here")
+
+
 @needs_openssl
 def test_ca_issues_every_kind_and_its_crl_revokes_as_openssl_reads_it(tmp_path, capsys):
     d = tmp_path / "ca"
@@ -230,3 +238,37 @@ def test_mosquitto_takes_the_ca_certificates_and_refuses_a_revoked_kiosk(tmp_pat
         ca.revoke("kiosk-1")
         broker.restart()  # Mosquitto reads the CRL at start (and on SIGHUP)
         assert not _mqtt_connects(broker.port, *files, "kiosk-1")
+
+
+def test_ca_revoke_restarts_the_broker_where_it_can(tmp_path, monkeypatch, capsys):
+    """A reload keeps the revoked certificate's open connection (tests/net/test_broker_crl_reload.py):
+    as root on a systemd host, `kiosk ca revoke` restarts mosquitto; a failed restart is 69 and
+    says what to do; --no-broker-restart, or no systemd, prints the step instead."""
+    import kiosk.net.ca_cli as ca_cli
+
+    ClinicCA.init(tmp_path / "ca")
+    ca = ClinicCA(tmp_path / "ca")
+    for n in ("kiosk-1", "kiosk-2", "kiosk-3"):
+        make_request(tmp_path / f"{n}.key", tmp_path / f"{n}.csr", n)
+        ca.sign_request("kiosk", n, (tmp_path / f"{n}.csr").read_bytes())
+    calls = tmp_path / "calls"
+    fake = tmp_path / "systemctl"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n[ "$FAIL_RESTART" = 1 ] && {{ echo boom >&2; exit 1; }}\n'
+                    'exit 0\n')
+    fake.chmod(0o755)
+    (tmp_path / "run-systemd").mkdir()
+    monkeypatch.setattr(ca_cli, "SYSTEMCTL", str(fake))
+    monkeypatch.setattr(ca_cli, "SYSTEMD_RUNNING", tmp_path / "run-systemd")
+    monkeypatch.setattr(ca_cli.os, "geteuid", lambda: 0)
+    base = ["ca", "revoke", "--dir", str(tmp_path / "ca")]
+
+    assert main([*base, "kiosk-1"]) == 0
+    assert calls.read_text() == "try-restart mosquitto.service\n"
+    assert "mosquitto restarted" in capsys.readouterr().out
+    assert main([*base, "kiosk-2", "--no-broker-restart"]) == 0
+    assert calls.read_text().count("\n") == 1 and "systemctl restart mosquitto" in capsys.readouterr().out
+    monkeypatch.setenv("FAIL_RESTART", "1")
+    assert main([*base, "kiosk-3"]) == 69
+    err = capsys.readouterr().err
+    assert "boom" in err and "systemctl restart mosquitto" in err
+    assert [e.cn for e in ca.entries() if e.revoked_at] == ["kiosk-1", "kiosk-2", "kiosk-3"]  # revoked all the same

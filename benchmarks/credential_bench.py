@@ -86,7 +86,8 @@ def shc(trust: TrustStore, bundle_entries: int):
            "y": _b64(n.y.to_bytes(32, "big"))}
     kid = _b64(hashlib.sha256(json.dumps({k: jwk[k] for k in ("crv", "kty", "x", "y")},
                                          separators=(",", ":")).encode()).digest())
-    trust.add_shc_snapshot(json.dumps(shc_snapshot(ISS, {"keys": [{**jwk, "kid": kid, "crlVersion": 1}]}, [
+    trust.add_shc_snapshot(json.dumps(shc_snapshot(ISS, {"keys": [{**jwk, "kid": kid, "use": "sig", "alg": "ES256",
+                                                               "crlVersion": 1}]}, [
         {"kid": kid, "method": "rid", "ctr": 1, "rids": [f"r{i}" for i in range(100)]}])).encode())
     patient = {"resourceType": "Patient", "birthDate": "1951-01-20", "name": [{"family": "Bench"}]}
     entries = [{"fullUrl": "resource:0", "resource": patient}]

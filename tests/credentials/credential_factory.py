@@ -59,9 +59,11 @@ def dcc_signer(rsa_key: bool = False, *, eku: list[str] | None = None,
 
 
 def dcc_cose(signer: DccSigner, *, iat: int, exp: int, dgc: dict | None = None,
-             kid_unprotected: bool = False) -> bytes:
+             kid_unprotected: bool = False, kid: bytes | None = None) -> bytes:
+    """`kid`: the header's, when a trust list names the signer by another than its own."""
     rsa_key = isinstance(signer.key, rsa.RSAPrivateKey)
-    prot_map = {1: -37 if rsa_key else -7} | ({} if kid_unprotected else {4: signer.kid})
+    kid = signer.kid if kid is None else kid
+    prot_map = {1: -37 if rsa_key else -7} | ({} if kid_unprotected else {4: kid})
     prot = cbor2.dumps(prot_map)
     payload = cbor2.dumps({1: "AT", 4: exp, 6: iat, -260: {1: dgc or DGC}})
     tbs = cbor2.dumps(["Signature1", prot, b"", payload])
@@ -70,7 +72,7 @@ def dcc_cose(signer: DccSigner, *, iat: int, exp: int, dgc: dict | None = None,
     else:
         r, s = decode_dss_signature(signer.key.sign(tbs, ec.ECDSA(hashes.SHA256())))
         sig = r.to_bytes(32, "big") + s.to_bytes(32, "big")
-    unprot = {4: signer.kid} if kid_unprotected else {}
+    unprot = {4: kid} if kid_unprotected else {}
     return cbor2.dumps(cbor2.CBORTag(18, [prot, unprot, payload, sig]))
 
 

@@ -14,7 +14,7 @@ from kiosk.protocol import credentials
 from kiosk.protocol.credentials import TrustStore
 from kiosk.protocol.credentials.trust import shc_snapshot
 
-from .credential_factory import ISS, dcc_cose, dcc_signer, dcc_text, shc_issuer, shc_jws, shc_payload, shc_qr
+from .credential_factory import ISS, DccSigner, dcc_cose, dcc_signer, dcc_text, shc_issuer, shc_jws, shc_payload, shc_qr
 
 T0 = 1_700_000_000
 SHC_ISS = "https://spec.smarthealth.cards/examples/issuer"
@@ -289,3 +289,110 @@ def test_pass_verify_reads_a_dcc_qr_image(shared_data, tmp_path, capsys) -> None
                  "--at", case["TESTCTX"]["VALIDATIONCLOCK"]]) == 0
     assert json.loads(capsys.readouterr().out)["content"] == ["vaccination"]
     shutil.rmtree(tmp_path / "trust")
+
+
+# --- a kid shared by several certificates or JWK entries, and the SHC header rules ----------
+def _recertify(der: bytes, key) -> bytes:
+    """`der`'s certificate (names, validity) for another key, self-signed by it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    c = x509.load_der_x509_certificate(der)
+    return (x509.CertificateBuilder().subject_name(c.subject).issuer_name(c.issuer)
+            .public_key(key.public_key()).serial_number(2).not_valid_before(c.not_valid_before_utc)
+            .not_valid_after(c.not_valid_after_utc).sign(key, hashes.SHA256())
+            .public_bytes(serialization.Encoding.DER))
+
+
+def test_dcc_tries_every_certificate_that_shares_the_kid(tmp_path) -> None:
+    """A kid is 8 bytes and a trust list may carry several DSCs under one (the DCC gateway's
+    list names each kid): the DCC is verified against each, in turn."""
+    first, second = dcc_signer(), dcc_signer(rsa_key=True)
+    kid = b"\x01shared!"
+    text = dcc_text(second, iat=T0 - 100, exp=T0 + 100, kid=kid)
+    both = TrustStore()
+    assert both.add_dcc_certificate(first.der, kid=kid) == kid
+    both.add_dcc_certificate(second.der, kid=kid)
+    both.add_dcc_certificate(second.der, kid=kid)  # the same certificate twice is one
+    assert len(both.dcc[kid]) == 2
+    v = credentials.read(text, both, T0)
+    assert v.ok, v.detail
+    only_first = TrustStore()
+    only_first.add_dcc_certificate(first.der, kid=kid)
+    assert credentials.read(text, only_first, T0).reason == Reason.BAD_SIGNATURE  # ES256 key, PS256 DCC
+    # the same key certified twice under one kid: the certificate valid at signing wins,
+    # whichever comes first; with neither valid, the refusal names the validity
+    key_signer = dcc_signer(valid=(T0 - 1000, T0 - 500))  # ran out before the DCC was signed
+    renewed = dcc_signer(valid=(T0 - 500, T0 + 1000))
+    renewed = DccSigner(key_signer.key, _recertify(renewed.der, key_signer.key))  # same key, new validity
+    text = dcc_text(key_signer, iat=T0 - 100, exp=T0 + 100, kid=kid)
+    for order in ((key_signer, renewed), (renewed, key_signer)):
+        trust = TrustStore()
+        for s in order:
+            trust.add_dcc_certificate(s.der, kid=kid)
+        v = credentials.read(text, trust, T0)
+        assert v.ok, v.detail
+    expired_only = TrustStore()
+    expired_only.add_dcc_certificate(key_signer.der, kid=kid)
+    assert credentials.read(text, expired_only, T0).reason == Reason.SIGNER_NOT_VALID
+    # the trust folder reads a DCC gateway trust list, kids as it names them
+    import base64
+    (tmp_path / "dcc").mkdir()
+    (tmp_path / "dcc" / "list.json").write_text(json.dumps({"certificates": [
+        {"certificateType": "DSC", "country": "AT", "kid": base64.b64encode(kid).decode(),
+         "rawData": base64.b64encode(s.der).decode()} for s in (first, second)]}))
+    loaded = TrustStore.load(tmp_path)
+    assert [len(v) for v in loaded.dcc.values()] == [2]
+    assert credentials.read(dcc_text(second, iat=T0 - 100, exp=T0 + 100, kid=kid), loaded, T0).ok
+    (tmp_path / "dcc" / "list.json").write_text('[{"kid": "AQ=="}]')
+    with pytest.raises(ConfigError, match="list.json"):
+        TrustStore.load(tmp_path)
+
+
+def test_shc_header_must_say_zip_def_and_its_kid_must_be_the_keys_thumbprint() -> None:
+    iss = shc_issuer()
+    trust = own_trust(iss)
+    payload = shc_payload(ISS, T0 - 10)
+    assert credentials.read(shc_jws(iss, payload), trust, T0).ok
+    v = credentials.read(shc_jws(iss, payload, header={"alg": "ES256", "kid": iss.kid}), trust, T0)
+    assert (v.reason, v.ok) == (Reason.MALFORMED, False) and "zip DEF" in v.detail
+    v = credentials.read(shc_jws(iss, payload, header={"zip": "GZIP", "alg": "ES256", "kid": iss.kid}), trust, T0)
+    assert v.reason == Reason.MALFORMED and "zip DEF" in v.detail
+    # a trust entry whose kid is not its key's thumbprint (the spec's rule for issuers' keys)
+    jwk = {**iss.jwks()["keys"][0], "kid": "not-the-thumbprint"}
+    wrong = TrustStore()
+    wrong.add_shc_snapshot(json.dumps(shc_snapshot(ISS, {"keys": [jwk]})).encode())
+    v = credentials.read(shc_jws(iss, payload, header={"zip": "DEF", "alg": "ES256", "kid": "not-the-thumbprint"}),
+                         wrong, T0)
+    assert v.reason == Reason.UNKNOWN_ISSUER and "thumbprint" in v.detail
+    # the JWK must say what it is; a published private key is no issuer key
+    good_jwk = iss.jwks()["keys"][0]
+    for bad, why in (({k: v for k, v in good_jwk.items() if k != "use"}, "use sig"),
+                     ({k: v for k, v in good_jwk.items() if k != "alg"}, "alg ES256"),
+                     ({**good_jwk, "d": "AAAA"}, "private key")):
+        t = TrustStore()
+        t.add_shc_snapshot(json.dumps(shc_snapshot(ISS, {"keys": [bad]})).encode())
+        v = credentials.read(shc_jws(iss, payload), t, T0)
+        assert v.reason == Reason.UNKNOWN_ISSUER and why in v.detail, v.detail
+    # one key, two entries (one per X.509 certificate, identical but x5c): either verifies
+    two = TrustStore()
+    two.add_shc_snapshot(json.dumps(shc_snapshot(ISS, {"keys": [{**good_jwk, "alg": "ES384"},
+                                                                {**good_jwk, "x5c": ["MIIB"]}]})).encode())
+    assert len(two.shc[ISS].keys[iss.kid]) == 2
+    assert credentials.read(shc_jws(iss, payload), two, T0).ok
+
+
+def test_shc_examples_follow_the_header_rules(shc_dir) -> None:
+    """The spec's own examples against the rules the reader enforces: zip DEF, ES256, and a
+    kid that is the RFC 7638 thumbprint of a key in the issuer's JWKS."""
+    from kiosk.protocol.credentials.shc import jwk_thumbprint, parse_jws
+
+    jwks = json.loads((shc_dir / "issuer/.well-known/jwks.json").read_text())["keys"]
+    assert {k["kid"] for k in jwks} == {jwk_thumbprint(k) for k in jwks}
+    assert all(k["use"] == "sig" and k["alg"] == "ES256" and "d" not in k for k in jwks)
+    files = sorted(shc_dir.glob("example-*-d-jws.txt"))
+    assert len(files) >= 4
+    for f in files:
+        header = parse_jws(f.read_text()).header
+        assert (header["zip"], header["alg"]) == ("DEF", "ES256"), f.name
+        assert header["kid"] in {k["kid"] for k in jwks}, f.name

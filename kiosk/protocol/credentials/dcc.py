@@ -33,7 +33,7 @@ wrap around COSE_Sign1 is its own two-byte head, taken off before decoding.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,15 +140,33 @@ def parse_cose(data: bytes) -> DccSign1:
     return DccSign1(prot_bytes, prot, unprot, payload, sig)
 
 
-def verify_signature(msg: DccSign1, signers: Mapping[bytes, Signer]) -> Signer:
-    """Verify under the signer the kid names; VerificationError-style StepError otherwise."""
+def verify_signature(msg: DccSign1, signers: Mapping[bytes, Sequence[Signer]]) -> list[Signer]:
+    """Every trusted certificate of the kid whose key verifies the signature, in trust-list
+    order. A kid is 8 bytes and names no certificate uniquely (trust lists carry several DSCs
+    under one kid, e.g. a key re-certified): each is tried, and the first one refusing is
+    not the verdict. StepError when none verifies."""
     kid = msg.kid
     if kid is None:
         raise StepError("signature", "DCC: no kid in either header", reason=Reason.UNKNOWN_ISSUER)
-    signer = signers.get(kid)
-    if signer is None:
+    candidates = signers.get(kid) or ()
+    if not candidates:
         raise StepError("signature", "DCC: signed by a key not in the trust list",
                         reason=Reason.UNKNOWN_ISSUER)
+    verified: list[Signer] = []
+    refusal: StepError | None = None
+    for signer in candidates:
+        try:
+            _verify_with(msg, signer)
+        except StepError as e:
+            refusal = refusal or e
+        else:
+            verified.append(signer)
+    if refusal is not None and not verified:
+        raise refusal
+    return verified
+
+
+def _verify_with(msg: DccSign1, signer: Signer) -> None:
     tbs, sig, key = msg.to_be_signed(), msg.signature, signer.public_key
     try:
         if msg.alg == ALG_ES256 and isinstance(key, ec.EllipticCurvePublicKey):
@@ -164,7 +182,6 @@ def verify_signature(msg: DccSign1, signers: Mapping[bytes, Signer]) -> Signer:
                             reason=Reason.BAD_SIGNATURE)
     except InvalidSignature:
         raise StepError("signature", "DCC: signature does not verify", reason=Reason.BAD_SIGNATURE) from None
-    return signer
 
 
 def signer_kinds(signer: Signer) -> frozenset[str]:
@@ -240,14 +257,27 @@ def content(dgc: dict) -> tuple[str, ...]:
 
 
 # --- the reader -------------------------------------------------------------------------
-def read(text: str, signers: Mapping[bytes, Signer], now: float) -> Verdict:
+def check_signer(verified: Sequence[Signer], c: DccClaims) -> Signer:
+    """The first certificate (of those whose key verified the signature) that was valid when
+    the DCC was signed and may sign its kinds; the first one's refusal when none is."""
+    refusal: StepError | None = None
+    for signer in verified:
+        try:
+            check_signer_validity(signer, c)
+            check_key_usage(signer, c.dgc)
+        except StepError as e:
+            refusal = refusal or e
+        else:
+            return signer
+    raise refusal or StepError("signature", "DCC: no certificate verified", reason=Reason.UNKNOWN_ISSUER)
+
+
+def read(text: str, signers: Mapping[bytes, Sequence[Signer]], now: float) -> Verdict:
     """Every layer at time `now`; `data["credential"]` is a ForeignCredential on success."""
     try:
         msg = parse_cose(decompress(base45_decode(unprefix(text))))
         claims = decode_claims(msg)
-        signer = verify_signature(msg, signers)
-        check_signer_validity(signer, claims)
-        check_key_usage(signer, claims.dgc)
+        signer = check_signer(verify_signature(msg, signers), claims)
         check_expiry(claims, now)
     except KioskError as e:
         return verdict_of(e)

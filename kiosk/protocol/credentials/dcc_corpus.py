@@ -206,7 +206,8 @@ class _Case:
         return True
 
     def step_keyusage(self) -> bool:
-        (signer,) = self.signers().dcc.values()  # the case's one DSC, whatever kid the COSE names
+        # the case's one DSC, whatever kid the COSE names
+        (signer,) = [s for same_kid in self.signers().dcc.values() for s in same_kid]
         dcc.check_key_usage(signer, dcc.decode_claims(dcc.parse_cose(self.cose())).dgc)
         return True
 

@@ -5,12 +5,16 @@ The layers (SMART Health Cards framework, spec.smarthealth.cards, v1.x):
   numeric    "shc:/" + digit pairs, each chr(n + 45); the deprecated chunked form
              "shc:/C/N/..." is reassembled from all N chunks, in order
   jws        compact serialization, base64url without padding; header
-             {"alg": "ES256", "zip": "DEF", "kid": thumbprint}
+             {"alg": "ES256", "zip": "DEF", "kid": thumbprint}: the spec's "Health Cards are
+             Compact" requires all three, so a JWS without zip DEF is refused, and the kid
+             must be the RFC 7638 thumbprint of the key that verifies it
   deflate    raw DEFLATE (RFC 1951), not zlib
   json       the JWT payload {iss, nbf, exp?, vc: {type, credentialSubject: {fhirVersion,
              fhirBundle}, rid?}}
   signature  ES256 (raw r||s) over ASCII header.payload, with the key the kid names among
-             the keys of the trusted issuer `iss` (JWK x/y; an x5c chain is not validated)
+             the keys of the trusted issuer `iss` (JWK x/y; an x5c chain is not validated);
+             the JWK must say kty EC, crv P-256, use sig, alg ES256 and hold no private "d"
+             ("Determining keys associated with an issuer")
   revocation a key with `crlVersion` needs a CRL with ctr >= crlVersion in the trust
              folder; a card whose `vc.rid` the CRL lists (with a ".time" suffix: only when
              nbf is before that time) is revoked
@@ -20,6 +24,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -124,20 +130,32 @@ def parse_jws(jws: str) -> Jws:
         raise StepError("jws", "SHC: JWS header must name alg ES256 and a kid")
     if "crit" in header:
         raise StepError("jws", "SHC: JWS header has critical extensions we do not know")
-    body = _b64url(parts[1], "payload")
-    zip_ = header.get("zip")
-    if zip_ == "DEF":
-        body = inflate(body, raw=True, step="deflate", what="SHC payload")
-    elif zip_ is not None:
-        raise StepError("jws", "SHC: unknown zip method")
+    if header.get("zip") != "DEF":
+        # the spec requires DEFLATE; an uncompressed payload is no health card, whatever it says
+        raise StepError("jws", "SHC: JWS header must have zip DEF (a health card's payload is DEFLATEd)")
+    body = inflate(_b64url(parts[1], "payload"), raw=True, step="deflate", what="SHC payload")
     return Jws(header, f"{parts[0]}.{parts[1]}".encode("ascii"), body, _b64url(parts[2], "signature"))
 
 
+def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
+    """RFC 7638 SHA-256 thumbprint of an EC JWK, base64url: the kid an SHC key must have."""
+    members = {k: jwk.get(k) for k in ("crv", "kty", "x", "y")}
+    if not all(isinstance(v, str) for v in members.values()):
+        raise StepError("signature", "SHC: issuer key lacks crv, kty, x or y", reason=Reason.UNKNOWN_ISSUER)
+    canon = json.dumps(members, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return base64.urlsafe_b64encode(hashlib.sha256(canon.encode("utf-8")).digest()).rstrip(b"=").decode()
+
+
 def verify_signature(jws: Jws, jwk: Mapping[str, Any]) -> None:
-    """ES256 with a P-256 JWK (raw r||s signature)."""
-    if jwk.get("kty") != "EC" or jwk.get("crv") != "P-256" or jwk.get("alg", "ES256") != "ES256" \
-            or jwk.get("use", "sig") != "sig":
-        raise StepError("signature", "SHC: issuer key is not an ES256 P-256 signing key",
+    """ES256 with a P-256 JWK (raw r||s signature), whose thumbprint is the header's kid."""
+    if jwk.get("kty") != "EC" or jwk.get("crv") != "P-256" or jwk.get("alg") != "ES256" \
+            or jwk.get("use") != "sig":
+        raise StepError("signature", "SHC: issuer key is not an ES256 P-256 signing key (kty EC, crv "
+                        "P-256, use sig, alg ES256)", reason=Reason.UNKNOWN_ISSUER)
+    if "d" in jwk:  # a published private key: anyone can sign with it
+        raise StepError("signature", "SHC: issuer key set publishes the private key", reason=Reason.UNKNOWN_ISSUER)
+    if jwk_thumbprint(jwk) != jws.header.get("kid"):
+        raise StepError("signature", "SHC: kid is not the JWK thumbprint of the issuer key",
                         reason=Reason.UNKNOWN_ISSUER)
     try:
         x = int.from_bytes(_b64url(str(jwk["x"]), "key x"), "big")
@@ -154,6 +172,18 @@ def verify_signature(jws: Jws, jwk: Mapping[str, Any]) -> None:
                    jws.signing_input, ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
         raise StepError("signature", "SHC: signature does not verify", reason=Reason.BAD_SIGNATURE) from None
+
+
+def _verify_with_any(jws: Jws, jwks: Sequence[Mapping[str, Any]]) -> None:
+    """The kid's JWK entries in order; the first refusal is the verdict only if none verifies."""
+    refusal: StepError | None = None
+    for jwk in jwks:
+        try:
+            verify_signature(jws, jwk)
+            return
+        except StepError as e:
+            refusal = refusal or e
+    raise refusal or StepError("signature", "SHC: no key for this kid", reason=Reason.UNKNOWN_ISSUER)
 
 
 def _number(v: Any) -> float | None:
@@ -178,8 +208,7 @@ def payload_claims(jws: Jws) -> dict:
 
 def check_revocation(issuer: ShcIssuer, kid: str, claims: dict) -> None:
     """The rid method: REVOKED when the CRL lists the card; STALE list when it is too old."""
-    jwk = issuer.keys[kid]
-    version = jwk.get("crlVersion")
+    version = issuer.keys[kid][0].get("crlVersion")  # a kid's entries differ only in x5c
     crl = issuer.crls.get(kid)
     if version is None and crl is None:
         return  # this key does not revoke by rid
@@ -240,7 +269,7 @@ def read(texts: str | Sequence[str], issuers: Mapping[str, ShcIssuer], now: floa
         if issuer is None or kid not in issuer.keys:
             raise StepError("signature", "SHC: issuer or key not in the trust folder",
                             reason=Reason.UNKNOWN_ISSUER)
-        verify_signature(jws, issuer.keys[kid])
+        _verify_with_any(jws, issuer.keys[kid])
         check_revocation(issuer, kid, claims)
         check_time(claims, now)
     except KioskError as e:

@@ -3,7 +3,11 @@
     TRUST_DIR/
       dcc/   EU DCC document signer certificates (DSC), PEM or DER, any number per file
              (*.pem, *.crt, *.cer, *.der); a DSC's kid is SHA-256(DER)[:8] (eHealth
-             Network, "Technical Specifications for Digital Green Certificates", vol. 1 §3.3.1)
+             Network, "Technical Specifications for Digital Green Certificates", vol. 1 §3.3.1);
+             or trust lists as the DCC gateway serves them (*.json: a list, or {"certificates":
+             [...]}, of {"kid": base64, "rawData": base64 DER, ...}), which name each kid.
+             A kid is 8 bytes and not unique: several DSCs may carry one, and a DCC is
+             tried against each of them (dcc.verify_signature)
       shc/   SMART Health Card issuers as VCI directory snapshots (*.json):
              {"issuerInfo": [{"issuer": {"iss": URL, "name": ...}, "keys": [JWK, ...],
                               "crls": [{"kid", "method": "rid", "ctr", "rids": [...]}]}]}
@@ -55,19 +59,22 @@ class ShcCrl:
 
 @dataclass
 class ShcIssuer:
-    """A trusted SMART Health Cards issuer: its `iss`, keys by kid, CRLs by kid."""
+    """A trusted SMART Health Cards issuer: its `iss`, keys by kid, CRLs by kid. A kid may
+    have several JWK entries: the spec gives an issuer one entry per X.509 certificate of a
+    key, identical but for `x5c`."""
 
     iss: str
     name: str = ""
-    keys: dict[str, dict[str, Any]] = field(default_factory=dict)
+    keys: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     crls: dict[str, ShcCrl] = field(default_factory=dict)
 
 
 @dataclass
 class TrustStore:
-    """What this kiosk trusts: DCC signers by kid, SHC issuers by `iss`."""
+    """What this kiosk trusts: DCC signers by kid (every certificate carrying that kid), SHC
+    issuers by `iss`."""
 
-    dcc: dict[bytes, Signer] = field(default_factory=dict)
+    dcc: dict[bytes, list[Signer]] = field(default_factory=dict)
     shc: dict[str, ShcIssuer] = field(default_factory=dict)
     source: str = ""
 
@@ -84,14 +91,20 @@ class TrustStore:
                 if path.suffix.lower() in CERT_SUFFIXES and path.is_file():
                     for cert in _read_certificates(path):
                         store.add_dcc_certificate(cert, where=str(path))
+                elif path.suffix.lower() == ".json" and path.is_file():
+                    for kid, der in _read_dcc_trust_list(path):
+                        store.add_dcc_certificate(der, where=str(path), kid=kid)
         if shc_dir.is_dir():
             for path in sorted(shc_dir.iterdir()):
                 if path.suffix.lower() == ".json" and path.is_file():
                     store.add_shc_snapshot(_read(path), where=str(path))
         return store
 
-    def add_dcc_certificate(self, cert: x509.Certificate | bytes, where: str = "certificate") -> bytes:
-        """Trust one DSC (a Certificate or its DER); returns its kid."""
+    def add_dcc_certificate(self, cert: x509.Certificate | bytes, where: str = "certificate",
+                            kid: bytes | None = None) -> bytes:
+        """Trust one DSC (a Certificate or its DER) under `kid` (default: the one computed from
+        the certificate); returns the kid. A second certificate under a kid is kept beside
+        the first, never in its place."""
         if isinstance(cert, bytes):
             try:
                 cert = x509.load_der_x509_certificate(cert)
@@ -102,8 +115,11 @@ class TrustStore:
         key = cert.public_key()
         if not isinstance(key, (ec.EllipticCurvePublicKey, rsa.RSAPublicKey)):
             raise ConfigError(f"{where}: DSC key is neither EC nor RSA")
-        kid = dsc_kid(cert.public_bytes(Encoding.DER))
-        self.dcc[kid] = Signer(kid, cert, key)
+        if kid is None:
+            kid = dsc_kid(cert.public_bytes(Encoding.DER))
+        same_kid = self.dcc.setdefault(kid, [])
+        if all(s.certificate != cert for s in same_kid):
+            same_kid.append(Signer(kid, cert, key))
         return kid
 
     def add_shc_snapshot(self, raw: bytes, where: str = "snapshot") -> None:
@@ -121,7 +137,7 @@ class TrustStore:
                 for jwk in info.get("keys", []):
                     if not isinstance(jwk, dict) or not isinstance(jwk.get("kid"), str):
                         raise ConfigError(f"{where}: a key of {iss} has no kid")
-                    issuer.keys[jwk["kid"]] = jwk
+                    issuer.keys.setdefault(jwk["kid"], []).append(jwk)
                 for crl in info.get("crls", []) or []:
                     c = _crl(crl, where)
                     issuer.crls[c.kid] = c
@@ -162,6 +178,27 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+
+
+def _read_dcc_trust_list(path: Path) -> list[tuple[bytes, bytes]]:
+    """(kid, DER) of each entry of a DCC gateway trust list file."""
+    try:
+        data = strict_json(_read(path), str(path))
+        items = data.get("certificates") if isinstance(data, dict) else data
+        if not isinstance(items, list):
+            raise TypeError
+        out = []
+        for item in items:
+            kid = base64.b64decode(item["kid"], validate=True)
+            der = base64.b64decode(item["rawData"], validate=True)
+            if not kid or not der:
+                raise ValueError
+            out.append((kid, der))
+        return out
+    except FormatError as e:
+        raise ConfigError(f"{path}: {e.message}") from None
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise ConfigError(f"{path}: not a DCC trust list (a list of {{\"kid\", \"rawData\"}}, base64)") from None
 
 
 def _read_certificates(path: Path) -> list[x509.Certificate]:

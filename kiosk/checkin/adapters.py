@@ -216,6 +216,6 @@ class OutboxSink:
         self.outbox, self.publisher = outbox, publisher
 
     def write_session(self, records: list[tuple[bytes, bytes, dict | None]]) -> None:
-        self.outbox.add_session(records)
-        if self.publisher is not None:
-            self.publisher.wake()
+        # the publisher sends while the outbox syncs the session (see Outbox.add_session)
+        self.outbox.add_session(records, on_committed=self.publisher.wake
+                                if self.publisher is not None else None)

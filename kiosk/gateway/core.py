@@ -121,6 +121,7 @@ class Gateway:
         self._sent: dict[str, int] = {}  # kiosk -> checkpoint size of the last receipt sent
         self._lock = threading.Lock()  # one batch at a time per gateway
         self._unnoted: tuple[int, bytes] | None = None  # checkpoint whose time note_signed() keeps
+        self._unsynced: bytes | None = None  # a checkpoint time kept without an fsync yet
 
     @classmethod
     def from_config(cls, cfg: Config) -> Gateway:
@@ -229,16 +230,34 @@ class Gateway:
             self.note_signed()
         return out
 
-    def note_signed(self) -> None:
-        """Keep the signing time of the checkpoints signed since the last call."""
+    def note_signed(self, *, durable: bool = True) -> None:
+        """Keep the signing time of the checkpoints signed since the last call.
+
+        `durable=False` (the MQTT shell, after every batch) writes it without an fsync of its
+        own; the next batch's append syncs it, and `sync_notes` does when no batch follows."""
         with self._lock:
             pending, self._unnoted = self._unnoted, None
             if pending is not None:
                 try:
-                    self._note_time(*pending)
+                    self._note_time(*pending, durable=durable)
                 except KioskError:
                     self._unnoted = self._unnoted or pending  # the next call tries again
                     raise
+                if not durable:
+                    self._unsynced = presentation.checkpoint_hash(pending[1])
+
+    def sync_notes(self) -> bool:
+        """Make the checkpoint times kept with `durable=False` durable; True if there were any."""
+        with self._lock:
+            note_hash, self._unsynced = self._unsynced, None
+            if note_hash is None:
+                return False
+            try:
+                self.sessions.sync(note_hash)
+            except KioskError:
+                self._unsynced = self._unsynced or note_hash
+                raise
+            return True
 
     # ------------------------------------------------------------------ the batch
     def _batch(self, items: list[tuple[str | None, bytes]], may_defer: list[bool]) -> list[Outcome]:
@@ -336,9 +355,10 @@ class Gateway:
     def _sign_checkpoint(self, size: int, root: bytes) -> bytes:
         return sign_checkpoint(Checkpoint(self.log_name, size, root), self.log_name, self.log_key)
 
-    def _note_time(self, size: int, note: bytes) -> None:
+    def _note_time(self, size: int, note: bytes, durable: bool = True) -> None:
         """Keep when a checkpoint went out, for the NFC nonces that will commit to it."""
-        self.sessions.note_checkpoint(presentation.checkpoint_hash(note), size, int(self.clock()))
+        self.sessions.note_checkpoint(presentation.checkpoint_hash(note), size, int(self.clock()),
+                                      durable=durable)
 
     def latest_checkpoint(self) -> bytes | None:
         """The newest saved checkpoint note (to publish retained at start-up)."""

@@ -31,6 +31,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import select
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -51,6 +53,7 @@ log = logging.getLogger(__name__)
 
 REVOCATION_WAIT_S = 10.0  # at start-up, hold records this long for the retained revocation list
 RECEIVE_WINDOW_BATCHES = 4  # records unacknowledged at once: this many batches' worth
+GATHER_S = 0.003  # at most this long a batch waits for records already reaching our socket
 
 
 @dataclass
@@ -150,6 +153,8 @@ class GatewayService:
         self._stop.set()
         if self._worker is not None:
             self._worker.join(timeout=30)
+        with contextlib.suppress(KioskError):  # a store that failed says so in the worker's log
+            self.gateway.sync_notes()
         if self.ehr is not None:
             self.ehr.stop()
         if self._client is not None:
@@ -277,15 +282,40 @@ class GatewayService:
             if len(batch) < size:
                 batch.append(self._queue.get(timeout=timeout))
         except queue.Empty:
+            # idle: the last checkpoint time was kept without an fsync and no batch's append
+            # followed to sync it (docs/design-notes.md, "Durability")
+            self.gateway.sync_notes()
             if batch:
                 time.sleep(0.1)  # only deferred ones: give the other gateway a moment
             return batch
+        # A kiosk sends a session's records back to back (a check-in and its consent): when
+        # the next one is already in our socket, take it into this batch instead of making it
+        # wait out a whole batch (a synced commit) behind the first. Only bytes already
+        # readable are waited for, and at most GATHER_S: a lone record does not wait.
+        deadline = time.monotonic() + GATHER_S
         while len(batch) < size:
             try:
                 batch.append(self._queue.get_nowait())
+                continue
             except queue.Empty:
+                pass
+            if time.monotonic() >= deadline or not self._more_arriving():
                 break
+            with contextlib.suppress(queue.Empty):
+                batch.append(self._queue.get(timeout=GATHER_S / 6))
         return batch
+
+    def _more_arriving(self) -> bool:
+        """True if the broker connection has bytes paho has not read yet (a record, likely)."""
+        sock = self._client.socket() if self._client is not None else None
+        if sock is None:
+            return False
+        try:
+            if isinstance(sock, ssl.SSLSocket) and sock.pending():
+                return True
+            return bool(select.select([sock], [], [], 0)[0])
+        except (OSError, ValueError):  # closed under us by paho's thread: nothing to wait for
+            return False
 
     def _process(self, batch: list[_Msg]) -> None:
         now = time.monotonic()
@@ -313,7 +343,9 @@ class GatewayService:
                     self._publish(topics.checkpoint(self.site), o.receipt.checkpoint, retain=True)
                     published = True
             self._ack(m.mid, m.qos)
-        self.gateway.note_signed()  # after the receipts are on their way (see handle_batch)
+        # after the receipts are on their way (see handle_batch), and without an fsync of its
+        # own: the next batch's synced append, or sync_notes() once idle, makes it durable
+        self.gateway.note_signed(durable=False)
 
     def _publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
         if self._client is None:

@@ -66,11 +66,23 @@ class SessionTable:
             raise StoreError("session table: a claimed presentation has no owner")
         return owner
 
-    def note_checkpoint(self, note_hash: bytes, size: int, at: int) -> None:
+    def note_checkpoint(self, note_hash: bytes, size: int, at: int, *, durable: bool = True) -> None:
         """Remember when a checkpoint note was signed; the first time kept is the one that stays
-        (a note seen again later, or published by another gateway, keeps its earlier time)."""
+        (a note seen again later, or published by another gateway, keeps its earlier time).
+
+        `durable=False`: no fsync of its own (SQLite); the next durable commit to the file
+        (the next batch's append, or `sync`) makes it durable. See docs/design-notes.md,
+        "Durability"."""
         self._t.q("INSERT INTO {checkpoint_times} VALUES (%s, %s, %s) ON CONFLICT (note_hash) DO NOTHING",
-                  (note_hash, size, at))
+                  (note_hash, size, at), durable=durable)
+
+    def sync(self, note_hash: bytes) -> None:
+        """Make every commit to the table's file so far durable (one fsync of the WAL).
+
+        It rewrites the row of `note_hash` as it is: a commit that writes nothing would sync
+        nothing."""
+        self._t.q("UPDATE {checkpoint_times} SET signed_at = signed_at WHERE note_hash = %s",
+                  (note_hash,))
 
     def checkpoint_time(self, note_hash: bytes) -> int | None:
         """When this log signed the checkpoint note `note_hash` (Unix seconds), or None."""

@@ -23,7 +23,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -254,11 +254,22 @@ class Outbox:
 
     # ------------------------------------------------------------------ records
 
-    def add_session(self, records: Sequence[SessionRecord]) -> list[bytes]:
+    def add_session(self, records: Sequence[SessionRecord], *,
+                    on_committed: Callable[[], object] | None = None) -> list[bytes]:
         """Store the records of one session in one transaction; return their entry hashes.
 
         Either every record is durable when this returns, or none is (StoreError). A leaf
         already in the outbox is not stored twice.
+
+        `on_committed` (the publisher's `wake`) is called once the transaction is committed
+        and readable, before its fsync: the records go out while the disk syncs them, instead
+        of after. That is safe because nothing is *confirmed* before both ends hold a record:
+        this call returns (the engine says "checked in") only after the fsync, and the kiosk
+        forgets a record only on a receipt, which the gateway sends after its own synced
+        commit. A process killed in between keeps the commit (the WAL is in the page cache)
+        and sends the record again: the gateway answers the duplicate with the entry it has.
+        A power cut in between may undo the commit of a record the gateway already logged;
+        it is in the log once, and this call never returned for it.
         """
         if not records:
             return []
@@ -268,9 +279,35 @@ class Outbox:
                 raise FormatError("outbox: leaf and body must be bytes")
             pres = cbor.dumps(presentation) if presentation is not None else None
             rows.append((hash_leaf(leaf), leaf, body, pres))
-        with self._tx() as db:
+        if on_committed is None:
+            with self._tx() as db:
+                self._insert_rows(db, rows)
+            return [r[0] for r in rows]
+        with self._tx(durable=False) as db:
             self._insert_rows(db, rows)
+        try:
+            on_committed()
+        finally:
+            self._sync_wal()
         return [r[0] for r in rows]
+
+    def _sync_wal(self) -> None:
+        """fsync the WAL file: what a synchronous=FULL commit does after writing its frames.
+
+        Outside the lock, so the publisher reads the outbox meanwhile. A WAL that is gone was
+        checkpointed into the database file (synced) as its last connection closed."""
+        try:
+            fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise StoreError(f"outbox {self.path.name}: cannot open its WAL ({e.strerror})") from None
+        try:
+            os.fsync(fd)
+        except OSError as e:
+            raise StoreError(f"outbox {self.path.name}: fsync failed ({e.strerror})") from None
+        finally:
+            os.close(fd)
 
     def _insert_session(self, db: sqlite3.Connection, records: Sequence[SessionRecord]) -> None:
         self._insert_rows(db, [(hash_leaf(leaf), leaf, body,

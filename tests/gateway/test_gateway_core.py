@@ -450,6 +450,22 @@ def test_the_shell_keeps_the_checkpoint_time_after_sending_the_receipts(world, g
     assert gateway.sessions.checkpoint_time(presentation.checkpoint_hash(out.receipt.checkpoint))
 
 
+def test_checkpoint_times_kept_without_an_fsync_are_synced_once(world, gateway):
+    syncs: list[bytes] = []
+    sync = gateway.sessions.sync
+    gateway.sessions.sync = lambda h: (syncs.append(h), sync(h))[1]
+    (c1, _), _ = world.session(world.patient())
+    (out,) = gateway.handle_batch([(KIOSK, c1)], note_later=True)
+    gateway.note_signed(durable=False)
+    note_hash = presentation.checkpoint_hash(out.receipt.checkpoint)
+    assert gateway.sessions.checkpoint_time(note_hash) is not None  # kept, not yet synced
+    assert gateway.sync_notes() and syncs == [note_hash]
+    assert not gateway.sync_notes() and syncs == [note_hash]  # nothing new: no fsync
+    assert gateway.sessions.checkpoint_time(note_hash) is not None  # the row as it was
+    gateway.note_signed()  # a durable note leaves nothing to sync
+    assert not gateway.sync_notes()
+
+
 def test_one_registry_read_per_kiosk_and_batch(world, gateway):
     reads: list[str] = []
     get = gateway.registry.get

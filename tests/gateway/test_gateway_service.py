@@ -238,3 +238,76 @@ def test_a_backlog_is_delivered_beyond_mosquittos_default_window(world, mosquitt
         if locked:
             gw._lock.release()
         svc.stop()
+
+
+class _FakeSocketClient:
+    """paho's client as _next_batch sees it: only its socket."""
+
+    def __init__(self, sock) -> None:
+        self.sock = sock
+
+    def socket(self):
+        return self.sock
+
+
+def _msg(i: int):
+    from kiosk.gateway.mqtt import _Msg
+
+    return _Msg(f"clinic/c/kiosk/{KIOSK}/records", b"%d" % i, i, 1, time.monotonic())
+
+
+def _idle_service(world, tmp_path, client=None) -> GatewayService:
+    """A service that is never started: its worker's batching, on a store in tmp_path."""
+    registry = SqliteRegistry(tmp_path / "registry.sqlite3")
+    gw = Gateway(store=SqliteLogStore(tmp_path / "ledger.sqlite3"), registry=registry,
+                 sessions=SqliteSessions(tmp_path / "ledger.sqlite3"), log_key=world.log_key,
+                 log_name=world.log_name, site=world.site, issuers=world.issuers,
+                 sealing_keys=[world.seal_key])
+    svc = GatewayService(gw, BrokerTable(), settings=GatewayTable())
+    svc._client = client
+    return svc
+
+
+def test_a_record_already_in_the_socket_joins_the_batch(world, tmp_path):
+    import queue
+    import socket
+
+    a, b = socket.socketpair()
+    try:
+        svc = _idle_service(world, tmp_path, _FakeSocketClient(a))
+        waited: list[float] = []
+
+        class Arriving(queue.Queue):
+            """The second record reaches the queue while the worker waits for it (paho's thread)."""
+
+            def get(self, block=True, timeout=None):
+                if timeout is not None and timeout < 0.01:
+                    waited.append(timeout)
+                    a.recv(100)  # paho read it
+                    self.put(_msg(2))
+                return super().get(block, timeout)
+
+        svc._queue = Arriving()
+        svc._queue.put(_msg(1))
+        b.send(b"next record's bytes")  # readable on our side: more is arriving
+        assert [m.mid for m in svc._next_batch()] == [1, 2]
+        assert len(waited) == 1
+        # nothing readable: a lone record goes at once, without waiting
+        svc._queue.put(_msg(3))
+        assert [m.mid for m in svc._next_batch()] == [3]
+        assert len(waited) == 1
+    finally:
+        a.close()
+        b.close()
+        svc.gateway.close()
+
+
+def test_an_idle_worker_syncs_the_last_checkpoint_time(world, tmp_path):
+    svc = _idle_service(world, tmp_path)
+    try:
+        synced: list[bool] = []
+        svc.gateway.sync_notes = lambda: synced.append(True) or True
+        assert svc._next_batch() == []  # the queue stayed empty for its timeout
+        assert synced == [True]
+    finally:
+        svc.gateway.close()

@@ -198,3 +198,56 @@ def test_unsynced_commits_survive_a_killed_process(tmp_path: Path) -> None:
     assert ob._db.execute("PRAGMA synchronous").fetchone()[0] == 2
     ob.sync()
     assert ob._db.execute("PRAGMA synchronous").fetchone()[0] == 2
+
+
+def test_on_committed_sees_the_session_readable_before_it_is_synced(tmp_path: Path) -> None:
+    """The publisher is woken between the commit and its fsync, and can read the records."""
+    p = tmp_path / "o.sqlite3"
+    ob = Outbox(p)
+    recs = make_session(KEY)
+    seen: list[list[bytes]] = []
+    fsyncs: list[int] = []
+    real_fsync = os.fsync
+
+    def other_connection_reads() -> None:
+        other = Outbox(p)  # what a second process (or the publisher's thread) sees
+        try:
+            seen.append([e.entry_hash for e in other.pending(10)])
+        finally:
+            other.close()
+        assert not fsyncs  # woken before the sync
+
+    os.fsync = lambda fd: (fsyncs.append(fd), real_fsync(fd))[1]  # type: ignore[assignment]
+    try:
+        hashes = ob.add_session(recs, on_committed=other_connection_reads)
+    finally:
+        os.fsync = real_fsync  # type: ignore[assignment]
+    assert seen == [hashes] and len(fsyncs) == 1  # one fsync, of the WAL, after the wake-up
+    # a hook that fails still leaves the session stored and synced
+    with pytest.raises(RuntimeError):
+        ob.add_session(make_session(KEY), on_committed=lambda: (_ for _ in ()).throw(RuntimeError()))
+    assert ob.depth() == 4
+    assert ob._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # back at FULL
+
+
+KILLED_WHILE_SYNCING = textwrap.dedent("""
+    import os, signal, sys
+    from nacl.signing import SigningKey
+    from kiosk.net.outbox import Outbox
+    from tests.net.helpers import make_session
+    ob = Outbox(sys.argv[1])
+    ob.add_session(make_session(SigningKey.generate()),
+                   on_committed=lambda: os.kill(os.getpid(), signal.SIGKILL))
+    print("not reached", flush=True)
+""")
+
+
+def test_a_session_committed_before_its_fsync_survives_a_kill(tmp_path: Path) -> None:
+    p = tmp_path / "o.sqlite3"
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-c", KILLED_WHILE_SYNCING, str(p)], cwd=repo,
+                          capture_output=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL and b"not reached" not in proc.stdout
+    ob = Outbox(p)
+    assert ob.depth() == 2  # both records of the session, to be sent (again)
+    assert ob._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -7,6 +7,7 @@ import pytest
 
 from kiosk.net.outbox import Outbox
 from kiosk.net.publisher import Publisher, backoff_delay
+from kiosk.protocol import entry
 
 from .conftest import Env, wait_for
 from .helpers import ledger_hashes, make_event_session
@@ -93,3 +94,62 @@ def test_a_missing_tls_file_is_one_clear_error_at_start(tmp_path) -> None:
                     seal_to=PrivateKey.generate().public_key)
     with pytest.raises(TransportError, match="nope-ca.pem"):
         pub.start()
+
+
+KIOSK_KILLED_WHILE_SYNCING = """
+import os, signal, sys, time
+from kiosk import config
+from kiosk.net.outbox import Outbox
+from kiosk.net.publisher import Publisher
+from tests.net.helpers import ledger_hashes
+
+cfg = config.load(sys.argv[1])
+records = [(bytes.fromhex(leaf), bytes.fromhex(body), None)
+           for leaf, body in (line.split() for line in open(sys.argv[2]))]
+ob = Outbox(cfg.state_path(cfg.outbox.path))
+pub = Publisher.from_config(cfg, ob).start()
+deadline = time.monotonic() + 60
+while not pub.connected and time.monotonic() < deadline:
+    time.sleep(0.05)
+
+def sent_then_killed():
+    pub.wake()
+    # the gateway logs the records while this process has not synced them yet
+    while len(ledger_hashes(sys.argv[3])) < len(records) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+ob.add_session(records, on_committed=sent_then_killed)
+print("not reached", flush=True)
+"""
+
+
+def test_kiosk_killed_after_sending_before_its_outbox_fsync(env: Env, broker, gateway) -> None:
+    """The window Outbox.add_session opens: records out on the wire, the commit not yet
+    synced. Killed there, the kiosk keeps the commit, sends again, gets the entries the log
+    already has: nothing lost, nothing twice, no alarm."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    cfg_path = env.write_cfg("kiosk-1")
+    cfg = env.cfg("kiosk-1")
+    records = make_event_session(env.kiosk_keys["kiosk-1"])
+    rec_file = env.root / "records.txt"
+    rec_file.write_text("".join(f"{leaf.hex()} {body.hex()}\n" for leaf, body, _ in records))
+    ledger = env.root / "gw" / "ledger.sqlite3"
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-c", KIOSK_KILLED_WHILE_SYNCING, str(cfg_path),
+                           str(rec_file), str(ledger)], cwd=repo, capture_output=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    hashes = [entry.entry_hash(leaf) for leaf, _, _ in records]
+    assert ledger_hashes(ledger) == hashes  # in the log before the kiosk synced them
+    ob = Outbox(cfg.state_path(cfg.outbox.path))
+    assert ob.depth() + sum(ob.receipt(h) is not None for h in hashes) == 2  # kept: the commit survived
+    with Publisher.from_config(cfg, ob) as pub:
+        wait_for(lambda: ob.depth() == 0, 60, what="the resent records answered")
+        h = pub.health()
+        assert h.alarms == 0 and h.parked == 0
+    assert ledger_hashes(ledger) == hashes  # once each
+    assert all(ob.receipt(x) is not None for x in hashes)

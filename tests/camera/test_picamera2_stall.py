@@ -13,7 +13,7 @@ from kiosk.errors import CameraError
 
 
 class FakeRequest:
-    def __init__(self, cam: "FakePicamera2") -> None:
+    def __init__(self, cam: FakePicamera2) -> None:
         self.cam = cam
         self.released = False
 
@@ -32,7 +32,7 @@ class FakeRequest:
 class FakePicamera2:
     """Delivers a request at once, or blocks while `stall` is set (a hung libcamera)."""
 
-    instances: list["FakePicamera2"] = []
+    instances: list[FakePicamera2] = []
 
     def __init__(self, index: int = 0) -> None:
         self.stall = threading.Event()

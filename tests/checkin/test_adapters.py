@@ -78,6 +78,7 @@ def test_ntag215_card_written_then_the_kiosk_checks_in_with_it(reader_and_emu) -
     write-card` does, read by the kiosk's NFC adapter, and matched by the real matcher."""
     import numpy as np
 
+    from kiosk.checkin import engine as EN
     from kiosk.checkin.adapters import TemplateMatcher
     from kiosk.checkin.ports import FaceReading
     from kiosk.config import VisionTable
@@ -86,8 +87,6 @@ def test_ntag215_card_written_then_the_kiosk_checks_in_with_it(reader_and_emu) -
     from kiosk.hardware.nfc.type4 import pass_message
     from kiosk.protocol import patient_pass
     from kiosk.vision.template import template_to_card_bytes
-
-    from kiosk.checkin import engine as EN
 
     from .fakes import FakeFaces
 
@@ -142,8 +141,9 @@ def test_outbox_sink_one_transaction(tmp_path) -> None:
         def wake(self) -> None:
             Pub.woken += 1
 
-    from kiosk.protocol import entry
     from nacl.signing import SigningKey
+
+    from kiosk.protocol import entry
 
     key = SigningKey.generate()
     body, h = entry.make_body({"x": 1})

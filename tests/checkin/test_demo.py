@@ -62,7 +62,7 @@ def test_demo_script_ledger_holds_exactly_the_expected_entries(tmp_path: Path) -
         envs.append(entry.decode_leaf(leaf)[0])
     assert [e.type for e in envs] == ["check-in", "consent"] * 3
     assert all(e.kiosk == KIOSK for e in envs)
-    for ci, co, ci_leaf in zip(envs[0::2], envs[1::2], leaves[0::2]):
+    for ci, co, ci_leaf in zip(envs[0::2], envs[1::2], leaves[0::2], strict=True):
         assert co.refs == (entry.entry_hash(ci_leaf),) and co.patient == ci.patient
     written = [h for s in result.steps for h in s.outcome.entries]
     assert [entry.entry_hash(leaf) for leaf in leaves] == written

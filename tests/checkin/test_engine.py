@@ -12,7 +12,7 @@ from kiosk.checkin.events import UiInput
 from kiosk.checkin.headless import ScriptedPatient
 from kiosk.checkin.ports import FaceReading
 from kiosk.errors import CameraError, FormatError, NfcError
-from kiosk.protocol import cbor, cose, entry, presentation, patient_pass
+from kiosk.protocol import cbor, cose, entry, patient_pass, presentation
 from kiosk.protocol import consent as consent_format
 
 from .fakes import KIOSK, SITE, FakeFaces, FakeLiveness, FakeSink, Rig, good_face, guidance
@@ -257,8 +257,8 @@ def test_language_choice(rig: Rig) -> None:
     eng.run_once()
     shows = [e.params for e in ui.events if e.id == E.CONSENT_SHOW]
     assert [s["language"] for s in shows] == ["en", "es"]
-    from kiosk.protocol.consent import text_sha256
     from kiosk.config import ConsentTable
+    from kiosk.protocol.consent import text_sha256
     assert shows[1]["text_sha256"] == text_sha256(ConsentTable().text["es"]).hex()
     _, (_, body, _) = decoded(sink.sessions[0])
     assert body["document"]["language"] == "es"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from credentials.credential_factory import ISS, dcc_signer, dcc_text, shc_issuer, shc_jws, shc_payload, shc_qr
 
 from kiosk.checkin import engine as EN
 from kiosk.checkin import events as E
@@ -12,8 +13,6 @@ from kiosk.checkin.ports import Credential
 from kiosk.protocol import presentation
 from kiosk.protocol.credentials import TrustStore
 from kiosk.protocol.credentials.trust import shc_snapshot
-
-from credentials.credential_factory import ISS, dcc_signer, dcc_text, shc_issuer, shc_jws, shc_payload, shc_qr
 
 from .fakes import Rig
 

@@ -1,6 +1,7 @@
 """A stop request (SIGTERM) inside a session, the watchdog heartbeat, and the face budget's pruning."""
 from __future__ import annotations
 
+import itertools
 import threading
 
 import pytest
@@ -120,7 +121,7 @@ def test_heartbeat_comes_at_least_every_poll_in_every_state(rig: Rig) -> None:
                                patient=ScriptedPatient(second_tap=True))
     out = eng.run_once(heartbeat=lambda: beats.append(rig.clock.monotonic()))
     assert out.status == EN.CHECKED_IN
-    gaps = [b - a for a, b in zip(beats, beats[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(beats)]
     assert beats and max(gaps) <= 1.0
     assert rig.clock.monotonic() - beats[-1] <= 1.0  # the done screen beats too
 
@@ -130,7 +131,7 @@ def test_heartbeat_comes_at_least_every_poll_in_every_state(rig: Rig) -> None:
                                patient=ScriptedPatient(decision="ignore"))
     out = eng.run_once(heartbeat=lambda: beats.append(rig.clock.monotonic()))
     assert out.reason == "consent-timeout"
-    assert max(b - a for a, b in zip(beats, beats[1:])) <= 1.0
+    assert max(b - a for a, b in itertools.pairwise(beats)) <= 1.0
 
 
 def test_lifeline_pause() -> None:

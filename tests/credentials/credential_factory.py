@@ -46,9 +46,9 @@ def dcc_signer(rsa_key: bool = False, *, eku: list[str] | None = None,
     key = rsa.generate_private_key(65537, 2048) if rsa_key else ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COUNTRY_NAME, "AT"),
                       x509.NameAttribute(NameOID.COMMON_NAME, "DSC")])
-    start = dt.datetime(2021, 1, 1, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2021, 1, 1, tzinfo=dt.UTC)
     nb, na = (start, start + dt.timedelta(days=3650)) if valid is None else \
-        (dt.datetime.fromtimestamp(valid[0], dt.timezone.utc), dt.datetime.fromtimestamp(valid[1], dt.timezone.utc))
+        (dt.datetime.fromtimestamp(valid[0], dt.UTC), dt.datetime.fromtimestamp(valid[1], dt.UTC))
     builder = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
                .serial_number(1).not_valid_before(nb).not_valid_after(na))
     if eku is not None:

@@ -4,6 +4,7 @@ Briefly in the default run; `pytest -m fuzz tests/credentials` runs many more ex
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import zlib
 
@@ -81,10 +82,8 @@ def check_type2(data) -> None:
         a = tag.command(c)
         return b"" if a is None or isinstance(a, int) else a
 
-    try:
+    with contextlib.suppress(FormatError):
         type2.read_ndef(exchange, exchange if data.draw(st.booleans()) else None)
-    except FormatError:
-        pass
 
 
 def check_snapshot(data) -> None:
@@ -93,10 +92,8 @@ def check_snapshot(data) -> None:
         lambda c: st.one_of(st.lists(c, max_size=4), st.dictionaries(st.sampled_from(
             ["issuerInfo", "issuer", "iss", "keys", "crls", "kid", "method", "ctr", "rids"]), c, max_size=4)),
         max_leaves=12).map(lambda v: json.dumps(v).encode())))
-    try:
+    with contextlib.suppress(ConfigError):
         TrustStore().add_shc_snapshot(raw)
-    except ConfigError:
-        pass
 
 
 @QUICK

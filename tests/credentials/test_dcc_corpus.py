@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 import cbor2
-
 import pytest
 
 from kiosk.cli import main

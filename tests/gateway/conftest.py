@@ -12,11 +12,11 @@ import uuid
 import pytest
 
 from kiosk.config import GatewayTable, PassTable
-from kiosk.ledger import merkle
-from kiosk.ledger.checkpoint import open_checkpoint
 from kiosk.gateway.core import Gateway
 from kiosk.gateway.registry import SqliteRegistry
 from kiosk.gateway.sessions import SqliteSessions
+from kiosk.ledger import merkle
+from kiosk.ledger.checkpoint import open_checkpoint
 from kiosk.ledger.sqlite_store import SqliteLogStore
 from kiosk.protocol import entry
 
@@ -53,8 +53,8 @@ def build_gateway(world: World, tmp_path, clock, *, revocations: bytes | None = 
         registry.add(k, world.kiosk_key(k).verify_key)
     gw = Gateway(store=store, registry=registry, sessions=SqliteSessions(tmp_path / "ledger.sqlite3"),
                  log_key=world.log_key, log_name=world.log_name, site=world.site,
-                 issuers=world.issuers, sealing_keys=[world.seal_key], settings=GatewayTable(**settings), passes=PassTable(),
-                 clock=clock)
+                 issuers=world.issuers, sealing_keys=[world.seal_key], settings=GatewayTable(**settings),
+                 passes=PassTable(), clock=clock)
     gw.set_revocations(revocations if revocations is not None else world.revocations())
     return gw
 

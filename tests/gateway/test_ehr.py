@@ -23,12 +23,14 @@ import pytest
 pytest.importorskip("sekmet", reason="sekmet-fhir (test extra) is not installed")
 hl7 = pytest.importorskip("hl7")
 
+import contextlib
+
 from kiosk.gateway.ehr import smart  # noqa: E402
 from kiosk.gateway.ehr.connector import Arrival, EhrAnswer  # noqa: E402
 from kiosk.gateway.ehr.fhir import FhirConnector  # noqa: E402
 from kiosk.gateway.ehr.hl7v2 import MllpConnector, adt_a04, escape  # noqa: E402
-from kiosk.gateway.ehr.state import EhrState  # noqa: E402
 from kiosk.gateway.ehr.sandbox import FhirSandbox  # noqa: E402
+from kiosk.gateway.ehr.state import EhrState  # noqa: E402
 from kiosk.gateway.ehr.worker import EhrWorker  # noqa: E402
 from kiosk.ledger.audit import verify_log  # noqa: E402
 from kiosk.ledger.sqlite_store import SqliteLogStore  # noqa: E402
@@ -280,10 +282,8 @@ class Mllp:
             await self.server.serve_forever()
 
         asyncio.set_event_loop(self.loop)
-        try:
+        with contextlib.suppress(asyncio.CancelledError, RuntimeError):
             self.loop.run_until_complete(main())
-        except (asyncio.CancelledError, RuntimeError):
-            pass
 
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.server.close)

@@ -95,21 +95,21 @@ def test_same_leaf_twice_in_one_batch_is_appended_once(world, gateway):
 
 def test_card_and_qr_presentations_are_accepted(world, gateway):
     p = world.patient(card=True)
-    c, l = world.record("check-in", pres=world.card(p), patient=p.patient_id)
-    _accept(world, gateway, c, l)
+    c, leaf = world.record("check-in", pres=world.card(p), patient=p.patient_id)
+    _accept(world, gateway, c, leaf)
     # a phone pass shown bare (a copy lifted from a screenshot) is not a card
     phone = world.patient()
     c, _ = world.record("check-in", pres=world.card(phone), patient=phone.patient_id)
     assert gateway.handle_record(KIOSK, c).reason == "stale"
     q = world.patient()
-    c, l = world.record("check-in", pres=world.qr(q, NOW), patient=q.patient_id)
-    _accept(world, gateway, c, l)
+    c, leaf = world.record("check-in", pres=world.qr(q, NOW), patient=q.patient_id)
+    _accept(world, gateway, c, leaf)
 
 
 def test_staff_override_and_kiosk_event_need_no_presentation(world, gateway):
     for t in ("staff-override", "kiosk-event"):
-        c, l = world.record(t, pres=None)
-        _accept(world, gateway, c, l)
+        c, leaf = world.record(t, pres=None)
+        _accept(world, gateway, c, leaf)
 
 
 def test_checkin_without_presentation_is_malformed(world, gateway):
@@ -211,9 +211,9 @@ def test_revoked_kiosk(world, gateway):
 
 def test_bad_kiosk_signature(world, gateway):
     p = world.patient()
-    c, l = world.record("check-in", pres=world.nfc(p), patient=p.patient_id, key=SigningKey.generate())
+    c, leaf = world.record("check-in", pres=world.nfc(p), patient=p.patient_id, key=SigningKey.generate())
     r = _rejected(gateway, c, "bad-signature")
-    assert r.entry_hash == entry.entry_hash(l)
+    assert r.entry_hash == entry.entry_hash(leaf)
 
 
 def test_tampered_leaf_signature(world, gateway):
@@ -248,9 +248,9 @@ def test_too_large(world, tmp_path, clock):
     gw = build_gateway(world, tmp_path, clock, max_message_bytes=4096)
     p = world.patient()
     big, _ = entry.make_body({"pad": b"x" * 5000})
-    c, l = world.record("check-in", pres=world.nfc(p), patient=p.patient_id, body=big)
+    c, leaf = world.record("check-in", pres=world.nfc(p), patient=p.patient_id, body=big)
     r = _rejected(gw, c, "too-large")
-    assert r.entry_hash == entry.entry_hash(l)
+    assert r.entry_hash == entry.entry_hash(leaf)
     _rejected(gw, os.urandom(300 * 1024), "too-large")
     gw.close()
 
@@ -289,9 +289,9 @@ def test_created_in_the_future(world, gateway, clock):
     c, _ = world.record("check-in", pres=world.nfc(p), patient=p.patient_id,
                         created_ms=(NOW + 301) * 1000)
     _rejected(gateway, c, "created-in-future")
-    c, l = world.record("check-in", pres=world.nfc(p), patient=p.patient_id,
+    c, leaf = world.record("check-in", pres=world.nfc(p), patient=p.patient_id,
                         created_ms=(NOW + 200) * 1000)  # within the skew
-    _accept(world, gateway, c, l)
+    _accept(world, gateway, c, leaf)
 
 
 def test_too_old(world, gateway, clock):

@@ -7,12 +7,12 @@ import time
 import pytest
 
 from kiosk.config import BrokerTable, GatewayTable
-from kiosk.ledger import merkle
-from kiosk.ledger.checkpoint import open_checkpoint
 from kiosk.gateway.core import Gateway
 from kiosk.gateway.mqtt import GatewayService
 from kiosk.gateway.registry import PostgresRegistry, SqliteRegistry
 from kiosk.gateway.sessions import PostgresSessions, SqliteSessions
+from kiosk.ledger import merkle
+from kiosk.ledger.checkpoint import open_checkpoint
 from kiosk.ledger.sqlite_store import SqliteLogStore
 from kiosk.net import topics
 from kiosk.protocol import entry
@@ -156,7 +156,7 @@ def test_two_gateways_share_one_postgres_log(world, mosquitto, pg_schema, kiosk_
                                  client_id=cid, batch_size=8))
     try:
         for svc in services:
-            wait_until(lambda: svc.gateway.revocations is not None, what="the revocation list")
+            wait_until(lambda svc=svc: svc.gateway.revocations is not None, what="the revocation list")
         leaves = []
         for i in range(20):
             k = kiosks[i % 2]

@@ -221,6 +221,7 @@ def _engine_gateway(tmp_path, rig, clock_offset_s: float):
     the kiosk's by (the record takes that long to arrive)."""
     from checkin.fakes import KIOSK as RIG_KIOSK
     from checkin.fakes import SITE as RIG_SITE
+    from nacl.signing import SigningKey
 
     from kiosk.config import GatewayTable, PassTable
     from kiosk.gateway.core import Gateway
@@ -228,7 +229,6 @@ def _engine_gateway(tmp_path, rig, clock_offset_s: float):
     from kiosk.gateway.sessions import SqliteSessions
     from kiosk.ledger.sqlite_store import SqliteLogStore
     from kiosk.protocol import keys, revocation
-    from nacl.signing import SigningKey
 
     registry = SqliteRegistry(tmp_path / "registry.sqlite3")
     registry.add(RIG_KIOSK, rig.kiosk_key.verify_key)

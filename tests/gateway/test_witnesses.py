@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from nacl.signing import SigningKey
 
-from kiosk.ledger.witness import Cosigner, cosign, open_witnessed, witness_name
 from kiosk.gateway.witnesses import WitnessCollector
+from kiosk.ledger.witness import Cosigner, cosign, open_witnessed, witness_name
 
 
 def test_collects_checks_against_the_store_and_merges(world, gateway):

@@ -1,6 +1,7 @@
 """Log store fixtures: every store test runs on SQLite and on PostgreSQL (own schema each)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 
@@ -79,7 +80,5 @@ def store_factory(request, tmp_path):
 
     yield request.param, open_
     for s in opened:
-        try:
+        with contextlib.suppress(Exception):
             s.close()
-        except Exception:
-            pass

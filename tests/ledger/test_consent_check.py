@@ -11,8 +11,7 @@ from kiosk.cli import main
 from kiosk.errors import KioskError, LogIntegrityError
 from kiosk.ledger import audit
 from kiosk.ledger.checkpoint import NoteVerifier, verifier_key_text
-from kiosk.ledger.consent_check import (ConsentProvision, consent_check, history, parse_time,
-                                        read_provision)
+from kiosk.ledger.consent_check import ConsentProvision, consent_check, history, parse_time, read_provision
 from kiosk.ledger.sqlite_store import SqliteLogStore
 from kiosk.protocol import entry
 from kiosk.protocol.consent import ConsentTerms, build_consent, consent_body
@@ -21,7 +20,7 @@ SITE, KIOSK = "clinic-a", "kiosk-1"
 KIOSK_KEY = nacl.signing.SigningKey(bytes([11]) * 32)
 LOG = "clinic.example/log"
 LOG_KEY = nacl.signing.SigningKey(bytes([12]) * 32)
-T0 = dt.datetime(2025, 3, 3, 9, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2025, 3, 3, 9, 0, tzinfo=dt.UTC)
 ALICE, BOB = "p-alice-7f3a", "p-bob-91c2"
 CLINIC = "Organization/clinic-a"
 LAB = "Organization/lab-b"
@@ -304,7 +303,7 @@ def test_kiosk_signatures_checked_when_keys_given(log):
 def test_naive_times_are_utc_and_bad_input_is_refused(log):
     log.consent(ALICE, T0)
     assert check(log, (T0 + dt.timedelta(days=1)).replace(tzinfo=None)).permitted
-    assert parse_time("2025-03-04T10:00:00Z") == dt.datetime(2025, 3, 4, 10, tzinfo=dt.timezone.utc)
+    assert parse_time("2025-03-04T10:00:00Z") == dt.datetime(2025, 3, 4, 10, tzinfo=dt.UTC)
     assert parse_time("2025-03-04T11:00:00+01:00") == parse_time("2025-03-04T10:00:00")
     with pytest.raises(KioskError):
         parse_time("yesterday")

@@ -217,7 +217,7 @@ def test_proofs_read_once_and_logarithmically():
 def test_frontier_reports_every_complete_node():
     f = merkle.Frontier()
     nodes = {}
-    for i, x in enumerate(LEAVES[:13]):
+    for _i, x in enumerate(LEAVES[:13]):
         for node, h in f.append(merkle.leaf_hash(x)):
             nodes[node] = h
     assert f.root() == ref_mth(LEAVES[:13])

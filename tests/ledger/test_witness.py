@@ -11,9 +11,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kiosk.errors import FormatError, VerificationError
 from kiosk.ledger.checkpoint import Checkpoint, NoteVerifier, parse_note, sign_checkpoint
-from kiosk.ledger.witness import (Cosigner, cosign, cosignature_message, cosigner_key_id, merge,
-                                  open_witnessed, parse_cosigner_key, split_cosignature,
-                                  witness_name)
+from kiosk.ledger.witness import (
+    Cosigner,
+    cosign,
+    cosignature_message,
+    cosigner_key_id,
+    merge,
+    open_witnessed,
+    parse_cosigner_key,
+    split_cosignature,
+    witness_name,
+)
 
 # C2SP tlog-cosignature.md: the example checkpoint, its witness line and the signed message
 SPEC_BODY = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n"

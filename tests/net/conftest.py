@@ -91,9 +91,9 @@ class GatewayProcess:
         self.cfg_path, self.log_path = cfg_path, log_path
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "GatewayProcess":
+    def start(self) -> GatewayProcess:
         cmd = [sys.executable, "-m", "kiosk", "gateway", "run", "--config", str(self.cfg_path)]
-        self._log = open(self.log_path, "ab")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - the child's stdout for its lifetime; stop() closes
         self.proc = subprocess.Popen(cmd, cwd=REPO, stdout=self._log, stderr=self._log,
                                      start_new_session=True)
         return self

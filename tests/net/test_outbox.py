@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from nacl.signing import SigningKey
 
-from kiosk.errors import StoreError
+from kiosk.errors import FormatError, StoreError
 from kiosk.net.outbox import Outbox, ReceiptSummary, TrustedCheckpoint
 from kiosk.protocol.entry import entry_hash
 
@@ -35,7 +35,7 @@ def test_session_is_atomic_and_ordered(tmp_path: Path) -> None:
     assert pend[0].presentation == recs[0][2] and pend[1].body == recs[1][1]
     assert ob.depth() == 2 and ob.oldest_age_s() is not None
     # a bad record in the middle of a session stores nothing of it
-    with pytest.raises(Exception):
+    with pytest.raises(FormatError):
         ob.add_session([make_session(KEY)[0], ("not bytes", b"", None)])  # type: ignore[list-item]
     assert ob.depth() == 2
     # the same leaf added twice is kept once

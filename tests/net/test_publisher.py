@@ -79,13 +79,13 @@ def test_broker_down_for_a_while(env: Env, broker, gateway) -> None:
 def test_a_missing_tls_file_is_one_clear_error_at_start(tmp_path) -> None:
     """A wrong path in kiosk.toml fails in the caller's thread, naming the file."""
     import pytest
-
-    from kiosk.errors import TransportError
-    from kiosk.net.outbox import Outbox
-    from kiosk.net.publisher import Publisher, PublisherSettings
-    from kiosk.ledger.checkpoint import NoteVerifier
     from nacl.public import PrivateKey
     from nacl.signing import SigningKey
+
+    from kiosk.errors import TransportError
+    from kiosk.ledger.checkpoint import NoteVerifier
+    from kiosk.net.outbox import Outbox
+    from kiosk.net.publisher import Publisher, PublisherSettings
 
     settings = PublisherSettings(site="clinic", kiosk_id="kiosk-1", host="127.0.0.1", port=1,
                                  tls_ca=tmp_path / "nope-ca.pem")

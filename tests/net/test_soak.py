@@ -27,7 +27,7 @@ class PublisherProcess:
         self.cfg_path, self.log_path, self.proc = cfg_path, log_path, None
 
     def start(self) -> None:
-        self._log = open(self.log_path, "ab")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - the child's stdout for its lifetime; stop() closes
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kiosk.net.publisher", "--config", str(self.cfg_path)],
             cwd=REPO, stdout=self._log, stderr=self._log, start_new_session=True)

@@ -5,9 +5,9 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from nfc_fakes import FakeWallet, realistic_pass
 
 from kiosk.hardware.nfc.emulator import Pn532Emulator
-from nfc_fakes import FakeWallet, realistic_pass
 
 
 @pytest.fixture

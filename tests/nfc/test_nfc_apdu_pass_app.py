@@ -4,12 +4,11 @@ from __future__ import annotations
 import cbor2
 import pytest
 from nacl.signing import VerifyKey
+from nfc_fakes import FakeWallet, realistic_pass
 
 from kiosk.errors import FormatError
 from kiosk.hardware.nfc import apdu as A
 from kiosk.hardware.nfc.pass_app import AID, PassApplication, encode_sign_data
-
-from nfc_fakes import FakeWallet, realistic_pass
 
 H = bytes.fromhex
 
@@ -77,7 +76,8 @@ def test_sign_presentation_and_consent() -> None:
     VerifyKey(bytes(w.key.verify_key)).verify(statement, sig)
     m = cbor2.loads(statement)
     assert m["ctx"] == "kiosk-nfc-v1" and m["nonce"] == b"N" * 16
-    r = app.process(A.CommandApdu(0x80, 0x2A, 1, 0, encode_sign_data("clinic", "k1", b"N" * 20, b"h" * 32), 256).encode())
+    sign = encode_sign_data("clinic", "k1", b"N" * 20, b"h" * 32)
+    r = app.process(A.CommandApdu(0x80, 0x2A, 1, 0, sign, 256).encode())
     assert sw(r) == 0x9000 and cbor2.loads(r[:-66])["ctx"] == "kiosk-consent-v1"
 
 

@@ -10,13 +10,13 @@ import time
 import cbor2
 import pytest
 from nacl.signing import VerifyKey
+from nfc_fakes import realistic_pass
 
 from kiosk.errors import NfcError
 from kiosk.hardware.nfc.emulator import Fault, phone_card, type4_card
 from kiosk.hardware.nfc.pn532 import Pn532
 from kiosk.hardware.nfc.reader import NfcReader
 from kiosk.hardware.nfc.transport import SerialTransport
-from nfc_fakes import realistic_pass
 
 pytestmark = pytest.mark.timeout(60)
 

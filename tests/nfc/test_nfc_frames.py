@@ -45,9 +45,9 @@ def test_other_logged_commands() -> None:
 
 def test_ack_nack_error_frames() -> None:
     # UM0701-02 §6.2.1.3–§6.2.1.5
-    assert F.ACK == H("00 00 FF 00 FF 00")
-    assert F.NACK == H("00 00 FF FF 00 00")
-    assert F.ERROR_FRAME == H("00 00 FF 01 FF 7F 81 00")
+    assert H("00 00 FF 00 FF 00") == F.ACK
+    assert H("00 00 FF FF 00 00") == F.NACK
+    assert H("00 00 FF 01 FF 7F 81 00") == F.ERROR_FRAME
     assert F.parse_all(F.ACK + F.NACK + F.ERROR_FRAME) == [F.Ack(), F.Nack(), F.ErrorFrame()]
 
 

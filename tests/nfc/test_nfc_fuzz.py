@@ -3,14 +3,13 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from nfc_fakes import FakeWallet, realistic_pass
 
 from kiosk.errors import FormatError
 from kiosk.hardware.nfc import apdu as A
 from kiosk.hardware.nfc import frames as F
 from kiosk.hardware.nfc import type4
 from kiosk.hardware.nfc.pass_app import AID, PassApplication, encode_sign_data
-
-from nfc_fakes import FakeWallet, realistic_pass
 
 FRAME_TYPES = (F.Ack, F.Nack, F.ErrorFrame, F.InformationFrame, F.ChecksumError)
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 import time
 
 import pytest
+from nfc_fakes import realistic_pass
 
 from kiosk.errors import NfcError
 from kiosk.hardware.nfc import apdu as A
-from kiosk.hardware.nfc import pass_app, reader as reader_mod
+from kiosk.hardware.nfc import pass_app
+from kiosk.hardware.nfc import reader as reader_mod
 from kiosk.hardware.nfc.emulator import EmulatedCard, Pn532Emulator, phone_card
 from kiosk.hardware.nfc.reader import NfcReader
 from kiosk.hardware.nfc.type4 import Type4Tag, pass_message
-from nfc_fakes import realistic_pass
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -5,9 +5,9 @@ import os
 import uuid
 
 import pytest
+from nfc_fakes import realistic_pass
 
 from kiosk.hardware.nfc.emulator import Pn532Emulator, type4_card
-from nfc_fakes import realistic_pass
 
 nfc = pytest.importorskip("nfc")
 pytestmark = pytest.mark.timeout(120)

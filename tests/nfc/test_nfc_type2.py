@@ -7,6 +7,7 @@ import uuid
 
 import ndef
 import pytest
+from nfc_fakes import realistic_pass
 
 from kiosk.cli import main
 from kiosk.errors import FormatError
@@ -14,7 +15,6 @@ from kiosk.hardware.nfc import type2, type4
 from kiosk.hardware.nfc.emulator import Pn532Emulator, crc_a, type2_card
 from kiosk.hardware.nfc.reader import NfcReader
 from kiosk.issuer.issuer import Issuer, write_pass_files
-from nfc_fakes import realistic_pass
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import ndef
 import pytest
+from nfc_fakes import realistic_pass
 
 from kiosk.errors import FormatError
 from kiosk.hardware.nfc import type4
-
-from nfc_fakes import realistic_pass
 
 
 @pytest.mark.parametrize("n", [0, 10, 255, 256, 900])

@@ -27,7 +27,8 @@ def missing_tools(*tools: str) -> str | None:
         return "needs root (debootstrap, chroot, mount)"
     for t in tools:
         if shutil.which(t) is None:
-            return f"{t} not installed (apt-get install debootstrap qemu-user-static systemd-container fdisk dosfstools)"
+            return (f"{t} not installed "
+                    "(apt-get install debootstrap qemu-user-static systemd-container fdisk dosfstools)")
     return None
 
 

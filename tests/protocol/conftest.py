@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-
 from protocol_world import World, make_world
 
 

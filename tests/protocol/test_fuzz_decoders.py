@@ -1,15 +1,16 @@
 """Hostile input: random and mutated bytes to every decoder give a clean verdict or error."""
 from __future__ import annotations
 
+import contextlib
+
 import cbor2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from protocol_world import NOW, SITE, make_world
 
 from kiosk.errors import FormatError, VerificationError
 from kiosk.protocol import cbor, entry, patient_pass, presentation, qr_text, revocation
 from kiosk.protocol.presentation import Freshness, Presentation
-
-from protocol_world import NOW, SITE, make_world
 
 WORLD = make_world()
 RL = WORLD.revocations()
@@ -55,21 +56,18 @@ def test_qr_text_decoder(data):
 
 @FUZZ
 @given(st.recursive(st.none() | st.booleans() | st.integers() | st.binary(max_size=40) | st.text(max_size=20),
-                    lambda c: st.lists(c, max_size=5) | st.dictionaries(st.integers(-70000, 10) | st.text(max_size=5), c, max_size=6),
+                    lambda c: st.lists(c, max_size=5)
+                    | st.dictionaries(st.integers(-70000, 10) | st.text(max_size=5), c, max_size=6),
                     max_leaves=30))
 def test_cbor_claims_of_any_shape(claims):
     """Claims of any shape, properly signed by the issuer: refused cleanly, never a crash."""
     from kiosk.protocol import cose
     raw = cose.sign1(cbor2.dumps(claims), WORLD.issuer)
     patient_pass.verify(raw, WORLD.issuers, now=NOW, revocations=RL)
-    try:
+    with contextlib.suppress(CLEAN):
         revocation.verify(raw, WORLD.issuers)
-    except CLEAN:
-        pass
-    try:
+    with contextlib.suppress(CLEAN):
         Presentation.from_map(claims)
-    except CLEAN:
-        pass
 
 
 @FUZZ
@@ -77,10 +75,8 @@ def test_cbor_claims_of_any_shape(claims):
 def test_revocation_list_decoder(data):
     good = revocation.sign(WORLD.issuer, site=SITE, revoked={b"x" * 16: NOW}, issued=NOW, next_update=NOW + 9, seq=3)
     raw = data.draw(st.one_of(st.binary(max_size=300), st.just(good).map(lambda b: _mutate(b, data.draw))))
-    try:
+    with contextlib.suppress(CLEAN):
         revocation.verify(raw, WORLD.issuers)
-    except CLEAN:
-        pass
 
 
 @FUZZ
@@ -88,10 +84,8 @@ def test_revocation_list_decoder(data):
 def test_entry_and_record_decoders(raw):
     for fn in (entry.decode_leaf, entry.decode_record, entry.decode_receipt, entry.body_hash_of,
                Presentation.from_cbor, cbor.loads, qr_text.decode):
-        try:
+        with contextlib.suppress(CLEAN):
             fn(raw)
-        except CLEAN:
-            pass
 
 
 def test_deep_nesting_and_trailing_bytes_are_format_errors():

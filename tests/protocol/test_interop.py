@@ -5,18 +5,17 @@ import json
 
 import cbor2
 import pytest
+from base45_vectors import RFC9285_EXAMPLES, RFC9285_INVALID
 from nacl.signing import SigningKey, VerifyKey
+from protocol_world import NOW, SITE
+from pycose.algorithms import EdDSA
+from pycose.headers import KID, Algorithm
 from pycose.keys import OKPKey
 from pycose.keys.curves import Ed25519
 from pycose.messages import Sign1Message
-from pycose.algorithms import EdDSA
-from pycose.headers import KID, Algorithm
 
 from kiosk.errors import FormatError, VerificationError
 from kiosk.protocol import cose, keys, patient_pass, qr_text
-from base45_vectors import RFC9285_EXAMPLES, RFC9285_INVALID
-
-from protocol_world import NOW, SITE
 
 
 def _pycose_key(vk: VerifyKey, sk: SigningKey | None = None) -> OKPKey:
@@ -89,7 +88,7 @@ def test_ed25519_tampering_of_each_part_is_refused(world):
         "tag": cbor2.CBORTag(98, [prot, unprot, payload, sig]),
         "alg": cbor2.CBORTag(18, [cbor2.dumps({1: -7, 4: cbor2.loads(prot)[4]}), unprot, payload, sig]),
     }
-    for what, msg in cases.items():
+    for _what, msg in cases.items():
         with pytest.raises((FormatError, VerificationError)):
             cose.verify_sign1(cbor2.dumps(msg), world.issuers)
     # RFC 9052 lets the application decide whether the tag is required; ours always tags,

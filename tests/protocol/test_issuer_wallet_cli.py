@@ -147,7 +147,8 @@ def test_enroll_a_card_pass(issuer_dir, tmp_path, capsys, shared_data):
     from kiosk.vision.template import template_to_card_bytes
 
     key = keys.load_sealing_key(issuer_dir / "for-kiosks" / "sealing.key")
-    assert open_sealed([list(x) for x in p.sealed_templates], [key]) == template_to_card_bytes(template_from_photo(photo))
+    want = template_to_card_bytes(template_from_photo(photo))
+    assert open_sealed([list(x) for x in p.sealed_templates], [key]) == want
     assert len((card / "pass.ndef").read_bytes()) <= NTAG215.ndef_capacity - 80
     code, out, _ = run(capsys, "pass", "verify", card / "pass.qr.png", "--issuer-pub", issuer_dir / "issuer.pub",
                        "--no-revocation-check")

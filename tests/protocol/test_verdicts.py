@@ -6,13 +6,12 @@ import os
 import pytest
 from nacl.public import PrivateKey
 from nacl.signing import SigningKey
+from protocol_world import NOW, SITE
 
 from kiosk.errors import Reason, VerificationError
 from kiosk.protocol import patient_pass, presentation, revocation, sealing
 from kiosk.protocol.presentation import Freshness, Presentation, ReplayCache
 from kiosk.wallet.wallet import Wallet, WalletError
-
-from protocol_world import NOW, SITE
 
 
 def _nfc(world, nonce=b"n" * 16, kiosk="kiosk-1", site=SITE):
@@ -139,7 +138,8 @@ def test_card_pass_needs_no_signature_but_a_bare_phone_pass_is_a_copy(world):
     # a phone pass lifted out of a screenshot or an old QR code: refused however often shown
     assert _verify(world, Presentation("card", world.pass_bytes)).reason is Reason.STALE
     card = patient_pass.issue(world.issuer, issuer="i", site=SITE, patient="p-card", patient_key=None,
-                              template=world.template[:sealing.CARD_TEMPLATE_BYTES], sealing_keys=[world.sealing.public_key],
+                              template=world.template[:sealing.CARD_TEMPLATE_BYTES],
+                              sealing_keys=[world.sealing.public_key],
                               now=NOW - 10, valid_s=1000)
     p = patient_pass.decode(card)
     assert p.is_card and p.patient_key is None

@@ -15,7 +15,7 @@ from kiosk.cli import main
 @pytest.fixture()
 def photos(tmp_path: Path, portraits: list[np.ndarray]) -> list[Path]:
     out = []
-    for name, img in zip(("a.png", "b.png"), portraits):
+    for name, img in zip(("a.png", "b.png"), portraits[:2], strict=True):
         Image.fromarray(img).save(tmp_path / name)
         out.append(tmp_path / name)
     blank = tmp_path / "blank.png"

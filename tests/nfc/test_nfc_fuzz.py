@@ -22,7 +22,10 @@ def test_parser_never_raises(data: bytes, step: int) -> None:
             assert isinstance(f, FRAME_TYPES)
 
 
-_no_zero = st.binary(max_size=40).map(lambda b: bytes(x for x in b if x not in (0x00,)))
+# Garbage between frames that cannot hold a frame itself: no 0x00 inside (so no 00 FF start
+# code), and no leading 0xFF, which after the previous frame's 00 postamble would start one
+# (00 FF FF 00 is a NACK: hypothesis found that stream, and the parser was right to see it).
+_no_zero = st.binary(max_size=40).map(lambda b: bytes(x for x in b if x != 0x00).lstrip(b"\xff"))
 
 
 @given(st.lists(st.tuples(_no_zero, st.binary(min_size=0, max_size=300)), max_size=5),

@@ -15,7 +15,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kiosk.errors import EXIT_VERIFICATION_FAILED, FormatError, KioskError, NoInputError, StoreError, UsageError
+from kiosk.errors import (
+    EXIT_VERIFICATION_FAILED,
+    FormatError,
+    KioskError,
+    NoInputError,
+    UsageError,
+    from_os_error,
+)
 
 if TYPE_CHECKING:
     from kiosk.ledger.store import LogStore
@@ -250,7 +257,7 @@ def _witnessed(ctx: _Context, args: argparse.Namespace, cosigners: list, notes: 
             try:
                 found.append((str(f), f.read_bytes()))
             except OSError as e:
-                raise StoreError(f"cannot read witness file {f}: {e.strerror}") from None
+                raise from_os_error(e, f"witness file {f}") from None
     out = []
     for where, note in found:
         try:
@@ -292,8 +299,17 @@ def cmd_prove(args: argparse.Namespace) -> int:
                 raise UsageError("--entry-hash must be hex") from None
             index = ctx.store.find(entry_hash)
             if index is None:
-                raise StoreError("no entry with that hash in the log")
-        proof = prove_entry(ctx.store, index, args.size, args.from_size)
+                raise NoInputError("no entry with that hash in the log")
+        # what the user named and the log does not hold is a missing input (66), not an I/O error
+        have = ctx.store.size()
+        size = have if args.size is None else args.size
+        if args.size is not None and not 0 < args.size <= have:
+            raise NoInputError(f"--size {args.size}: the log holds {have} entries")
+        if not 0 <= index < size:
+            raise NoInputError(f"no entry at index {index} in a tree of {size} entries")
+        if args.from_size is not None and not 0 < args.from_size <= size:
+            raise NoInputError(f"--from {args.from_size}: no tree of that size before {size}")
+        proof = prove_entry(ctx.store, index, size, args.from_size)
     finally:
         ctx.store.close()
     proof.verify()  # never hand out a proof that does not hold
@@ -324,7 +340,7 @@ def cmd_checkpoint(args: argparse.Namespace) -> int:
         else:
             latest = ctx.store.latest_checkpoint()
             if latest is None:
-                raise StoreError("no checkpoint saved yet")
+                raise NoInputError("no checkpoint saved yet (kiosk ledger checkpoint --sign makes one)")
             note = latest[1]
             if ctx.verifier is not None:
                 from kiosk.ledger.checkpoint import open_checkpoint

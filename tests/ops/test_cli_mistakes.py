@@ -38,6 +38,9 @@ def w(tmp_path_factory) -> Path:
     # a config whose state folder is empty: no outbox, no kiosk registered, no staff member
     (d / "state").mkdir()
     (d / "gw.toml").write_text(f'[paths]\nstate_dir = "{d / "state"}"\n[gateway]\nregistry_path = "reg.sqlite3"\n')
+    from kiosk.ledger.sqlite_store import SqliteLogStore
+
+    SqliteLogStore(d / "empty.sqlite3").close()  # a log store with no entry and no checkpoint
     (d / "first-boot.toml").write_text('site = "clinic"\nid = "k1"\nbroker = "gw.example:1883"\n')
     private = d / "private.pub"
     private.write_text("x")
@@ -143,6 +146,9 @@ CASES = [
     (["staff", "disable", "s-9", "--config", "gw.toml"], NO_INPUT, "no staff member"),
     (["staff", "add", "s-9", "--badge", "zz", "--config", "gw.toml"], USAGE, "--badge"),
     (["nfc", "emulate", "--pass", "MISSING.cose"], NO_INPUT, "MISSING.cose"),
+    (["ledger", "checkpoint", "--db", "empty.sqlite3"], NO_INPUT, "no checkpoint saved yet"),
+    (["ledger", "prove", "--db", "empty.sqlite3", "--index", "0"], NO_INPUT, "no entry at index 0"),
+    (["ledger", "prove", "--db", "empty.sqlite3", "--entry-hash", "00" * 32], NO_INPUT, "no entry with that hash"),
     # hardware
     (["nfc", "probe", "--port", "/dev/nonexistent-tty", "--baudrate", "115200", "--timeout", "1"],
      UNAVAILABLE, "/dev/nonexistent-tty"),

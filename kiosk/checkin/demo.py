@@ -42,8 +42,9 @@ class DemoCamera(Camera):
         from kiosk.hardware.camera import photometric as ph
 
         # frames come 1/15 s apart on this clock however slowly a loaded machine renders them,
-        # so the liveness challenge sees a camera's frame rate (its UI and check use it too)
-        self.clock = ph.VirtualClock(time.monotonic_ns())
+        # so the liveness challenge sees a camera's frame rate (its UI and check use it too);
+        # a fixed start, so that nothing in a run depends on when it ran
+        self.clock = ph.VirtualClock()
         self._names = list(portraits)
         self._portraits = [portraits[n] for n in self._names]
         self._size = size
@@ -113,7 +114,12 @@ class DemoCamera(Camera):
         pass
 
     def lock_exposure(self, locked: bool) -> None:
+        # locking starts a liveness session: each simulated subject starts it from the same
+        # state (sensor, noise, sway and blink phase), so a demo run's liveness evidence does
+        # not depend on how many frames the face step happened to read before
         for cam in self._cams.values():
+            if locked:
+                cam.restart()
             cam.lock_exposure(locked)
         self._locked["exposure_locked"] = bool(locked)
 

@@ -325,6 +325,12 @@ class Behaviour:
     sway_px: float = 1.5
     turn_dir: float = 0.0
     turn_t0: int | None = None
+    epoch_ns: int = 0  # sway and blink phases count from here (`restart`: a session's start)
+
+    def restart(self, t_ns: int) -> None:
+        """A new session starts at `t_ns`: its sway and blinks start from the same phase and no
+        turn is pending, whatever happened before (a demo's sessions are then reproducible)."""
+        self.epoch_ns, self.turn_t0, self.turn_dir = int(t_ns), None, 0.0
 
     def yaw(self, t_ns: int) -> float:
         if self.turn_t0 is None:
@@ -345,11 +351,11 @@ class Behaviour:
             return 0.0
         rng = np.random.default_rng(self.seed)
         phase = rng.random() * self.blink_every_s
-        t = (t_ns / 1e9 + phase) % self.blink_every_s
+        t = ((t_ns - self.epoch_ns) / 1e9 + phase) % self.blink_every_s
         return float(max(0.0, 1.0 - abs(t - 0.12) / 0.09))  # ~180 ms blink
 
     def offset(self, t_ns: int) -> tuple[float, float]:
-        t = t_ns / 1e9
+        t = (t_ns - self.epoch_ns) / 1e9
         s = self.sway_px
         return (s * np.sin(1.3 * t + self.seed), 0.6 * s * np.sin(0.9 * t + 2 * self.seed))
 
@@ -650,6 +656,7 @@ class PhotometricCamera(Camera):
         self.latency_ns = int(latency_frames * self.period_ns)
         self.noise = noise
         self._rng = np.random.default_rng(seed)
+        self._seed = seed
         self._s = _Sensor()
         self._index = 0
         self._closed = False
@@ -708,6 +715,19 @@ class PhotometricCamera(Camera):
 
     def close(self) -> None:
         self._closed = True
+
+    def restart(self) -> None:
+        """Start a session afresh: the sensor as built (auto exposure and white balance unlocked
+        at their initial gains), the noise sequence from its seed, the subject's behaviour from
+        now. Two sessions started so see the same frames, however many frames were read before."""
+        with self._lock:
+            self._s = _Sensor()
+            self._rng = np.random.default_rng(self._seed)
+            self._bank = None  # drawn again from the seed at the next frame, as at the first
+            self._last_ns = 0
+        b = getattr(self.subject, "b", None)
+        if isinstance(b, Behaviour):
+            b.restart(self._now())
 
     def lock_exposure(self, locked: bool) -> None:
         """Freeze (or release) the exposure at its current value."""

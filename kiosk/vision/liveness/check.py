@@ -43,7 +43,10 @@ class LivenessSettings:
     latency_s: float = 0.1
     turn_s: float = 2.0
     template_every: int = 8
-    max_templates: int = 4
+    # two: one from the still part, one from the turn. dlib's ResNet holds the GIL (~0.3 s a
+    # template here), so each one delays the worker that processes the frames; four made it
+    # fall a second behind the camera (README "Liveness", the benchmark)
+    max_templates: int = 2
 
 
 def settings_from(table: Any) -> LivenessSettings:
@@ -209,6 +212,8 @@ class _Processor:
         self.turn_yaws: list[float] = []
         self.frontal: np.ndarray | None = None
         self.frontal_box = (0, 0, 0, 0)
+        self.frontal_mesh: np.ndarray | None = None
+        self.track_yaw = float("nan")  # the largest yaw ratio of the frames tracked
         self.width = 0.0
         self.frontal_yaw = float("nan")
         self.want_sign = 1.0 if plan.turn == "turn-left" else -1.0  # turn-left: nose to the image's right
@@ -265,11 +270,12 @@ class _Processor:
             self.frontal_box = (int(p[:, 0].min()), int(p[:, 1].min()), int(p[:, 0].max()) + 1,
                                 int(p[:, 1].max()) + 1)
             self.width = mesh.width
+            self.frontal_mesh = mesh.points
             return
         if self.frontal_yaw != self.frontal_yaw and self.samples:
             self.frontal_yaw = float(np.median([s.yaw for s in self.samples[-8:]]))
         if self.frontal is not None and self.track is None:
-            self.track = _Track(self.frontal, self.frontal_box, self.width)
+            self.track = _Track(self.frontal, self.frontal_box, self.width, self.frontal_mesh)
         y = (mesh.yaw_ratio() - self.frontal_yaw) * self.want_sign
         self.turn_yaws.append(y)
         if lit and abs(y) < MAX_LIT_YAW:
@@ -279,6 +285,8 @@ class _Processor:
         if self.track is not None and self._past < 3:
             # the tracking runs up to the first frame past the threshold and two more
             self.track.add(_grey(frame.image))
+            # the turn's extent while tracked (a single frame's mesh yaw can dip)
+            self.track_yaw = y if self.track_yaw != self.track_yaw else max(self.track_yaw, y)
         if y >= dc.MIN_YAW_RATIO or self._past:
             self._past += 1
         if obs.ok and k % 3 == 0:
@@ -305,7 +313,8 @@ class _Processor:
         if samples and self.turn_yaws:
             ev.yaw = max(self.turn_yaws)
             if self.track is not None and ev.yaw >= dc.MIN_YAW_RATIO:
-                ev.parallax, ev.relief = self.track.residual()
+                ev.parallax, ev.bend = self.track.residual()
+                ev.relief, ev.relief_t = self.track.relief(self.track_yaw, self.want_sign)
         ev.glare = dc.screen_glare(plan, groups)
         sides = [s.sides for s in samples if s.sides >= 0]
         ev.sides = int(np.median(sides)) if sides else 0
@@ -322,9 +331,13 @@ class _Track:
     they arrive (kiosk.vision.liveness.decide.parallax_start / parallax_step); `residual` fits
     the homography."""
 
-    def __init__(self, frontal: np.ndarray, box: tuple[int, int, int, int], width: float) -> None:
+    def __init__(self, frontal: np.ndarray, box: tuple[int, int, int, int], width: float,
+                 mesh_points: np.ndarray | None) -> None:
         self.width = width
         self.state = dc.parallax_start(frontal, box, width)
+        # the frontal mesh's depth at each corner, for the relief test
+        self.depth = (dc.mesh_depth_at(self.state.start, mesh_points, dc.RELIEF_MARGIN * width)
+                      if self.state is not None and mesh_points is not None else None)
 
     def add(self, grey: np.ndarray) -> None:
         if self.state is not None:
@@ -335,6 +348,12 @@ class _Track:
         if self.state is None:
             return float("nan"), float("nan")
         return dc.parallax_residual(self.state, self.width), dc.bend_residual(self.state, self.width)
+
+    def relief(self, yaw_ratio: float, sign: float) -> tuple[float, float]:
+        """(share of the mesh's relief moved as depth, its t): dc.relief."""
+        if self.state is None or self.depth is None:
+            return float("nan"), float("nan")
+        return dc.relief(self.state, self.width, self.depth, yaw_ratio, sign)
 
 
 def _grey(image: np.ndarray) -> np.ndarray:

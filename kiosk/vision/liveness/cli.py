@@ -77,7 +77,8 @@ def _eval(args: argparse.Namespace) -> int:
               f"{dc.MIN_LIGHT_CORR}, gain >= {dc.MIN_LIGHT_GAIN}, "
               f"background ratio <= {dc.MAX_BACKGROUND_RATIO}, curvature >= {dc.MIN_CURVATURE} "
               f"(t >= {dc.MIN_CURVATURE_T}), yaw ratio >= {dc.MIN_YAW_RATIO}, "
-              f"parallax >= {dc.MIN_PARALLAX}, bent-sheet residual >= {dc.MIN_RELIEF}")
+              f"parallax >= {dc.MIN_PARALLAX}, relief: depth fit t >= {dc.MIN_RELIEF_T} and share >= "
+              f"{dc.MIN_RELIEF} or bent-sheet residual >= {dc.MIN_BEND}, glare < {dc.MAX_GLARE}")
         for line in report.lines():
             print(line)
     return 0

@@ -6,7 +6,7 @@ Frames: 640×480 from the photometric camera (a demo portrait lit by the screen,
 Per frame, in the same run: the face pipeline (dlib HOG/tracking, 5 points, quality gates) as
 the baseline; the face-mesh network (192×192, ai-edge-litert, one thread); the iris network on
 both eyes (2 × 64×64); the measurements (skin and background patches, glare, bezel lines).
-The match template (dlib ResNet, 150×150 chip) beside them: the check computes four, one at a
+The match template (dlib ResNet, 150×150 chip) beside them: the check computes two, one at a
 time, while the camera captures. Then whole sessions through `ScreenLightLiveness` on a virtual
 clock: the challenge takes its camera time (fields, with the head turn asked during the last two
 colour fields and filmed until it is seen); the computing time is what this CPU needs for the
@@ -109,30 +109,37 @@ def main() -> int:
         print(row("turn tracking (turn frames only)", track_ms))
     total = sum(statistics.fmean(v) for v in (base, mesh_ms, iris_ms, meas_ms))
     print(f"  {'all per frame':34s} {total:7.2f} ms/frame  -> {1000 / total:.1f} frames/s on one core")
-    print(f"  {'match template (4 per check)':34s} {statistics.fmean(tmpl_ms):7.2f} ms each  "
+    print(f"  {'match template (2 per check)':34s} {statistics.fmean(tmpl_ms):7.2f} ms each  "
           f"(median {statistics.median(tmpl_ms):.2f}, n={len(tmpl_ms)})")
 
     sim = Simulator()
     rng = np.random.default_rng(1)
     fm2 = sim.face_model(grace_hopper())
     camera_s, process_s, decide_s, finish_s = [], [], [], []
+    cpu_s, decide_cpu_s = [], []
     for i in range(args.sessions):
         room = random_room(rng)
         r = sim.run(build_subject("bona-fide", fm2, rng, sim.size, room), room, i, "bona-fide")
         t = sim.check.last_timing
         camera_s.append(r.seconds)
         process_s.append(t["process_s"])
+        cpu_s.append(t["process_cpu_s"])
         # one worker processes frames while the camera captures: the decision comes at the later
-        # of the two, plus the final analysis (templates, homography, statistics)
+        # of the two, plus the final analysis (templates, homography, statistics). Wall time on
+        # a shared machine includes other processes' turns; the worker thread's CPU time is what
+        # the same work takes on a core of its own
         decide_s.append(max(r.seconds, t["process_s"]) + t["finish_s"])
+        decide_cpu_s.append(max(r.seconds, t["process_cpu_s"]) + t["finish_cpu_s"])
         finish_s.append(t["finish_s"])
         why = ",".join(r.result.detail.get("reasons", []))
         print(f"  session {i}: {r.result.status}{f' ({why})' if why else ''}, {t['frames']} frames, "
-              f"camera {r.seconds:.2f} s, "
-              f"processing {t['process_s']:.2f} s (of which templates {t['template_s']:.2f} s), "
+              f"{len(r.result.templates)} templates, camera {r.seconds:.2f} s, "
+              f"processing {t['process_s']:.2f} s wall / {t['process_cpu_s']:.2f} s CPU (of which templates "
+              f"{t['template_s']:.2f} s / {t['template_cpu_s']:.2f} s), "
               f"final analysis {1000 * t['finish_s']:.0f} ms")
-    print(f"time to decision (median of {args.sessions}): {statistics.median(decide_s):.2f} s "
-          f"(camera {statistics.median(camera_s):.2f} s, processing {statistics.median(process_s):.2f} s, "
+    print(f"time to decision (median of {args.sessions}): {statistics.median(decide_s):.2f} s wall here, "
+          f"{statistics.median(decide_cpu_s):.2f} s on a core of its own (camera {statistics.median(camera_s):.2f} s, "
+          f"processing {statistics.median(process_s):.2f} s wall / {statistics.median(cpu_s):.2f} s CPU, "
           f"after the last frame {1000 * statistics.median(finish_s):.0f} ms once processing keeps up)")
     return 0
 

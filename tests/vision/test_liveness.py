@@ -289,3 +289,25 @@ def test_a_face_model_and_its_warps_are_freed_when_no_session_uses_it() -> None:
     del fm, cam
     gc.collect()
     assert gone() is None
+
+
+def test_glare_veto_sits_between_a_curved_and_a_flat_mirror_image_of_the_screen() -> None:
+    """The screen mirrored by a convex surface (a cheek, a spectacle lens: radius <= 0.13 m, at
+    >= 0.4 m) covers at most S·R/2dF of the face's width; by flat glass (a phone, glossy paper)
+    S/2F. For a 0.15-0.25 m screen, 16:10, and a face box 1 × 1.2 face widths."""
+    from kiosk.vision.liveness import decide as dc
+
+    face, box = 0.14, 1.2
+
+    def share(width_fw: float) -> float:
+        return width_fw * (width_fw / 1.6) / box
+
+    convex_worst = share(0.25 * 0.13 / (2 * 0.4 * face))  # largest screen, flattest lens, nearest
+    flat_least = share(0.15 / (2 * face))                  # smallest screen
+    assert convex_worst < dc.MAX_GLARE < flat_least
+    assert 1.3 * convex_worst < dc.MAX_GLARE and flat_least > 2 * dc.MAX_GLARE
+
+    def refused(glare: float) -> bool:
+        return "specular-glare" in dc.decide(dc.Evidence(glare=glare))[1]
+
+    assert not refused(convex_worst) and refused(flat_least)

@@ -42,6 +42,13 @@ def positive_float(text: str) -> float:
     return x
 
 
+def port_number(text: str) -> int:
+    """A TCP port, 1..65535."""
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (1..65535)")
+    return int(text)
+
+
 def host_port(text: str) -> tuple[str, int]:
     """HOST:PORT with a port in 1..65535."""
     host, _, port = text.rpartition(":")

@@ -217,8 +217,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", type=Path, default=None, help="config file (default /etc/kiosk/kiosk.toml)")
     p.add_argument("--skip", action="append", default=[], metavar="CHECK",
                    help="leave out a check or an area (e.g. nfc, camera, broker on a desk without them)")
-    p.add_argument("--user", default=SERVICE_USER,
-                   help=f"the service user whose access to the files is checked (default {SERVICE_USER})")
+    p.add_argument("--user", default=None,
+                   help=f"the service user whose access to the files is checked (default {SERVICE_USER}, "
+                        "else whoever runs this)")
     p.add_argument("--json", action="store_true", help="the results as JSON")
     p.set_defaults(func=_doctor)
 
@@ -236,7 +237,14 @@ def _doctor(args: argparse.Namespace) -> int:
         from kiosk.errors import NoInputError
 
         raise NoInputError(f"--config {args.config}: no such file")
-    ctx = load_context(args.config, args.user, frozenset(args.skip))
+    if args.user is not None:  # named on the command line: a typo must not check another user
+        try:
+            pwd.getpwnam(args.user)
+        except KeyError:
+            from kiosk.errors import NoUserError
+
+            raise NoUserError(f"--user {args.user}: no such user") from None
+    ctx = load_context(args.config, args.user or SERVICE_USER, frozenset(args.skip))
     results = run_checks(ctx)
     print(render_json(ctx, results) if args.json else render_text(ctx, results))
     return EXIT_FAILED if worst(results) == Status.FAIL else 0

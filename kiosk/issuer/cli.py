@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from kiosk.cli_args import entity_id, hex_id, host_port, positive_float, valid_days
+from kiosk.cli_args import entity_id, hex_id, host_port, port_number, positive_float, valid_days
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     lst.set_defaults(func=_revocations)
     sv = s.add_parser("serve", help="serve the patient web wallet and its enrolment API (HTTPS)")
     sv.add_argument("--host", default="0.0.0.0", help="address to listen on (default all)")
-    sv.add_argument("--port", type=int, default=8443)
+    sv.add_argument("--port", type=port_number, default=8443)
     sv.add_argument("--tls-cert", type=Path, help="the server's certificate chain (PEM)")
     sv.add_argument("--tls-key", type=Path, help="the server's private key (PEM)")
     sv.add_argument("--log-public", type=Path, required=True,

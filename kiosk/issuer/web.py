@@ -32,7 +32,7 @@ from typing import Any
 
 from nacl.signing import VerifyKey
 
-from kiosk.errors import ConfigError, FormatError, KioskError, UsageError
+from kiosk.errors import ConfigError, FormatError, KeyFileError, KioskError, UsageError, from_os_error
 from kiosk.issuer.issuer import DEFAULT_VALID_DAYS, Issuer
 from kiosk.protocol import patient_pass, sealing
 
@@ -212,7 +212,7 @@ class WalletServer:
     def __init__(self, issuer: Issuer, host: str, port: int, *, log_vkey: str,
                  tls: tuple[Path, Path] | None, web_dir: Path = WEB_DIR) -> None:
         if tls is None and host not in ("127.0.0.1", "localhost", "::1"):
-            raise ConfigError("the wallet server needs TLS (--tls-cert/--tls-key) off loopback: "
+            raise UsageError("the wallet server needs TLS (--tls-cert/--tls-key) off loopback: "
                               "browsers only run the wallet on https")
         self.issuer = issuer
         self.files = _static_files(web_dir)
@@ -230,9 +230,11 @@ class WalletServer:
             ctx.minimum_version = ssl.TLSVersion.TLSv1_2
             try:
                 ctx.load_cert_chain(str(tls[0]), str(tls[1]))
-            except (OSError, ssl.SSLError) as e:
+            except OSError as e:  # ssl.SSLError too: a file that is there but no certificate or key
                 self.httpd.server_close()
-                raise ConfigError(f"cannot load the TLS certificate/key: {e}") from None
+                if isinstance(e, ssl.SSLError):
+                    raise KeyFileError(f"--tls-cert/--tls-key: cannot load the certificate and key ({e})") from None
+                raise from_os_error(e, f"--tls-cert {tls[0]} / --tls-key {tls[1]}") from None
             self.httpd.tls = ctx
         self.scheme = "https" if tls else "http"
 

@@ -365,7 +365,7 @@ smart_key = "keys/smart.key"
     assert cli.main(["gateway", "ehr", "jwks", "--config", str(toml)]) == 0
     assert '"ES384"' in capsys.readouterr().out
     assert cli.main(["gateway", "ehr", "map", "add", PATIENT, MRN_SYSTEM, MRN, "--config", str(toml)]) == 0
-    assert cli.main(["gateway", "ehr", "map", "add", "bob", MRN_SYSTEM, MRN, "--config", str(toml)]) == 65
+    assert cli.main(["gateway", "ehr", "map", "add", "bob", MRN_SYSTEM, MRN, "--config", str(toml)]) == 64
     bad = tmp_path / "map.csv"
     bad.write_text(f"{PATIENT},{MRN_SYSTEM}\n")
     assert cli.main(["gateway", "ehr", "map", "import", str(bad), "--config", str(toml)]) == 65

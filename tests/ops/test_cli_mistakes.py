@@ -147,6 +147,11 @@ CASES = [
     (["staff", "add", "s-9", "--badge", "zz", "--config", "gw.toml"], USAGE, "--badge"),
     (["nfc", "emulate", "--pass", "MISSING.cose"], NO_INPUT, "MISSING.cose"),
     (["ledger", "checkpoint", "--db", "empty.sqlite3"], NO_INPUT, "no checkpoint saved yet"),
+    (["issuer", "--dir", "iss", "serve", "--port", "99999", "--log-public", "iss/issuer.pub", "--log-name", "x"],
+     USAGE, "not a port"),
+    (["issuer", "--dir", "iss", "serve", "--log-public", "iss/issuer.pub", "--log-name", "x"], USAGE, "needs TLS"),
+    (["gateway", "ehr", "map", "add", "--config", "gw.toml", "p-1", "sys", "val"], USAGE, "patient id"),
+    (["doctor", "--config", "gw.toml", "--user", "no-such-user"], NO_USER, "--user no-such-user"),
     (["ledger", "prove", "--db", "empty.sqlite3", "--index", "0"], NO_INPUT, "no entry at index 0"),
     (["ledger", "prove", "--db", "empty.sqlite3", "--entry-hash", "00" * 32], NO_INPUT, "no entry with that hash"),
     # hardware

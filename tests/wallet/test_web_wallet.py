@@ -70,9 +70,9 @@ def test_link_works_once_and_never_after_expiry(issuer: Issuer) -> None:
 
 
 def test_server_refuses_plain_http_off_loopback(issuer: Issuer, tmp_path: Path) -> None:
-    from kiosk.errors import ConfigError
+    from kiosk.errors import UsageError
 
-    with pytest.raises(ConfigError, match="TLS"):
+    with pytest.raises(UsageError, match="TLS"):  # the options are wrong together: 64
         WalletServer(issuer, "0.0.0.0", 0, log_vkey="x", tls=None)
 
 

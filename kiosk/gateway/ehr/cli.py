@@ -83,11 +83,11 @@ def _jwks(args: argparse.Namespace) -> int:
 
 
 def _map_add(args: argparse.Namespace) -> int:
-    from kiosk.errors import FormatError
+    from kiosk.errors import UsageError
     from kiosk.protocol.patient_pass import PATIENT_ID_RE
 
     if not PATIENT_ID_RE.match(args.patient):
-        raise FormatError("a patient id looks like p- and 20 hex digits")
+        raise UsageError("a patient id looks like p- and 20 hex digits")
     st = _state(args)
     st.map_patient(args.patient, args.system, args.value)
     st.close()

@@ -5,6 +5,8 @@ import json
 import signal
 from pathlib import Path
 
+from kiosk.cli_args import entity_id
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("gateway", help="ledger gateway: serve, manage the kiosk registry")
@@ -21,7 +23,7 @@ def register(subparsers) -> None:
     kiosk = sub.add_parser("kiosk", help="the kiosk registry")
     ksub = kiosk.add_subparsers(dest="kiosk_command", metavar="ACTION", required=True)
     add = ksub.add_parser("add", help="register a kiosk and its public key")
-    add.add_argument("kiosk_id")
+    add.add_argument("kiosk_id", type=entity_id, help="the kiosk id, [a-z0-9-]{1,32}")
     add.add_argument("--key", type=Path, required=True, help="the kiosk's Ed25519 public key (PEM)")
     add.add_argument("--replace", action="store_true", help="re-key a kiosk that is registered")
     add.add_argument("--config", type=Path, default=None)
@@ -31,7 +33,7 @@ def register(subparsers) -> None:
     ls.add_argument("--config", type=Path, default=None)
     ls.set_defaults(func=_list)
     rv = ksub.add_parser("revoke", help="revoke a kiosk (a stolen kiosk: rotate the sealing key too)")
-    rv.add_argument("kiosk_id")
+    rv.add_argument("kiosk_id", type=entity_id)
     rv.add_argument("--config", type=Path, default=None)
     rv.set_defaults(func=_revoke)
 

@@ -136,6 +136,7 @@ CASES = [
     (["issuer", "--dir", "iss", "write-card", "MISSINGCARD"], NO_INPUT, "MISSINGCARD"),
     (["gateway", "ehr", "map", "import", "--config", "gw.toml", "MISSING.csv"], NO_INPUT, "MISSING.csv"),
     (["gateway", "kiosk", "revoke", "kiosk-9", "--config", "gw.toml"], NO_INPUT, "not registered"),
+    (["gateway", "kiosk", "add", "Bad Id", "--key", "iss/issuer.pub", "--config", "gw.toml"], USAGE, "[a-z0-9-]"),
     (["pass", "dcc-corpus", "MISSING"], NO_INPUT, "MISSING"),
     (["pass", "verify", "HC1:6BFOXN", "--trust-dir", "MISSING"], NO_INPUT, "--trust-dir MISSING"),
     (["ui", "screens", "--out", "junk.txt/shots"], CANT_CREATE, "junk.txt/shots"),

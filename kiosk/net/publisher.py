@@ -68,7 +68,7 @@ from kiosk.protocol.entry import Record
 log = logging.getLogger(__name__)
 
 RECEIPT_BATCH = 64  # receipts verified and completed per outbox transaction, at most
-LOOP_WAIT_S = 0.05  # longest wait on the socket; wake() and traffic end it sooner
+LOOP_WAIT_S = 0.2  # longest wait on the socket; wake() and traffic end it sooner
 WITNESS_EVERY_S = 1.0  # cosign and publish the chain's head at most this often
 
 
@@ -156,6 +156,7 @@ class Publisher:
         self._witness_key = witness_key
         self._witness_name = witness_name(self.origin, settings.kiosk_id)
         self._witnessed_size: int | None = None  # the head last cosigned and published
+        self._head_moved = True  # a receipt was accepted since _witness last read the head
         self._next_witness = 0.0
         self._revocations_topic = topics.revocations(settings.site)
         self._on_revocations = on_revocations
@@ -375,6 +376,7 @@ class Publisher:
         self._inflight.clear()  # no receipt yet for these: send them again
         self._next_poll = 0.0
         self._witnessed_size = None  # publish the cosigned head again (the broker may be new)
+        self._head_moved = True
         subs = [(self._receipts_topic, 1), (self._checkpoint_topic, 1)]
         if self._on_revocations is not None:
             subs.append((self._revocations_topic, 1))
@@ -411,6 +413,8 @@ class Publisher:
             raise
         for res in results:
             self.counts[res.outcome.value] += 1
+            if res.outcome is Outcome.ACCEPTED:
+                self._head_moved = True  # only accepted receipts move the chain's head
             if res.entry_hash is not None and res.outcome in (
                     Outcome.ACCEPTED, Outcome.PARKED, Outcome.UNKNOWN, Outcome.STALE_BASE):
                 # done, or (stale base) to be sent again at once with its new base
@@ -448,16 +452,18 @@ class Publisher:
         if self._witness_key is None or self._client is None:
             return
         now = time.monotonic()
-        if now < self._next_witness:
-            return
+        if not self._head_moved or now < self._next_witness:
+            return  # (no outbox read on every round of the loop)
         head = self.outbox.last_checkpoint()
         if head is None or head.size == self._witnessed_size:
+            self._head_moved = False
             return
         self.outbox.sync()  # completions are committed without an fsync: keep what we sign
         note = cosign(head.note, self._witness_name, self._witness_key, int(time.time()))
         info = self._client.publish(self._witness_topic, note, qos=1, retain=True)
         if info.rc == mqtt.MQTT_ERR_SUCCESS:
             self._witnessed_size = head.size
+            self._head_moved = False
             self._next_witness = now + WITNESS_EVERY_S
             self.counts["cosigned"] += 1
 
@@ -474,12 +480,12 @@ class Publisher:
             return
         self._wake.clear()
         self._next_poll = now + self.s.poll_s
-        trusted = self.outbox.last_checkpoint()
-        current = trusted.size if trusted else 0
         assert self._client is not None
         batch = self.outbox.pending(room, exclude=set(self._inflight))
         if not batch:
             return
+        trusted = self.outbox.last_checkpoint()
+        current = trusted.size if trusted else 0
         # each send names the head as it is now; the receipt names the base it proves from
         bases = self.outbox.mark_sent_many([e.entry_hash for e in batch], current)
         for e in batch:

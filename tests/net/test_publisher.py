@@ -153,3 +153,26 @@ def test_kiosk_killed_after_sending_before_its_outbox_fsync(env: Env, broker, ga
         assert h.alarms == 0 and h.parked == 0
     assert ledger_hashes(ledger) == hashes  # once each
     assert all(ob.receipt(x) is not None for x in hashes)
+
+
+def test_the_kiosk_cosigns_its_new_head_and_reads_it_only_when_it_moved(env: Env, broker, gateway) -> None:
+    cfg = env.cfg("kiosk-1")
+    ob = Outbox(cfg.state_path(cfg.outbox.path))
+    reads: list[int] = []
+    last = ob.last_checkpoint
+
+    def counted():
+        reads.append(1)
+        return last()
+
+    ob.last_checkpoint = counted  # type: ignore[method-assign]
+    with Publisher.from_config(cfg, ob) as pub:
+        ob.add_session(make_event_session(env.kiosk_keys["kiosk-1"]), on_committed=pub.wake)
+        wait_for(lambda: pub.counts["cosigned"] >= 1 and ob.depth() == 0, 60, what="a cosigned head")
+        wait_for(lambda: pub.counts["cosigned"] >= 1 and not pub._head_moved, 10, what="the head witnessed")
+        before = len(reads)
+        time.sleep(1.5)  # several rounds of the loop, and the witness interval, with no receipt
+        assert len(reads) == before
+        ob.add_session(make_event_session(env.kiosk_keys["kiosk-1"]), on_committed=pub.wake)
+        wait_for(lambda: pub.counts["cosigned"] >= 2, 60, what="the new head cosigned")
+    assert ob.last_checkpoint().size == 4

@@ -62,7 +62,7 @@ from kiosk.ledger.witness import cosign, witness_name
 from kiosk.net import topics
 from kiosk.net.outbox import Outbox
 from kiosk.net.receipt import ALARM_INCONSISTENT, Outcome, ReceiptResult, load_verifier, process_receipts
-from kiosk.net.tls import apply_client_tls, set_no_delay
+from kiosk.net.tls import apply_client_tls, corked, set_no_delay
 from kiosk.protocol.entry import Record
 
 log = logging.getLogger(__name__)
@@ -488,14 +488,15 @@ class Publisher:
         current = trusted.size if trusted else 0
         # each send names the head as it is now; the receipt names the base it proves from
         bases = self.outbox.mark_sent_many([e.entry_hash for e in batch], current)
-        for e in batch:
-            payload = Record(e.leaf, e.body, e.presentation, bases[e.entry_hash]).seal(self.seal_to)
-            info = self._client.publish(self._records_topic, payload, qos=1)
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                break  # connection went away; the loop notices and reconnects
-            self._inflight[e.entry_hash] = now
-            self.counts["sent"] += 1
-            log.debug("publisher: sent %s (attempt %d)", e.entry_hash[:6].hex(), e.attempts + 1)
+        with corked(self._client) if len(batch) > 1 else contextlib.nullcontext():
+            for e in batch:
+                payload = Record(e.leaf, e.body, e.presentation, bases[e.entry_hash]).seal(self.seal_to)
+                info = self._client.publish(self._records_topic, payload, qos=1)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    break  # connection went away; the loop notices and reconnects
+                self._inflight[e.entry_hash] = now
+                self.counts["sent"] += 1
+                log.debug("publisher: sent %s (attempt %d)", e.entry_hash[:6].hex(), e.attempts + 1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,9 @@ the CA's CRL, which the broker reads (`crlfile`).
 """
 from __future__ import annotations
 
+import contextlib
+import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,3 +107,27 @@ def set_no_delay(client: Any) -> None:
         return
     with contextlib.suppress(OSError, AttributeError):  # not a TCP socket (a unix socket)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+@contextlib.contextmanager
+def corked(client: Any) -> Iterator[None]:
+    """Hold a paho client's writes in one TCP segment (Linux TCP_CORK) until the block ends.
+
+    The publisher sends a session's records back to back (a check-in and its consent): in one
+    segment they reach the broker together, which forwards them together, so the gateway
+    finds the second in its socket while it takes the first and answers both in one batch.
+    Without TCP_CORK (another OS, a unix socket) the block just runs.
+    """
+    sock = client.socket()
+    cork = getattr(socket, "TCP_CORK", None)
+    on = False
+    if sock is not None and cork is not None:
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, cork, 1)
+            on = True
+    try:
+        yield
+    finally:
+        if on:  # uncorking sends what was held at once
+            with contextlib.suppress(OSError, AttributeError):
+                sock.setsockopt(socket.IPPROTO_TCP, cork, 0)

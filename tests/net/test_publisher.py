@@ -176,3 +176,41 @@ def test_the_kiosk_cosigns_its_new_head_and_reads_it_only_when_it_moved(env: Env
         ob.add_session(make_event_session(env.kiosk_keys["kiosk-1"]), on_committed=pub.wake)
         wait_for(lambda: pub.counts["cosigned"] >= 2, 60, what="the new head cosigned")
     assert ob.last_checkpoint().size == 4
+
+
+def test_a_pump_of_several_records_is_corked_into_one_write() -> None:
+    import socket
+
+    from kiosk.net.tls import corked
+
+    if not hasattr(socket, "TCP_CORK"):
+        pytest.skip("TCP_CORK is Linux's")
+    srv = socket.create_server(("127.0.0.1", 0))
+    c = socket.create_connection(srv.getsockname())
+    s, _ = srv.accept()
+
+    class Client:
+        def socket(self):
+            return c
+
+    try:
+        with corked(Client()):
+            assert c.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 1
+            c.sendall(b"record 1")
+            c.sendall(b"record 2")
+        assert c.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 0
+        s.settimeout(10)
+        got = b""
+        while len(got) < 16:
+            got += s.recv(100)
+        assert got == b"record 1record 2"  # held, then sent together when the block ended
+
+        class Gone:
+            def socket(self):
+                return None
+
+        with corked(Gone()):
+            pass  # no socket (disconnected): the block just runs
+    finally:
+        for x in (c, s, srv):
+            x.close()

@@ -19,8 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.set_defaults(func=_init)
     e = s.add_parser("enroll", help="enrol a patient: photo + wallet key → signed pass")
     e.add_argument("photos", type=Path, nargs="*", metavar="PHOTO",
-                   help="the patient's photo (one face); several photos of the patient seal the mean of their "
-                        "templates, which matches better (docs/face-evaluation.md)")
+                   help="two or more photos of the patient (one face each; --single-photo for one): the mean "
+                        "of their templates is sealed, which matches better (docs/face-evaluation.md)")
     who = e.add_mutually_exclusive_group(required=True)
     who.add_argument("--wallet", type=Path, help="the patient's wallet folder (kiosk wallet create)")
     who.add_argument("--card", type=Path, metavar="DIR",
@@ -92,19 +92,22 @@ def _enroll(args: argparse.Namespace) -> int:
     if wallet is None and args.no_biometric and not args.web:
         raise UsageError("a card pass is bound by the face alone: it needs a photo (no --no-biometric)")
     template = None
+    record: dict[str, object] = {}  # how the template was enrolled: the desk's record, not the pass's
     if not args.no_biometric:
         if not args.photos:
             raise UsageError("a photo is needed (or --no-biometric when the patient declines matching)")
         from kiosk.vision.cli import confirm_crops
-        from kiosk.vision.enroll import enrol
+        from kiosk.vision.enroll import check_photo_count, enrol
         from kiosk.vision.template import template_to_bytes
 
+        check_photo_count(len(args.photos), args.single_photo)  # before any model loads
         # the same enrolment as `kiosk face enroll`: each photo passes the gates, the mean is sealed
-        enrolment = enrol(args.photos, args.models, crop_largest=args.crop_largest)
+        enrolment = enrol(args.photos, args.models, crop_largest=args.crop_largest, single_photo=args.single_photo)
         confirm_crops(enrolment.faces, args.yes)
         template = template_to_bytes(enrolment.template)
+        record = {"enrolment_photos": len(enrolment.faces), "single_photo": len(enrolment.faces) == 1}
     if args.web:
-        return _enroll_web(args, iss, template)
+        return _enroll_web(args, iss, template, record)
     enrolled = iss.enroll(wallet.public_key if wallet else None, template, valid_days=args.valid_days)
     if wallet is not None:
         wallet.store_pass(enrolled.pass_bytes)
@@ -119,7 +122,7 @@ def _enroll(args: argparse.Namespace) -> int:
         ndef.write_bytes(pass_message(enrolled.pass_bytes))
         paths.append(ndef)
     print(json.dumps({"patient": enrolled.patient, "pass_id": enrolled.pass_id.hex(),
-                      "kind": "phone" if wallet else "card", "biometric": template is not None,
+                      "kind": "phone" if wallet else "card", "biometric": template is not None, **record,
                       "files": [str(p) for p in paths]}, indent=2))
     return 0
 
@@ -188,7 +191,7 @@ def _still_fresh(iss, path, now: int, before_h: float) -> bytes | None:
     return data
 
 
-def _enroll_web(args: argparse.Namespace, iss, template: bytes | None) -> int:
+def _enroll_web(args: argparse.Namespace, iss, template: bytes | None, record: dict[str, object]) -> int:
     from kiosk.issuer.web import create_pending
 
     pending = create_pending(iss, template, valid_days=args.valid_days)
@@ -202,7 +205,7 @@ def _enroll_web(args: argparse.Namespace, iss, template: bytes | None) -> int:
             segno.make(link, error="m").save(str(args.link_png), scale=6, border=4)
     print(json.dumps({"link": link, "confirm": pending.confirm, "patient": pending.patient,
                       "pass_id": pending.pass_id.hex(),
-                      "expires": pending.expires, "biometric": template is not None}, indent=2))
+                      "expires": pending.expires, "biometric": template is not None, **record}, indent=2))
     return 0
 
 

@@ -82,13 +82,32 @@ def register(subparsers: Any) -> None:
         help="photo against photo only (enrolment gates, one- and multi-photo enrolment, no-gate baseline): "
         "no kiosk frames are synthesised",
     )
+    p.add_argument(
+        "--subset",
+        type=int,
+        choices=(0, 1),
+        help="only the identities of one fixed half (a hash of the name, independent of the folds): "
+        "try a change on half the people first",
+    )
+    p.add_argument(
+        "--template",
+        choices=("plain", "flip"),
+        help="templates from the chip alone, or from the chip and its mirror (default: the kiosk's, "
+        "template.FLIP_TTA); both come from the same run and cache",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_evaluate)
 
 
 def add_crop_options(p: argparse.ArgumentParser) -> None:
-    """--crop-largest / --yes, shared with `kiosk issuer enroll`."""
+    """--crop-largest / --yes / --single-photo, shared with `kiosk issuer enroll`."""
+    p.add_argument(
+        "--single-photo",
+        action="store_true",
+        help="enrol from one photo, accepting its higher false-refusal rate (~1 in 7 patients sent to "
+        "the desk, against ~1 in 40 from two photos; docs/face-evaluation.md)",
+    )
     p.add_argument(
         "--crop-largest",
         action="store_true",
@@ -173,9 +192,10 @@ def _enroll(args: argparse.Namespace) -> int:
 
     cfg, models_dir = _config(args)
     limits = QualityLimits(min_face_px=cfg.vision.min_face_px)
-    e = enrol(args.photos, models_dir, limits, crop_largest=args.crop_largest)
+    e = enrol(args.photos, models_dir, limits, crop_largest=args.crop_largest, single_photo=args.single_photo)
     confirm_crops(e.faces, args.yes)
-    print(json.dumps({"template": "ok", "photos": [_notes(f) for f in e.faces]}, indent=2))
+    print(json.dumps({"template": "ok", "single_photo": len(e.faces) == 1, "photos": [_notes(f) for f in e.faces]},
+                     indent=2))
     return 0
 
 
@@ -201,15 +221,20 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     old = signal.signal(signal.SIGTERM, stop)
     try:
-        run = E.collect(args.data, proto, args.limit, args.jobs, progress, args.cache, not args.photos_only)
+        run = E.collect(args.data, proto, args.limit, args.jobs, progress, args.cache, not args.photos_only,
+                        args.subset)
     except KeyboardInterrupt as e:
         signum = e.args[0] if e.args else signal.SIGINT
         print("kiosk: evaluation stopped; workers terminated, nothing reported", file=sys.stderr)
         return 128 + int(signum)
     finally:
         signal.signal(signal.SIGTERM, old)
+    from kiosk.vision.template import FLIP_TTA
+
+    run = E.with_template(run, args.template or ("flip" if FLIP_TTA else "plain"))
     if args.photos_only:
         report = {
+            "template": run.template,
             **E.photo_counts(run),
             "protocol": {"enrol_min_face_px": proto.enrol_min_face_px, "target_fmr": args.target_fmr,
                          "margin": args.margin},

@@ -36,10 +36,26 @@ from kiosk.vision.quality import (
     assess,
     pick_subject,
 )
-from kiosk.vision.template import TEMPLATE_DTYPE, compute_template
+from kiosk.vision.template import FLIP_TTA, TEMPLATE_DTYPE, combine, descriptors
 
 # the kiosk's own gates (QualityLimits' defaults are the kiosk's: 110 px, pose, light, sharpness)
 ENROL_LIMITS = QualityLimits()
+
+# A template from one photo refuses about six times as many genuine check-ins as the mean of
+# two or more (docs/face-evaluation.md), so the desk takes a second photo unless it
+# acknowledges that cost (`single_photo`).
+MIN_ENROL_PHOTOS = 2
+ENROL_ONE_PHOTO = "enrol.one_photo"
+ENROL_SAME_PHOTO = "enrol.same_photo"
+# Two templates this close come from one image given twice (or saved again losslessly): float16
+# rounding moves a distance by < 1e-3. It does not catch a copy: re-compressing a photo as JPEG
+# q85 moved biden__01's template by 0.037, halving it by 0.071 (two photos of him: 0.39), so the
+# desk still vouches that the photos are two shots.
+SAME_PHOTO_DISTANCE = 0.02
+SINGLE_PHOTO_REFUSAL = (
+    "one photo makes a weaker template (about 1 in 7 patients refused at the kiosk instead of 1 in 40): "
+    "take a second photo of the patient, or add --single-photo to accept that"
+)
 
 _ADVICE = {
     FACE_COME_CLOSER: "the face is {px} px wide; the kiosk needs {need} px: take the photo closer",
@@ -68,6 +84,7 @@ class PhotoFace:
     template: np.ndarray
     faces: int = 1  # faces found in the photo
     cropped: bool = False  # several faces, the largest taken on the desk's confirmation
+    descriptors: np.ndarray | None = None  # the chip's descriptor, and its mirror's when asked (evaluation)
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,11 +117,13 @@ def inspect_photo(
     models_dir: Path | None = None,
     limits: QualityLimits = ENROL_LIMITS,
     crop_largest: bool = False,
+    mirror: bool = False,
 ) -> PhotoFace:
     """The subject's face, its verdict and template, judged but not refused on quality.
 
     Refuses (EnrolmentRefused) only when there is no face, or several of similar size and
-    not `crop_largest`: then there is no one to judge.
+    not `crop_largest`: then there is no one to judge. `mirror`: also keep the mirrored
+    chip's descriptor in `descriptors` (the evaluation compares both kinds of template).
     """
     image = load_photo(path_or_array)
     grey = to_grey(image)
@@ -127,7 +146,9 @@ def inspect_photo(
     box = boxes[idx]
     lm = find_landmarks(grey, box, models_dir)
     verdict = assess(grey, boxes, lm, None, limits)
-    return PhotoFace(box, lm, verdict, compute_template(image, lm, models_dir), found, cropped)
+    descs = descriptors(image, lm, models_dir, mirror=mirror or FLIP_TTA)
+    template = combine(descs if FLIP_TTA else descs[:1])
+    return PhotoFace(box, lm, verdict, template, found, cropped, descs)
 
 
 def refusal(face: PhotoFace, limits: QualityLimits = ENROL_LIMITS) -> EnrolmentRefused | None:
@@ -153,21 +174,40 @@ def face_from_photo(
     return face
 
 
+def check_photo_count(count: int, single_photo: bool = False) -> None:
+    """Refuse (EnrolmentRefused, `ENROL_ONE_PHOTO`) fewer than `MIN_ENROL_PHOTOS` photos
+    unless the desk acknowledged one photo's cost (`single_photo`). Cheap: call it first."""
+    if count <= 0:
+        raise FormatError("no enrolment photo given")
+    if count < MIN_ENROL_PHOTOS and not single_photo:
+        raise EnrolmentRefused(SINGLE_PHOTO_REFUSAL, ENROL_ONE_PHOTO)
+
+
 def enrol(
     photos: Sequence[str | Path | np.ndarray],
     models_dir: Path | None = None,
     limits: QualityLimits = ENROL_LIMITS,
     crop_largest: bool = False,
+    single_photo: bool = False,
 ) -> Enrolment:
-    """The template to seal from one or more photos of the patient, each passing the gates.
+    """The template to seal from the patient's photos, each passing the gates.
 
-    Several photos average out one photo's pose and light (the mean template, as the
-    kiosk's fusion does); all must show the same person, which the desk vouches for.
+    At least `MIN_ENROL_PHOTOS` distinct photos unless `single_photo` (the desk accepts
+    one photo's higher false-refusal rate). Several photos average out one photo's pose and
+    light (the mean template, as the kiosk's fusion does); all must show the same person,
+    which the desk vouches for. The same image twice counts once and is refused.
     """
-    if not photos:
-        raise FormatError("no enrolment photo given")
+    check_photo_count(len(photos), single_photo)
     faces = tuple(face_from_photo(p, models_dir, limits, crop_largest) for p in photos)
-    mean = np.mean([f.template.astype(np.float32) for f in faces], axis=0)
+    ts = [f.template.astype(np.float32) for f in faces]
+    for i in range(len(ts)):
+        for j in range(i):
+            if float(np.linalg.norm(ts[i] - ts[j])) < SAME_PHOTO_DISTANCE:
+                raise EnrolmentRefused(
+                    f"photos {j + 1} and {i + 1} are the same picture; take another photo of the patient",
+                    ENROL_SAME_PHOTO,
+                )
+    mean = np.mean(ts, axis=0)
     return Enrolment(mean.astype(TEMPLATE_DTYPE), faces)
 
 

@@ -163,6 +163,12 @@ def fold_of(identity: str) -> int:
     return hashlib.sha256(identity.encode()).digest()[0] & 1
 
 
+def subset_of(identity: str) -> int:
+    """0 or 1: a second split, independent of `fold_of`, for trying a change on half the
+    people first (`--subset`); within it the folds still split it in two."""
+    return hashlib.sha256(identity.encode()).digest()[1] & 1
+
+
 @dataclass(frozen=True)
 class Protocol:
     """How transactions are made. attempts: the kiosk's max_face_attempts; frames: good frames
@@ -190,6 +196,7 @@ class PhotoResult:
     live_ok: bool = False  # passes the kiosk's gates (but size) as it is: usable as a live source
     anchor: tuple[float, float] = (0.5, 0.5)  # face centre, fractions of width and height
     face_frac: float = 0.0  # face box height / photo height
+    mirror: np.ndarray | None = None  # the mirrored chip's descriptor (flip test-time augmentation)
 
 
 @dataclass(eq=False)
@@ -200,6 +207,7 @@ class LiveResult:
     attempts: list[list[np.ndarray]] = field(default_factory=list)
     frames_seen: int = 0
     gate_failures: dict[str, int] = field(default_factory=dict)
+    mirrors: list[list[np.ndarray]] = field(default_factory=list)  # the same frames' mirrored descriptors
 
 
 # --- workers ------------------------------------------------------------------------------
@@ -224,7 +232,7 @@ def photo_job(args: tuple[str, int]) -> PhotoResult:
     out = PhotoResult(path, identity_of(Path(path)))
     try:
         image = load_photo(path)
-        face = inspect_photo(image, limits=QualityLimits(min_face_px=min_face_px), crop_largest=True)
+        face = inspect_photo(image, limits=QualityLimits(min_face_px=min_face_px), crop_largest=True, mirror=True)
     except EnrolmentRefused as e:
         out.refused = e.message_id
         return out
@@ -232,12 +240,15 @@ def photo_job(args: tuple[str, int]) -> PhotoResult:
         out.refused = "unreadable"
         return out
     img_h, img_w = image.shape[:2]
-    out.raw, out.measures = face.template, dict(face.quality.measures)
+    assert face.descriptors is not None and len(face.descriptors) == 2
+    # the plain descriptor and the mirror's, whatever FLIP_TTA says: the analysis combines them
+    out.raw, out.mirror = face.descriptors[0].astype(np.float16), face.descriptors[1].astype(np.float16)
+    out.measures = dict(face.quality.measures)
     out.faces, out.face_px = face.faces, face.box.width
     out.anchor = (face.box.centre[0] / img_w, face.box.centre[1] / img_h)
     out.face_frac = face.box.height / img_h
     if face.quality.ok:
-        out.template = face.template
+        out.template = out.raw
     else:
         out.refused = face.quality.message_id
     # a live source passes every kiosk gate but size (its frames are rendered at kiosk size)
@@ -262,6 +273,7 @@ def live_job(args: tuple[str, str, tuple[float, float], float, Protocol]) -> Liv
     from kiosk.hardware.camera.synthetic import Scene, render
     from kiosk.vision.enroll import load_photo
     from kiosk.vision.quality import FACE_TOO_MANY
+    from kiosk.vision.template import descriptors
 
     identity, path, anchor, face_frac, proto = args
     if _PIPELINE is None:
@@ -282,6 +294,7 @@ def live_job(args: tuple[str, str, tuple[float, float], float, Protocol]) -> Liv
         phase = rng.uniform(0.0, 2 * math.pi)
         pipe.reset()
         got: list[np.ndarray] = []
+        got_mirror: list[np.ndarray] = []
         for k in range(proto.budget):
             ph = phase + 0.35 * k
             scene = Scene(
@@ -294,17 +307,23 @@ def live_job(args: tuple[str, str, tuple[float, float], float, Protocol]) -> Liv
                 noise=noise,
                 rotate=roll + 1.5 * math.sin(0.7 * ph),
             )
-            obs = pipe.process(render(portraits, scene, (640, 480), rng), want_template=True)
+            image = render(portraits, scene, (640, 480), rng)
+            obs = pipe.process(image, want_template=False)
             out.frames_seen += 1
             if not obs.ok:
                 out.gate_failures[obs.message_id] = out.gate_failures.get(obs.message_id, 0) + 1
             if obs.faces == 0 or obs.message_id == FACE_TOO_MANY:
                 got.clear()
-            if obs.template is not None:
-                got.append(obs.template)
+                got_mirror.clear()
+            if obs.ok and obs.landmarks is not None:
+                # what the pipeline's want_template computes, plus the mirror (the analysis combines)
+                d = descriptors(image, obs.landmarks, mirror=True)
+                got.append(d[0].astype(np.float16))
+                got_mirror.append(d[1].astype(np.float16))
                 if len(got) >= proto.frames:
                     break
         out.attempts.append(got)
+        out.mirrors.append(got_mirror)
     return out
 
 
@@ -382,7 +401,8 @@ _PIPELINE_SOURCES: tuple[str | tuple[str, tuple[str, ...]], ...] = (
     "kiosk.vision.detect",
     "kiosk.vision.landmarks",
     "kiosk.vision.quality",
-    ("kiosk.vision.template", ("CHIP_SIZE", "PADDING", "JITTERS", "TEMPLATE_DTYPE", "face_chip", "compute_template")),
+    # not combine/compute_template/FLIP_TTA: results keep both descriptors, the analysis combines them
+    ("kiosk.vision.template", ("CHIP_SIZE", "PADDING", "JITTERS", "face_chip", "descriptors")),
     ("kiosk.vision.enroll", ("EnrolmentRefused", "PhotoFace", "load_photo", "inspect_photo")),
     "kiosk.vision.pipeline",
     "kiosk.vision.track",
@@ -449,6 +469,7 @@ def _photo_out(r: PhotoResult) -> dict[str, Any]:
         "refused": r.refused,
         "template": _t_out(r.template),
         "raw": _t_out(r.raw),
+        "mirror": _t_out(r.mirror),
         "measures": r.measures,
         "face_px": r.face_px,
         "live_ok": r.live_ok,
@@ -471,20 +492,25 @@ def _photo_in(path: str, d: dict[str, Any]) -> PhotoResult:
         d["live_ok"],
         (float(a[0]), float(a[1])),
         d["face_frac"],
+        _t_in(d.get("mirror")),
     )
 
 
 def _live_out(r: LiveResult) -> dict[str, Any]:
     return {
         "attempts": [[_t_out(t) for t in att] for att in r.attempts],
+        "mirrors": [[_t_out(t) for t in att] for att in r.mirrors],
         "frames_seen": r.frames_seen,
         "gate_failures": r.gate_failures,
     }
 
 
 def _live_in(identity: str, d: dict[str, Any]) -> LiveResult:
-    attempts = [[t for t in (_t_in(h) for h in att) if t is not None] for att in d["attempts"]]
-    return LiveResult(identity, attempts, d["frames_seen"], d["gate_failures"])
+    def templates(rows: list[list[str | None]]) -> list[list[np.ndarray]]:
+        return [[t for t in (_t_in(h) for h in att) if t is not None] for att in rows]
+
+    return LiveResult(identity, templates(d["attempts"]), d["frames_seen"], d["gate_failures"],
+                      templates(d.get("mirrors", [])))
 
 
 class ResultCache:
@@ -915,6 +941,44 @@ class Run:
     protocol: Protocol
     seconds: float = 0.0
     live_sources: dict[str, str] = field(default_factory=dict)  # identity → its live-source photo
+    enrol_paths: list[str] = field(default_factory=list)  # the enrolment photo of each enrol_ids entry
+    template: str = "plain"  # "plain" or "flip" (`with_template`)
+
+
+TEMPLATE_KINDS = ("plain", "flip")
+
+
+def with_template(run: Run, kind: str) -> Run:
+    """The run with every template made the `kind` way from the descriptors it kept:
+    "plain" the chip's descriptor (as collected), "flip" the chip's and its mirror's
+    combined by `template.combine`, at enrolment and on every live frame alike."""
+    from kiosk.vision.template import combine
+
+    if kind not in TEMPLATE_KINDS:
+        raise ValueError(f"unknown template kind {kind!r}; known: {', '.join(TEMPLATE_KINDS)}")
+    if kind == "plain":
+        return run
+
+    def flip(t: np.ndarray | None, m: np.ndarray | None) -> np.ndarray | None:
+        if t is None:
+            return None
+        if m is None:
+            raise FormatError("the cached results have no mirrored descriptors: re-run without --cache")
+        return combine(np.stack([t, m]))
+
+    photos = [
+        PhotoResult(r.path, r.identity, r.faces, r.refused, flip(r.template, r.mirror), flip(r.raw, r.mirror),
+                    r.measures, r.face_px, r.live_ok, r.anchor, r.face_frac, None)
+        for r in run.photos
+    ]
+    lives = []
+    for x in run.lives:
+        atts = [[flip(t, m) for t, m in zip(a, ms, strict=True)] for a, ms in zip(x.attempts, x.mirrors, strict=True)]
+        lives.append(LiveResult(x.identity, atts, x.frames_seen, x.gate_failures))  # type: ignore[arg-type]
+    by_path = {r.path: r for r in photos}
+    enrolled = np.stack([by_path[p].template.astype(np.float32) for p in run.enrol_paths])  # type: ignore[union-attr]
+    return Run(photos, run.enrol_ids, enrolled, lives, run.genuine_population, run.fte, run.no_live_source,
+               run.protocol, run.seconds, run.live_sources, run.enrol_paths, kind)
 
 
 def collect(
@@ -925,6 +989,7 @@ def collect(
     progress: Progress | None = None,
     cache_dir: Path | None = None,
     live: bool = True,
+    subset: int | None = None,
 ) -> Run:
     """Judge and template every photo, pick enrolments and live sources, run the kiosk's attempts.
 
@@ -935,6 +1000,8 @@ def collect(
     progress = progress or Progress(None)
     start = time.monotonic()
     files = list_images(data, limit)
+    if subset is not None:
+        files = [p for p in files if subset_of(identity_of(p)) == subset]
     if not files:
         raise NoInputError(f"{data}: no photos named identity__NN.ext found")
     shas = {str(p): file_sha(p) for p in files} if cache_dir else {}
@@ -986,6 +1053,7 @@ def _collect(
     for r in photos:
         by_id.setdefault(r.identity, []).append(r)
     enrol_ids: list[str] = []
+    enrol_paths: list[str] = []
     templates: list[np.ndarray] = []
     live_args = []
     fte: list[str] = []
@@ -1001,6 +1069,7 @@ def _collect(
                 fte.append(name)
             continue
         enrol_ids.append(name)
+        enrol_paths.append(enrol.path)
         assert enrol.template is not None
         templates.append(enrol.template.astype(np.float32))
         if len(rs) < 2:
@@ -1037,6 +1106,7 @@ def _collect(
         protocol,
         time.monotonic() - start,
         live_sources,
+        enrol_paths,
     )
 
 
@@ -1101,6 +1171,7 @@ def analyse(
         "live_frames": sum(x.frames_seen for x in run.lives),
         "live_gate_failures": gate,
         "rule": chosen_rule,
+        "template": run.template,
         "threshold": t,
         "cross_validated": table,
         "single_frame": {

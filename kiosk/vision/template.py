@@ -31,6 +31,8 @@ from kiosk.vision.models import load_face_net
 CHIP_SIZE = 150
 PADDING = 0.25
 JITTERS = 0
+# test-time augmentation: the template averages the chip's and its mirror's descriptors
+FLIP_TTA = False
 TEMPLATE_DIM = 128
 TEMPLATE_DTYPE = np.float16
 TEMPLATE_BYTES = TEMPLATE_DIM * 2
@@ -49,13 +51,34 @@ def face_chip(image_rgb: np.ndarray, face_landmarks: FaceLandmarks) -> np.ndarra
                               size=CHIP_SIZE, padding=PADDING)
 
 
+def descriptors(image_rgb: np.ndarray, face_landmarks: FaceLandmarks, models_dir: Path | None = None,
+                mirror: bool = FLIP_TTA) -> np.ndarray:
+    """The ResNet's float32 descriptors of the aligned chip, shape (1, 128), and with `mirror`
+    also of its horizontal mirror, shape (2, 128): the mirror in one batch with the chip."""
+    chip = face_chip(image_rgb, face_landmarks)
+    net = load_face_net(models_dir)
+    chips = [chip, np.ascontiguousarray(chip[:, ::-1])] if mirror else [chip]
+    return np.asarray(net.compute_face_descriptor(chips, JITTERS), dtype=np.float32).reshape(len(chips), -1)
+
+
+def combine(descs: np.ndarray) -> np.ndarray:
+    """The template from `descriptors`' rows: one row as it is; a chip and its mirror by
+    their mean, scaled back to the mean of their lengths (averaging two unit-ish vectors
+    shortens them, and a shorter template sits nearer to everyone, strangers included)."""
+    d = np.asarray(descs, dtype=np.float32).reshape(-1, TEMPLATE_DIM)
+    if d.shape[0] == 1:
+        return d[0].astype(TEMPLATE_DTYPE)
+    mean = d.mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    if norm > 0:
+        mean *= float(np.linalg.norm(d, axis=1).mean()) / norm
+    return mean.astype(TEMPLATE_DTYPE)
+
+
 def compute_template(image_rgb: np.ndarray, face_landmarks: FaceLandmarks,
                      models_dir: Path | None = None) -> np.ndarray:
     """The face template: shape (128,), dtype float16, from an RGB image and its 5 landmarks."""
-    chip = face_chip(image_rgb, face_landmarks)
-    net = load_face_net(models_dir)
-    descriptor = np.asarray(net.compute_face_descriptor(chip, JITTERS), dtype=np.float32)
-    return descriptor.astype(TEMPLATE_DTYPE)
+    return combine(descriptors(image_rgb, face_landmarks, models_dir))
 
 
 def _check(t: np.ndarray) -> np.ndarray:

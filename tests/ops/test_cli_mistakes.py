@@ -92,8 +92,9 @@ CASES = [
     # data that does not decode
     (["pass", "verify", "w/pass.qr.txt", "--issuer-pub", "iss/issuer.pub", "--revocations", "junk.txt"],
      DATA, "revocation list"),
-    (["issuer", "--dir", "iss", "enroll", "--wallet", "w2", "junk.txt"], DATA, "cannot be read"),
-    (["face", "enroll", "junk.txt"], DATA, "cannot be read"),
+    (["issuer", "--dir", "iss", "enroll", "--wallet", "w2", "--single-photo", "junk.txt"], DATA, "cannot be read"),
+    (["issuer", "--dir", "iss", "enroll", "--wallet", "w2", "junk.txt"], DATA, "take a second photo"),
+    (["face", "enroll", "--single-photo", "junk.txt"], DATA, "cannot be read"),
     (["ledger", "verify", "--db", "junk.txt"], IO, "not a database"),
     # keys
     (["pass", "verify", "w/pass.qr.txt", "--issuer-pub", "MISSING.pub"], PERM, "MISSING.pub"),

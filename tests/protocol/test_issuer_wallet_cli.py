@@ -57,10 +57,11 @@ def test_enroll_verify_revoke_with_a_real_photo(issuer_dir, tmp_path, capsys, sh
         pytest.skip("photo biden__01.jpg not in shared data")
     wallet = tmp_path / "wallet"
     assert run(capsys, "wallet", "create", wallet)[0] == 0
-    code, out, err = run(capsys, "issuer", "--dir", issuer_dir, "enroll", "--wallet", wallet, photo)
+    code, out, err = run(capsys, "issuer", "--dir", issuer_dir, "enroll", "--wallet", wallet, "--single-photo", photo)
     assert code == 0, err
     info = json.loads(out)
     assert info["biometric"] is True
+    assert info["single_photo"] is True and info["enrolment_photos"] == 1  # the desk's acknowledgement, recorded
     for f in ("pass.cose", "pass.qr.txt", "pass.qr.png"):
         assert (wallet / f).exists()
     raw = (wallet / "pass.cose").read_bytes()
@@ -104,8 +105,9 @@ def test_enroll_from_several_photos_seals_the_mean_template(issuer_dir, tmp_path
 
     wallet = tmp_path / "wallet"
     assert run(capsys, "wallet", "create", wallet)[0] == 0
-    code, _, err = run(capsys, "issuer", "--dir", issuer_dir, "enroll", "--wallet", wallet, *photos)
+    code, out, err = run(capsys, "issuer", "--dir", issuer_dir, "enroll", "--wallet", wallet, *photos)
     assert code == 0, err
+    assert json.loads(out)["enrolment_photos"] == 2 and json.loads(out)["single_photo"] is False
     p = patient_pass.decode((wallet / "pass.cose").read_bytes())
     key = keys.load_sealing_key(issuer_dir / "for-kiosks" / "sealing.key")
     sealed = template_from_bytes(open_sealed([list(x) for x in p.sealed_templates], [key]))
@@ -114,17 +116,39 @@ def test_enroll_from_several_photos_seals_the_mean_template(issuer_dir, tmp_path
     assert np.array_equal(sealed, want)
 
 
+def test_enroll_refuses_one_photo_unless_the_desk_accepts_its_cost(issuer_dir, tmp_path, capsys, shared_data):
+    photo = shared_data / "faces-identity/face_recognition/biden__01.jpg"
+    if not photo.exists():
+        pytest.skip("photo biden__01.jpg not in shared data")
+    wallet = tmp_path / "wallet"
+    run(capsys, "wallet", "create", wallet)
+    for kind in (["--wallet", wallet], ["--card", tmp_path / "card"], ["--web", "https://issuer.example"]):
+        code, out, err = run(capsys, "issuer", "--dir", issuer_dir, "enroll", *kind, photo)
+        assert code == 65 and out == "", err  # EX_DATAERR, nothing issued
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert len(lines) == 1 and "second photo" in err and "--single-photo" in err and "Traceback" not in err
+    assert not (wallet / "pass.cose").exists() and not (tmp_path / "card").exists()
+    assert not list((issuer_dir).glob("pending*/*"))
+    # the same picture twice is one photo, not two
+    copy = tmp_path / "copy.png"
+    from PIL import Image
+    Image.open(photo).save(copy)
+    code, _, err = run(capsys, "issuer", "--dir", issuer_dir, "enroll", "--wallet", wallet, photo, copy)
+    assert code == 65 and "same picture" in err
+    assert not (wallet / "pass.cose").exists()
+
+
 def test_enroll_refuses_photos_without_exactly_one_face(issuer_dir, tmp_path, capsys, shared_data):
     wallet = tmp_path / "wallet"
     run(capsys, "wallet", "create", wallet)
     multi = shared_data / "faces-identity/face_recognition/MULTI_obama+biden__01.jpg"
-    code, _, err = run(capsys, "issuer", "--dir", issuer_dir, "enroll", "--wallet", wallet, multi)
+    code, _, err = run(capsys, "issuer", "--dir", issuer_dir, "enroll", "--wallet", wallet, "--single-photo", multi)
     assert code != 0 and "face" in err.lower() and "Traceback" not in err
     import numpy as np
     from PIL import Image
     blank = tmp_path / "wall.png"
     Image.fromarray(np.full((300, 300, 3), 200, np.uint8)).save(blank)
-    code, _, err = run(capsys, "issuer", "--dir", issuer_dir, "enroll", "--wallet", wallet, blank)
+    code, _, err = run(capsys, "issuer", "--dir", issuer_dir, "enroll", "--wallet", wallet, "--single-photo", blank)
     assert code != 0 and "face" in err.lower()
     assert not (wallet / "pass.cose").exists()
 
@@ -132,7 +156,7 @@ def test_enroll_refuses_photos_without_exactly_one_face(issuer_dir, tmp_path, ca
 def test_enroll_a_card_pass(issuer_dir, tmp_path, capsys, shared_data):
     photo = shared_data / "faces-identity/face_recognition/biden__01.jpg"
     card = tmp_path / "card"
-    code, out, err = run(capsys, "issuer", "--dir", issuer_dir, "enroll", "--card", card, photo)
+    code, out, err = run(capsys, "issuer", "--dir", issuer_dir, "enroll", "--card", card, "--single-photo", photo)
     assert code == 0, err
     assert json.loads(out)["kind"] == "card"
     from kiosk.hardware.nfc.type4 import extract_pass

@@ -37,8 +37,10 @@ def test_compare(photos: list[Path], capsys: pytest.CaptureFixture[str], caplog:
 
 
 def test_enroll_never_prints_the_template(photos: list[Path], capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["face", "enroll", str(photos[1])]) == 0
+    assert main(["face", "enroll", str(photos[1])]) == 65  # one photo, not acknowledged
+    assert "--single-photo" in capsys.readouterr().err
+    assert main(["face", "enroll", "--single-photo", str(photos[1])]) == 0
     out = capsys.readouterr().out
-    assert json.loads(out)["template"] == "ok" and len(out) < 1000
-    assert main(["face", "enroll", str(photos[2])]) == 65  # FormatError: no face
+    assert json.loads(out)["template"] == "ok" and json.loads(out)["single_photo"] is True and len(out) < 1000
+    assert main(["face", "enroll", "--single-photo", str(photos[2])]) == 65  # FormatError: no face
     assert "no face" in capsys.readouterr().err

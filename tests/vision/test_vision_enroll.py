@@ -12,7 +12,15 @@ from vision_scenes import frame_of
 
 from kiosk.cli import main
 from kiosk.hardware.camera.synthetic import DEMO_FACE_CENTRES, Scene, render, scale_for_face
-from kiosk.vision.enroll import ENROL_LIMITS, EnrolmentRefused, enrol, face_from_photo, inspect_photo
+from kiosk.vision.enroll import (
+    ENROL_LIMITS,
+    ENROL_ONE_PHOTO,
+    ENROL_SAME_PHOTO,
+    EnrolmentRefused,
+    enrol,
+    face_from_photo,
+    inspect_photo,
+)
 from kiosk.vision.quality import (
     FACE_COME_CLOSER,
     FACE_HOLD_STILL,
@@ -55,6 +63,17 @@ def test_several_faces_refused_unless_the_largest_is_cropped(portraits: list[np.
     assert face.cropped and face.faces == 2 and face.box.centre[0] > photo.shape[1] / 2  # Hopper, the larger
 
 
+def test_one_photo_is_refused_unless_acknowledged(portraits: list[np.ndarray]) -> None:
+    shot = frame_of(portraits, 1, face_px=150)
+    with pytest.raises(EnrolmentRefused, match="second photo.*--single-photo") as e:
+        enrol([shot])
+    assert e.value.message_id == ENROL_ONE_PHOTO
+    assert len(enrol([shot], single_photo=True).faces) == 1
+    with pytest.raises(EnrolmentRefused, match="same picture") as e:
+        enrol([shot, shot.copy()])
+    assert e.value.message_id == ENROL_SAME_PHOTO
+
+
 def test_several_photos_average_into_one_template(portraits: list[np.ndarray]) -> None:
     shots = [frame_of(portraits, 1, face_px=px) for px in (150, 190)]
     e = enrol(shots)
@@ -68,10 +87,10 @@ def test_cli_asks_the_desk_before_cropping(
 ) -> None:
     path = tmp_path / "two.png"
     Image.fromarray(render(portraits, TWO)).save(path)
-    assert main(["face", "enroll", str(path)]) == 65
+    assert main(["face", "enroll", "--single-photo", str(path)]) == 65
     assert "--crop-largest" in capsys.readouterr().err
-    assert main(["face", "enroll", "--crop-largest", str(path)]) == 65  # no terminal to ask, no --yes
+    assert main(["face", "enroll", "--single-photo", "--crop-largest", str(path)]) == 65  # no terminal, no --yes
     assert "--yes" in capsys.readouterr().err
-    assert main(["face", "enroll", "--crop-largest", "--yes", str(path)]) == 0
+    assert main(["face", "enroll", "--single-photo", "--crop-largest", "--yes", str(path)]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["template"] == "ok" and out["photos"][0]["cropped"] is True

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from kiosk.vision import evaluation as E
+from kiosk.vision.evaluation import cache as C
 from kiosk.vision.verify import FUSION_RULES, fused_distance
 
 
@@ -104,18 +105,18 @@ def test_cached_results_come_back_bit_for_bit_and_survive_a_torn_line(tmp_path: 
     rng = np.random.default_rng(3)
     t = rng.normal(size=128).astype(np.float16)
     cache = E.ResultCache(tmp_path, "photos", "min_face_px=40")
-    cache.put("k1", E._photo_out(_photo("d/a__01.jpg", t)))
-    cache.put("k2", E._live_out(E.LiveResult("a", [[t, t], []], 17, {"face.hold_still": 2})))
+    cache.put("k1", C._photo_out(_photo("d/a__01.jpg", t)))
+    cache.put("k2", C._live_out(E.LiveResult("a", [[t, t], []], 17, {"face.hold_still": 2})))
     cache.close()
     assert cache.path.stat().st_mode & 0o777 == 0o600  # it holds templates: owner-only
     with cache.path.open("a") as f:
         f.write('{"key": "k3", "val')  # a run killed mid-write
     again = E.ResultCache(tmp_path, "photos", "min_face_px=40")
     assert len(again) == 2
-    p = E._photo_in("elsewhere/a__01.jpg", again.get("k1") or {})
+    p = C._photo_in("elsewhere/a__01.jpg", again.get("k1") or {})
     assert p.identity == "a" and p.template is not None and p.template.dtype == np.float16
     assert np.array_equal(p.template, t) and p.anchor == (0.5, 0.45) and p.measures["sharpness"] == 55.5
-    live = E._live_in("a", again.get("k2") or {})
+    live = C._live_in("a", again.get("k2") or {})
     assert [len(a) for a in live.attempts] == [2, 0] and np.array_equal(live.attempts[0][1], t)
     assert live.frames_seen == 17 and live.gate_failures == {"face.hold_still": 2}
     other = E.ResultCache(tmp_path, "photos", "min_face_px=110")  # other settings: another file
@@ -134,8 +135,8 @@ def test_cached_jobs_compute_only_what_the_cache_lacks(tmp_path: E.Path) -> None
     def run(items: list[int]) -> list[E.LiveResult]:
         cache = E.ResultCache(tmp_path, "live", "p")
         try:
-            return E.cached_jobs(job, items, [f"k{i}" for i in items], cache, E._live_out,
-                                 lambda it, v: E._live_in(str(it), v), 1, "t", E.Progress(None))
+            return E.cached_jobs(job, items, [f"k{i}" for i in items], cache, C._live_out,
+                                 lambda it, v: C._live_in(str(it), v), 1, "t", E.Progress(None))
         finally:
             cache.close()
 
@@ -228,3 +229,37 @@ def test_one_threshold_for_both_kinds_of_enrolment_is_the_lower_choice_per_half(
     assert pol["single"]["held_out_fmr"].x <= cva["held_out_fmr"].x
     assert pol["multi_photo"]["held_out_fmr"].n == cvb["held_out_fmr"].n
     assert pol["multi_photo"]["subset_with_several"].n == 100
+
+
+def test_flip_templates_combine_both_kept_descriptors_everywhere() -> None:
+    from kiosk.vision.template import combine
+
+    rng = np.random.default_rng(8)
+    plain = {n: _unit(rng) for n in ("a1", "a2", "b1")}
+    mirror = {n: _unit(rng) for n in plain}
+    photos = []
+    for n in plain:
+        p = _photo(f"d/{n[0]}__0{n[1]}.jpg", plain[n])
+        p.mirror = mirror[n]
+        photos.append(p)
+    live = E.LiveResult("a", [[plain["a2"], plain["b1"]]], 2, {}, [[mirror["a2"], mirror["b1"]]])
+    run = _run(photos, {"a": "d/a__02.jpg"}, [live])
+    run.enrol_paths = ["d/a__01.jpg", "d/b__01.jpg"]
+    assert E.with_template(run, "plain") is run
+    flip = E.with_template(run, "flip")
+    assert flip.template == "flip" and run.template == "plain"
+    want_a = combine(np.stack([plain["a1"], mirror["a1"]]))
+    assert np.array_equal(flip.enrolled[0], want_a.astype(np.float32))
+    assert np.array_equal(flip.photos[2].raw, combine(np.stack([plain["b1"], mirror["b1"]])))
+    assert np.array_equal(flip.lives[0].attempts[0][1], combine(np.stack([plain["b1"], mirror["b1"]])))
+    assert not np.array_equal(flip.enrolled[0], run.enrolled[0])
+    with pytest.raises(ValueError):
+        E.with_template(run, "jitter")
+
+
+def test_the_subset_split_is_independent_of_the_folds() -> None:
+    names = [f"person_{i}" for i in range(4000)]
+    cells = np.zeros((2, 2), int)
+    for n in names:
+        cells[E.subset_of(n), E.fold_of(n)] += 1
+    assert cells.min() > 900  # each quarter ~1000: within a subset both folds have people

@@ -62,3 +62,16 @@ def test_small_lfw_photo_found_by_upsampling(shared_data: Path) -> None:
     assert face.template.shape == (128,) and face.box.width < 110
     with pytest.raises(EnrolmentRefused, match="110 px"):
         template_from_photo(path)  # too small to seal a year-long template from
+
+
+def test_the_mirror_descriptor_is_the_mirrored_face(shared_data: Path) -> None:
+    from kiosk.vision.enroll import load_photo
+    from kiosk.vision.template import FLIP_TTA, combine
+
+    photo = load_photo(_lfw(shared_data, "Abdullah_Gul")[0])
+    face = inspect_photo(photo, mirror=True)
+    assert face.descriptors is not None and face.descriptors.shape == (2, 128)
+    assert np.array_equal(face.template, combine(face.descriptors if FLIP_TTA else face.descriptors[:1]))
+    # the chip's mirror describes the photo's mirror image (up to alignment) better than the chip does
+    mirrored = inspect_photo(np.ascontiguousarray(photo[:, ::-1])).template
+    assert compare(face.descriptors[1], mirrored) < compare(face.descriptors[0], mirrored)

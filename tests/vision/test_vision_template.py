@@ -85,3 +85,17 @@ def test_compare_and_verifier() -> None:
     assert v.verify_session(a, [a, a]).distance == 0.0 and v.verify_session(a, [b, a]).frames == 2
     with pytest.raises(FormatError):
         compare(a, np.zeros(64, np.float16))
+
+
+def test_combine_keeps_one_descriptor_and_restores_the_length_of_a_mean() -> None:
+    from kiosk.vision.template import combine
+
+    a = np.random.default_rng(1).normal(0, 0.09, 128).astype(np.float32)
+    b = np.random.default_rng(2).normal(0, 0.09, 128).astype(np.float32)
+    assert np.array_equal(combine(a[None, :]), a.astype(np.float16))
+    c = combine(np.stack([a, b])).astype(np.float32)
+    # the mean's direction, at the mean of the two lengths (not the shorter length of the mean)
+    mean = (a + b) / 2
+    assert np.allclose(c / np.linalg.norm(c), mean / np.linalg.norm(mean), atol=2e-3)
+    assert np.linalg.norm(c) == pytest.approx((np.linalg.norm(a) + np.linalg.norm(b)) / 2, rel=2e-3)
+    assert np.linalg.norm(mean) < 0.8 * np.linalg.norm(c)

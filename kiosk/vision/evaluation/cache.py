@@ -31,7 +31,6 @@ _PIPELINE_SOURCES: tuple[str | tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-
 def _source_of(module: str, names: tuple[str, ...] | None = None) -> str:
     import importlib
     import inspect
@@ -46,7 +45,6 @@ def _source_of(module: str, names: tuple[str, ...] | None = None) -> str:
         own = own and getattr(obj, "__module__", None) == module
         parts.append(inspect.getsource(obj) if own else f"{n} = {obj!r}")
     return "\n".join(parts)
-
 
 
 def pipeline_fingerprint() -> str:
@@ -74,20 +72,16 @@ def pipeline_fingerprint() -> str:
     return h.hexdigest()[:16]
 
 
-
 def file_sha(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
 
 
 def _t_out(t: np.ndarray | None) -> str | None:
     return None if t is None else np.asarray(t, "<f2").tobytes().hex()
 
 
-
 def _t_in(h: str | None) -> np.ndarray | None:
     return None if h is None else np.frombuffer(bytes.fromhex(h), "<f2").astype(np.float16)
-
 
 
 def _photo_out(r: PhotoResult) -> dict[str, Any]:
@@ -103,7 +97,6 @@ def _photo_out(r: PhotoResult) -> dict[str, Any]:
         "anchor": list(r.anchor),
         "face_frac": r.face_frac,
     }
-
 
 
 def _photo_in(path: str, d: dict[str, Any]) -> PhotoResult:
@@ -124,7 +117,6 @@ def _photo_in(path: str, d: dict[str, Any]) -> PhotoResult:
     )
 
 
-
 def _live_out(r: LiveResult) -> dict[str, Any]:
     return {
         "attempts": [[_t_out(t) for t in att] for att in r.attempts],
@@ -134,14 +126,12 @@ def _live_out(r: LiveResult) -> dict[str, Any]:
     }
 
 
-
 def _live_in(identity: str, d: dict[str, Any]) -> LiveResult:
     def templates(rows: list[list[str | None]]) -> list[list[np.ndarray]]:
         return [[t for t in (_t_in(h) for h in att) if t is not None] for att in rows]
 
     return LiveResult(identity, templates(d["attempts"]), d["frames_seen"], d["gate_failures"],
                       templates(d.get("mirrors", [])))
-
 
 
 class ResultCache:
@@ -183,7 +173,6 @@ class ResultCache:
         os.close(self._fd)
 
 
-
 def cached_jobs(
     fn: Callable[[Any], Any],
     items: list[Any],
@@ -219,7 +208,6 @@ def cached_jobs(
 
     out += run_jobs(_Keyed(fn), todo, jobs, label, progress, on_result=store)
     return out
-
 
 
 class _Keyed:

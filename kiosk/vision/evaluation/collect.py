@@ -45,7 +45,6 @@ class Run:
 TEMPLATE_KINDS = ("plain", "flip")
 
 
-
 def with_template(run: Run, kind: str) -> Run:
     """The run with every template made the `kind` way from the descriptors it kept:
     "plain" the chip's descriptor (as collected), "flip" the chip's and its mirror's
@@ -61,7 +60,7 @@ def with_template(run: Run, kind: str) -> Run:
         if t is None:
             return None
         if m is None:
-            raise FormatError("the cached results have no mirrored descriptors: re-run without --cache")
+            raise FormatError("these results kept no mirrored descriptor: flip templates cannot be made from them")
         return combine(np.stack([t, m]))
 
     photos = [
@@ -77,7 +76,6 @@ def with_template(run: Run, kind: str) -> Run:
     enrolled = np.stack([by_path[p].template.astype(np.float32) for p in run.enrol_paths])  # type: ignore[union-attr]
     return Run(photos, run.enrol_ids, enrolled, lives, run.genuine_population, run.fte, run.no_live_source,
                run.protocol, run.seconds, run.live_sources, run.enrol_paths, kind)
-
 
 
 def collect(
@@ -122,7 +120,6 @@ def collect(
         for c in (photo_cache, live_cache):
             if c is not None:
                 c.close()
-
 
 
 def _collect(

@@ -12,11 +12,9 @@ import numpy as np
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 
 
-
 def identity_of(path: Path) -> str:
     """`Aaron_Sorkin__0002.jpg` → `Aaron_Sorkin`."""
     return path.stem.split("__")[0]
-
 
 
 def list_images(data: Path, limit: int | None = None) -> list[Path]:
@@ -29,18 +27,15 @@ def list_images(data: Path, limit: int | None = None) -> list[Path]:
     return files[:limit] if limit else files
 
 
-
 def fold_of(identity: str) -> int:
     """0 or 1: which half an identity belongs to (a hash of the name, stable across runs)."""
     return hashlib.sha256(identity.encode()).digest()[0] & 1
-
 
 
 def subset_of(identity: str) -> int:
     """0 or 1: a second split, independent of `fold_of`, for trying a change on half the
     people first (`--subset`); within it the folds still split it in two."""
     return hashlib.sha256(identity.encode()).digest()[1] & 1
-
 
 
 @dataclass(frozen=True)
@@ -53,7 +48,6 @@ class Protocol:
     budget: int = 15
     enrol_min_face_px: int = 110
     seed: int = 0
-
 
 
 @dataclass(eq=False)
@@ -72,7 +66,6 @@ class PhotoResult:
     anchor: tuple[float, float] = (0.5, 0.5)  # face centre, fractions of width and height
     face_frac: float = 0.0  # face box height / photo height
     mirror: np.ndarray | None = None  # the mirrored chip's descriptor (flip test-time augmentation)
-
 
 
 @dataclass(eq=False)

@@ -15,7 +15,6 @@ from kiosk.vision.evaluation.transactions import Scores, fmr_at, fnmr_at
 GRID = np.round(np.arange(0.300, 0.800, 0.0025), 4)
 
 
-
 def choose_threshold(impostor_sorted: np.ndarray, target_fmr: float, margin: float) -> float:
     """The largest grid threshold whose FMR's 95 % upper bound is ≤ target × margin.
 
@@ -38,10 +37,8 @@ def choose_threshold(impostor_sorted: np.ndarray, target_fmr: float, margin: flo
     return float(GRID[lo])
 
 
-
 def _fold_masks(names: list[str]) -> np.ndarray:
     return np.array([fold_of(n) for n in names], dtype=np.int8)
-
 
 
 def cross_validate(
@@ -87,7 +84,6 @@ def cross_validate(
     }
 
 
-
 def held_out_at(
     scores: Scores, live_ids: list[str], enrol_ids: list[str], thresholds: tuple[float, float]
 ) -> dict[str, Any]:
@@ -106,7 +102,6 @@ def held_out_at(
             "held_out_fmr": Rate(fm_x, fm_n)}
 
 
-
 def held_out_subset_fnmr(genuine: np.ndarray, live_ids: list[str], cv: dict[str, Any], keep: np.ndarray) -> Rate:
     """FNMR of the genuine transactions in `keep`, each counted at the threshold its other half chose."""
     lf = _fold_masks(live_ids)
@@ -115,7 +110,6 @@ def held_out_subset_fnmr(genuine: np.ndarray, live_ids: list[str], cv: dict[str,
         r = fnmr_at(genuine[(lf == 1 - f["tuned_on"]) & keep], f["threshold"])
         x, n = x + r.x, n + r.n
     return Rate(x, n)
-
 
 
 def joint_policy(

@@ -28,7 +28,6 @@ def _worker_init() -> None:
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
 
 
-
 def photo_job(args: tuple[str, int]) -> PhotoResult:
     """Judge one photo with the enrolment gates (size gate at `min_face_px`) and template it."""
     from kiosk.vision.enroll import EnrolmentRefused, inspect_photo, load_photo
@@ -64,7 +63,6 @@ def photo_job(args: tuple[str, int]) -> PhotoResult:
 
 
 _PIPELINE: Any = None
-
 
 
 def live_job(args: tuple[str, str, tuple[float, float], float, Protocol]) -> LiveResult:

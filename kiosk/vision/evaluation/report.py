@@ -20,7 +20,6 @@ from kiosk.vision.evaluation.transactions import FUSION_RULE_NAME, Scores, fmr_a
 FRAME_COUNTS = (1, 3, 5)
 
 
-
 def per_identity(
     scores: Scores, live_ids: list[str], enrol_ids: list[str], t: float, worst: int = 10
 ) -> dict[str, Any]:
@@ -61,7 +60,6 @@ def per_identity(
     }
 
 
-
 def per_group(
     scores: Scores, live_ids: list[str], enrol_ids: list[str], t: float, groups: dict[str, str]
 ) -> dict[str, Any]:
@@ -80,7 +78,6 @@ def per_group(
 
 
 MULTI_ENROL_PHOTOS = 3  # photos the desk takes when it has the patient in front of its camera
-
 
 
 def multi_photo_enrolment(run: Run, most: int = MULTI_ENROL_PHOTOS) -> tuple[np.ndarray, np.ndarray]:
@@ -102,10 +99,8 @@ def multi_photo_enrolment(run: Run, most: int = MULTI_ENROL_PHOTOS) -> tuple[np.
     return out, multi
 
 
-
 def _one_frame_lives(pairs: list[tuple[str, np.ndarray]]) -> list[LiveResult]:
     return [LiveResult(name, [[t]], 1) for name, t in pairs]
-
 
 
 def plain_baseline(run: Run, target_fmr: float, margin: float) -> dict[str, Any]:
@@ -154,7 +149,6 @@ def plain_baseline(run: Run, target_fmr: float, margin: float) -> dict[str, Any]
     return rows
 
 
-
 def photo_counts(run: Run) -> dict[str, Any]:
     """What the enrolment gates did to the photos, and who is left to score."""
     refused: dict[str, int] = {}
@@ -172,7 +166,6 @@ def photo_counts(run: Run) -> dict[str, Any]:
         "no_live_source": len(run.no_live_source),
         "live_sources": len(run.live_sources),
     }
-
 
 
 def analyse(
@@ -271,7 +264,6 @@ def analyse(
     return out
 
 
-
 def to_jsonable(x: Any) -> Any:
     """Rates as {x, n, rate, ci95}; numpy scalars as Python numbers."""
     if isinstance(x, Rate):
@@ -285,13 +277,11 @@ def to_jsonable(x: Any) -> Any:
     return x
 
 
-
 def iter_rows(report: dict[str, Any]) -> Iterator[tuple[str, int, dict[str, Any]]]:
     """(rule, frames, cross-validated result) rows of the comparison table."""
     for r, by_n in report["cross_validated"].items():
         for n, res in sorted(by_n.items()):
             yield r, n, res
-
 
 
 def read_groups(path: Path) -> dict[str, str]:

@@ -39,7 +39,6 @@ class Progress:
             print(f"evaluate: {line}", file=self.stream, flush=True)
 
 
-
 def run_jobs(
     fn: Callable[[Any], Any],
     items: list[Any],

@@ -31,7 +31,6 @@ def _betacf(a: float, b: float, x: float) -> float:
     return h
 
 
-
 def betainc(a: float, b: float, x: float) -> float:
     """The regularised incomplete beta function I_x(a, b)."""
     if x <= 0.0:
@@ -42,7 +41,6 @@ def betainc(a: float, b: float, x: float) -> float:
     if x < (a + 1.0) / (a + b + 2.0):
         return math.exp(ln) * _betacf(a, b, x) / a
     return 1.0 - math.exp(ln) * _betacf(b, a, 1.0 - x) / b
-
 
 
 def _beta_ppf(q: float, a: float, b: float) -> float:
@@ -58,7 +56,6 @@ def _beta_ppf(q: float, a: float, b: float) -> float:
     return (lo + hi) / 2
 
 
-
 def clopper_pearson(x: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """The exact (Clopper–Pearson) two-sided interval of a binomial rate x/n."""
     if n <= 0:
@@ -69,7 +66,6 @@ def clopper_pearson(x: int, n: int, confidence: float = 0.95) -> tuple[float, fl
     lo = 0.0 if x == 0 else _beta_ppf(alpha / 2, x, n - x + 1)
     hi = 1.0 if x == n else _beta_ppf(1 - alpha / 2, x + 1, n - x)
     return lo, hi
-
 
 
 @dataclass(frozen=True)

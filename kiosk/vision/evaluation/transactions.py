@@ -13,7 +13,6 @@ from kiosk.vision.evaluation.stats import Rate
 FUSION_RULE_NAME = "mean-template"  # one frame: every rule gives the same distance
 
 
-
 @dataclass(eq=False)
 class Scores:
     """Per-transaction scores (the smallest fused distance over the attempts; inf = refused).
@@ -24,7 +23,6 @@ class Scores:
 
     genuine: np.ndarray
     impostor: np.ndarray
-
 
 
 def attempt_scores(sealed: np.ndarray, live: LiveResult, rule: str, frames: int, attempts: int) -> np.ndarray:
@@ -38,7 +36,6 @@ def attempt_scores(sealed: np.ndarray, live: LiveResult, rule: str, frames: int,
         lives = np.stack([t.astype(np.float32) for t in att[:frames]])
         best = np.minimum(best, FUSION_RULES[rule](sealed, lives))
     return best
-
 
 
 def transaction_scores(
@@ -57,11 +54,9 @@ def transaction_scores(
     return Scores(gen, imp)
 
 
-
 def fnmr_at(genuine: np.ndarray, t: float) -> Rate:
     """Genuine transactions not accepted at t (refusals included: their score is inf)."""
     return Rate(int(np.count_nonzero(~(genuine < t))), int(genuine.size))
-
 
 
 def fmr_at(impostor_sorted: np.ndarray, t: float) -> Rate:

@@ -243,6 +243,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:
         report = E.analyse(run, args.target_fmr, args.margin, args.rule, groups)
     report["data"] = str(args.data)
+    report["subset"] = args.subset
     if args.json:
         print(json.dumps(E.to_jsonable(report), indent=2))
         return 0
@@ -254,7 +255,8 @@ def render_report(rep: dict[str, Any]) -> str:
     """The evaluation as text: counts first, then the per-check-in figures, then the detail."""
     p = rep["protocol"]
     lines = [
-        f"data: {rep['data']}  ({rep['seconds']:.0f} s)",
+        f"data: {rep['data']}  ({rep['seconds']:.0f} s); templates: {rep.get('template', 'plain')}"
+        + (f"; subset {rep['subset']} of the identities" if rep.get("subset") is not None else ""),
         f"photos {rep['photos']} of {rep['identities']} identities; faces ≥ 110 px (the kiosk's size gate): "
         f"{rep['photos_product_size_gate_ok']}",
         f"enrolment gates (size ≥ {p['enrol_min_face_px']} px, pose, light, sharpness; several faces: the largest): "

@@ -76,6 +76,16 @@ def test_photos_only_scores_photo_against_photo_and_the_cache_replays_it(
     assert pp["no_gates_genuine_pairs"] == 4
     assert main(argv) == 0  # the second run reads every photo from the cache
     assert json.loads(capsys.readouterr().out)["plain_photo_to_photo"] == pp
+    # both kinds of template come from the same kept descriptors: the other kind needs no recompute
+    from kiosk.vision.template import FLIP_TTA
+
+    assert rep["template"] == ("flip" if FLIP_TTA else "plain")
+    other = "plain" if FLIP_TTA else "flip"
+    cached = {p.name: p.stat().st_size for p in (tmp_path / "cache").iterdir()}
+    assert main([*argv, "--template", other]) == 0
+    rep2 = json.loads(capsys.readouterr().out)
+    assert rep2["template"] == other and rep2["plain_photo_to_photo"]["genuine_pairs"] == 4
+    assert {p.name: p.stat().st_size for p in (tmp_path / "cache").iterdir()} == cached
 
 
 def _children(pid: int) -> set[int]:

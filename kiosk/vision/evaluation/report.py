@@ -257,6 +257,8 @@ def analyse(
         "subset_held_out_fnmr_single_photo": held_out_subset_fnmr(sc.genuine, live_ids, main, has_multi),
         "at_kiosk_threshold": {"fnmr": fnmr_at(msc.genuine, t), "fmr": fmr_at(m_imp, t)},
     }
+    # the product's enrolment (two photos or more): how its false matches spread over people
+    out["per_identity_multi_photo"] = per_identity(msc, live_ids, run.enrol_ids, t)
     out["plain_photo_to_photo"] = plain_baseline(run, target_fmr, margin)
     if groups:
         out["per_group"] = per_group(sc, live_ids, run.enrol_ids, t, groups)

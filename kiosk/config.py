@@ -110,9 +110,10 @@ class NfcTable(_Table):
 class VisionTable(_Table):
     """Face detection, tracking and verification (threshold measured: docs/face-evaluation.md)."""
 
-    # one threshold for passes enrolled from one photo or several, chosen with a margin on held-out
-    # people: per check-in FMR 0.031 % / 0.039 % (CI to 0.045 %); docs/face-evaluation.md
-    match_threshold: float = Field(0.5075, gt=0, lt=2)
+    # one threshold for passes enrolled from one photo or several (chip + mirror templates), chosen
+    # with a margin on held-out people: per check-in FMR 0.031 % / 0.040 % (CI to 0.046 %);
+    # docs/face-evaluation.md
+    match_threshold: float = Field(0.5000, gt=0, lt=2)
     detect_every: int = Field(5, ge=1, le=100)  # full-frame detection every N frames; ROI re-detect between
     min_face_px: int = Field(110, ge=20)  # quality gate: narrower faces get "face.come_closer"
     detect_min_face_px: int = Field(100, ge=20)  # smallest face the full-frame detector looks for

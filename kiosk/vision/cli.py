@@ -105,8 +105,8 @@ def add_crop_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--single-photo",
         action="store_true",
-        help="enrol from one photo, accepting its higher false-refusal rate (~1 in 7 patients sent to "
-        "the desk, against ~1 in 40 from two photos; docs/face-evaluation.md)",
+        help="enrol from one photo, accepting its higher false-refusal rate (~1 patient in 8 sent to "
+        "the desk, against ~1 in 60 from two photos; docs/face-evaluation.md)",
     )
     p.add_argument(
         "--crop-largest",

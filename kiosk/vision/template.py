@@ -11,7 +11,7 @@ Fixed parameters — changing any of them invalidates the measured threshold
   mirror's, scaled back to their mean length (`combine`), at enrolment and on live frames
   alike. It cost one more descriptor pass per template and cut the one-photo check-in FNMR
   on held-out people (docs/face-evaluation.md). A pass sealed before it (chip alone) still
-  matches: mixing the two kinds measured no worse than the chip alone on both sides;
+  matches: mixing the two kinds measured about as well as the chip alone on both sides;
 - jitter: none (JITTERS = 0). dlib's jitter averages the descriptor of N randomly
   perturbed copies of the chip; it costs N descriptor passes and was measured at enrolment
   (docs/face-evaluation.md): it is not taken;

@@ -13,7 +13,7 @@ import numpy as np
 from kiosk.errors import NoInputError
 from kiosk.vision.evaluation.collect import Run
 from kiosk.vision.evaluation.data import LiveResult, PhotoResult
-from kiosk.vision.evaluation.folds import cross_validate, held_out_subset_fnmr, joint_policy
+from kiosk.vision.evaluation.folds import cross_validate, held_out_at, held_out_subset_fnmr, joint_policy
 from kiosk.vision.evaluation.stats import Rate
 from kiosk.vision.evaluation.transactions import FUSION_RULE_NAME, Scores, fmr_at, fnmr_at, transaction_scores
 
@@ -61,9 +61,11 @@ def per_identity(
 
 
 def per_group(
-    scores: Scores, live_ids: list[str], enrol_ids: list[str], t: float, groups: dict[str, str]
+    scores: Scores, live_ids: list[str], enrol_ids: list[str], t: float, groups: dict[str, str],
+    several: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """FNMR by the live person's group and FMR by the enrolled person's group."""
+    """FNMR by the live person's group and FMR by the enrolled person's group; with `several`
+    (per live identity: had >= 2 enrolment photos) also the FNMR of those people alone."""
     out: dict[str, Any] = {}
     lg = np.array([groups.get(n, "") for n in live_ids])
     eg = np.array([groups.get(n, "") for n in enrol_ids])
@@ -74,6 +76,8 @@ def per_group(
             "fnmr": fnmr_at(scores.genuine[lg == g], t),
             "fmr": Rate(int(np.count_nonzero(fin < t)), int(fin.size)),
         }
+        if several is not None:
+            out[g]["fnmr_with_several"] = fnmr_at(scores.genuine[(lg == g) & several], t)
     return out
 
 
@@ -257,12 +261,20 @@ def analyse(
         "subset_held_out_fnmr_single_photo": held_out_subset_fnmr(sc.genuine, live_ids, main, has_multi),
         "at_kiosk_threshold": {"fnmr": fnmr_at(msc.genuine, t), "fmr": fmr_at(m_imp, t)},
     }
+    # the single-frame views of the product's enrolment, at the kiosk's thresholds per half
+    views: dict[str, Any] = {}
+    for n, a in ((1, proto.attempts), (1, 1)):
+        vs = transaction_scores(multi_enrolled, run.enrol_ids, run.lives, FUSION_RULE, n, a)
+        view = held_out_at(vs, live_ids, run.enrol_ids, (policy["thresholds"][0], policy["thresholds"][1]))
+        view["subset_with_several"] = held_out_subset_fnmr(vs.genuine, live_ids, view, has_multi)
+        views[f"{n}_frame_{a}_attempts"] = view
+    out["multi_photo_enrolment"]["single_frame_at_kiosk_threshold"] = views
     # the product's enrolment (two photos or more): how its false matches spread over people
     out["per_identity_multi_photo"] = per_identity(msc, live_ids, run.enrol_ids, t)
     out["plain_photo_to_photo"] = plain_baseline(run, target_fmr, margin)
     if groups:
         out["per_group"] = per_group(sc, live_ids, run.enrol_ids, t, groups)
-        out["per_group_multi_photo"] = per_group(msc, live_ids, run.enrol_ids, t, groups)
+        out["per_group_multi_photo"] = per_group(msc, live_ids, run.enrol_ids, t, groups, has_multi)
     return out
 
 

@@ -1,6 +1,6 @@
 """Web enrolment: one-time links, and the HTTPS server that hosts the patient's web wallet.
 
-At the desk, `kiosk issuer enroll --web photo.jpg` seals the face template at once (no clear
+At the desk, `kiosk issuer enroll --web a.jpg b.jpg` seals the face template at once (no clear
 template waits on disk) and writes a *pending enrolment* named by the SHA-256 of a random
 one-time token; the link `https://issuer/#enrol=TOKEN` goes to the patient's phone (a QR on
 the desk screen). The page makes its own Ed25519 key (WebCrypto, non-extractable) and posts

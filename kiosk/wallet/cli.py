@@ -29,7 +29,7 @@ def _create(args: argparse.Namespace) -> int:
 
     make_dir(args.folder)
     Wallet.create(args.folder)
-    print(f"wallet created in {args.folder}; enrol it with: kiosk issuer enroll --wallet {args.folder} PHOTO")
+    print(f"wallet created in {args.folder}; enrol it with: kiosk issuer enroll --wallet {args.folder} PHOTO PHOTO")
     return 0
 
 

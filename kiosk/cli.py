@@ -28,7 +28,7 @@ SOFTWARE_ERROR = 70  # EX_SOFTWARE: a bug, not the user's mistake
 
 # subcommand module paths, in the order `kiosk --help` lists them
 COMMAND_MODULES = [
-    "kiosk.checkin.cli",      # run, demo
+    "kiosk.app.cli",      # run, demo
     "kiosk.doctor",           # doctor
     "kiosk.provision",        # provision
     "kiosk.issuer.cli",       # issuer init|enroll|revoke

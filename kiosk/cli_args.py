@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from kiosk.errors import from_os_error
-from kiosk.protocol.config_ids import ID_RE
+from kiosk.ids import ID_RE
 
 
 def positive_int(text: str) -> int:

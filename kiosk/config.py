@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails
 
 from kiosk.errors import ConfigError, MissingConfigError
-from kiosk.protocol.config_ids import ID_RE as KIOSK_ID_RE
+from kiosk.ids import ID_RE as KIOSK_ID_RE
 
 DEFAULT_PATH = Path("/etc/kiosk/kiosk.toml")
 SCHEMA_VERSION = 1

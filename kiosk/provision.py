@@ -138,7 +138,7 @@ def _is_certificate(pem: str) -> bool:
 
 def _bad_identity(site: str, kiosk_id: str, broker: str) -> str | None:
     """What is wrong with the site, kiosk id or broker address, as the option names it, or None."""
-    from kiosk.protocol.config_ids import ID_RE, reserved_id
+    from kiosk.ids import ID_RE, reserved_id
 
     if not ID_RE.match(site):
         return f"--site {site!r}: must match [a-z0-9-]{{1,32}}"

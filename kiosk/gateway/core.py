@@ -49,11 +49,11 @@ from kiosk.config import KIOSK_ID_RE, Config, GatewayTable, PassTable
 from kiosk.errors import FormatError, KeyFileError, KioskError, Reason
 from kiosk.gateway.registry import KioskRecord, KioskRegistry
 from kiosk.gateway.sessions import SessionTable
+from kiosk.ids import reserved_id
 from kiosk.ledger.checkpoint import Checkpoint, sign_checkpoint
 from kiosk.ledger.store import LogStore
 from kiosk.protocol import consent as consent_format
 from kiosk.protocol import cose, entry, presentation, revocation
-from kiosk.protocol.config_ids import reserved_id
 from kiosk.protocol.entry import Envelope, Receipt, Record
 from kiosk.protocol.keys import write_atomic
 from kiosk.protocol.patient_pass import PatientPass
@@ -128,7 +128,7 @@ class Gateway:
         """Open store, registry, session table and keys as the configuration says."""
         from kiosk.gateway.registry import open_registry
         from kiosk.gateway.sessions import open_sessions
-        from kiosk.ledger.store import open_store
+        from kiosk.ledger.backends import open_store
         from kiosk.protocol import keys
 
         gw = cfg.gateway

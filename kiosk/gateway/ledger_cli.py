@@ -105,7 +105,7 @@ class _Context:
             self.store: LogStore = SqliteLogStore(args.db)
         else:
             from kiosk import config
-            from kiosk.ledger.store import open_store
+            from kiosk.ledger.backends import open_store
 
             self.cfg = config.load(args.config)
             gw = self.cfg.gateway

@@ -15,8 +15,8 @@ from nacl.signing import VerifyKey
 
 from kiosk.config import KIOSK_ID_RE, Config
 from kiosk.errors import CannotCreateError, FormatError, NoInputError, StoreError
+from kiosk.ids import reserved_id
 from kiosk.ledger.sql_tables import PostgresTables, SqliteTables, SqlTables
-from kiosk.protocol.config_ids import reserved_id
 
 ACTIVE, REVOKED = "active", "revoked"
 

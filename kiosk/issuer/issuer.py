@@ -21,8 +21,8 @@ from nacl.public import PublicKey
 from nacl.signing import SigningKey, VerifyKey
 
 from kiosk.errors import CannotCreateError, ConfigError, UsageError
+from kiosk.ids import check_id
 from kiosk.protocol import keys, patient_pass, qr_text, revocation
-from kiosk.protocol.config_ids import check_id
 
 DEFAULT_VALID_DAYS = 365
 

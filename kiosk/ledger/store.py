@@ -1,7 +1,7 @@
 """The log store interface: an append-only Merkle log, the bodies beside it, and checkpoints.
 
 Two implementations share one SQL core (`sql_store.py`): `SqliteLogStore` (the default, one
-gateway) and `PostgresLogStore` (several gateways on one log). Both keep every complete
+gateway) and `PostgresLogStore` (several gateways on one log); `backends.open_store` picks one. Both keep every complete
 subtree hash (`nodes`, level 0 = leaf hashes) and the tree's right edge (a compact range,
 `merkle.Frontier`) in one state row, so an append costs no reads and roots and proofs cost
 O(log n) node reads. Library exceptions never leave a store: they become StoreError.
@@ -10,10 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
-
-if TYPE_CHECKING:
-    from kiosk.config import GatewayTable
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -94,13 +91,3 @@ class LogStore(Protocol):
     def close(self) -> None:
         """Release the connection."""
 
-
-def open_store(gateway: GatewayTable, *, sqlite_path: str | None = None) -> LogStore:
-    """Open the store a config's `[gateway]` table names (`sqlite_path` overrides the file)."""
-    if gateway.store == "postgres":
-        from kiosk.ledger.postgres_store import PostgresLogStore
-
-        return PostgresLogStore(gateway.postgres_dsn, schema=gateway.postgres_schema)
-    from kiosk.ledger.sqlite_store import SqliteLogStore
-
-    return SqliteLogStore(sqlite_path or gateway.sqlite_path)

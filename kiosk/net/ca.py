@@ -35,7 +35,7 @@ from kiosk.errors import (
     PermissionDeniedError,
     VerificationError,
 )
-from kiosk.protocol.config_ids import check_id, reserved_id
+from kiosk.ids import check_id, reserved_id
 from kiosk.protocol.keys import make_dir, write_atomic
 
 DEFAULT_DIR = Path("/etc/kiosk/ca")

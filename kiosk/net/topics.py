@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 
 from kiosk.errors import FormatError
-from kiosk.protocol.config_ids import ID_RE
+from kiosk.ids import ID_RE
 
 _ID = ID_RE
 _RECORDS = re.compile(r"clinic/([a-z0-9-]{1,32})/kiosk/([a-z0-9-]{1,32})/records\Z")

@@ -31,8 +31,8 @@ from nacl.public import PrivateKey, PublicKey, SealedBox
 from nacl.signing import SigningKey, VerifyKey
 
 from kiosk.errors import FormatError, Reason, VerificationError
+from kiosk.ids import ID_RE
 from kiosk.protocol import cbor, cose
-from kiosk.protocol.config_ids import ID_RE
 from kiosk.protocol.keys import kid as key_id
 
 VERSION = 1

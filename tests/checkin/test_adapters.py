@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from kiosk.app.demo import DemoCamera
 from kiosk.checkin.adapters import NfcAdapter, OutboxSink, QrAdapter
-from kiosk.checkin.demo import DemoCamera
 from kiosk.errors import FormatError
 from kiosk.protocol import presentation
 

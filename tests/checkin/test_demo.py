@@ -26,7 +26,7 @@ def _need_mosquitto() -> None:
 def test_demo_script_ledger_holds_exactly_the_expected_entries(tmp_path: Path) -> None:
     _need_mosquitto()
 
-    from kiosk.checkin.demo import KIOSK, _ledger_leaves, _store, run_demo
+    from kiosk.app.demo import KIOSK, _ledger_leaves, _store, run_demo
     from kiosk.ledger.audit import iter_entries
     from kiosk.protocol import cose, entry, keys
 

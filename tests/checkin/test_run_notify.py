@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kiosk.checkin import cli as run_cli
+from kiosk.app import cli as run_cli
 
 
 @pytest.fixture
@@ -90,7 +90,7 @@ class _Runtime:
 def test_kiosk_run_tells_systemd_ready_watchdog_and_stopping(notify_socket: socket.socket,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from kiosk import config
-    from kiosk.checkin import runtime
+    from kiosk.app import runtime
 
     monkeypatch.setenv("WATCHDOG_USEC", "30000000")
     rt = _Runtime()

@@ -4,10 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from kiosk import config
+from kiosk.app.runtime import build_runtime
 from kiosk.checkin import engine as EN
 from kiosk.checkin import events as E
 from kiosk.checkin.headless import HeadlessDriver
-from kiosk.checkin.runtime import build_runtime
 from kiosk.protocol import keys
 
 

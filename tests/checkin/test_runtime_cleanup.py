@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from kiosk import config
-from kiosk.checkin import runtime
+from kiosk.app import runtime
 from kiosk.checkin.headless import HeadlessDriver
 from kiosk.errors import StoreError, TransportError
 from kiosk.protocol import keys

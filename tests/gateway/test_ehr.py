@@ -333,7 +333,7 @@ def test_smart_client_assertion_verifies_with_its_jwk(tmp_path, smart_key):
 
 @pytest.mark.timeout(240)
 def test_demo_with_ehr_shows_appointments_arrive():
-    from kiosk.checkin.demo import run_demo
+    from kiosk.app.demo import run_demo
 
     lines: list[str] = []
     result = run_demo(out=lines.append, ehr=True)

@@ -372,7 +372,7 @@ def test_setup_image_customises_a_pi_os_like_image_twice_and_the_stack_runs_in_i
         # the whole stack imports under qemu, and the doctor runs with simulated hardware: frames
         # from files, the PN532 emulator on a pty, SDL's dummy display
         py = "/opt/kiosk/.venv/bin/python"
-        _chroot(root, py, "-c", "import kiosk.checkin.runtime, kiosk.gateway.mqtt, kiosk.vision.verify, "
+        _chroot(root, py, "-c", "import kiosk.app.runtime, kiosk.gateway.mqtt, kiosk.vision.verify, "
                                 "kiosk.hardware.nfc.reader, kiosk.net.publisher, cv2, dlib, numpy, picamera2")
         wallet = tmp_path / "wallet"
         iss = str(tmp_path / "iss")

@@ -20,8 +20,8 @@ def test_demo_with_the_touchscreen_and_a_staff_override_in_the_ledger(tmp_path: 
     except KioskError as e:
         pytest.skip(f"mosquitto not available: {e.message}")
     from kiosk import config
+    from kiosk.app.demo import STAFF_ID, _store, run_demo
     from kiosk.checkin import engine as EN
-    from kiosk.checkin.demo import STAFF_ID, _store, run_demo
     from kiosk.protocol import cose, entry, keys
 
     lines: list[str] = []

@@ -174,9 +174,9 @@ def test_kiosk_offers_consent_receipts_only_where_a_wallet_is_configured(tmp_pat
     from nacl.signing import SigningKey
 
     from kiosk import config
+    from kiosk.app.runtime import _receipt_offer
     from kiosk.checkin import events as E
     from kiosk.checkin.ports import SystemClock
-    from kiosk.checkin.runtime import _receipt_offer
     from kiosk.net.receipt import Outcome, ReceiptResult
 
     key = SigningKey.generate()

@@ -167,7 +167,7 @@ def worker_from_config(cfg: Config) -> EhrWorker | None:
     """The EHR worker for a gateway, or None where `[ehr] kind = "none"`."""
     if cfg.ehr.kind == "none":
         return None
-    from kiosk.ledger.store import open_store
+    from kiosk.ledger.backends import open_store
     from kiosk.protocol import keys
 
     gw = cfg.gateway

@@ -322,7 +322,7 @@ def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
         while gw.gateway.revocations is None and time.monotonic() < deadline:
             time.sleep(0.05)
         # --- the kiosk
-        from kiosk.checkin.runtime import build_runtime
+        from kiosk.app.runtime import build_runtime
         from kiosk.hardware.nfc.reader import NfcReader
 
         camera = desk  # the same scenes: the kiosk's camera sees what the desk enrolled

@@ -44,8 +44,8 @@ def register(subparsers: Any) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run sessions until SIGTERM/SIGINT (or --sessions)."""
     from kiosk import config
+    from kiosk.app.runtime import build_runtime
     from kiosk.checkin.headless import HeadlessDriver
-    from kiosk.checkin.runtime import build_runtime
     from kiosk.sd_notify import sd_notify
     from kiosk.ui import shell
 
@@ -120,7 +120,7 @@ def watchdog_beat(monotonic: Callable[[], float] = time.monotonic) -> Callable[[
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Run the scripted demo; exit 0 only when every outcome was as expected."""
-    from kiosk.checkin.demo import run_demo
+    from kiosk.app.demo import run_demo
 
     if not args.verbose:  # a clean transcript; -v shows every part's log lines
         logging.getLogger().setLevel(logging.WARNING)

@@ -33,7 +33,7 @@ COMMAND_MODULES = [
     "kiosk.provision",        # provision
     "kiosk.issuer.cli",       # issuer init|enroll|revoke
     "kiosk.wallet.cli",       # wallet
-    "kiosk.protocol.cli",     # pass verify
+    "kiosk.passcheck.cli",    # pass verify
     "kiosk.gateway.ledger_cli",       # ledger verify|prove|checkpoint|history|consent-check
     "kiosk.gateway.cli",  # gateway run|kiosk add|list|revoke
     "kiosk.net.cli",          # outbox

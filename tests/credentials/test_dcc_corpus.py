@@ -7,7 +7,7 @@ import cbor2
 import pytest
 
 from kiosk.cli import main
-from kiosk.protocol.credentials import dcc_corpus
+from kiosk.passcheck import dcc_corpus
 
 STEPS = ("prefix", "base45", "zlib", "cbor", "signature", "keyusage", "expiry")
 

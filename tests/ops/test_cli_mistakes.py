@@ -225,7 +225,7 @@ def test_a_group_option_is_accepted_after_the_subcommand_too(tmp_path, capsys):
 
 
 def test_an_unexpected_error_is_one_line_and_70(monkeypatch, capsys):
-    import kiosk.protocol.cli as pcli
+    import kiosk.passcheck.cli as pcli
 
     def boom(args):
         raise ZeroDivisionError("a bug")

@@ -173,7 +173,7 @@ def _verify_foreign(texts: list[str], args: argparse.Namespace, cfg: object, now
 
 
 def _dcc_corpus(args: argparse.Namespace) -> int:
-    from kiosk.protocol.credentials import dcc_corpus
+    from kiosk.passcheck import dcc_corpus
 
     report = dcc_corpus.run(args.folder, pictures=not args.no_pictures)
     counts, skipped, bad, upstream = report.counts(), report.skipped(), report.disagreements, report.upstream

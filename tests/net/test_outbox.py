@@ -207,7 +207,6 @@ def test_on_committed_sees_the_session_readable_before_it_is_synced(tmp_path: Pa
     recs = make_session(KEY)
     seen: list[list[bytes]] = []
     fsyncs: list[int] = []
-    real_fsync = os.fsync
 
     def other_connection_reads() -> None:
         other = Outbox(p)  # what a second process (or the publisher's thread) sees
@@ -217,11 +216,14 @@ def test_on_committed_sees_the_session_readable_before_it_is_synced(tmp_path: Pa
             other.close()
         assert not fsyncs  # woken before the sync
 
-    os.fsync = lambda fd: (fsyncs.append(fd), real_fsync(fd))[1]  # type: ignore[assignment]
+    import kiosk.net.outbox as outbox_module
+
+    real_sync = outbox_module._datasync
+    outbox_module._datasync = lambda fd: (fsyncs.append(fd), real_sync(fd))[1]  # type: ignore[assignment]
     try:
         hashes = ob.add_session(recs, on_committed=other_connection_reads)
     finally:
-        os.fsync = real_fsync  # type: ignore[assignment]
+        outbox_module._datasync = real_sync  # type: ignore[assignment]
     assert seen == [hashes] and len(fsyncs) == 1  # one fsync, of the WAL, after the wake-up
     # a hook that fails still leaves the session stored and synced
     with pytest.raises(RuntimeError):

@@ -69,7 +69,9 @@ def pct(xs: list[float], p: float) -> float:
 
 
 class Rig:
-    def __init__(self, root: Path, broker: MosquittoBroker) -> None:
+    def __init__(self, root: Path, broker: MosquittoBroker,
+                 kiosk_cli: list[str] | None = None) -> None:
+        """`kiosk_cli`: how to run `kiosk` for the gateway (default `python -m kiosk`)."""
         self.root = root
         self.broker = broker
         (root / "gw").mkdir()
@@ -95,8 +97,9 @@ class Rig:
         cfg_path = root / "kiosk.toml"
         cfg_path.write_text(config.to_toml(self.cfg))
         self.gw_log = open(root / "gateway.log", "wb")
-        self.gateway = subprocess.Popen([sys.executable, "-m", "kiosk", "gateway", "run", "--config",
-                                         str(cfg_path)], cwd=REPO, stdout=self.gw_log, stderr=self.gw_log)
+        self.gateway = subprocess.Popen([*(kiosk_cli or [sys.executable, "-m", "kiosk"]), "gateway", "run",
+                                         "--config", str(cfg_path)], cwd=REPO, stdout=self.gw_log,
+                                        stderr=self.gw_log)
         self.outbox = Outbox(self.cfg.state_path(self.cfg.outbox.path))
         self.written: dict[bytes, float] = {}
         self.done: dict[bytes, float] = {}

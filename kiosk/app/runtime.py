@@ -15,16 +15,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kiosk.checkin import events as E
-from kiosk.checkin.adapters import FaceAdapter, NfcAdapter, OutboxSink, QrAdapter, TemplateMatcher
 from kiosk.checkin.engine import CheckinEngine
 from kiosk.checkin.pass_checker import ProtocolPassChecker
 from kiosk.checkin.ports import Clock, SystemClock, UiPort
 from kiosk.clock_sync import ClockSyncState
 from kiosk.config import Config
 from kiosk.errors import HardwareError, KioskError
+from kiosk.hardware.nfc.adapter import NfcAdapter
+from kiosk.net.sink import OutboxSink
 from kiosk.net.tls import apply_client_tls
 from kiosk.protocol import keys, revocation
 from kiosk.protocol.revocation import RevocationList
+from kiosk.vision.adapters import FaceAdapter, QrAdapter, TemplateMatcher
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 """The engine's ports: small interfaces the check-in state machine talks through.
 
 The engine imports none of pygame, dlib, cv2, pyserial or paho: each port has a real
-adapter (`kiosk.checkin.adapters`) and fakes in the tests. Ports raise only
+adapter beside the part it adapts (`kiosk.hardware.nfc.adapter`, `kiosk.vision.adapters`,
+`kiosk.net.sink`, the UI in `kiosk.ui`), wired by `kiosk.app.runtime`, and fakes in the tests. Ports raise only
 `kiosk.errors.KioskError` subclasses (HardwareError for a failed device), so the engine can
 tell staff and go on with what still works.
 """

@@ -152,7 +152,7 @@ class Desk:
         self, cfg: Any, rt: Any, clock_synced: Callable[[], bool | None], badge_reader: Any = None
     ) -> None:
         """Serve the running kiosk: its key and outbox for overrides, its health, its reader."""
-        from kiosk.checkin.adapters import OutboxSink
+        from kiosk.net.sink import OutboxSink
 
         self.kiosk_key = rt.engine.kiosk_key
         self.override_sink = OutboxSink(rt.outbox, rt.publisher)

@@ -4,9 +4,11 @@ from __future__ import annotations
 import pytest
 
 from kiosk.app.demo import DemoCamera
-from kiosk.checkin.adapters import NfcAdapter, OutboxSink, QrAdapter
 from kiosk.errors import FormatError
+from kiosk.hardware.nfc.adapter import NfcAdapter
+from kiosk.net.sink import OutboxSink
 from kiosk.protocol import presentation
+from kiosk.vision.adapters import QrAdapter
 
 from .fakes import KIOSK, SITE, FakeClock, Rig
 
@@ -79,13 +81,13 @@ def test_ntag215_card_written_then_the_kiosk_checks_in_with_it(reader_and_emu) -
     import numpy as np
 
     from kiosk.checkin import engine as EN
-    from kiosk.checkin.adapters import TemplateMatcher
     from kiosk.checkin.ports import FaceReading
     from kiosk.config import VisionTable
     from kiosk.hardware.nfc import type2
     from kiosk.hardware.nfc.emulator import type2_card
     from kiosk.hardware.nfc.type4 import pass_message
     from kiosk.protocol import patient_pass
+    from kiosk.vision.adapters import TemplateMatcher
     from kiosk.vision.template import template_to_card_bytes
 
     from .fakes import FakeFaces

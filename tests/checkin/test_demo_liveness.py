@@ -11,10 +11,10 @@ pytestmark = pytest.mark.timeout(300)  # hang guard: two rendered challenges
 def _session(frames_before: int) -> dict:  # type: ignore[type-arg]
     from kiosk.app.demo import DEMO_CHALLENGE_SEED, DemoCamera, _ScreenTap
     from kiosk.checkin import events as E
-    from kiosk.checkin.adapters import FaceAdapter
     from kiosk.checkin.headless import HeadlessDriver
     from kiosk.config import VisionTable
     from kiosk.hardware.camera.synthetic import demo_portraits
+    from kiosk.vision.adapters import FaceAdapter
     from kiosk.vision.liveness.check import LivenessSettings, ScreenLightLiveness
     from kiosk.vision.pipeline import FacePipeline
 

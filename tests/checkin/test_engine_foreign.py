@@ -8,11 +8,11 @@ from credentials.credential_factory import ISS, dcc_signer, dcc_text, shc_issuer
 
 from kiosk.checkin import engine as EN
 from kiosk.checkin import events as E
-from kiosk.checkin.adapters import QrAdapter
 from kiosk.checkin.ports import Credential
 from kiosk.protocol import presentation
 from kiosk.protocol.credentials import TrustStore
 from kiosk.protocol.credentials.trust import shc_snapshot
+from kiosk.vision.adapters import QrAdapter
 
 from .fakes import Rig
 

@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from kiosk.checkin import events as E
-from kiosk.checkin.adapters import FaceAdapter
 from kiosk.checkin.headless import HeadlessDriver
 from kiosk.checkin.ports import LivenessResult
 from kiosk.hardware.camera import photometric as ph
+from kiosk.vision.adapters import FaceAdapter
 from kiosk.vision.liveness import challenge as ch
 
 SPECIES = ("print", "screen-replay", "recorded-replay", "cut-out-print", "curved-print")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -121,9 +123,12 @@ def test_sigterm_stops_the_evaluation_and_leaves_no_workers(
         text=True,
         env=env,
         cwd=REPO,
+        start_new_session=True,  # so a failure below can end the whole group, workers included
     )
     try:
         assert proc.stderr is not None
+        ready, _, _ = select.select([proc.stderr], [], [], 120)
+        assert ready, "the evaluation printed nothing in 120 s"
         line = proc.stderr.readline()
         assert "worker(s)" in line, line
         seen: set[int] = set()
@@ -136,7 +141,8 @@ def test_sigterm_stops_the_evaluation_and_leaves_no_workers(
         _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
-            proc.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert proc.returncode == 128 + signal.SIGTERM
     assert "stopped" in err and "Traceback" not in err

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing as mp
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -68,6 +70,26 @@ def run_jobs(
             results.append(keep(r))
             progress.tick(label, len(results), len(items))
     finally:
-        pool.terminate()
-        pool.join()
+        _stop(pool)
     return results
+
+
+def _stop(pool: Any, grace_s: float = 10.0) -> None:
+    """End the pool's workers and reap them, in bounded time. `Pool.terminate()` first takes the
+    task queue's read lock, which a worker waiting for work holds; on a loaded machine that wait
+    was seen to last for good. So terminate runs in a daemon thread, and if it has not finished
+    within `grace_s` the workers are killed outright (a stuck daemon thread does not keep the
+    process alive, and the pool's exit finalizer has already run)."""
+    workers = list(getattr(pool, "_pool", None) or mp.active_children())
+    stopper = threading.Thread(target=pool.terminate, name="pool-stop", daemon=True)
+    stopper.start()
+    stopper.join(grace_s)
+    if not stopper.is_alive():
+        pool.join()
+        return
+    for p in workers:
+        with contextlib.suppress(Exception):
+            p.kill()
+    for p in workers:
+        with contextlib.suppress(Exception):
+            p.join(grace_s)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kiosk.errors import FormatError
+from kiosk.errors import FormatError, NoInputError
 from kiosk.vision.detect import Box, detect_faces_in_photo, to_grey
 from kiosk.vision.landmarks import FaceLandmarks, find_landmarks
 from kiosk.vision.quality import (
@@ -104,12 +104,15 @@ def load_photo(path_or_array: str | Path | np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(arr[..., :3])
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    path = Path(path_or_array)
+    if not path.is_file():
+        raise NoInputError(f"{path}: no such photo")
     try:
-        with Image.open(path_or_array) as im:
+        with Image.open(path) as im:
             # phone photos are stored sideways with an EXIF rotation; the detector needs them upright
             return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
     except (OSError, UnidentifiedImageError, ValueError):
-        raise FormatError("the photo cannot be read as an image") from None
+        raise FormatError(f"{path}: cannot be read as an image") from None
 
 
 def inspect_photo(

@@ -89,6 +89,10 @@ CASES = [
     (["ledger", "verify", "--db", "MISSING.sqlite3"], NO_INPUT, "no log store"),
     (["ledger", "prove", "--db", "MISSING.sqlite3", "--index", "1"], NO_INPUT, "no log store"),
     (["face", "evaluate", "--data", "/nonexistent"], NO_INPUT, "/nonexistent"),
+    (["face", "compare", "missing-a.jpg", "missing-b.jpg"], NO_INPUT, "missing-a.jpg: no such photo"),
+    (["face", "enroll", "--single-photo", "missing.jpg"], NO_INPUT, "missing.jpg: no such photo"),
+    (["issuer", "--dir", "iss", "enroll", "--wallet", "w2", "missing-1.jpg", "missing-2.jpg"], NO_INPUT,
+     "no such photo"),
     # data that does not decode
     (["pass", "verify", "w/pass.qr.txt", "--issuer-pub", "iss/issuer.pub", "--revocations", "junk.txt"],
      DATA, "revocation list"),

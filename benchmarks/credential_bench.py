@@ -53,7 +53,7 @@ def _b64(b: bytes) -> str:
 def dcc(trust: TrustStore, rsa_key: bool):
     key = rsa.generate_private_key(65537, 2048) if rsa_key else ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "DSC")])
-    t = dt.datetime(2021, 1, 1, tzinfo=dt.timezone.utc)
+    t = dt.datetime(2021, 1, 1, tzinfo=dt.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(1).not_valid_before(t).not_valid_after(t + dt.timedelta(days=3650))
             .sign(key, hashes.SHA256()))

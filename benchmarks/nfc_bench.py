@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kiosk.protocol import patient_pass  # noqa: E402
-from kiosk.wallet.wallet import Wallet  # noqa: E402
 from kiosk.hardware.nfc.emulator import Pn532Emulator, phone_card, type4_card  # noqa: E402
 from kiosk.hardware.nfc.reader import NfcReader  # noqa: E402
+from kiosk.protocol import patient_pass  # noqa: E402
+from kiosk.wallet.wallet import Wallet  # noqa: E402
 
 
 def real_wallet(size: int) -> Wallet:

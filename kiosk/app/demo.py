@@ -113,14 +113,14 @@ class DemoCamera(Camera):
     def close(self) -> None:
         pass
 
-    def lock_exposure(self, locked: bool) -> None:
+    def lock_exposure(self, locked: bool, headroom: float = 1.0) -> None:
         # locking starts a liveness session: each simulated subject starts it from the same
         # state (sensor, noise, sway and blink phase), so a demo run's liveness evidence does
         # not depend on how many frames the face step happened to read before
         for cam in self._cams.values():
             if locked:
                 cam.restart()
-            cam.lock_exposure(locked)
+            cam.lock_exposure(locked, headroom)
         self._locked["exposure_locked"] = bool(locked)
 
     def lock_white_balance(self, locked: bool) -> None:

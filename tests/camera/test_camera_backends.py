@@ -126,3 +126,41 @@ def test_picamera2_absent_is_not_an_error() -> None:
         assert picamera2_backend.available() is False
         with pytest.raises(CameraError):
             picamera2_backend.Picamera2Camera()
+
+
+class _FakeCapture:
+    """cv2.VideoCapture for a V4L2 webcam that honours manual exposure (exposure_time_absolute)."""
+
+    def __init__(self, *a: object) -> None:
+        self.props: dict[int, float] = {cv2.CAP_PROP_EXPOSURE: 300.0, cv2.CAP_PROP_AUTO_EXPOSURE: 3.0}
+
+    def isOpened(self) -> bool:  # noqa: N802 - cv2's name
+        return True
+
+    def set(self, prop: int, value: float) -> bool:
+        self.props[prop] = float(value)
+        return True
+
+    def get(self, prop: int) -> float:
+        return self.props.get(prop, 0.0)
+
+    def release(self) -> None:
+        pass
+
+
+def test_opencv_exposure_locks_with_headroom(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kiosk.hardware.camera import opencv_backend
+
+    monkeypatch.setattr(opencv_backend.cv2, "VideoCapture", _FakeCapture)
+    cam = opencv_backend.OpenCVCamera("0")
+    cap = cam._cap
+    assert isinstance(cap, _FakeCapture)
+    cam.lock_exposure(True, 1.5)
+    assert cap.props[cv2.CAP_PROP_AUTO_EXPOSURE] == 1.0  # manual
+    assert cap.props[cv2.CAP_PROP_EXPOSURE] == 200.0     # 300 (100 us units) / 1.5
+    assert cam.controls()["exposure_locked"] is True
+    cam.lock_exposure(False)
+    assert cap.props[cv2.CAP_PROP_AUTO_EXPOSURE] == 3.0
+    with pytest.raises(CameraError, match="headroom"):
+        cam.lock_exposure(True, 0.9)
+    cam.close()

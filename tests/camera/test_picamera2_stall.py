@@ -40,6 +40,7 @@ class FakePicamera2:
         self.fail: Exception | None = None
         self.requests: list[FakeRequest] = []
         self.closed = False
+        self.controls: list[dict] = []
         FakePicamera2.instances.append(self)
 
     @staticmethod
@@ -65,7 +66,7 @@ class FakePicamera2:
         return r
 
     def set_controls(self, controls: dict) -> None:
-        pass
+        self.controls.append(dict(controls))
 
     def stop(self) -> None:
         pass
@@ -137,3 +138,18 @@ def test_available_with_the_fake(camera) -> None:
     from kiosk.hardware.camera import picamera2_backend
 
     assert picamera2_backend.available() is True
+
+
+def test_exposure_locks_with_headroom_below_the_auto_exposure(camera) -> None:
+    cam, fake = camera
+    cam.read()  # metadata: ExposureTime 10000 us, AnalogueGain 2.0
+    cam.lock_exposure(True, 1.5)
+    # the exposure time shortened by the headroom, the gain kept (a lower gain adds no range)
+    assert fake.controls[-1] == {"AeEnable": False, "ExposureTime": 6667, "AnalogueGain": 2.0}
+    assert cam.controls()["exposure_locked"] is True
+    cam.lock_exposure(False)
+    assert fake.controls[-1] == {"AeEnable": True}
+    cam.lock_exposure(True)  # no headroom: the auto values as they are
+    assert fake.controls[-1]["ExposureTime"] == 10000
+    with pytest.raises(CameraError, match="headroom"):
+        cam.lock_exposure(True, 0.5)

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from kiosk.errors import CameraError
 from kiosk.hardware.camera import photometric as ph
 from kiosk.vision.liveness import challenge as ch
 from kiosk.vision.liveness.evaluation import clopper_pearson
@@ -99,6 +100,39 @@ def test_photometric_camera_auto_exposure_hides_the_flash_unless_locked() -> Non
     assert cam_controls_report_locks(fm)
     assert response(True) > 0.05
     assert response(False) < 0.5 * response(True)
+
+
+def test_photometric_camera_locks_below_its_settled_auto_exposure() -> None:
+    """Locked before its first frame (a session on a fresh camera), the simulated camera first
+    settles its auto exposure on the idle scene, as a kiosk's running camera has, then locks
+    `headroom` below it; released, auto exposure resumes from the settled value. A bright
+    room's skin then does not clip under the white field."""
+    from kiosk.hardware.camera.synthetic import grace_hopper
+
+    fm = ph.face_model(grace_hopper())
+    room = ph.Room(ambient=0.34, screen_gain=0.45)
+
+    def camera() -> tuple[ph.PhotometricCamera, ph.ScreenLog, ph.VirtualClock]:
+        clock, screen = ph.VirtualClock(), ph.ScreenLog()
+        still = ph.LiveFace(fm, ph.Behaviour(blink_every_s=0, sway_px=0))
+        return ph.PhotometricCamera(still, screen, room, clock=clock), screen, clock
+
+    ran, _, _ = camera()
+    for _ in range(40):
+        ran.read()
+    settled = ran.controls()["exposure"]
+    fresh, screen, clock = camera()
+    fresh.lock_exposure(True, 1.5)
+    assert fresh.controls()["exposure"] == pytest.approx(settled / 1.5, rel=0.03)
+    screen.show((255, 255, 255), "full", clock.monotonic_ns())
+    for _ in range(3):
+        img = fresh.read().image
+    face = img[150:330, 250:390]
+    assert (face.max(axis=2) >= 250).mean() < 0.005
+    fresh.lock_exposure(False)
+    assert fresh.controls()["exposure"] == pytest.approx(settled, rel=0.03)
+    with pytest.raises(CameraError):
+        fresh.lock_exposure(True, 0.5)
 
 
 def cam_controls_report_locks(fm: ph.FaceModel) -> bool:

@@ -54,11 +54,14 @@ class Camera(abc.ABC):
     def close(self) -> None:
         """Release the device. Calling it twice is harmless."""
 
-    def lock_exposure(self, locked: bool) -> None:
-        """Freeze (True) or release (False) automatic exposure and gain at the current values.
+    def lock_exposure(self, locked: bool, headroom: float = 1.0) -> None:
+        """Freeze (True) or release (False) automatic exposure and gain.
 
-        The default raises: a backend that cannot lock must say so, because liveness
-        must not run on a camera that re-exposes every flash away.
+        Locked at the current automatic exposure divided by `headroom` (>= 1): the screen's
+        challenge light adds to the idle scene the exposure was chosen for, and a face that
+        clips under the brightest field no longer answers it. The default raises: a backend
+        that cannot lock must say so, because liveness must not run on a camera that
+        re-exposes every flash away.
         """
         raise CameraError(f"{self.name}: exposure cannot be locked on this camera")
 

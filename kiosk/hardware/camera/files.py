@@ -94,7 +94,7 @@ class FilesCamera(Camera):
             self._video.release()
             self._video = None
 
-    def lock_exposure(self, locked: bool) -> None:
+    def lock_exposure(self, locked: bool, headroom: float = 1.0) -> None:
         """Recorded frames have fixed exposure already; accepted so liveness code can run."""
 
     def lock_white_balance(self, locked: bool) -> None:

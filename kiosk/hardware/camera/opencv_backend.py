@@ -71,13 +71,17 @@ class OpenCVCamera(Camera):
         except cv2.error as e:
             raise CameraError(f"camera {self._device}: {e}") from None
 
-    def lock_exposure(self, locked: bool) -> None:
-        """Switch to manual exposure at the current value (or back to auto)."""
+    def lock_exposure(self, locked: bool, headroom: float = 1.0) -> None:
+        """Switch to manual exposure at the current value divided by `headroom` (or back to
+        auto). V4L2's exposure_time_absolute is linear (units of 100 µs), so the division is
+        the headroom in light; a driver that reports no usable value keeps its own."""
         if locked:
+            if not headroom >= 1.0:
+                raise CameraError(f"camera {self._device}: exposure headroom must be >= 1, got {headroom}")
             current = self._cap.get(cv2.CAP_PROP_EXPOSURE) if self._cap is not None else 0
             ok = self._set(cv2.CAP_PROP_AUTO_EXPOSURE, _V4L2_MANUAL_EXPOSURE)
-            if ok:
-                self._set(cv2.CAP_PROP_EXPOSURE, current)
+            if ok and current > 0:
+                self._set(cv2.CAP_PROP_EXPOSURE, max(1.0, round(current / headroom)))
         else:
             ok = self._set(cv2.CAP_PROP_AUTO_EXPOSURE, _V4L2_AUTO_EXPOSURE)
         if not ok:

@@ -658,6 +658,8 @@ class PhotometricCamera(Camera):
         self._rng = np.random.default_rng(seed)
         self._seed = seed
         self._s = _Sensor()
+        self._settled = False  # auto exposure has seen the scene (a frame, or `_settle`)
+        self._headroom = 1.0
         self._index = 0
         self._closed = False
         self._last_ns = 0
@@ -703,15 +705,20 @@ class PhotometricCamera(Camera):
         x = x + noise * (self.noise * (1.0 + 2.0 * np.clip(x, 0, 1)))
         idx = np.clip(x * (_LUT_N - 1) + 0.5, 0, _LUT_N - 1).astype(np.int32)
         out = _srgb_lut8()[idx]
-        # auto exposure and white balance drift towards their targets for the next frame
-        mean = rad[::8, ::8].reshape(-1, 3).mean(axis=0) * s.exposure * s.wb
+        self._auto(rad[::8, ::8].reshape(-1, 3).mean(axis=0))
+        self._settled = True
+        return out
+
+    def _auto(self, mean_rad: np.ndarray) -> None:
+        """Auto exposure and white balance drift towards their targets for the next frame."""
+        s = self._s
+        mean = mean_rad * s.exposure * s.wb
         if not s.exposure_locked:
             luma = float(mean @ np.array([0.2126, 0.7152, 0.0722], np.float32))
             s.exposure *= float(np.clip((0.18 / max(luma, 1e-4)) ** 0.5, 0.7, 1.4))
         if not s.wb_locked:
             grey = float(mean.mean())
             s.wb = (s.wb * np.clip((grey / np.maximum(mean, 1e-4)) ** 0.5, 0.8, 1.25)).astype(np.float32)
-        return out
 
     def close(self) -> None:
         self._closed = True
@@ -722,6 +729,8 @@ class PhotometricCamera(Camera):
         now. Two sessions started so see the same frames, however many frames were read before."""
         with self._lock:
             self._s = _Sensor()
+            self._settled = False
+            self._headroom = 1.0
             self._rng = np.random.default_rng(self._seed)
             self._bank = None  # drawn again from the seed at the next frame, as at the first
             self._last_ns = 0
@@ -729,9 +738,33 @@ class PhotometricCamera(Camera):
         if isinstance(b, Behaviour):
             b.restart(self._now())
 
-    def lock_exposure(self, locked: bool) -> None:
-        """Freeze (or release) the exposure at its current value."""
+    def lock_exposure(self, locked: bool, headroom: float = 1.0) -> None:
+        """Freeze (or release) the exposure at its automatic value divided by `headroom`.
+
+        A kiosk's camera runs all day, its auto exposure and white balance long settled on the
+        idle screen when a check locks them; a simulated camera locked before its first frame
+        (a session starts on a fresh camera) first settles them on a noise-free render of the
+        scene under the idle field, as that many frames of the auto loop would."""
+        if locked:
+            if not headroom >= 1.0:
+                raise CameraError(f"photometric camera: exposure headroom must be >= 1, got {headroom}")
+            with self._lock:
+                if not self._s.exposure_locked:
+                    if not self._settled:
+                        self._settle()
+                    self._s.exposure /= float(headroom)
+                    self._headroom = float(headroom)
+        elif self._s.exposure_locked:
+            self._s.exposure *= self._headroom  # auto exposure resumes where it was
+            self._headroom = 1.0
         self._s.exposure_locked = bool(locked)
+
+    def _settle(self) -> None:
+        rad = self.subject.render(self._now(), Light.of(*self.screen.field_at(self._now())), self.room)
+        mean = rad[::8, ::8].reshape(-1, 3).mean(axis=0)
+        for _ in range(40):  # the auto loop of `_sense`, without noise, on a still scene
+            self._auto(mean)
+        self._settled = True
 
     def lock_white_balance(self, locked: bool) -> None:
         """Freeze (or release) the white-balance gains at their current values."""

@@ -139,13 +139,17 @@ class Picamera2Camera(Camera):
         except Exception as e:  # noqa: BLE001
             raise CameraError(f"picamera2: controls refused ({e})") from None
 
-    def lock_exposure(self, locked: bool) -> None:
-        """Freeze exposure time and analogue gain at the last frame's values (AeEnable off)."""
+    def lock_exposure(self, locked: bool, headroom: float = 1.0) -> None:
+        """Freeze exposure time and analogue gain at the last frame's values (AeEnable off),
+        the exposure time divided by `headroom` (a shorter exposure adds no noise, as a lower
+        gain on a sensor at its base gain could not)."""
         if locked:
+            if not headroom >= 1.0:
+                raise CameraError(f"picamera2: exposure headroom must be >= 1, got {headroom}")
             md = self._last_metadata
             controls: dict[str, Any] = {"AeEnable": False}
             if "ExposureTime" in md:
-                controls["ExposureTime"] = md["ExposureTime"]
+                controls["ExposureTime"] = max(1, int(round(float(md["ExposureTime"]) / headroom)))
             if "AnalogueGain" in md:
                 controls["AnalogueGain"] = md["AnalogueGain"]
             self._set_controls(controls)

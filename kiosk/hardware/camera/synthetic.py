@@ -201,8 +201,8 @@ class SyntheticCamera(Camera):
         """Nothing to release; further reads fail."""
         self._closed = True
 
-    def lock_exposure(self, locked: bool) -> None:
-        """Record the lock (synthetic frames have no auto exposure to freeze)."""
+    def lock_exposure(self, locked: bool, headroom: float = 1.0) -> None:
+        """Record the lock (synthetic frames have no auto exposure to freeze or lower)."""
         self._controls.exposure_locked = bool(locked)
 
     def lock_white_balance(self, locked: bool) -> None:

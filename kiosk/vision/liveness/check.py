@@ -30,6 +30,11 @@ from kiosk.vision.liveness.mesh import FaceMeshModel, IrisModel, Mesh
 IDLE_COLOR = (70, 70, 70)
 MAX_LIT_YAW = 0.08  # yaw-ratio change (≈ 4°) beyond which a frame no longer counts for the light test
 METHOD = "screen-light+turn"
+# the exposure is locked this far below the idle field's auto exposure, so the white field's
+# added light (a screen at arm's length adds 20-50 % to a clinic's ambient light on the face)
+# does not clip the skin it is measured on: 1.5 keeps a patch exposed at up to 2/3 of full
+# scale under idle light unclipped under a screen adding 50 %
+EXPOSURE_HEADROOM = 1.5
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,7 @@ class ScreenLightLiveness:
                             "finish_s": 0.0, "finish_cpu_s": 0.0}
         t_start = clock.monotonic_ns()
         try:
-            self.camera.lock_exposure(True)
+            self.camera.lock_exposure(True, EXPOSURE_HEADROOM)
             self.camera.lock_white_balance(True)
             c = self.camera.controls()
             if not (c.get("exposure_locked") and c.get("white_balance_locked")):

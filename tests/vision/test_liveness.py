@@ -135,6 +135,27 @@ def test_photometric_camera_locks_below_its_settled_auto_exposure() -> None:
         fresh.lock_exposure(True, 0.5)
 
 
+def test_exposure_headroom_is_what_the_face_needs() -> None:
+    """A face whose bright end would clip under the screen's added light gets the lock lowered
+    by just enough; a darker face keeps the auto exposure (no signal lost to noise)."""
+    from kiosk.vision.liveness import check as ck
+
+    img = np.full((100, 100, 3), 90, np.uint8)      # linear 0.10: far from clipping
+    assert ck.exposure_headroom(img, (10, 10, 90, 90)) == 1.0
+    img[20:80, 20:80] = 230                          # linear 0.79: x 1.5 would clip
+    h = ck.exposure_headroom(img, (10, 10, 90, 90))
+    assert h == pytest.approx(0.791 * (1 + ck.MAX_SCREEN_GAIN) / ck.CLIP_LEVEL, rel=0.01)
+    img[:] = 255                                     # clipped already: the screen's gain below
+    assert ck.exposure_headroom(img, (10, 10, 90, 90)) == pytest.approx((1 + ck.MAX_SCREEN_GAIN) / ck.CLIP_LEVEL)
+    ck_gain = ck.MAX_SCREEN_GAIN
+    try:
+        ck.MAX_SCREEN_GAIN = 3.0                     # never more than one stop
+        assert ck.exposure_headroom(img, (10, 10, 90, 90)) == ck.MAX_HEADROOM
+    finally:
+        ck.MAX_SCREEN_GAIN = ck_gain
+    assert ck.exposure_headroom(img, (0, 0, 0, 0)) == 1.0
+
+
 def cam_controls_report_locks(fm: ph.FaceModel) -> bool:
     cam = ph.PhotometricCamera(ph.LiveFace(fm), ph.ScreenLog(), clock=ph.VirtualClock())
     cam.lock_exposure(True)

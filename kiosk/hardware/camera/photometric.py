@@ -683,6 +683,8 @@ class PhotometricCamera(Camera):
                     time.sleep(wait / 1e9)
             t = self._now()
             self._last_ns = t
+            if not self._settled and not self._s.exposure_locked:
+                self._settle()  # a fresh camera starts settled, as a kiosk's running one is
             # the exposure integrates over the frame period, one period of latency behind
             a = Light.of(*self.screen.field_at(t - self.latency_ns - self.period_ns // 2))
             b = Light.of(*self.screen.field_at(t - self.latency_ns))
@@ -742,9 +744,9 @@ class PhotometricCamera(Camera):
         """Freeze (or release) the exposure at its automatic value divided by `headroom`.
 
         A kiosk's camera runs all day, its auto exposure and white balance long settled on the
-        idle screen when a check locks them; a simulated camera locked before its first frame
-        (a session starts on a fresh camera) first settles them on a noise-free render of the
-        scene under the idle field, as that many frames of the auto loop would."""
+        idle screen when a check locks them; a fresh (or restarted) simulated camera, at its
+        first frame or a lock before it, first settles them on a noise-free render of the scene
+        under the field on screen, as that many frames of the auto loop would."""
         if locked:
             if not headroom >= 1.0:
                 raise CameraError(f"photometric camera: exposure headroom must be >= 1, got {headroom}")

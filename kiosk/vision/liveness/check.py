@@ -30,11 +30,28 @@ from kiosk.vision.liveness.mesh import FaceMeshModel, IrisModel, Mesh
 IDLE_COLOR = (70, 70, 70)
 MAX_LIT_YAW = 0.08  # yaw-ratio change (≈ 4°) beyond which a frame no longer counts for the light test
 METHOD = "screen-light+turn"
-# the exposure is locked this far below the idle field's auto exposure, so the white field's
-# added light (a screen at arm's length adds 20-50 % to a clinic's ambient light on the face)
-# does not clip the skin it is measured on: 1.5 keeps a patch exposed at up to 2/3 of full
-# scale under idle light unclipped under a screen adding 50 %
-EXPOSURE_HEADROOM = 1.5
+# the exposure is locked below the idle field's auto exposure by what the face needs, so the
+# white field's added light does not clip the skin it is measured on (a clipped patch no longer
+# answers the light): the face's bright end (98th percentile of a pixel's largest channel, in
+# linear light, in the face box of a frame taken just before the lock) times 1 + the screen's
+# largest expected gain (a screen at arm's length adds 20-50 % to a clinic's ambient light on
+# the face) must stay under CLIP_LEVEL. No more than that: every step down costs the darker
+# faces signal against the sensor's noise (a fixed 1.5 refused dark skin's half fields and the
+# turn's tracking more often, README "Liveness")
+MAX_SCREEN_GAIN = 0.5
+CLIP_LEVEL = 0.95
+MAX_HEADROOM = 2.0        # one stop at most: a face clipped at idle is lit far beyond the screen
+
+
+def exposure_headroom(image: np.ndarray, box: tuple[int, int, int, int]) -> float:
+    """The factor (1 ... MAX_HEADROOM) to lock the exposure below auto for a face in `box`
+    (left, top, right, bottom) of an sRGB frame taken under the idle field."""
+    x0, y0, x1, y1 = (max(0, int(v)) for v in box)
+    crop = image[y0:y1, x0:x1]
+    if crop.size == 0:
+        return 1.0
+    level = float(np.percentile(sg.linear(crop).max(axis=2), 98))
+    return float(np.clip(level * (1.0 + MAX_SCREEN_GAIN) / CLIP_LEVEL, 1.0, MAX_HEADROOM))
 
 
 @dataclass(frozen=True)
@@ -104,7 +121,9 @@ class ScreenLightLiveness:
                             "finish_s": 0.0, "finish_cpu_s": 0.0}
         t_start = clock.monotonic_ns()
         try:
-            self.camera.lock_exposure(True, EXPOSURE_HEADROOM)
+            headroom = self._headroom(faces)
+            self.last_timing["headroom"] = headroom
+            self.camera.lock_exposure(True, headroom)
             self.camera.lock_white_balance(True)
             c = self.camera.controls()
             if not (c.get("exposure_locked") and c.get("white_balance_locked")):
@@ -118,6 +137,18 @@ class ScreenLightLiveness:
                 self.camera.lock_white_balance(False)
         self.last_timing["decision_s"] = (clock.monotonic_ns() - t_start) / 1e9
         return result
+
+    def _headroom(self, faces: FaceSource) -> float:
+        """exposure_headroom from one frame under auto exposure (1.0 when it shows no one face)."""
+        pipeline = getattr(faces, "pipeline", None)
+        if pipeline is None:
+            return 1.0
+        frame = self.camera.read()
+        obs = pipeline.process(frame, want_template=False)
+        if obs.landmarks is None or obs.faces != 1:
+            return 1.0
+        b = obs.landmarks.box
+        return exposure_headroom(frame.image, (b.left, b.top, b.right, b.bottom))
 
     def _challenge(self, faces: FaceSource, ui: UiPort, clock: Clock) -> LivenessResult:
         """Capture at the camera's own rate (a slow CPU cannot thin out a field's frames) while

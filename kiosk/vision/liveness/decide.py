@@ -37,8 +37,8 @@ MIN_LIGHT_GAIN = 0.04     # a white screen adds at least 4 % to the skin's light
 MAX_BACKGROUND_RATIO = 0.45  # background gain / skin gain
 MIN_CURVATURE = 0.03      # split coefficient on n_x/|n_z| (≈ tan of the half-screen angle live)
 # and its t statistic. The coefficient is what separates: with the exposure locked below
-# clipping (check.EXPOSURE_HEADROOM), calibration seeds 41-43 (30 of each species): bent prints
-# at most 0.010, flat and cut-out prints at most 0.033 (t up to 5.2: they are refused by the
+# clipping (a fixed 1.5x then, check.exposure_headroom now), calibration seeds 41-43 (30 of
+# each species): bent prints at most 0.010, flat and cut-out prints at most 0.033 (t up to 5.2: they are refused by the
 # turn), bona fide p5 0.038; t 2.5 -> 2.0 kept one genuine session (0.038, t 2.49). Seed 44
 # (10 more bent prints): two passed it (0.196 t 8.5, 0.031 t 4.0), refused by the relief test
 MIN_CURVATURE_T = 2.0

@@ -1,10 +1,11 @@
 """`kiosk demo`: the whole system on one machine, and a scripted morning at the clinic.
 
 Brings up a private Mosquitto, the ledger gateway (in-process, SQLite log), an issuer, a
-kiosk key registered with the gateway, two patients whose wallets were enrolled from the two
-public-domain portraits (or `--faces DIR`), the PN532 emulator on a pty driven by the real
-reader code, and a camera fed frames synthesised from the portraits. Then it runs five
-check-ins, prints each outcome and the receipts, and verifies the log.
+kiosk key registered with the gateway, two patients whose wallets were enrolled from two desk
+photos each, rendered from two public-domain portraits (or `--faces DIR`), the PN532
+emulator on a pty driven by the real reader code, and a camera fed frames synthesised from
+the portraits. Then it runs five check-ins, prints each outcome and the receipts, and
+verifies the log.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,15 +65,20 @@ class DemoCamera(Camera):
         self._lock = threading.Lock()
         self._locked = {"exposure_locked": False, "white_balance_locked": False}
 
-    def still(self, name: str) -> np.ndarray:
-        """One frame of `name` as the enrolment desk's camera takes it (the same framing and
-        room light as the kiosk's, so the face passes the enrolment size gate the kiosk's
-        frames pass); the kiosk camera's clock and exposure are left alone."""
+    def stills(self, name: str) -> list[np.ndarray]:
+        """Two photos of `name` as the enrolment desk's camera takes them (the same framing as
+        the kiosk's, so the face passes the enrolment size gate the kiosk's frames pass): one
+        in the kiosk's room light, one a moment later under a warmer, brighter lamp, as a desk
+        takes a second photo. The kiosk camera's clock and exposure are left alone."""
         from kiosk.hardware.camera import photometric as ph
 
         cam = self._cams[name]
-        rad = cam.subject.render(0, ph.Light.of(*ph.IDLE_FIELD), cam.room)
-        return (ph.linear_to_srgb(rad) * 255.0 + 0.5).astype(np.uint8)
+        lamp = replace(cam.room, ambient=cam.room.ambient * 1.25, ambient_rgb=(1.0, 0.93, 0.8))
+        out = []
+        for t_ns, room in ((0, cam.room), (700_000_000, lamp)):
+            rad = cam.subject.render(t_ns, ph.Light.of(*ph.IDLE_FIELD), room)
+            out.append((ph.linear_to_srgb(rad) * 255.0 + 0.5).astype(np.uint8))
+        return out
 
     def show_person(self, name: str | None) -> None:
         with self._lock:
@@ -253,7 +259,7 @@ def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
     from kiosk.net.broker import MosquittoBroker
     from kiosk.net.mqtt_once import publish_retained
     from kiosk.protocol import keys
-    from kiosk.vision.enroll import template_from_photo
+    from kiosk.vision.enroll import enrol
     from kiosk.vision.template import template_to_bytes
     from kiosk.wallet.wallet import Wallet
 
@@ -288,11 +294,12 @@ def run_demo(faces_dir: Path | None = None, keep: Path | None = None,
         desk = DemoCamera(portraits)
         for n in names:
             w = Wallet.create()
-            tpl = template_to_bytes(template_from_photo(desk.still(n)))
+            # two photos, as the desk takes them (one photo refuses far more patients at the kiosk)
+            tpl = template_to_bytes(enrol(desk.stills(n)).template)
             w.store_pass(issuer.enroll(w.public_key, tpl).pass_bytes)
             wallets[n] = w
         lost = Wallet.create()  # a third pass (the first patient's old phone), reported lost
-        lost_tpl = template_to_bytes(template_from_photo(desk.still(names[0])))
+        lost_tpl = template_to_bytes(enrol(desk.stills(names[0])).template)
         lost.store_pass(issuer.enroll(lost.public_key, lost_tpl).pass_bytes)
         from kiosk.protocol import patient_pass
         issuer.revoke(patient_pass.decode(lost.pass_bytes).pass_id)

@@ -39,15 +39,17 @@ def register(subparsers: Any) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from kiosk.errors import ConfigError
+    from kiosk.errors import NoInputError, UsageError
     from kiosk.hardware.camera.files import read_image_rgb
     from kiosk.vision.liveness.evaluation import evaluate, photo_files
 
-    if not args.data.is_dir():
-        raise ConfigError(f"{args.data}: no such folder of face photos (--data)")
     if args.photos < 1 or args.bona_fide < 1 or args.attacks < 1 or args.jobs < 1 or args.start < 0:
-        raise ConfigError("--photos, --bona-fide, --attacks and --jobs must be at least 1, --start at least 0")
+        raise UsageError("--photos, --bona-fide, --attacks and --jobs must be at least 1, --start at least 0")
+    if not args.data.is_dir():
+        raise NoInputError(f"{args.data}: no such folder of face photos (--data)")
     files = photo_files(args.data, args.photos * 2, args.seed)
+    if not files:  # an empty report would read as "nothing got through"
+        raise NoInputError(f"{args.data}: no face photos (.jpg, .jpeg, .png) in it (--data)")
     photos = [read_image_rgb(f) for f in files]
 
     out = args.sessions_out.open("w", encoding="utf-8") if args.sessions_out else None

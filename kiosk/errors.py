@@ -104,6 +104,12 @@ class CameraError(HardwareError):
     """The camera could not deliver frames."""
 
 
+class UnavailableError(KioskError):
+    """A program or service the command needs is not there (espeak-ng, systemctl)."""
+
+    exit_code = 69  # EX_UNAVAILABLE: "a support program or file does not exist"
+
+
 class TransportError(KioskError):
     """The broker or the network failed."""
 

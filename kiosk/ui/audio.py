@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from kiosk.errors import ConfigError
+from kiosk.errors import UnavailableError
 from kiosk.ui import i18n
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def render_prompts(
     """Render every prompt of every language to WAV with espeak-ng; returns the file count."""
     exe = espeak or shutil.which("espeak-ng")
     if exe is None:
-        raise ConfigError("espeak-ng is not installed (apt-get install espeak-ng)")
+        raise UnavailableError("espeak-ng is not installed (apt-get install espeak-ng)")
     n = 0
     for lang in languages or i18n.available():
         d = out / lang

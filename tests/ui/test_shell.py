@@ -129,3 +129,13 @@ def test_frames_are_drawn_only_when_something_changed() -> None:
         assert ui.frames == drawn + 1 and m.screen == "face"
     finally:
         ui.close()
+
+
+def test_audio_without_espeak_is_unavailable_69(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A missing support program is EX_UNAVAILABLE (69), not a configuration error (78)."""
+    import shutil
+
+    from kiosk.cli import main
+
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    assert main(["ui", "audio", "--out", str(tmp_path / "wav")]) == 69

@@ -8,13 +8,14 @@ physical too.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from kiosk.checkin import events as E
 from kiosk.ui import i18n
 from kiosk.ui import theme as T
-from kiosk.ui.model import OVERRIDE_REASONS, STAFF_TABS, UiModel
+from kiosk.ui.blocks import Tr, info, message
+from kiosk.ui.model import UiModel
+from kiosk.ui.staff_screens import staff
 from kiosk.ui.widgets import (
     Box,
     Button,
@@ -27,10 +28,7 @@ from kiosk.ui.widgets import (
     Rect,
     SignaturePad,
     Widget,
-    keypad,
 )
-
-Tr = Callable[..., str]
 
 # pass refusals the patient can fix with a fresh code; the rest go to the front desk
 _FIXABLE = {"stale", "replayed", "malformed", "not-yet-valid"}
@@ -50,7 +48,7 @@ def build(m: UiModel, mt: T.Metrics) -> list[Widget]:
     bar, content = content.take_bottom(mt.touch, mt.gap)
     out += _bar(m, mt, bar, tr)
     if m.staff is not None:
-        out += _staff(m, mt, content, tr)
+        out += staff(m, mt, content, tr)
         return out
     builder = _SCREENS.get(m.screen, _welcome)
     out += builder(m, mt, content, tr)
@@ -106,52 +104,6 @@ def _bar(m: UiModel, mt: T.Metrics, bar: Rect, tr: Tr) -> list[Widget]:
     return out
 
 
-def _message(
-    rect: Rect, text: str, mt: T.Metrics, size: int | None = None, warn: bool = False
-) -> list[Widget]:
-    bg = T.WARN_BG if warn else T.BG
-    out: list[Widget] = [Box(rect, None, bg, 8)] if warn else []
-    out.append(Label(rect.inset(6 if warn else 0), None, text, size or mt.body_px, T.INK, bg))
-    return out
-
-
-def _info(
-    m: UiModel,
-    mt: T.Metrics,
-    r: Rect,
-    tr: Tr,
-    picto: str,
-    title: str,
-    lines: list[str],
-    ok_button: bool = False,
-) -> list[Widget]:
-    """A pictogram, a title, a few lines and (for results) an OK button."""
-    out: list[Widget] = []
-    if ok_button:
-        btn, r = r.take_bottom(mt.touch, mt.gap)
-        bw = max(mt.touch * 3, btn.w // 3)
-        out.append(
-            Button(
-                Rect(btn.x + (btn.w - bw) // 2, btn.y, bw, btn.h),
-                "result:ok",
-                tr("staff.ok"),
-                "primary",
-                mt.body_px,
-            )
-        )
-    if mt.portrait:
-        pic, text = r.rows([2, 3], mt.gap)
-    else:
-        pic, text = r.cols([1, 2], mt.gap)
-    out.append(Picto(pic.inset(mt.gap), None, picto))
-    title_r, rest = text.take_top(min(text.h // 2, mt.title_px * 3), mt.gap)
-    out.append(Label(title_r, None, title, mt.title_px, bold=True, min_size=mt.body_px // 2 + 6))
-    if lines:
-        for row, line in zip(rest.rows([1] * len(lines), mt.gap), lines, strict=True):
-            out.append(Label(row, None, line, mt.body_px, T.INK, min_size=12))
-    return out
-
-
 def _welcome(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
     chans = m.params.get("channels", ["nfc", "qr"])
     title, r = r.take_top(mt.title_px * 2, mt.gap)
@@ -162,7 +114,7 @@ def _welcome(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
     if "qr" in chans:
         items.append(("qr", tr("welcome.qr") if "nfc" in chans else tr("welcome.qr_only")))
     if not items:
-        return out + _message(r, tr("checkin.out_of_service"), mt, mt.title_px, warn=True)
+        return out + message(r, tr("checkin.out_of_service"), mt, mt.title_px, warn=True)
     cells = r.rows([1] * len(items), mt.gap) if mt.portrait else r.cols([1] * len(items), mt.gap * 3)
     for cell, (picto, caption) in zip(cells, items, strict=True):
         pic, cap = cell.rows([3, 2], mt.gap)
@@ -173,7 +125,7 @@ def _welcome(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
 
 def _busy(msg: str, picto: str = "phone-nfc") -> Callable[[UiModel, T.Metrics, Rect, Tr], list[Widget]]:
     def b(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
-        return _info(m, mt, r, tr, picto, tr(msg), [tr("checkin.hold_on")])
+        return info(m, mt, r, tr, picto, tr(msg), [tr("checkin.hold_on")])
 
     return b
 
@@ -182,25 +134,25 @@ def _refused(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
     reason = m.params.get("reason", "other")
     why = tr(f"reason.{reason}") if i18n.has(m.lang, f"reason.{reason}") else tr("reason.other")
     nxt = tr("next.fresh_code") if reason in _FIXABLE else tr("next.front_desk")
-    return _info(m, mt, r, tr, "warn", tr("refused.title"), [why, nxt], ok_button=True)
+    return info(m, mt, r, tr, "warn", tr("refused.title"), [why, nxt], ok_button=True)
 
 
 def _desk(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
     reason = m.params.get("reason", "other")
     why = tr(f"desk.{reason}") if i18n.has(m.lang, f"desk.{reason}") else tr("desk.other")
-    return _info(m, mt, r, tr, "desk", tr("desk.title"), [why, tr("next.front_desk")], ok_button=True)
+    return info(m, mt, r, tr, "desk", tr("desk.title"), [why, tr("next.front_desk")], ok_button=True)
 
 
 def _result(msg: str, picto: str, nxt: str) -> Callable[[UiModel, T.Metrics, Rect, Tr], list[Widget]]:
     def b(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
-        return _info(m, mt, r, tr, picto, tr(msg), [tr(nxt)], ok_button=True)
+        return info(m, mt, r, tr, picto, tr(msg), [tr(nxt)], ok_button=True)
 
     return b
 
 
 def _plain(msg: str, picto: str) -> Callable[[UiModel, T.Metrics, Rect, Tr], list[Widget]]:
     def b(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
-        return _info(m, mt, r, tr, picto, tr(msg), [])
+        return info(m, mt, r, tr, picto, tr(msg), [])
 
     return b
 
@@ -214,7 +166,7 @@ def _face(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
     title, hint = side.rows([1, 2], mt.gap)
     out.append(Label(title, None, tr("face.title"), mt.title_px, bold=True))
     if m.hint is not None:
-        out += _message(hint, tr(m.hint[0], **m.hint[1]), mt, mt.title_px, warn=True)
+        out += message(hint, tr(m.hint[0], **m.hint[1]), mt, mt.title_px, warn=True)
     return out
 
 
@@ -225,7 +177,7 @@ def _codes(m: UiModel, codes: list[str] | tuple[str, ...]) -> str:
 def _consent(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
     c = m.consent
     if not c.ok:  # the text here is not the one the record will name: nothing to sign
-        return _info(m, mt, r, tr, "desk", tr("desk.title"), [tr("desk.other"), tr("next.front_desk")])
+        return info(m, mt, r, tr, "desk", tr("desk.title"), [tr("desk.other"), tr("next.front_desk")])
     if mt.portrait:
         summ, sig = r.rows([5, 6], mt.gap)
     else:
@@ -263,7 +215,7 @@ def _consent(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
     btns, pad = sig.take_bottom(mt.touch, mt.gap)
     if c.sign_please:
         warn, pad = pad.take_top(mt.body_px * 2, mt.gap)
-        out += _message(warn, tr("consent.sign_please"), mt, mt.body_px, warn=True)
+        out += message(warn, tr("consent.sign_please"), mt, mt.body_px, warn=True)
     out.append(SignaturePad(pad, "pad", m.pad_strokes, tr("consent.sign_here"), mt.body_px))
     clear, decline, sign = btns.cols([1, 1.3, 1.2], mt.gap)
     out.append(Button(clear, "input:clear", tr("consent.clear"), "neutral", mt.body_px))
@@ -312,7 +264,7 @@ def _consent_modals(m: UiModel, mt: T.Metrics, full: Rect, tr: Tr) -> list[Widge
 def _second_tap(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
     btn, r = r.take_bottom(mt.touch, mt.gap)
     bw = max(mt.touch * 3, btn.w // 3)
-    out = _info(m, mt, r, tr, "phone-nfc", tr("consent.tap_to_sign"), [tr("consent.optional")])
+    out = info(m, mt, r, tr, "phone-nfc", tr("consent.tap_to_sign"), [tr("consent.optional")])
     out.append(
         Button(
             Rect(btn.x + (btn.w - bw) // 2, btn.y, bw, btn.h),
@@ -365,10 +317,10 @@ def _done(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
 
 def _liveness(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
     if m.hint is None:
-        return _info(m, mt, r, tr, "face", tr("liveness.start"), [])
+        return info(m, mt, r, tr, "face", tr("liveness.start"), [])
     pic, side = r.rows([2, 3], mt.gap) if mt.portrait else r.cols([1, 2], mt.gap)
     out: list[Widget] = [Picto(pic.inset(mt.gap), None, "face")]
-    return out + _message(side, tr(m.hint[0], **m.hint[1]), mt, mt.title_px, warn=True)
+    return out + message(side, tr(m.hint[0], **m.hint[1]), mt, mt.title_px, warn=True)
 
 
 _SCREENS: dict[str, Callable[[UiModel, T.Metrics, Rect, Tr], list[Widget]]] = {
@@ -394,248 +346,3 @@ _SCREENS: dict[str, Callable[[UiModel, T.Metrics, Rect, Tr], list[Widget]]] = {
     "cancelled": _result("checkin.cancelled", "face", "next.start_over"),
 }
 PATIENT_SCREENS = tuple(_SCREENS)
-
-
-# --- staff mode ----------------------------------------------------------------------------
-def _staff(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
-    st = m.staff
-    assert st is not None
-    if st.step == "badge":
-        btn, r = r.take_bottom(mt.touch, mt.gap)
-        lines = [tr(st.message[0], **st.message[1])] if st.message else []
-        out = _info(m, mt, r, tr, "phone-nfc", tr("staff.badge"), lines)
-        bw = max(mt.touch * 3, btn.w // 3)
-        out.append(
-            Button(
-                Rect(btn.x + (btn.w - bw) // 2, btn.y, bw, btn.h),
-                "staff:cancel",
-                tr("staff.cancel"),
-                "neutral",
-                mt.body_px,
-            )
-        )
-        return out
-    if st.step in ("pin", "checking"):
-        return _pin(m, mt, r, tr)
-    # portrait: two rows of tabs, so each label stays large enough to read
-    rows_n = 2 if mt.portrait else 1
-    tabs, body = r.take_top(mt.touch * rows_n + mt.gap // 2 * (rows_n - 1), mt.gap)
-    cells = (
-        (
-            tabs.rows([1, 1], mt.gap // 2)[0].cols([1, 1, 1], mt.gap // 2)
-            + tabs.rows([1, 1], mt.gap // 2)[1].cols([1, 1], mt.gap // 2)
-        )
-        if mt.portrait
-        else tabs.cols([1] * len(STAFF_TABS), mt.gap // 2)
-    )
-    out = []
-    for cell, tab in zip(cells, STAFF_TABS, strict=True):
-        label = tr(f"staff.tab.{tab}")
-        if tab == "alerts" and m.desk is not None and m.desk.alerts():
-            label += f" ({len(m.desk.alerts())})"
-        out.append(
-            Button(
-                cell,
-                f"tab:{tab}",
-                label,
-                "selected" if tab == st.tab else "neutral",
-                mt.body_px,
-                selected=tab == st.tab,
-            )
-        )
-    if st.message and st.tab != "override":  # the override tab shows it in its title line
-        msg, body = body.take_bottom(mt.body_px * 2, mt.gap)
-        out += _message(msg, tr(st.message[0], **st.message[1]), mt, mt.body_px, warn=True)
-    out += _STAFF_TABS[st.tab](m, mt, body, tr)
-    return out
-
-
-def _pin(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
-    st = m.staff
-    assert st is not None
-    if mt.portrait:
-        left, pad = r.rows([2, 3], mt.gap)
-    else:
-        left, pad = r.cols([1, 1], mt.gap * 2)
-    rows = left.rows([2, 2, 2, 2], mt.gap)
-    out: list[Widget] = [Label(rows[0], None, tr("staff.pin"), mt.title_px, bold=True)]
-    out.append(Box(rows[1], None, T.PANEL, 8))
-    out.append(Label(rows[1], None, "●" * len(st.pin), mt.title_px, T.INK, T.PANEL))
-    if st.message:
-        out += _message(rows[2], tr(st.message[0], **st.message[1]), mt, mt.body_px, warn=True)
-    cancel = Rect(rows[3].x, rows[3].y + rows[3].h - mt.touch, rows[3].w, mt.touch)
-    out.append(Button(cancel, "staff:cancel", tr("staff.cancel"), "neutral", mt.body_px))
-    # a keypad of 4 rows of 12 mm keys at least
-    kh = max(pad.h, 4 * mt.touch + 3 * mt.gap)
-    out += keypad(
-        Rect(pad.x, pad.y, pad.w, min(kh, pad.h)), mt.gap, mt.title_px, tr("staff.ok"), tr("staff.delete")
-    )
-    return out
-
-
-def _rows(rect: Rect, texts: list[tuple[str, bool]], mt: T.Metrics, row_h: int) -> list[Widget]:
-    """Non-touchable rows; (text, bad) — bad rows are white on red."""
-    out: list[Widget] = []
-    n = max(1, (rect.h + mt.gap // 2) // (row_h + mt.gap // 2))
-    shown = texts if len(texts) <= n else texts[: n - 1] + [(f"+{len(texts) - n + 1} …", False)]
-    y = rect.y
-    for text, bad in shown:
-        row = Rect(rect.x, y, rect.w, row_h)
-        bg, fg = (T.DANGER, T.WHITE) if bad else (T.PANEL, T.INK)
-        out.append(Box(row, None, bg, 6))
-        out.append(Label(row.inset(4), None, text, mt.small_px, fg, bg, align="left", min_size=11))
-        y += row_h + mt.gap // 2
-    return out
-
-
-def _clock(t: float) -> str:
-    return time.strftime("%H:%M", time.localtime(t))
-
-
-def _queue(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
-    now = m.clock.time()
-    items = m.desk.queue(now) if m.desk is not None else []
-    if not items:
-        return [Label(r, None, tr("staff.queue.empty"), mt.title_px, T.MUTED)]
-    rows = [
-        (
-            tr(
-                "staff.queue.row",
-                ticket=q.ticket,
-                time=_clock(q.at),
-                wait=max(0, int((now - q.at) // 60)),
-                channel=tr(f"staff.channel.{q.channel}"),
-            ),
-            False,
-        )
-        for q in items
-    ]
-    return _rows(r, rows, mt, mt.small_px * 3 // 2 + 8)
-
-
-def _alerts(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
-    items = m.desk.alerts() if m.desk is not None else []
-    if not items:
-        return [Label(r, None, tr("staff.alerts.none"), mt.title_px, T.MUTED)]
-    out: list[Widget] = []
-    row_h = mt.touch * 3 // 2 if mt.portrait else mt.touch  # a narrow panel needs more lines per alert
-    n = max(1, (r.h + mt.gap) // (row_h + mt.gap))
-    for a, y in zip(items[:n], range(r.y, r.y + r.h, row_h + mt.gap), strict=False):
-        row = Rect(r.x, y, r.w, row_h)
-        text_r, btn = row.cols([4, 1.4], mt.gap)
-        key = f"staff.alert.{a.kind}"
-        params = dict(a.detail)
-        if "format" in params:
-            fmt = f"staff.format.{params['format']}"
-            params["format"] = tr(fmt) if i18n.has(m.lang, fmt) else params["format"]
-        text = tr(key, **params) if i18n.has(m.lang, key) else tr("staff.alert.other", kind=a.kind)
-        out.append(Box(text_r, None, T.DANGER, 6))
-        out.append(
-            Label(
-                text_r.inset(4),
-                None,
-                f"{_clock(a.at)}  {text}",
-                mt.small_px,
-                T.WHITE,
-                T.DANGER,
-                align="left",
-                min_size=11,
-            )
-        )
-        out.append(Button(btn, f"ack:{a.id}", tr("staff.ack"), "neutral", mt.body_px))
-    return out
-
-
-def _health(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
-    items = m.desk.health() if m.desk is not None else []
-    rows = []
-    for h in items:
-        value = tr(h.value[0], **h.value[1]) if isinstance(h.value, tuple) else str(h.value)
-        rows.append((f"{tr('staff.health.' + h.name)}: {value}", h.ok is False))
-    if mt.portrait:
-        return _rows(
-            r, rows, mt, min(mt.small_px * 3, (r.h - mt.gap // 2 * (len(rows) - 1)) // max(1, len(rows)))
-        )
-    left, right = r.cols([1, 1], mt.gap)
-    half = (len(rows) + 1) // 2
-    row_h = (r.h - (mt.gap // 2) * (half - 1)) // max(1, half)  # room for a second line
-    return _rows(left, rows[:half], mt, row_h) + _rows(right, rows[half:], mt, row_h)
-
-
-def _parked(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
-    items = m.desk.parked() if m.desk is not None else []
-    btn, r = r.take_bottom(mt.touch, mt.gap)
-    out: list[Widget] = []
-    if not items:
-        out.append(Label(r, None, tr("staff.parked.none"), mt.title_px, T.MUTED))
-    else:
-        rows = [
-            (
-                tr("staff.parked.row", entry=p.entry_hash.hex()[:12], reason=p.reason, attempts=p.attempts),
-                True,
-            )
-            for p in items
-        ]
-        out += _rows(r, rows, mt, mt.small_px * 3 // 2 + 8)
-    bw = max(mt.touch * 3, btn.w // 3)
-    out.append(
-        Button(
-            Rect(btn.x + btn.w - bw, btn.y, bw, btn.h),
-            "parked:retry",
-            tr("staff.retry"),
-            "primary",
-            mt.body_px,
-        )
-    )
-    return out
-
-
-def _override(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
-    st = m.staff
-    assert st is not None
-    title, r = r.take_top(mt.body_px * 3 // 2, mt.gap)
-    out: list[Widget] = []
-    if st.message:
-        out += _message(title, tr(st.message[0], **st.message[1]), mt, mt.body_px, warn=True)
-    else:
-        out.append(
-            Label(
-                title,
-                None,
-                tr("staff.override.title") + " · " + tr("staff.override.pick"),
-                mt.body_px,
-                bold=True,
-                align="left",
-            )
-        )
-    cells = []
-    n_cols = 1 if mt.portrait else 2
-    n_rows = -(-(len(OVERRIDE_REASONS) + 1) // n_cols)
-    for row in r.rows([1] * n_rows, mt.gap):
-        cells += row.cols([1] * n_cols, mt.gap)
-    for cell, reason in zip(cells, OVERRIDE_REASONS, strict=False):
-        out.append(
-            Button(
-                cell,
-                f"reason:{reason}",
-                tr(f"staff.override.reason.{reason}"),
-                "selected" if st.reason == reason else "neutral",
-                mt.small_px,
-                selected=st.reason == reason,
-            )
-        )
-    out.append(
-        Button(
-            cells[len(OVERRIDE_REASONS)], "override:confirm", tr("staff.override.confirm"), "sign", mt.body_px
-        )
-    )
-    return out
-
-
-_STAFF_TABS = {
-    "queue": _queue,
-    "alerts": _alerts,
-    "health": _health,
-    "parked": _parked,
-    "override": _override,
-}

@@ -33,17 +33,8 @@ def info(
     """A pictogram, a title, a few lines and (for results) an OK button."""
     out: list[Widget] = []
     if ok_button:
-        btn, r = r.take_bottom(mt.touch, mt.gap)
-        bw = max(mt.touch * 3, btn.w // 3)
-        out.append(
-            Button(
-                Rect(btn.x + (btn.w - bw) // 2, btn.y, bw, btn.h),
-                "result:ok",
-                tr("staff.ok"),
-                "primary",
-                mt.body_px,
-            )
-        )
+        ok, r = bottom_button(r, mt, "result:ok", tr("staff.ok"), "primary")
+        out.append(ok)
     if mt.portrait:
         pic, text = r.rows([2, 3], mt.gap)
     else:
@@ -55,3 +46,11 @@ def info(
         for row, line in zip(rest.rows([1] * len(lines), mt.gap), lines, strict=True):
             out.append(Label(row, None, line, mt.body_px, T.INK, min_size=12))
     return out
+
+
+def bottom_button(r: Rect, mt: T.Metrics, action: str, label: str, style: str) -> tuple[Button, Rect]:
+    """A button centred along the bottom of `r` (a third of its width, at least three touch
+    targets wide), and the rest of `r` above it."""
+    btn, rest = r.take_bottom(mt.touch, mt.gap)
+    bw = max(mt.touch * 3, btn.w // 3)
+    return Button(Rect(btn.x + (btn.w - bw) // 2, btn.y, bw, btn.h), action, label, style, mt.body_px), rest

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from kiosk.checkin import events as E
 from kiosk.ui import i18n
 from kiosk.ui import theme as T
-from kiosk.ui.blocks import Tr, info, message
+from kiosk.ui.blocks import Tr, bottom_button, info, message
 from kiosk.ui.model import UiModel
 from kiosk.ui.staff_screens import staff
 from kiosk.ui.widgets import (
@@ -278,17 +278,8 @@ def _second_tap(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
 
 
 def _done(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
-    btn, r = r.take_bottom(mt.touch, mt.gap)
-    bw = max(mt.touch * 3, btn.w // 3)
-    out: list[Widget] = [
-        Button(
-            Rect(btn.x + (btn.w - bw) // 2, btn.y, bw, btn.h),
-            "result:ok",
-            tr("staff.ok"),
-            "primary",
-            mt.body_px,
-        )
-    ]
+    ok, r = bottom_button(r, mt, "result:ok", tr("staff.ok"), "primary")
+    out: list[Widget] = [ok]
     title, r = r.take_top(mt.title_px * 2, mt.gap)
     out.append(Label(title, None, tr("done.title"), mt.title_px, bold=True))
     ticket_r, text_r = r.rows([1, 1], mt.gap) if mt.portrait else r.cols([2, 3], mt.gap)

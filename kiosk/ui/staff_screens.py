@@ -7,7 +7,7 @@ import time
 
 from kiosk.ui import i18n
 from kiosk.ui import theme as T
-from kiosk.ui.blocks import Tr, info, message
+from kiosk.ui.blocks import Tr, bottom_button, info, message
 from kiosk.ui.model import OVERRIDE_REASONS, STAFF_TABS, UiModel
 from kiosk.ui.widgets import (
     Box,
@@ -23,20 +23,9 @@ def staff(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
     st = m.staff
     assert st is not None
     if st.step == "badge":
-        btn, r = r.take_bottom(mt.touch, mt.gap)
+        cancel, r = bottom_button(r, mt, "staff:cancel", tr("staff.cancel"), "neutral")
         lines = [tr(st.message[0], **st.message[1])] if st.message else []
-        out = info(m, mt, r, tr, "phone-nfc", tr("staff.badge"), lines)
-        bw = max(mt.touch * 3, btn.w // 3)
-        out.append(
-            Button(
-                Rect(btn.x + (btn.w - bw) // 2, btn.y, bw, btn.h),
-                "staff:cancel",
-                tr("staff.cancel"),
-                "neutral",
-                mt.body_px,
-            )
-        )
-        return out
+        return [*info(m, mt, r, tr, "phone-nfc", tr("staff.badge"), lines), cancel]
     if st.step in ("pin", "checking"):
         return _pin(m, mt, r, tr)
     # portrait: two rows of tabs, so each label stays large enough to read
@@ -50,7 +39,7 @@ def staff(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
         if mt.portrait
         else tabs.cols([1] * len(STAFF_TABS), mt.gap // 2)
     )
-    out = []
+    out: list[Widget] = []
     for cell, tab in zip(cells, STAFF_TABS, strict=True):
         label = tr(f"staff.tab.{tab}")
         if tab == "alerts" and m.desk is not None and m.desk.alerts():

@@ -378,13 +378,21 @@ class _Track:
                  mesh_points: np.ndarray | None) -> None:
         self.width = width
         self.state = dc.parallax_start(frontal, box, width)
-        # the frontal mesh's depth at each corner, for the relief test
-        self.depth = (dc.mesh_depth_at(self.state.start, mesh_points, dc.RELIEF_MARGIN * width)
-                      if self.state is not None and mesh_points is not None else None)
+        # the relief test's own corners, all well inside the mesh's outline, and the frontal
+        # mesh's depth at each
+        self.inner: dc.TrackState | None = None
+        self.depth: np.ndarray | None = None
+        if mesh_points is not None:
+            margin = dc.RELIEF_MARGIN * width
+            self.inner = dc.parallax_start(frontal, box, width, dc.inner_mask(frontal.shape, mesh_points, margin))
+            if self.inner is not None:
+                self.depth = dc.mesh_depth_at(self.inner.start, mesh_points, margin)
 
     def add(self, grey: np.ndarray) -> None:
         if self.state is not None:
             self.state = dc.parallax_step(self.state, grey)
+        if self.inner is not None:
+            self.inner = dc.parallax_step(self.inner, grey)
 
     def residual(self) -> tuple[float, float]:
         """(homography residual, bent-sheet residual), face widths."""
@@ -394,9 +402,9 @@ class _Track:
 
     def relief(self, yaw_ratio: float, sign: float) -> tuple[float, float]:
         """(share of the mesh's relief moved as depth, its t): dc.relief."""
-        if self.state is None or self.depth is None:
+        if self.inner is None or self.depth is None:
             return float("nan"), float("nan")
-        return dc.relief(self.state, self.width, self.depth, yaw_ratio, sign)
+        return dc.relief(self.inner, self.width, self.depth, yaw_ratio, sign)
 
 
 def _grey(image: np.ndarray) -> np.ndarray:

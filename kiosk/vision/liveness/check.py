@@ -96,18 +96,32 @@ class ScreenLightLiveness:
         self.last_timing: dict[str, float] = {}
 
     # --- one frame -------------------------------------------------------------------
-    def _mesh(self, frame: Any, obs: Any) -> Mesh | None:
+    def _mesh(self, frame: Any, obs: Any, roi: _Roi | None = None, follow: bool = False) -> Mesh | None:
+        """The face mesh on the detector's face; or, where the detector lost it (`obs.faces`
+        0) and `roi` holds the last mesh's region, on that region moved with the face, as a
+        face-mesh pipeline tracks (`follow`: during the turn): the detector is frontal and
+        loses a head turned past ~20-25 degrees, the mesh model follows it further. Never where
+        it sees several faces."""
         lm = obs.landmarks
-        if lm is None or obs.faces != 1:
+        if lm is not None and obs.faces == 1:
+            le, re = lm.left_eye, lm.right_eye
+            b = lm.box
+            box = (b.left, b.top, b.right, b.bottom)
+            angle = float(np.arctan2(re[1] - le[1], re[0] - le[0]))
+        elif follow and obs.faces == 0 and roi is not None and roi.centre is not None:
+            box, angle = roi.box, roi.angle
+        else:
             return None
-        le, re = lm.left_eye, lm.right_eye
-        b = lm.box
+        tracked = lm is None or obs.faces != 1
         t0 = time.perf_counter()
-        mesh = self.mesh_model.run(frame.image, (b.left, b.top, b.right, b.bottom),
-                                   float(np.arctan2(re[1] - le[1], re[0] - le[0])))
+        mesh = self.mesh_model.run(frame.image, box, angle)
         self.last_timing["mesh_s"] += time.perf_counter() - t0
         self.last_timing["mesh_n"] += 1
-        return mesh if mesh.score > 0.5 else None
+        if mesh.score <= 0.5:
+            return None
+        if roi is not None:
+            roi.follow(box, angle, mesh, tracked)
+        return mesh
 
     def _template(self, frame: Any, landmarks: Any) -> Any:
         from kiosk.vision.template import compute_template
@@ -229,6 +243,25 @@ class ScreenLightLiveness:
                               sg.frame_lines(_grey(image), mesh) if count % 10 == 0 else -1)
 
 
+@dataclass
+class _Roi:
+    """Where the last mesh was: the box it was run on, the eye line's angle, the mesh's centre.
+    Moved with the mesh's centre, it is where the next frame's face is looked for when the
+    detector loses it during the turn."""
+
+    box: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    angle: float = 0.0
+    centre: tuple[float, float] | None = None
+
+    def follow(self, box: tuple[float, float, float, float], angle: float, mesh: Mesh, tracked: bool) -> None:
+        """`mesh` was found in `box`: from the detector, or (`tracked`) the last region."""
+        c = (float(mesh.points[:, 0].mean()), float(mesh.points[:, 1].mean()))
+        if tracked and self.centre is not None:  # move the region with the face
+            dx, dy = c[0] - self.centre[0], c[1] - self.centre[1]
+            box = (box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy)
+        self.box, self.angle, self.centre = box, angle, c
+
+
 # what a frame is for: a still, frontal face under the fields; a colour field while the head
 # may turn; the turn alone after the fields
 _STILL, _LIT_TURN, _TURN = 0, 1, 2
@@ -256,6 +289,7 @@ class _Processor:
         self.want_sign = 1.0 if plan.turn == "turn-left" else -1.0  # turn-left: nose to the image's right
         self._past = 0
         self._last_t = 0
+        self.roi = _Roi()
 
     def turn_done(self) -> bool:
         """The yaw passed the threshold and three more frames were seen (read by the capture loop)."""
@@ -291,7 +325,8 @@ class _Processor:
             self.flash_frames += 1
             self._last_t = frame.t_ns
         obs = self.pipeline.process(frame, want_template=False)
-        mesh = self.check._mesh(frame, obs)
+        # past the prompt the mesh may follow the head where the frontal detector loses it
+        mesh = self.check._mesh(frame, obs, self.roi, follow=phase != _STILL)
         if mesh is None:
             # a face lost under the fields starves the light tests; one lost far into the turn
             # (the detector is frontal) still counts towards the frames after the threshold

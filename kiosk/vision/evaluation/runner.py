@@ -86,10 +86,11 @@ def _stop(pool: Any, grace_s: float = 10.0) -> None:
     stopper.join(grace_s)
     if not stopper.is_alive():
         pool.join()
-        return
+    # whichever way the pool ended, the workers it had are reaped here: one that outlived its
+    # SIGTERM (an inherited handler, a lock copied by fork) is killed outright
     for p in workers:
         with contextlib.suppress(Exception):
-            p.kill()
-    for p in workers:
-        with contextlib.suppress(Exception):
-            p.join(grace_s)
+            p.join(0 if stopper.is_alive() else grace_s)
+            if p.is_alive():
+                p.kill()
+                p.join(grace_s)

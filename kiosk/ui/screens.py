@@ -262,19 +262,8 @@ def _consent_modals(m: UiModel, mt: T.Metrics, full: Rect, tr: Tr) -> list[Widge
 
 
 def _second_tap(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:
-    btn, r = r.take_bottom(mt.touch, mt.gap)
-    bw = max(mt.touch * 3, btn.w // 3)
-    out = info(m, mt, r, tr, "phone-nfc", tr("consent.tap_to_sign"), [tr("consent.optional")])
-    out.append(
-        Button(
-            Rect(btn.x + (btn.w - bw) // 2, btn.y, bw, btn.h),
-            "input:skip",
-            tr("consent.skip"),
-            "neutral",
-            mt.body_px,
-        )
-    )
-    return out
+    skip, r = bottom_button(r, mt, "input:skip", tr("consent.skip"), "neutral")
+    return [*info(m, mt, r, tr, "phone-nfc", tr("consent.tap_to_sign"), [tr("consent.optional")]), skip]
 
 
 def _done(m: UiModel, mt: T.Metrics, r: Rect, tr: Tr) -> list[Widget]:

@@ -96,19 +96,19 @@ class ScreenLightLiveness:
         self.last_timing: dict[str, float] = {}
 
     # --- one frame -------------------------------------------------------------------
-    def _mesh(self, frame: Any, obs: Any, roi: _Roi | None = None, follow: bool = False) -> Mesh | None:
+    def _mesh(self, frame: Any, obs: Any, roi: _Roi) -> Mesh | None:
         """The face mesh on the detector's face; or, where the detector lost it (`obs.faces`
         0) and `roi` holds the last mesh's region, on that region moved with the face, as a
-        face-mesh pipeline tracks (`follow`: during the turn): the detector is frontal and
-        loses a head turned past ~20-25 degrees, the mesh model follows it further. Never where
-        it sees several faces."""
+        face-mesh pipeline tracks: the detector is frontal and loses a head turned past ~20-25
+        degrees (the mesh model follows it further) and, in some frames, a marginal face (a dim
+        field, a laugh). Never where it sees several faces."""
         lm = obs.landmarks
         if lm is not None and obs.faces == 1:
             le, re = lm.left_eye, lm.right_eye
             b = lm.box
             box = (b.left, b.top, b.right, b.bottom)
             angle = float(np.arctan2(re[1] - le[1], re[0] - le[0]))
-        elif follow and obs.faces == 0 and roi is not None and roi.centre is not None:
+        elif obs.faces == 0 and roi.centre is not None:
             box, angle = roi.box, roi.angle
         else:
             return None
@@ -119,8 +119,7 @@ class ScreenLightLiveness:
         self.last_timing["mesh_n"] += 1
         if mesh.score <= 0.5:
             return None
-        if roi is not None:
-            roi.follow(box, angle, mesh, tracked)
+        roi.follow(box, angle, mesh, tracked)
         return mesh
 
     def _template(self, frame: Any, landmarks: Any) -> Any:
@@ -223,11 +222,14 @@ class ScreenLightLiveness:
             ref["bg"] = sg.background_points(image.shape[1], image.shape[0], mesh)
             ref["pts"] = mesh.points[ref["skin"], :2].copy()
             ref["centroid"] = mesh.points[:, :2].mean(axis=0)
+            ref["register"] = sg.Registration(_grey(image), mesh)
         radius = max(2, int(round(0.045 * mesh.width)))
         if follow:
             pts = mesh.points[ref["skin"], :2]
         else:
-            pts = ref["pts"] + (mesh.points[:, :2].mean(axis=0) - ref["centroid"])
+            moved = ref["register"].offset(_grey(image))
+            shift = np.asarray(moved) if moved is not None else mesh.points[:, :2].mean(axis=0) - ref["centroid"]
+            pts = ref["pts"] + shift
         ii = sg.integral(image)  # once per frame, for both skin and background
         skin = sg.sample(ii, pts, radius)
         bg = sg.sample(ii, ref["bg"], radius)
@@ -325,8 +327,8 @@ class _Processor:
             self.flash_frames += 1
             self._last_t = frame.t_ns
         obs = self.pipeline.process(frame, want_template=False)
-        # past the prompt the mesh may follow the head where the frontal detector loses it
-        mesh = self.check._mesh(frame, obs, self.roi, follow=phase != _STILL)
+        # the mesh follows the face from its last region where the frontal detector loses it
+        mesh = self.check._mesh(frame, obs, self.roi)
         if mesh is None:
             # a face lost under the fields starves the light tests; one lost far into the turn
             # (the detector is frontal) still counts towards the frames after the threshold

@@ -56,8 +56,9 @@ def _eval(args: argparse.Namespace) -> int:
 
     def progress(r: Any) -> None:
         if out is not None:
-            out.write(json.dumps({"species": r.species, "status": r.result.status, "seconds": r.seconds,
-                                  "compute_s": r.compute_s, "meta": r.meta, "detail": r.result.detail}) + "\n")
+            out.write(json.dumps({"species": r.species, "status": r.result.status, "acquired": r.acquired,
+                                  "seconds": r.seconds, "compute_s": r.compute_s, "meta": r.meta,
+                                  "detail": r.result.detail}) + "\n")
             out.flush()
         if not args.json:
             print(f"  photo {r.meta.get('photo')} {r.species:16s} {r.result.status:12s} "

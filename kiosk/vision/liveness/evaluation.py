@@ -115,21 +115,31 @@ class Report:
     results: list[SessionResult] = field(default_factory=list)
     photos: int = 0
 
+    def _acquired(self, species: str | None = None) -> list[SessionResult]:
+        """The sessions the face step acquired (liveness ran), of `species` or of every attack."""
+        return [r for r in self.results if r.acquired
+                and (r.species == species if species else r.species != "bona-fide")]
+
     def apcer(self, species: str) -> Rate:
-        rs = [r for r in self.results if r.species == species]
+        rs = self._acquired(species)
         return Rate(sum(r.result.status == "live" for r in rs), len(rs))
 
     def bpcer(self) -> Rate:
-        rs = [r for r in self.results if r.species == "bona-fide"]
+        rs = self._acquired("bona-fide")
         return Rate(sum(r.result.status != "live" for r in rs), len(rs))
 
     def non_response(self) -> Rate:
-        rs = [r for r in self.results if r.species == "bona-fide"]
+        rs = self._acquired("bona-fide")
         return Rate(sum(r.result.status == "inconclusive" for r in rs), len(rs))
+
+    def not_acquired(self, species: str) -> Rate:
+        """Failure to acquire: the face step before liveness found no face (the check did not run)."""
+        rs = [r for r in self.results if r.species == species]
+        return Rate(sum(not r.acquired for r in rs), len(rs))
 
     def bpcer_by(self, key: str, order: tuple[str, ...] = ()) -> dict[str, Rate]:
         """BPCER per value of a session's `meta[key]` (skin-tone bin, lighting ...)."""
-        rs = [r for r in self.results if r.species == "bona-fide"]
+        rs = self._acquired("bona-fide")
         vals = list(order) + sorted({str(r.meta.get(key)) for r in rs} - set(order))
         out = {}
         for v in vals:
@@ -140,7 +150,7 @@ class Report:
 
     def apcer_by(self, key: str, order: tuple[str, ...] = ()) -> dict[str, Rate]:
         """APCER over all species per value of `meta[key]`."""
-        rs = [r for r in self.results if r.species != "bona-fide"]
+        rs = self._acquired()
         vals = list(order) + sorted({str(r.meta.get(key)) for r in rs} - set(order))
         out = {}
         for v in vals:
@@ -155,14 +165,13 @@ class Report:
         return {name: n for name in SKIN_ORDER if (n := sum(v == name for v in seen.values()))}
 
     def decision_times(self) -> np.ndarray:
-        return np.array([r.seconds for r in self.results if r.species == "bona-fide"])
+        return np.array([r.seconds for r in self._acquired("bona-fide")])
 
     def reasons(self, species: str) -> dict[str, int]:
         out: dict[str, int] = {}
-        for r in self.results:
-            if r.species == species:
-                for why in r.result.detail.get("reasons", []):
-                    out[why] = out.get(why, 0) + 1
+        for r in self._acquired(species):
+            for why in r.result.detail.get("reasons", []):
+                out[why] = out.get(why, 0) + 1
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -173,6 +182,7 @@ class Report:
                 "thresholds": {k: getattr(dc, k) for k in dir(dc) if k.isupper()},
                 "apcer": {sp: self.apcer(sp).as_dict() for sp in SPECIES},
                 "bpcer": self.bpcer().as_dict(), "non_response": self.non_response().as_dict(),
+                "not_acquired": {sp: self.not_acquired(sp).as_dict() for sp in ("bona-fide",) + SPECIES},
                 "photos_by_skin_tone_proxy": self.photos_by_skin_tone(),
                 "bpcer_by_skin_tone_proxy": {k: v.as_dict() for k, v in
                                              self.bpcer_by("skin_tone", SKIN_ORDER).items()},
@@ -190,6 +200,9 @@ class Report:
             out.append(f"APCER {sp:16s} {self.apcer(sp).line()}   refused by: {self.reasons(sp)}")
         out.append(f"BPCER {'':16s} {self.bpcer().line()}   reasons: {self.reasons('bona-fide')}")
         out.append(f"non-response {'':9s} {self.non_response().line()}")
+        fta = {sp: self.not_acquired(sp) for sp in ("bona-fide",) + SPECIES}
+        out.append("not acquired (the face step before liveness found no face; not in the rates above): "
+                   + ", ".join(f"{sp} {r.k}/{r.n}" for sp, r in fta.items()))
         out.append("by skin tone (ITA° of the photo's skin, a colorimetric proxy, not a label; photos "
                    f"per bin {self.photos_by_skin_tone()}):")
         ap = self.apcer_by("skin_tone", SKIN_ORDER)
@@ -254,7 +267,7 @@ def _photo_sessions(sim: Simulator, index: int, photo: np.ndarray, bona_fide: in
     for species in plan:
         room = random_room(rng)
         subject = build_subject(species, fm, rng, sim.size, room)
-        res = sim.run(subject, room, int(rng.integers(1 << 30)), species)
+        res = sim.run(subject, room, int(rng.integers(1 << 30)), species, acquire=True)
         res.meta = {"photo": index, "ita": None if ita != ita else round(ita, 1), "skin_tone": ita_bin(ita),
                     "lighting": lighting(room)}
         out.append(res)

@@ -32,6 +32,9 @@ class SessionResult:
     seconds: float         # time to decision on the session's clock
     compute_s: float       # real computing time
     meta: dict[str, Any] = field(default_factory=dict)  # photo, skin-tone proxy, room (evaluation)
+    # False: the kiosk's face step, which comes before liveness, found no face in the camera's
+    # frames, so the check did not run (a failure to acquire, not a liveness decision)
+    acquired: bool = True
 
 
 def random_room(rng: np.random.Generator) -> ph.Room:
@@ -114,7 +117,14 @@ class Simulator:
     def face_model(self, photo: np.ndarray, face_px: float = 170.0) -> ph.FaceModel:
         return ph.face_model(photo, self.size, face_px, models_dir=self.models_dir)
 
-    def run(self, subject: Any, room: ph.Room, seed: int, species: str) -> SessionResult:
+    # the face step before liveness: this many frames (1.3 s at 15 frames/s) for the pipeline to
+    # see one face, as the kiosk's face step waits for one
+    ACQUIRE_FRAMES = 20
+
+    def run(self, subject: Any, room: ph.Room, seed: int, species: str, acquire: bool = False) -> SessionResult:
+        """One session. `acquire`: first the kiosk's face step, which liveness follows: the
+        camera's frames under the idle screen until the pipeline sees one face; none within
+        ACQUIRE_FRAMES and the check does not run (`SessionResult.acquired` False)."""
         import time
 
         clock = ph.VirtualClock()
@@ -129,8 +139,20 @@ class Simulator:
         self.check.clock = clock
         t0 = time.perf_counter()
         t_start = clock.monotonic_ns()
+        if acquire and not self._acquired(cam):
+            res = LivenessResult("inconclusive", self.check.method, {"reasons": ["face-not-acquired"]}, ())
+            return SessionResult(species, res, (clock.monotonic_ns() - t_start) / 1e9,
+                                 time.perf_counter() - t0, acquired=False)
         res = self.check.run(faces, ui, clock)
         return SessionResult(species, res, (clock.monotonic_ns() - t_start) / 1e9, time.perf_counter() - t0)
+
+
+    def _acquired(self, cam: ph.PhotometricCamera) -> bool:
+        for _ in range(self.ACQUIRE_FRAMES):
+            obs = self.pipeline.process(cam.read(), want_template=False)
+            if obs.faces == 1 and obs.landmarks is not None:
+                return True
+        return False
 
 
 class _CameraProxy:

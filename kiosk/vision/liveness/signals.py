@@ -102,6 +102,42 @@ def sample(ii: np.ndarray, xy: np.ndarray, radius: int) -> np.ndarray:
     return out
 
 
+class Registration:
+    """Where the face has moved since the first frame, to a tenth of a pixel, by phase
+    correlation of its grey crop (whitened spectrum, Hann window).
+
+    The half-field test subtracts the dim field's light from each half field's, a difference
+    of a few per cent of the room's light: a patch that slides half a pixel over the skin's
+    texture between two fields (a person sways) changes it by as much as the screen does. The
+    mesh's own points jitter by about that much and shift with the light that falls on the
+    face; the phase of the texture's spectrum does neither (whitening takes out the light's
+    gain and its smooth gradients)."""
+
+    MIN_RESPONSE = 0.05  # below it the crops share too little texture to be trusted
+
+    def __init__(self, grey: np.ndarray, mesh: Mesh) -> None:
+        p = mesh.points[:, :2]
+        x0, y0 = np.maximum(p.min(axis=0).astype(int), 0)
+        x1, y1 = p.max(axis=0).astype(int) + 1
+        self.box = (int(x0), int(y0), int(min(x1, grey.shape[1])), int(min(y1, grey.shape[0])))
+        self.window = cv2.createHanningWindow((self.box[2] - self.box[0], self.box[3] - self.box[1]), cv2.CV_32F)
+        self.ref = self._crop(grey)
+
+    def _crop(self, grey: np.ndarray) -> np.ndarray:
+        x0, y0, x1, y1 = self.box
+        return np.ascontiguousarray(grey[y0:y1, x0:x1], np.float32)
+
+    def offset(self, grey: np.ndarray) -> tuple[float, float] | None:
+        """(dx, dy) of the face since the reference frame, pixels; None: not measurable."""
+        crop = self._crop(grey)
+        if crop.shape != self.ref.shape or crop.shape[0] < 16 or crop.shape[1] < 16:
+            return None
+        (dx, dy), response = cv2.phaseCorrelate(self.ref, crop, self.window)
+        if response < self.MIN_RESPONSE or abs(dx) > 0.25 * crop.shape[1] or abs(dy) > 0.25 * crop.shape[0]:
+            return None
+        return float(dx), float(dy)
+
+
 def glare_fraction(image: np.ndarray, mesh: Mesh) -> float:
     """The largest cluster of near-white, colourless pixels on the face, as a share of the face.
 

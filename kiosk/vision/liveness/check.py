@@ -218,8 +218,10 @@ class ScreenLightLiveness:
     def _sample(self, frame: Any, mesh: Mesh, ref: dict[str, Any], count: int, follow: bool) -> sg.FrameSample:
         """One frame's measurements. `follow`: the head may be turning, so the skin is sampled
         at this frame's mesh points; a still face is sampled at the first frame's points moved
-        with the face (its patches stay on the same skin instead of jittering with the mesh)."""
+        with the face as its texture moved (sg.Registration; the mesh's centre where that
+        fails), so its patches stay on the same skin instead of jittering with the mesh."""
         image = frame.image
+        grey = _grey(image)
         if "skin" not in ref:
             ref["skin"] = sg.skin_points(mesh)
             ref["normals"] = sg.point_normals(mesh.points)[ref["skin"]]
@@ -229,12 +231,13 @@ class ScreenLightLiveness:
             ref["bg"] = sg.background_points(image.shape[1], image.shape[0], mesh)
             ref["pts"] = mesh.points[ref["skin"], :2].copy()
             ref["centroid"] = mesh.points[:, :2].mean(axis=0)
-            ref["register"] = sg.Registration(_grey(image), mesh)
+            lo, hi = mesh.points[:, :2].min(axis=0), mesh.points[:, :2].max(axis=0)
+            ref["register"] = sg.Registration(grey, (int(lo[0]), int(lo[1]), int(hi[0]) + 1, int(hi[1]) + 1))
         radius = max(2, int(round(0.045 * mesh.width)))
         if follow:
             pts = mesh.points[ref["skin"], :2]
         else:
-            moved = ref["register"].offset(_grey(image))
+            moved = ref["register"].offset(grey)
             shift = np.asarray(moved) if moved is not None else mesh.points[:, :2].mean(axis=0) - ref["centroid"]
             pts = ref["pts"] + shift
         ii = sg.integral(image)  # once per frame, for both skin and background
@@ -249,7 +252,7 @@ class ScreenLightLiveness:
         return sg.FrameSample(frame.t_ns, skin, bg, mesh.width, centre, mesh.yaw_ratio(),
                               float(np.mean(eyes)) if eyes[0] == eyes[0] else float("nan"),
                               sg.glare_fraction(image, mesh),
-                              sg.frame_lines(_grey(image), mesh) if count % 10 == 0 else -1)
+                              sg.frame_lines(grey, mesh) if count % 10 == 0 else -1)
 
 
 @dataclass

@@ -35,6 +35,10 @@ class SessionResult:
     # False: the kiosk's face step, which comes before liveness, found no face in the camera's
     # frames, so the check did not run (a failure to acquire, not a liveness decision)
     acquired: bool = True
+    # whether a frame also passed the face step's quality gates (facing the camera, lit, still):
+    # the kiosk runs liveness only then; the evaluation runs it on every face it sees, and
+    # reports the two groups apart
+    face_step_ok: bool = True
 
 
 def random_room(rng: np.random.Generator) -> ph.Room:
@@ -118,13 +122,14 @@ class Simulator:
         return ph.face_model(photo, self.size, face_px, models_dir=self.models_dir)
 
     # the face step before liveness: this many frames (1.3 s at 15 frames/s) for the pipeline to
-    # see one face, as the kiosk's face step waits for one
+    # see one face, and one that passes its quality gates, as the kiosk's face step waits for one
     ACQUIRE_FRAMES = 20
 
     def run(self, subject: Any, room: ph.Room, seed: int, species: str, acquire: bool = False) -> SessionResult:
         """One session. `acquire`: first the kiosk's face step, which liveness follows: the
-        camera's frames under the idle screen until the pipeline sees one face; none within
-        ACQUIRE_FRAMES and the check does not run (`SessionResult.acquired` False)."""
+        camera's frames under the idle screen until one passes the pipeline's quality gates; no
+        face seen within ACQUIRE_FRAMES and the check does not run (`SessionResult.acquired`
+        False); a face seen that never passed them (`face_step_ok` False) is checked all the same."""
         import time
 
         clock = ph.VirtualClock()
@@ -138,20 +143,25 @@ class Simulator:
         self.check.rng = random.Random(seed)
         self.check.clock = clock
         t0 = time.perf_counter()
-        if acquire and not self._acquired(cam):
+        seen, ok = self._face_step(cam) if acquire else (True, True)
+        if not seen:
             res = LivenessResult("inconclusive", self.check.method, {"reasons": ["face-not-acquired"]}, ())
-            return SessionResult(species, res, 0.0, time.perf_counter() - t0, acquired=False)
+            return SessionResult(species, res, 0.0, time.perf_counter() - t0, acquired=False, face_step_ok=False)
         t_start = clock.monotonic_ns()  # the time to decision counts from the check's start
         res = self.check.run(faces, ui, clock)
-        return SessionResult(species, res, (clock.monotonic_ns() - t_start) / 1e9, time.perf_counter() - t0)
+        return SessionResult(species, res, (clock.monotonic_ns() - t_start) / 1e9, time.perf_counter() - t0,
+                             face_step_ok=ok)
 
 
-    def _acquired(self, cam: ph.PhotometricCamera) -> bool:
+    def _face_step(self, cam: ph.PhotometricCamera) -> tuple[bool, bool]:
+        """(one face seen, a frame passed the quality gates) within ACQUIRE_FRAMES frames."""
+        seen = False
         for _ in range(self.ACQUIRE_FRAMES):
             obs = self.pipeline.process(cam.read(), want_template=False)
-            if obs.faces == 1 and obs.landmarks is not None:
-                return True
-        return False
+            if obs.ok:
+                return True, True
+            seen = seen or (obs.faces == 1 and obs.landmarks is not None)
+        return seen, False
 
 
 class _CameraProxy:

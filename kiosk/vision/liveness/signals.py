@@ -103,39 +103,50 @@ def sample(ii: np.ndarray, xy: np.ndarray, radius: int) -> np.ndarray:
 
 
 class Registration:
-    """Where the face has moved since the first frame, to a tenth of a pixel, by phase
-    correlation of its grey crop (whitened spectrum, Hann window).
+    """Where the face has moved since the first frame, to a tenth of a pixel or better: phase
+    correlation of its grey crop for a start, refined by ECC (enhanced correlation coefficient,
+    translation only), both on the crops' fine texture.
 
     The half-field test subtracts the dim field's light from each half field's, a difference
     of a few per cent of the room's light: a patch that slides half a pixel over the skin's
     texture between two fields (a person sways) changes it by as much as the screen does. The
     mesh's own points jitter by about that much and shift with the light that falls on the
-    face; the phase of the texture's spectrum does neither (whitening takes out the light's
-    gain and its smooth gradients)."""
+    face; the fine texture does neither once the light's smooth part is taken out (a high pass:
+    a field's gain and a half field's gradient are smooth), and ECC is blind to what is left
+    of a gain and an offset."""
 
     MIN_RESPONSE = 0.05  # below it the crops share too little texture to be trusted
 
-    def __init__(self, grey: np.ndarray, mesh: Mesh) -> None:
-        p = mesh.points[:, :2]
-        x0, y0 = np.maximum(p.min(axis=0).astype(int), 0)
-        x1, y1 = p.max(axis=0).astype(int) + 1
-        self.box = (int(x0), int(y0), int(min(x1, grey.shape[1])), int(min(y1, grey.shape[0])))
+    def __init__(self, grey: np.ndarray, box: tuple[int, int, int, int]) -> None:
+        """`box`: the face (left, top, right, bottom) in the reference frame `grey`."""
+        x0, y0, x1, y1 = box
+        self.box = (max(0, x0), max(0, y0), min(x1, grey.shape[1]), min(y1, grey.shape[0]))
+        self.sigma = max(2.0, 0.025 * (self.box[2] - self.box[0]))  # the light's smooth part
         self.window = cv2.createHanningWindow((self.box[2] - self.box[0], self.box[3] - self.box[1]), cv2.CV_32F)
-        self.ref = self._crop(grey)
+        self.ref = self._texture(grey)
 
-    def _crop(self, grey: np.ndarray) -> np.ndarray:
+    def _texture(self, grey: np.ndarray) -> np.ndarray:
         x0, y0, x1, y1 = self.box
-        return np.ascontiguousarray(grey[y0:y1, x0:x1], np.float32)
+        crop = np.asarray(grey[y0:y1, x0:x1], np.float32)
+        return np.ascontiguousarray(crop - cv2.GaussianBlur(crop, (0, 0), self.sigma))
 
     def offset(self, grey: np.ndarray) -> tuple[float, float] | None:
         """(dx, dy) of the face since the reference frame, pixels; None: not measurable."""
-        crop = self._crop(grey)
+        crop = self._texture(grey)
         if crop.shape != self.ref.shape or crop.shape[0] < 16 or crop.shape[1] < 16:
             return None
         (dx, dy), response = cv2.phaseCorrelate(self.ref, crop, self.window)
         if response < self.MIN_RESPONSE or abs(dx) > 0.25 * crop.shape[1] or abs(dy) > 0.25 * crop.shape[0]:
             return None
-        return float(dx), float(dy)
+        warp = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
+        try:
+            _, warp = cv2.findTransformECC(self.ref, crop, warp, cv2.MOTION_TRANSLATION,
+                                           (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-3), None, 1)
+        except cv2.error:  # did not converge: the phase correlation's estimate stands
+            return float(dx), float(dy)
+        if abs(warp[0, 2] - dx) > 1.0 or abs(warp[1, 2] - dy) > 1.0:  # wandered off: not a refinement
+            return float(dx), float(dy)
+        return float(warp[0, 2]), float(warp[1, 2])
 
 
 def glare_fraction(image: np.ndarray, mesh: Mesh) -> float:

@@ -140,7 +140,7 @@ class Registration:
             return None
         warp = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
         try:
-            _, warp = cv2.findTransformECC(self.ref, crop, warp, cv2.MOTION_TRANSLATION,
+            _, warp = cv2.findTransformECC(self.ref, crop, warp, cv2.MOTION_TRANSLATION,  # type: ignore[call-overload]
                                            (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-3), None, 1)
         except cv2.error:  # did not converge: the phase correlation's estimate stands
             return float(dx), float(dy)

@@ -418,3 +418,26 @@ def test_the_face_mesh_keeps_a_face_the_detector_misses_in_the_still_part(sim, h
     assert calls["n"] > 11
     assert r.result.status == "live", r.result.detail
     assert r.result.detail["light_corr"] is not None
+
+
+def test_report_counts_failures_to_acquire_apart_and_the_retry() -> None:
+    """A session the face step never acquired is in no rate but its own; a refused bona-fide
+    session refused again on its retry is a check-in sent to the front desk."""
+    from kiosk.checkin.ports import LivenessResult
+    from kiosk.vision.liveness.evaluation import Report
+    from kiosk.vision.liveness.sessions import SessionResult
+
+    def res(species: str, status: str, acquired: bool = True, **meta: str) -> SessionResult:
+        meta = {"photo": "0", "skin_tone": "tan", "lighting": "dim room, weak screen", "face_step": "passed", **meta}
+        return SessionResult(species, LivenessResult(status, "m", {"reasons": []}, ()), 2.9, 0.1, dict(meta),
+                             acquired=acquired)
+
+    report = Report([res("bona-fide", "live"), res("bona-fide", "attack", retry="live"),
+                     res("bona-fide", "attack", retry="attack"), res("bona-fide", "inconclusive", acquired=False),
+                     res("print", "attack"), res("print", "live", acquired=False)], photos=1)
+    assert (report.bpcer().k, report.bpcer().n) == (2, 3)
+    assert (report.sent_to_desk().k, report.sent_to_desk().n) == (1, 3)
+    assert (report.apcer("print").k, report.apcer("print").n) == (0, 1)
+    assert (report.not_acquired("bona-fide").k, report.not_acquired("print").k) == (1, 1)
+    text = "\n".join(report.lines())
+    assert "not acquired" in text and "front desk" in text

@@ -7,7 +7,11 @@ the fixed constants of kiosk.vision.liveness.decide, set before the run.
 
 APCER (per species): attacks classified live. BPCER: bona-fide sessions not classified live
 (attack or inconclusive). Non-response: bona-fide sessions that ended inconclusive. Each with
-its count and a Clopper-Pearson 95 % interval.
+its count and a Clopper-Pearson 95 % interval. Each session starts as the kiosk's does, after its
+face step: a session in which the pipeline sees no face is a failure to acquire, counted apart
+(the check never ran); one whose face never passes the face step's quality gates (a photo's pose
+is frozen) is checked all the same and reported in its own group. A refused bona-fide session
+gets the kiosk's one guided retry, reported as the check-ins sent to the front desk.
 """
 from __future__ import annotations
 
@@ -132,6 +136,11 @@ class Report:
         rs = self._acquired("bona-fide")
         return Rate(sum(r.result.status == "inconclusive" for r in rs), len(rs))
 
+    def sent_to_desk(self) -> Rate:
+        """Bona-fide check-ins refused twice: the session and the kiosk's one guided retry."""
+        rs = self._acquired("bona-fide")
+        return Rate(sum(r.result.status != "live" and r.meta.get("retry") != "live" for r in rs), len(rs))
+
     def not_acquired(self, species: str) -> Rate:
         """Failure to acquire: the face step before liveness found no face (the check did not run)."""
         rs = [r for r in self.results if r.species == species]
@@ -182,6 +191,7 @@ class Report:
                 "thresholds": {k: getattr(dc, k) for k in dir(dc) if k.isupper()},
                 "apcer": {sp: self.apcer(sp).as_dict() for sp in SPECIES},
                 "bpcer": self.bpcer().as_dict(), "non_response": self.non_response().as_dict(),
+                "sent_to_desk_after_retry": self.sent_to_desk().as_dict(),
                 "not_acquired": {sp: self.not_acquired(sp).as_dict() for sp in ("bona-fide",) + SPECIES},
                 "photos_by_skin_tone_proxy": self.photos_by_skin_tone(),
                 "bpcer_by_skin_tone_proxy": {k: v.as_dict() for k, v in
@@ -204,6 +214,8 @@ class Report:
             out.append(f"APCER {sp:16s} {self.apcer(sp).line()}   refused by: {self.reasons(sp)}")
         out.append(f"BPCER {'':16s} {self.bpcer().line()}   reasons: {self.reasons('bona-fide')}")
         out.append(f"non-response {'':9s} {self.non_response().line()}")
+        out.append(f"after the one guided retry (the same person and room, a new challenge), sent to the front "
+                   f"desk: {self.sent_to_desk().line()}")
         fta = {sp: self.not_acquired(sp) for sp in ("bona-fide",) + SPECIES}
         out.append("not acquired (the face step before liveness found no face; not in the rates above): "
                    + ", ".join(f"{sp} {r.k}/{r.n}" for sp, r in fta.items()))
@@ -280,12 +292,19 @@ def _photo_sessions(sim: Simulator, index: int, photo: np.ndarray, bona_fide: in
         return None  # no face found in this photo
     out = []
     plan = ["bona-fide"] * bona_fide + [sp for sp in SPECIES for _ in range(attacks)]
-    for species in plan:
+    for k, species in enumerate(plan):
         room = random_room(rng)
         subject = build_subject(species, fm, rng, sim.size, room)
         res = sim.run(subject, room, int(rng.integers(1 << 30)), species, acquire=True)
         res.meta = {"photo": index, "ita": None if ita != ita else round(ita, 1), "skin_tone": ita_bin(ita),
                     "lighting": lighting(room), "face_step": FACE_STEP[res.face_step_ok]}
+        if species == "bona-fide" and res.acquired and res.result.status != "live":
+            # the kiosk's one guided retry: the same person in the same room, a new challenge
+            # (its own generator, so the sessions after it are those of a run without retries)
+            again = np.random.default_rng([seed, index, k, 1])
+            retry = sim.run(build_subject(species, fm, again, sim.size, room), room,
+                            int(again.integers(1 << 30)), species, acquire=True)
+            res.meta["retry"] = retry.result.status
         out.append(res)
     return out
 

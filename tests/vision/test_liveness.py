@@ -379,15 +379,21 @@ def test_registration_finds_a_sub_pixel_sway_under_another_light() -> None:
     tex = cv2.GaussianBlur(rng.uniform(0, 255, (480, 640)).astype(np.float32), (0, 0), 2.0)
     box = (240, 160, 410, 350)
     reg = Registration(tex, box)
-    for dx, dy in ((0.6, -0.4), (-1.3, 0.9), (2.2, 0.3)):
+
+    def seen(dx: float, dy: float) -> np.ndarray:
         m = np.float32([[1, 0, dx], [0, 1, dy]])
         moved = cv2.warpAffine(tex, m, (640, 480), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
-        lit = moved * np.linspace(1.1, 1.5, 640, dtype=np.float32)[None, :]
-        got = reg.offset(lit)
+        return moved * np.linspace(1.1, 1.5, 640, dtype=np.float32)[None, :]
+
+    # a sway, frame by frame
+    for dx, dy in ((0.3, -0.2), (0.6, -0.4), (0.1, 0.3), (-0.6, 0.7), (-1.3, 0.9), (-0.2, 0.4), (1.0, 0.3)):
+        got = reg.offset(seen(dx, dy))
         assert got is not None
         assert abs(got[0] - dx) < 0.1 and abs(got[1] - dy) < 0.1, (got, dx, dy)
-    # nothing in common with the reference: no offset rather than a wrong one
-    assert reg.offset(rng.uniform(0, 255, (480, 640)).astype(np.float32)) is None
+    # a frame with nothing in common with the reference, and a jump no sway makes in a frame:
+    # the face is where it was last registered
+    assert reg.offset(rng.uniform(0, 255, (480, 640)).astype(np.float32)) == got
+    assert reg.offset(seen(7.0, -6.0)) == got
 
 
 def test_the_face_mesh_keeps_a_face_the_detector_misses_in_the_still_part(sim, hopper) -> None:  # type: ignore[no-untyped-def]

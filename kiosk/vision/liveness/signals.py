@@ -103,50 +103,64 @@ def sample(ii: np.ndarray, xy: np.ndarray, radius: int) -> np.ndarray:
 
 
 class Registration:
-    """Where the face has moved since the first frame, to a tenth of a pixel or better: phase
-    correlation of its grey crop for a start, refined by ECC (enhanced correlation coefficient,
-    translation only), both on the crops' fine texture.
+    """Where the face has moved since the first frame, to a tenth of a pixel: phase correlation
+    of its grey crop for a start, refined by ECC (enhanced correlation coefficient, translation
+    only), both on a band of the crop's texture.
 
     The half-field test subtracts the dim field's light from each half field's, a difference
     of a few per cent of the room's light: a patch that slides half a pixel over the skin's
     texture between two fields (a person sways) changes it by as much as the screen does. The
-    mesh's own points jitter by about that much and shift with the light that falls on the
-    face; the fine texture does neither once the light's smooth part is taken out (a high pass:
-    a field's gain and a half field's gradient are smooth), and ECC is blind to what is left
-    of a gain and an offset."""
+    mesh's own points jitter by one to several pixels from frame to frame and shift with the
+    light that falls on the face; the face's features (eyes, brows, nostrils, lips) do not, once
+    the light's smooth part (a field's gain, a half field's gradient) and the sensor's noise
+    are filtered out, and ECC is blind to what is left of a gain and an offset. A match that
+    is weak or jumps further than a sway moves in a frame is not taken: the face is where it was
+    last registered."""
 
-    MIN_RESPONSE = 0.05  # below it the crops share too little texture to be trusted
+    MIN_RESPONSE = 0.05  # phase correlation's peak: below it, start from the last offset
+    MIN_CC = 0.2  # ECC's correlation coefficient: below it, a false match
 
     def __init__(self, grey: np.ndarray, box: tuple[int, int, int, int]) -> None:
         """`box`: the face (left, top, right, bottom) in the reference frame `grey`."""
         x0, y0, x1, y1 = box
         self.box = (max(0, x0), max(0, y0), min(x1, grey.shape[1]), min(y1, grey.shape[0]))
-        self.sigma = max(2.0, 0.025 * (self.box[2] - self.box[0]))  # the light's smooth part
+        width = self.box[2] - self.box[0]
+        # a band of the texture: finer than the sensor's noise is left out, coarser than a
+        # twentieth of the face is the light's smooth part
+        self.fine, self.coarse = 1.0, max(4.0, 0.05 * width)
+        self.max_jump = max(1.5, 0.01 * width)  # pixels a face can sway between two frames
         self.window = cv2.createHanningWindow((self.box[2] - self.box[0], self.box[3] - self.box[1]), cv2.CV_32F)
         self.ref = self._texture(grey)
+        self.last = (0.0, 0.0)  # the last offset registered
 
     def _texture(self, grey: np.ndarray) -> np.ndarray:
         x0, y0, x1, y1 = self.box
         crop = np.asarray(grey[y0:y1, x0:x1], np.float32)
-        return np.ascontiguousarray(crop - cv2.GaussianBlur(crop, (0, 0), self.sigma))
+        band = cv2.GaussianBlur(crop, (0, 0), self.fine) - cv2.GaussianBlur(crop, (0, 0), self.coarse)
+        return np.ascontiguousarray(band)
 
     def offset(self, grey: np.ndarray) -> tuple[float, float] | None:
-        """(dx, dy) of the face since the reference frame, pixels; None: not measurable."""
+        """(dx, dy) of the face since the reference frame, pixels; None: the crop left the frame.
+        Where a frame's texture is too faint to register (a dim field lifts the noise), the face
+        is where it was last registered: a sway moves it a fraction of a pixel per frame, the
+        mesh's own points jitter by several."""
         crop = self._texture(grey)
         if crop.shape != self.ref.shape or crop.shape[0] < 16 or crop.shape[1] < 16:
             return None
         (dx, dy), response = cv2.phaseCorrelate(self.ref, crop, self.window)
         if response < self.MIN_RESPONSE or abs(dx) > 0.25 * crop.shape[1] or abs(dy) > 0.25 * crop.shape[0]:
-            return None
+            dx, dy = self.last
         warp = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
         try:
-            _, warp = cv2.findTransformECC(self.ref, crop, warp, cv2.MOTION_TRANSLATION,  # type: ignore[call-overload]
+            self.cc, warp = cv2.findTransformECC(self.ref, crop, warp, cv2.MOTION_TRANSLATION,  # type: ignore[call-overload]
                                            (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 1e-3), None, 1)
-        except cv2.error:  # did not converge: the phase correlation's estimate stands
-            return float(dx), float(dy)
-        if abs(warp[0, 2] - dx) > 1.0 or abs(warp[1, 2] - dy) > 1.0:  # wandered off: not a refinement
-            return float(dx), float(dy)
-        return float(warp[0, 2]), float(warp[1, 2])
+        except cv2.error:  # did not converge: the face is where it was last registered
+            return self.last
+        got = (float(warp[0, 2]), float(warp[1, 2]))
+        if self.cc < self.MIN_CC or max(abs(got[0] - self.last[0]), abs(got[1] - self.last[1])) > self.max_jump:
+            return self.last  # a false match (a faint texture, another field's colour): not a sway
+        self.last = got
+        return got
 
 
 def glare_fraction(image: np.ndarray, mesh: Mesh) -> float:

@@ -21,6 +21,7 @@ from kiosk.checkin.ports import LivenessResult
 from kiosk.hardware.camera import photometric as ph
 from kiosk.vision.adapters import FaceAdapter
 from kiosk.vision.liveness import challenge as ch
+from kiosk.vision.liveness.face_model import face_model
 
 SPECIES = ("print", "screen-replay", "recorded-replay", "cut-out-print", "curved-print")
 
@@ -115,7 +116,7 @@ class Simulator:
         self.check = ScreenLightLiveness(_CameraProxy(self._camera_box), settings, models_dir=models_dir)
 
     def face_model(self, photo: np.ndarray, face_px: float = 170.0) -> ph.FaceModel:
-        return ph.face_model(photo, self.size, face_px, models_dir=self.models_dir)
+        return face_model(photo, self.size, face_px, models_dir=self.models_dir)
 
     # the face step before liveness: this many frames (1.3 s at 15 frames/s) for the pipeline to
     # see one face, as the kiosk's face step waits for one

@@ -171,13 +171,16 @@ def _normals(depth: np.ndarray) -> np.ndarray:
     return n / np.linalg.norm(n, axis=-1, keepdims=True)
 
 
+_CAMERA_FW = 3.5  # the camera's distance from the head's turning axis, in face widths
+
+
 def _turned(fm: FaceModel, yaw_deg: float, axis_depth: float, planar: bool) -> dict[Any, Any]:
     """The model turned by `yaw_deg` about a vertical axis `axis_depth` px behind its centre, seen
     by a camera about 3.5 face widths away (perspective). A plane (`planar`) keeps depth 0."""
     h, w = fm.depth.shape
     cx = fm.centre[0]
     th = np.deg2rad(yaw_deg)
-    f = 3.5 * fm.face_width  # camera distance in pixels at the face
+    f = _CAMERA_FW * fm.face_width  # camera distance in pixels at the face
     depth = np.zeros_like(fm.depth) if planar else fm.depth
     zc = depth - axis_depth
     xs = np.tile(np.arange(w, dtype=np.float32), (h, 1))
@@ -310,8 +313,13 @@ class _Posed:
             cached[key] = cls(fm, planar)
         return cached[key]
 
+    @classmethod
+    def quantised(cls, yaw: float) -> int:
+        """The yaw whose warp stands for `yaw`."""
+        return int(round(yaw / cls.STEP_DEG)) * cls.STEP_DEG
+
     def at(self, yaw: float) -> dict:
-        key = int(round(yaw / self.STEP_DEG)) * self.STEP_DEG
+        key = self.quantised(yaw)
         got = self._cache.pop(key, None)
         if got is None:
             fm = self._fm()
@@ -374,23 +382,176 @@ def _compose(posed: dict[Any, Any], closure: float, light: Light, room: Room, fm
     return rad
 
 
+# --- spectacles --------------------------------------------------------------------------
+FACE_WIDTH_M = 0.14       # a face's width, to put a lens's radius in the model's units
+SCREEN_ASPECT = 10 / 16   # the screen's height / width (16:10, as decide.py's glare bound assumes)
+# the screen seen directly (mirrored in a lens) against a white diffuser lit by it: an emitter
+# of radiance L gives irradiance E = L·Ω (Ω its solid angle from the face), a white diffuser
+# under E has radiance E/π, so the screen is π/Ω ≈ 30 times brighter (Ω ≈ 0.1 sr at the
+# nominal room). In the renderer's units a white diffuser under the full white screen has
+# radiance screen_gain, so the screen's own is 30 × screen_gain: a lens's reflection of it can clip
+SCREEN_RADIANCE = 30.0
+
+
+@dataclass(frozen=True)
+class Glasses:
+    """Spectacles: each lens's front surface a convex mirror that shows a small, bright image
+    of the kiosk's screen (it follows the field: a half field only from the lit half, a colour
+    field coloured).
+
+    radius_m: the front surface's radius of curvature (0.08-0.13 m in common lenses);
+    reflectance: of both surfaces, of the screen's light (~4 % each uncoated, 0.5-1 % with an
+    anti-reflective coating); lens_width: in face widths; tilt_deg: pantoscopic tilt (the lower
+    edge leans towards the cheek, which turns the lens's mirror image up towards its centre)."""
+
+    radius_m: float = 0.10
+    reflectance: float = 0.04
+    lens_width: float = 0.22
+    tilt_deg: float = 8.0
+
+    @classmethod
+    def random(cls, rng: np.random.Generator) -> Glasses:
+        return cls(radius_m=float(rng.uniform(0.08, 0.13)), reflectance=float(rng.uniform(0.005, 0.08)),
+                   tilt_deg=float(rng.uniform(4.0, 12.0)))
+
+
+_LensLayer = tuple[tuple[int, int, int, int], np.ndarray, np.ndarray, np.ndarray]
+
+
+class _Lenses:
+    """The two lenses of `Glasses` on a face model, per (quantised) yaw and room: for each, its
+    crop of the frame, the transmission there (1 - reflectance on the lens) and the mirror
+    images of the left and the right half screen at unit radiance, clipped to the lens.
+
+    Geometry in the model's pixels (x right, y down, z away from the camera), in the frame of
+    `_turned`: the head turns about a vertical axis `axis` px deep at the face's centre, the
+    camera sits `_CAMERA_FW` face widths in front of that axis, the screen where
+    `_half_irradiance` puts it. Each lens is a sphere of radius R, its centre R behind the lens
+    (in front of the eye by the vertex distance); a screen point's image lies where the
+    sphere's normal halves the angle between the camera and that point. The sphere turns with
+    the head, the camera and the screen do not: turned, the image slides across the lens and
+    leaves it, as a real lens's reflection does."""
+
+    VERTEX_FW = 0.1   # the lens's front surface ~14 mm in front of the eye
+    DROP_FW = 0.02    # a lens's centre a little below the eye's
+
+    def __init__(self, fm: FaceModel, glasses: Glasses, axis: float) -> None:
+        self.fm, self.g, self.axis = fm, glasses, axis
+        fw = fm.face_width
+        self.r_px = glasses.radius_m / FACE_WIDTH_M * fw
+        self.lenses = []
+        for x0, y0, x1, y1 in fm.eye_boxes:
+            ex, ey = 0.5 * (x0 + x1), 0.5 * (y0 + y1) + self.DROP_FW * fw
+            h, w = fm.depth.shape
+            z = float(fm.depth[int(np.clip(ey, 0, h - 1)), int(np.clip(ex, 0, w - 1))]) - self.VERTEX_FW * fw
+            half_w = 0.5 * max(glasses.lens_width * fw, float(x1 - x0))
+            self.lenses.append((np.array([ex, ey, z]), half_w, 0.7 * half_w))
+        self._cache: dict[tuple[int, int], list[_LensLayer]] = {}
+
+    def _world(self, p: np.ndarray, th: float) -> np.ndarray:
+        """Head-frame points (..., 3) turned by `th` about the axis (as `_turned` turns them)."""
+        cx = self.fm.centre[0]
+        x, z = p[..., 0] - cx, p[..., 2] - self.axis
+        return np.stack([cx + x * np.cos(th) + z * np.sin(th), p[..., 1],
+                         self.axis - x * np.sin(th) + z * np.cos(th)], -1)
+
+    def _project(self, q: np.ndarray) -> np.ndarray:
+        """World points (..., 3) to frame pixels (..., 2), `_turned`'s perspective."""
+        cx, cy = self.fm.centre
+        f = _CAMERA_FW * self.fm.face_width
+        s = f / (f + q[..., 2] - self.axis)
+        return np.stack([cx + (q[..., 0] - cx) * s, cy + (q[..., 1] - cy) * s], -1)
+
+    def layers(self, yaw_deg: float, room: Room) -> list[_LensLayer]:
+        key = (int(round(yaw_deg * 10)), id(room))
+        got = self._cache.get(key)
+        if got is None:
+            if len(self._cache) > 24:
+                self._cache.clear()
+            got = self._cache[key] = [self._layer(*lens, np.deg2rad(yaw_deg), room) for lens in self.lenses]
+        return got
+
+    def _layer(self, p0: np.ndarray, half_w: float, half_h: float, th: float, room: Room) -> _LensLayer:
+        fm, g = self.fm, self.g
+        fw = fm.face_width
+        cx, cy = fm.centre
+        h, w = fm.depth.shape
+        tilt = np.deg2rad(g.tilt_deg)
+        n0 = np.array([0.0, np.sin(tilt), -np.cos(tilt)])  # the lens's outward normal, head frame
+        centre = self._world(p0 - self.r_px * n0, th)
+        normal = self._world(p0 + n0, th) - self._world(p0, th)
+        vertex = centre + self.r_px * normal
+        # the lens's outline: its centre and two edge points, turned and projected
+        ex = self._world(p0 + np.array([half_w, 0.0, 0.0]), th) - self._world(p0, th)
+        pc, px, py = (self._project(v) for v in (vertex, vertex + ex, vertex + np.array([0.0, half_h, 0.0])))
+        ax, ay = max(1.0, abs(float(px[0] - pc[0]))), max(1.0, abs(float(py[1] - pc[1])))
+        x0, x1 = int(max(0, np.floor(pc[0] - ax - 2))), int(min(w, np.ceil(pc[0] + ax + 3)))
+        y0, y1 = int(max(0, np.floor(pc[1] - ay - 2))), int(min(h, np.ceil(pc[1] + ay + 3)))
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        rr = np.sqrt(((xx - pc[0]) / ax) ** 2 + ((yy - pc[1]) / ay) ** 2)
+        mask = np.clip((1.0 - rr) * min(ax, ay) + 0.5, 0.0, 1.0)  # about a pixel of soft edge
+        # the screen: S = 2 × screen_offset face widths wide, its centre screen_drop below the camera
+        cam = np.array([cx, cy, self.axis - _CAMERA_FW * fw])
+        half_s, half_h_s = room.screen_offset * fw, room.screen_offset * fw * SCREEN_ASPECT
+        sy, sz = cy + room.screen_drop * fw, -room.screen_distance * fw
+        images = []
+        # the patient's left half lies on the image's right (as in `_half_irradiance`)
+        for xa, xb in ((cx, cx + half_s), (cx - half_s, cx)):
+            corners = np.array([[x, y, sz] for x in (xa, xb) for y in (sy - half_h_s, sy + half_h_s)])
+            q = np.repeat(vertex[None, :], 4, axis=0)
+            for _ in range(3):  # the point whose normal halves camera and screen point, refined
+                u = cam - q
+                v = corners - q
+                m = u / np.linalg.norm(u, axis=1, keepdims=True) + v / np.linalg.norm(v, axis=1, keepdims=True)
+                q = centre + self.r_px * m / np.linalg.norm(m, axis=1, keepdims=True)
+            img = self._project(q)
+            # its sides at the mean of each edge's ends: the two halves' images meet at the
+            # screen's middle without overlapping
+            qx0, qx1 = sorted((float(img[:2, 0].mean()), float(img[2:, 0].mean())))
+            qy0, qy1 = float(img[:, 1].min()), float(img[:, 1].max())
+            cov_x = np.clip(np.minimum(xx[0] + 0.5, qx1) - np.maximum(xx[0] - 0.5, qx0), 0.0, 1.0)
+            cov_y = np.clip(np.minimum(yy[:, 0] + 0.5, qy1) - np.maximum(yy[:, 0] - 0.5, qy0), 0.0, 1.0)
+            images.append(np.ascontiguousarray((cov_y[:, None] * cov_x[None, :] * mask)[..., None],
+                                               dtype=np.float32))
+        trans = np.ascontiguousarray((1.0 - g.reflectance * mask)[..., None], dtype=np.float32)
+        return (y0, y1, x0, x1), trans, images[0], images[1]
+
+    def apply(self, rad: np.ndarray, yaw_deg: float, light: Light, room: Room) -> None:
+        """Through the lenses, in place: the eyes seen through them, and the screen mirrored."""
+        k = self.g.reflectance * SCREEN_RADIANCE * room.screen_gain
+        for (y0, y1, x0, x1), trans, left, right in self.layers(yaw_deg, room):
+            sub = rad[y0:y1, x0:x1]
+            sub *= trans
+            if np.any(light.left > 0):
+                sub += left * (k * light.left)[None, None, :]
+            if np.any(light.right > 0):
+                sub += right * (k * light.right)[None, None, :]
+
+
 class LiveFace:
-    """A real person: curved, lit by the screen, blinking, turning when asked."""
+    """A real person: curved, lit by the screen, blinking, turning when asked; `glasses`: wearing
+    spectacles, whose lenses mirror the screen."""
 
     species = "bona-fide"
 
-    def __init__(self, fm: FaceModel, behaviour: Behaviour | None = None, specular: float = 0.15) -> None:
+    def __init__(self, fm: FaceModel, behaviour: Behaviour | None = None, specular: float = 0.15,
+                 glasses: Glasses | None = None) -> None:
         self.fm, self.b = fm, behaviour or Behaviour()
         self._posed = _Posed.of(fm, planar=False)
         self._wall = _wall((fm.depth.shape[1], fm.depth.shape[0]))
         self.specular = specular
+        self.glasses = glasses
+        self._lenses = _Lenses(fm, glasses, self._posed.axis) if glasses is not None else None
 
     def prompt(self, kind: str, t_ns: int) -> None:
         self.b.prompt(kind, t_ns)
 
     def render(self, t_ns: int, light: Light, room: Room) -> np.ndarray:
-        posed = self._posed.at(self.b.yaw(t_ns))
+        yaw = self.b.yaw(t_ns)
+        posed = self._posed.at(yaw)
         rad = _compose(posed, self.b.eye_closure(t_ns), light, room, self.fm, self._wall, self.specular)
+        if self._lenses is not None:
+            self._lenses.apply(rad, _Posed.quantised(yaw), light, room)
         return _shift(rad, *self.b.offset(t_ns))
 
 

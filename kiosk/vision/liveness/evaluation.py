@@ -2,12 +2,14 @@
 
 Bona-fide sessions are synthesised from real photos (`../shared/data/faces-identity/` or any
 folder of face photos) under random room lighting and screen geometry; each attack species
-(kiosk.vision.liveness.sessions.SPECIES) is presented from the same photos. The thresholds are
-the fixed constants of kiosk.vision.liveness.decide, set before the run.
+(kiosk.vision.liveness.sessions.SPECIES) is presented from the same photos. A share of the
+bona-fide subjects wear glasses (sessions.GLASSES_SHARE), whose lenses mirror the screen. The
+thresholds are the fixed constants of kiosk.vision.liveness.decide, set before the run.
 
 APCER (per species): attacks classified live. BPCER: bona-fide sessions not classified live
-(attack or inconclusive). Non-response: bona-fide sessions that ended inconclusive. Each with
-its count and a Clopper-Pearson 95 % interval.
+(attack or inconclusive), also by skin-tone proxy, lighting and glasses. Non-response:
+bona-fide sessions that ended inconclusive. Each with its count and a Clopper-Pearson 95 %
+interval.
 """
 from __future__ import annotations
 
@@ -159,6 +161,11 @@ class Report:
                 out[v] = Rate(sum(r.result.status == "live" for r in sel), len(sel))
         return out
 
+    def bpcer_by_glasses(self) -> dict[str, Rate]:
+        """BPCER of the bona-fide sessions with and without (simulated) glasses."""
+        names = {"True": "glasses", "False": "no glasses"}
+        return {names.get(k, k): v for k, v in self.bpcer_by("glasses", tuple(names)).items()}
+
     def photos_by_skin_tone(self) -> dict[str, int]:
         seen: dict[int, str] = {int(r.meta["photo"]): str(r.meta["skin_tone"]) for r in self.results
                                 if "photo" in r.meta}
@@ -190,6 +197,7 @@ class Report:
                                              self.apcer_by("skin_tone", SKIN_ORDER).items()},
                 "bpcer_by_lighting": {k: v.as_dict() for k, v in self.bpcer_by("lighting", LIGHT_ORDER).items()},
                 "apcer_by_lighting": {k: v.as_dict() for k, v in self.apcer_by("lighting", LIGHT_ORDER).items()},
+                "bpcer_by_glasses": {k: v.as_dict() for k, v in self.bpcer_by_glasses().items()},
                 "time_to_decision_s": {"n": int(len(t)), "median": float(np.median(t)) if len(t) else None,
                                        "p95": float(np.percentile(t, 95)) if len(t) else None}}
 
@@ -215,6 +223,9 @@ class Report:
         for k, v in self.bpcer_by("lighting", LIGHT_ORDER).items():
             a = f"   APCER (all species) {ap[k].line()}" if k in ap else ""
             out.append(f"  BPCER {k:26s} {v.line()}{a}")
+        out.append("by glasses (bona fide; simulated lens reflections of the screen):")
+        for k, v in self.bpcer_by_glasses().items():
+            out.append(f"  BPCER {k:14s} {v.line()}")
         if len(t):
             out.append(f"time to decision (simulated clock, bona fide): median {np.median(t):.2f} s, "
                        f"p95 {np.percentile(t, 95):.2f} s (n={len(t)})")
@@ -268,8 +279,11 @@ def _photo_sessions(sim: Simulator, index: int, photo: np.ndarray, bona_fide: in
         room = random_room(rng)
         subject = build_subject(species, fm, rng, sim.size, room)
         res = sim.run(subject, room, int(rng.integers(1 << 30)), species, acquire=True)
+        lens = getattr(subject, "glasses", None)
         res.meta = {"photo": index, "ita": None if ita != ita else round(ita, 1), "skin_tone": ita_bin(ita),
-                    "lighting": lighting(room)}
+                    "lighting": lighting(room), "glasses": lens is not None}
+        if lens is not None:
+            res.meta["lens"] = {"radius_m": round(lens.radius_m, 3), "reflectance": round(lens.reflectance, 4)}
         out.append(res)
     return out
 

@@ -11,6 +11,8 @@ Physics, kept simple but honest:
 - a live face is curved: its depth comes from the face-mesh network run on the photo (468
   points with depth), filled in with an ellipsoid head (a `FaceModel`, built from a photo by
   kiosk/vision/liveness/face_model.py), and turns in 3-D when asked to;
+- spectacles (`Glasses`, a live face's option): each lens a convex mirror that shows a small
+  image of the screen at the screen's own radiance (it can clip), following the field;
 - a print is a plane (it turns as one homography); a phone or tablet emits its own picture and
   only reflects the kiosk's light as glare off its glass, inside a bezel, with moiré;
 - the sensor: auto exposure and auto white balance that drift towards a target unless locked
@@ -401,8 +403,9 @@ class Glasses:
 
     radius_m: the front surface's radius of curvature (0.08-0.13 m in common lenses);
     reflectance: of both surfaces, of the screen's light (~4 % each uncoated, 0.5-1 % with an
-    anti-reflective coating); lens_width: in face widths; tilt_deg: pantoscopic tilt (the lower
-    edge leans towards the cheek, which turns the lens's mirror image up towards its centre)."""
+    anti-reflective coating); lens_width: in face widths (or the eye's box, if wider);
+    tilt_deg: pantoscopic tilt (the lower edge leans towards the cheek, which turns the lens's
+    mirror image up towards its centre)."""
 
     radius_m: float = 0.10
     reflectance: float = 0.04
@@ -426,11 +429,11 @@ class _Lenses:
     Geometry in the model's pixels (x right, y down, z away from the camera), in the frame of
     `_turned`: the head turns about a vertical axis `axis` px deep at the face's centre, the
     camera sits `_CAMERA_FW` face widths in front of that axis, the screen where
-    `_half_irradiance` puts it. Each lens is a sphere of radius R, its centre R behind the lens
-    (in front of the eye by the vertex distance); a screen point's image lies where the
-    sphere's normal halves the angle between the camera and that point. The sphere turns with
-    the head, the camera and the screen do not: turned, the image slides across the lens and
-    leaves it, as a real lens's reflection does."""
+    `_half_irradiance` puts it. Each lens's front surface is a sphere of radius R, its vertex
+    VERTEX_FW in front of the eye and its centre R behind that; a screen point's image lies
+    where the sphere's normal halves the angle between the camera and that point. The sphere
+    turns with the head, the camera and the screen do not: turned, the image slides across the
+    lens and leaves it, as a real lens's reflection does."""
 
     VERTEX_FW = 0.1   # the lens's front surface ~14 mm in front of the eye
     DROP_FW = 0.02    # a lens's centre a little below the eye's

@@ -347,6 +347,21 @@ def test_a_face_model_and_its_warps_are_freed_when_no_session_uses_it() -> None:
     assert gone() is None
 
 
+def test_the_screen_light_of_a_render_follows_the_room_not_its_id() -> None:
+    """Cached screen-light terms are keyed by the room's screen, not by id(room): a freed room's
+    id goes to the next Room allocated, and a session then drew another session's light."""
+    from kiosk.hardware.camera.synthetic import grace_hopper
+
+    face = ph.LiveFace(face_model(grace_hopper()), ph.Behaviour(blink_every_s=0, sway_px=0))
+    white = ph.Light.of((255, 255, 255), "full")
+    room = ph.Room(screen_gain=0.3)
+    weak = face.render(0, white, room)
+    room.screen_gain = 0.45  # the same object (the same id), another screen
+    strong = face.render(0, white, room)
+    assert strong.mean() > weak.mean() * 1.02
+    assert np.array_equal(strong, face.render(0, white, ph.Room(screen_gain=0.45)))
+
+
 def test_glare_veto_sits_between_a_curved_and_a_flat_mirror_image_of_the_screen() -> None:
     """The screen mirrored by a convex surface (a cheek, a spectacle lens: radius <= 0.13 m, at
     >= 0.4 m) covers at most S·R/2dF of the face's width; by flat glass (a phone, glossy paper)

@@ -350,20 +350,28 @@ def _scaled(a: np.ndarray, rgb: np.ndarray) -> np.ndarray:
     return np.asarray(cv2.multiply(a, scalar))  # type: ignore[call-overload]
 
 
+def _screen_key(room: Room) -> tuple[float, float, float, float]:
+    """What the cached screen-light terms depend on. By value, not id(room): a room freed after
+    its session leaves its id to the next Room allocated, and turned warps a session did not
+    visit kept the terms of the room with that id (the next session's light then depended on
+    the heap's history)."""
+    return (room.screen_gain, room.screen_offset, room.screen_distance, room.screen_drop)
+
+
 def _compose(posed: dict[Any, Any], closure: float, light: Light, room: Room, fm: FaceModel,
              wall: np.ndarray, specular: float) -> np.ndarray:
     """Radiance of a (possibly turned) face model under room + screen light, on the wall.
 
     The photo stands for albedo × a nominal room (ambient 0.22); the screen adds its own light:
     radiance = albedo × (ambient + E_left × colour_left + E_right × colour_right)."""
-    key = ("terms", id(room), round(closure, 2))
+    screen = _screen_key(room)
+    key = ("terms", screen, round(closure, 2))
     if key not in posed:
-        for k in [k for k in posed if isinstance(k, tuple) and k[1] != id(room)]:
+        for k in [k for k in posed if isinstance(k, tuple) and k[1] != screen]:
             del posed[k]  # another session's room
-        if ("e", id(room)) not in posed:
-            posed[("e", id(room))] = _half_irradiance(posed["n"], posed["depth"], fm.centre, fm.face_width,
-                                                      room)
-        e_left, e_right = posed[("e", id(room))]
+        if ("e", screen) not in posed:
+            posed[("e", screen)] = _half_irradiance(posed["n"], posed["depth"], fm.centre, fm.face_width, room)
+        e_left, e_right = posed[("e", screen)]
         alb = posed["albedo"] if closure <= 0 else posed["albedo"] * (1 - closure) + posed["closed"] * closure
         m = posed["mask"][..., None]
         spec = (np.clip(-posed["n"][..., 2], 0, 1) ** 40 * specular * 0.5 * room.screen_gain)[..., None]
@@ -449,7 +457,7 @@ class _Lenses:
             z = float(fm.depth[int(np.clip(ey, 0, h - 1)), int(np.clip(ex, 0, w - 1))]) - self.VERTEX_FW * fw
             half_w = 0.5 * max(glasses.lens_width * fw, float(x1 - x0))
             self.lenses.append((np.array([ex, ey, z]), half_w, 0.7 * half_w))
-        self._cache: dict[tuple[int, int], list[_LensLayer]] = {}
+        self._cache: dict[tuple[int, tuple[float, ...]], list[_LensLayer]] = {}
 
     def _world(self, p: np.ndarray, th: float) -> np.ndarray:
         """Head-frame points (..., 3) turned by `th` about the axis (as `_turned` turns them)."""
@@ -466,7 +474,7 @@ class _Lenses:
         return np.stack([cx + (q[..., 0] - cx) * s, cy + (q[..., 1] - cy) * s], -1)
 
     def layers(self, yaw_deg: float, room: Room) -> list[_LensLayer]:
-        key = (int(round(yaw_deg * 10)), id(room))
+        key = (int(round(yaw_deg * 10)), _screen_key(room))
         got = self._cache.get(key)
         if got is None:
             if len(self._cache) > 24:

@@ -48,11 +48,12 @@ def main() -> int:
     from kiosk.hardware.camera import photometric as ph
     from kiosk.hardware.camera.synthetic import grace_hopper
     from kiosk.vision.liveness import signals as sg
+    from kiosk.vision.liveness.face_model import face_model
     from kiosk.vision.liveness.mesh import FaceMeshModel, IrisModel
     from kiosk.vision.liveness.sessions import Simulator, build_subject, random_room
     from kiosk.vision.pipeline import FacePipeline
 
-    fm = ph.face_model(grace_hopper())
+    fm = face_model(grace_hopper())
     clock, screen = ph.VirtualClock(), ph.ScreenLog()
     cam = ph.PhotometricCamera(ph.LiveFace(fm), screen, clock=clock)
     frames = [cam.read() for _ in range(args.frames)]

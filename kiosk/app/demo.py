@@ -41,6 +41,7 @@ class DemoCamera(Camera):
 
     def __init__(self, portraits: dict[str, np.ndarray], size: tuple[int, int] = (640, 480)) -> None:
         from kiosk.hardware.camera import photometric as ph
+        from kiosk.vision.liveness.face_model import face_model
 
         # frames come 1/15 s apart on this clock however slowly a loaded machine renders them,
         # so the liveness challenge sees a camera's frame rate (its UI and check use it too);
@@ -53,7 +54,7 @@ class DemoCamera(Camera):
         room = ph.Room()
         self._cams: dict[str, ph.PhotometricCamera] = {}
         for i, n in enumerate(self._names):
-            fm = ph.face_model(portraits[n], size, face_px=170.0)
+            fm = face_model(portraits[n], size, face_px=170.0)
             self._cams[n] = ph.PhotometricCamera(ph.LiveFace(fm, ph.Behaviour(seed=i)), self.screen, room, size,
                                                  fps=15.0, clock=self.clock, seed=i)
             self._cams[f"print:{n}"] = ph.PhotometricCamera(ph.FlatPrint(fm, ph.Behaviour(seed=i, blink_every_s=0)),

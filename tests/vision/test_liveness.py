@@ -15,6 +15,7 @@ from kiosk.errors import CameraError
 from kiosk.hardware.camera import photometric as ph
 from kiosk.vision.liveness import challenge as ch
 from kiosk.vision.liveness.evaluation import clopper_pearson
+from kiosk.vision.liveness.face_model import face_model
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -82,7 +83,7 @@ def test_liveness_models_match_the_manifest() -> None:
 def test_photometric_camera_auto_exposure_hides_the_flash_unless_locked() -> None:
     from kiosk.hardware.camera.synthetic import grace_hopper
 
-    fm = ph.face_model(grace_hopper())
+    fm = face_model(grace_hopper())
 
     def response(locked: bool) -> float:
         clock, screen = ph.VirtualClock(), ph.ScreenLog()
@@ -109,7 +110,7 @@ def test_photometric_camera_locks_below_its_settled_auto_exposure() -> None:
     room's skin then does not clip under the white field."""
     from kiosk.hardware.camera.synthetic import grace_hopper
 
-    fm = ph.face_model(grace_hopper())
+    fm = face_model(grace_hopper())
     room = ph.Room(ambient=0.34, screen_gain=0.45)
 
     def camera() -> tuple[ph.PhotometricCamera, ph.ScreenLog, ph.VirtualClock]:
@@ -336,7 +337,7 @@ def test_a_face_model_and_its_warps_are_freed_when_no_session_uses_it() -> None:
 
     from kiosk.hardware.camera.synthetic import grace_hopper
 
-    fm = ph.face_model(grace_hopper())
+    fm = face_model(grace_hopper())
     cam = ph.PhotometricCamera(ph.LiveFace(fm), ph.ScreenLog(), clock=ph.VirtualClock())
     cam.read()
     assert ph._POSED.get(fm)  # the warps are cached while the model is in use
@@ -344,6 +345,21 @@ def test_a_face_model_and_its_warps_are_freed_when_no_session_uses_it() -> None:
     del fm, cam
     gc.collect()
     assert gone() is None
+
+
+def test_the_screen_light_of_a_render_follows_the_room_not_its_id() -> None:
+    """Cached screen-light terms are keyed by the room's screen, not by id(room): a freed room's
+    id goes to the next Room allocated, and a session then drew another session's light."""
+    from kiosk.hardware.camera.synthetic import grace_hopper
+
+    face = ph.LiveFace(face_model(grace_hopper()), ph.Behaviour(blink_every_s=0, sway_px=0))
+    white = ph.Light.of((255, 255, 255), "full")
+    room = ph.Room(screen_gain=0.3)
+    weak = face.render(0, white, room)
+    room.screen_gain = 0.45  # the same object (the same id), another screen
+    strong = face.render(0, white, room)
+    assert strong.mean() > weak.mean() * 1.02
+    assert np.array_equal(strong, face.render(0, white, ph.Room(screen_gain=0.45)))
 
 
 def test_glare_veto_sits_between_a_curved_and_a_flat_mirror_image_of_the_screen() -> None:

@@ -9,7 +9,10 @@ Physics, kept simple but honest:
 - the room adds ambient light from above; the photo of a person stands in for albedo × the
   light it was taken in, so rendered radiance = photo × (ambient + screen light) / ambient;
 - a live face is curved: its depth comes from the face-mesh network run on the photo (468
-  points with depth), filled in with an ellipsoid head, and turns in 3-D when asked to;
+  points with depth), filled in with an ellipsoid head (a `FaceModel`, built from a photo by
+  kiosk/vision/liveness/face_model.py), and turns in 3-D when asked to;
+- spectacles (`Glasses`, a live face's option): each lens a convex mirror that shows a small
+  image of the screen at the screen's own radiance (it can clip), following the field;
 - a print is a plane (it turns as one homography); a phone or tablet emits its own picture and
   only reflects the kiosk's light as glare off its glass, inside a bezel, with moiré;
 - the sensor: auto exposure and auto white balance that drift towards a target unless locked
@@ -154,92 +157,12 @@ class FaceModel:
     points: np.ndarray | None = None  # the photo's 468 face-mesh points as placed (x, y, z)
 
 
-_LEFT_EYE = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246)
-_RIGHT_EYE = (263, 249, 390, 373, 374, 380, 381, 382, 362, 398, 384, 385, 386, 387, 388, 466)
-
-
 def _wall(size: tuple[int, int]) -> np.ndarray:
     w, h = size
     y = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None]
     x = np.linspace(0.0, 1.0, w, dtype=np.float32)[None, :]
     base = 0.55 + 0.12 * x - 0.1 * y
     return srgb_to_linear(np.clip(np.stack([base, base * 0.97, base * 0.92], -1), 0, 1))
-
-
-def face_model(photo: np.ndarray, size: tuple[int, int] = (640, 480), face_px: float = 170.0,
-               shift: tuple[float, float] = (0.0, 0.0), models_dir: Any = None) -> FaceModel:
-    """Place `photo`'s face `face_px` wide at the frame centre (+ `shift`, fractions of the
-    frame) and build its depth from the face mesh. CameraError if no face is found in it."""
-    from kiosk.vision.detect import detect_faces_in_photo
-    from kiosk.vision.landmarks import find_landmarks
-    from kiosk.vision.liveness.mesh import FaceMeshModel
-
-    boxes = detect_faces_in_photo(photo)
-    if not boxes:
-        raise CameraError("photometric camera: no face found in the photo")
-    b = boxes[0]
-    lm = find_landmarks(photo, b, models_dir)
-    le, re = lm.left_eye, lm.right_eye
-    mesh = FaceMeshModel(models_dir).run(photo, (b.left, b.top, b.right, b.bottom),
-                                         float(np.arctan2(re[1] - le[1], re[0] - le[0])))
-    pts = mesh.points.astype(np.float64)
-    k = face_px / max(mesh.width, 1.0)
-    w, h = size
-    c_src = pts[:, :2].mean(axis=0)
-    c_dst = np.array([w / 2 + shift[0] * w, h / 2 + shift[1] * h])
-    m = np.array([[k, 0, c_dst[0] - k * c_src[0]], [0, k, c_dst[1] - k * c_src[1]]], dtype=np.float64)
-    placed = cv2.warpAffine(photo, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    albedo = srgb_to_linear(placed.astype(np.float32) / 255.0)
-    p2 = pts[:, :2] * k + (c_dst - k * c_src)
-    z = pts[:, 2] * k
-    fw = face_px
-    cx, cy = float(c_dst[0]), float(c_dst[1])
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    # head: an ellipsoid a little wider than the face contours, its front at the mesh's mean depth
-    ax, ay = 0.62 * fw, 0.85 * fw
-    cyh = cy - 0.12 * fw
-    rr = ((xx - cx) / ax) ** 2 + ((yy - cyh) / ay) ** 2
-    ell = -0.55 * fw * np.sqrt(np.clip(1 - rr, 0, 1)) + float(np.median(z)) + 0.55 * fw * 0.8
-    # the face's own relief on top: mesh depth minus the ellipsoid, interpolated inside the mesh
-    from scipy.interpolate import griddata
-
-    iy = np.clip(p2[:, 1].round().astype(int), 0, h - 1)
-    ell_at = ell[iy, np.clip(p2[:, 0].round().astype(int), 0, w - 1)]
-    x0, y0 = int(max(0, p2[:, 0].min() - 4)), int(max(0, p2[:, 1].min() - 4))
-    x1, y1 = int(min(w, p2[:, 0].max() + 5)), int(min(h, p2[:, 1].max() + 5))
-    gy, gx = np.mgrid[y0:y1, x0:x1]
-    rel = griddata(p2, z - ell_at, (gx, gy), method="linear", fill_value=0.0).astype(np.float32)
-    relief = np.zeros((h, w), np.float32)
-    relief[y0:y1, x0:x1] = rel
-    relief = np.asarray(cv2.GaussianBlur(relief, (0, 0), 0.02 * fw), np.float32)
-    depth = (ell + relief).astype(np.float32)
-    # the person: head ellipse and shoulders below the chin, soft-edged
-    head = (rr < 1.0).astype(np.float32)
-    chin = float(p2[:, 1].max())
-    shoulders = ((yy > chin + 0.1 * fw) & (np.abs(xx - cx) < 0.9 * fw + (yy - chin) * 0.9)).astype(np.float32)
-    neck = ((yy > cy) & (yy <= chin + 0.1 * fw + 1) & (np.abs(xx - cx) < 0.35 * fw)).astype(np.float32)
-    mask = cv2.GaussianBlur(np.clip(head + shoulders + neck, 0, 1), (0, 0), 2.0)
-    depth = np.where(mask > 0.01, depth, depth.max()).astype(np.float32)
-    # shut eyes: each eye polygon painted with the skin colour just above it
-    closed = albedo.copy()
-    eye_boxes = []
-    for idx in (_LEFT_EYE, _RIGHT_EYE):
-        poly = p2[list(idx)].astype(np.float32)
-        ex0, ey0 = poly.min(axis=0)
-        ex1, ey1 = poly.max(axis=0)
-        pad = 0.25 * (ey1 - ey0) + 2
-        ex0, ey0, ex1, ey1 = int(ex0 - pad), int(ey0 - pad), int(ex1 + pad), int(ey1 + pad)
-        eye_boxes.append((ex0, ey0, ex1, ey1))
-        lid_h = max(2, int(0.6 * (ey1 - ey0)))
-        skin = albedo[max(0, ey0 - lid_h):ey0, ex0:ex1].reshape(-1, 3)
-        colour = np.median(skin, axis=0) if skin.size else albedo[ey0, ex0]
-        emask = np.zeros((h, w), np.uint8)
-        cv2.fillPoly(emask, [poly.round().astype(np.int32)], 255)
-        emask = np.asarray(cv2.dilate(emask, np.ones((3, 3), np.uint8)), np.uint8)
-        soft = cv2.GaussianBlur(emask.astype(np.float32) / 255.0, (0, 0), 1.2)[..., None]
-        closed = closed * (1 - soft) + colour[None, None, :] * 0.92 * soft
-    return FaceModel(albedo, closed.astype(np.float32), depth, mask.astype(np.float32), (cx, cy), fw,
-                     tuple(eye_boxes), np.column_stack([p2, z]).astype(np.float32))
 
 
 def _normals(depth: np.ndarray) -> np.ndarray:
@@ -250,13 +173,16 @@ def _normals(depth: np.ndarray) -> np.ndarray:
     return n / np.linalg.norm(n, axis=-1, keepdims=True)
 
 
+_CAMERA_FW = 3.5  # the camera's distance from the head's turning axis, in face widths
+
+
 def _turned(fm: FaceModel, yaw_deg: float, axis_depth: float, planar: bool) -> dict[Any, Any]:
     """The model turned by `yaw_deg` about a vertical axis `axis_depth` px behind its centre, seen
     by a camera about 3.5 face widths away (perspective). A plane (`planar`) keeps depth 0."""
     h, w = fm.depth.shape
     cx = fm.centre[0]
     th = np.deg2rad(yaw_deg)
-    f = 3.5 * fm.face_width  # camera distance in pixels at the face
+    f = _CAMERA_FW * fm.face_width  # camera distance in pixels at the face
     depth = np.zeros_like(fm.depth) if planar else fm.depth
     zc = depth - axis_depth
     xs = np.tile(np.arange(w, dtype=np.float32), (h, 1))
@@ -389,8 +315,13 @@ class _Posed:
             cached[key] = cls(fm, planar)
         return cached[key]
 
+    @classmethod
+    def quantised(cls, yaw: float) -> int:
+        """The yaw whose warp stands for `yaw`."""
+        return int(round(yaw / cls.STEP_DEG)) * cls.STEP_DEG
+
     def at(self, yaw: float) -> dict:
-        key = int(round(yaw / self.STEP_DEG)) * self.STEP_DEG
+        key = self.quantised(yaw)
         got = self._cache.pop(key, None)
         if got is None:
             fm = self._fm()
@@ -419,20 +350,28 @@ def _scaled(a: np.ndarray, rgb: np.ndarray) -> np.ndarray:
     return np.asarray(cv2.multiply(a, scalar))  # type: ignore[call-overload]
 
 
+def _screen_key(room: Room) -> tuple[float, float, float, float]:
+    """What the cached screen-light terms depend on. By value, not id(room): a room freed after
+    its session leaves its id to the next Room allocated, and turned warps a session did not
+    visit kept the terms of the room with that id (the next session's light then depended on
+    the heap's history)."""
+    return (room.screen_gain, room.screen_offset, room.screen_distance, room.screen_drop)
+
+
 def _compose(posed: dict[Any, Any], closure: float, light: Light, room: Room, fm: FaceModel,
              wall: np.ndarray, specular: float) -> np.ndarray:
     """Radiance of a (possibly turned) face model under room + screen light, on the wall.
 
     The photo stands for albedo × a nominal room (ambient 0.22); the screen adds its own light:
     radiance = albedo × (ambient + E_left × colour_left + E_right × colour_right)."""
-    key = ("terms", id(room), round(closure, 2))
+    screen = _screen_key(room)
+    key = ("terms", screen, round(closure, 2))
     if key not in posed:
-        for k in [k for k in posed if isinstance(k, tuple) and k[1] != id(room)]:
+        for k in [k for k in posed if isinstance(k, tuple) and k[1] != screen]:
             del posed[k]  # another session's room
-        if ("e", id(room)) not in posed:
-            posed[("e", id(room))] = _half_irradiance(posed["n"], posed["depth"], fm.centre, fm.face_width,
-                                                      room)
-        e_left, e_right = posed[("e", id(room))]
+        if ("e", screen) not in posed:
+            posed[("e", screen)] = _half_irradiance(posed["n"], posed["depth"], fm.centre, fm.face_width, room)
+        e_left, e_right = posed[("e", screen)]
         alb = posed["albedo"] if closure <= 0 else posed["albedo"] * (1 - closure) + posed["closed"] * closure
         m = posed["mask"][..., None]
         spec = (np.clip(-posed["n"][..., 2], 0, 1) ** 40 * specular * 0.5 * room.screen_gain)[..., None]
@@ -453,23 +392,177 @@ def _compose(posed: dict[Any, Any], closure: float, light: Light, room: Room, fm
     return rad
 
 
+# --- spectacles --------------------------------------------------------------------------
+FACE_WIDTH_M = 0.14       # a face's width, to put a lens's radius in the model's units
+SCREEN_ASPECT = 10 / 16   # the screen's height / width (16:10, as decide.py's glare bound assumes)
+# the screen seen directly (mirrored in a lens) against a white diffuser lit by it: an emitter
+# of radiance L gives irradiance E = L·Ω (Ω its solid angle from the face), a white diffuser
+# under E has radiance E/π, so the screen is π/Ω ≈ 30 times brighter (Ω ≈ 0.1 sr at the
+# nominal room). In the renderer's units a white diffuser under the full white screen has
+# radiance screen_gain, so the screen's own is 30 × screen_gain: a lens's reflection of it can clip
+SCREEN_RADIANCE = 30.0
+
+
+@dataclass(frozen=True)
+class Glasses:
+    """Spectacles: each lens's front surface a convex mirror that shows a small, bright image
+    of the kiosk's screen (it follows the field: a half field only from the lit half, a colour
+    field coloured).
+
+    radius_m: the front surface's radius of curvature (0.08-0.13 m in common lenses);
+    reflectance: of both surfaces, of the screen's light (~4 % each uncoated, 0.5-1 % with an
+    anti-reflective coating); lens_width: in face widths (or the eye's box, if wider);
+    tilt_deg: pantoscopic tilt (the lower edge leans towards the cheek, which turns the lens's
+    mirror image up towards its centre)."""
+
+    radius_m: float = 0.10
+    reflectance: float = 0.04
+    lens_width: float = 0.22
+    tilt_deg: float = 8.0
+
+    @classmethod
+    def random(cls, rng: np.random.Generator) -> Glasses:
+        return cls(radius_m=float(rng.uniform(0.08, 0.13)), reflectance=float(rng.uniform(0.005, 0.08)),
+                   tilt_deg=float(rng.uniform(4.0, 12.0)))
+
+
+_LensLayer = tuple[tuple[int, int, int, int], np.ndarray, np.ndarray, np.ndarray]
+
+
+class _Lenses:
+    """The two lenses of `Glasses` on a face model, per (quantised) yaw and room: for each, its
+    crop of the frame, the transmission there (1 - reflectance on the lens) and the mirror
+    images of the left and the right half screen at unit radiance, clipped to the lens.
+
+    Geometry in the model's pixels (x right, y down, z away from the camera), in the frame of
+    `_turned`: the head turns about a vertical axis `axis` px deep at the face's centre, the
+    camera sits `_CAMERA_FW` face widths in front of that axis, the screen where
+    `_half_irradiance` puts it. Each lens's front surface is a sphere of radius R, its vertex
+    VERTEX_FW in front of the eye and its centre R behind that; a screen point's image lies
+    where the sphere's normal halves the angle between the camera and that point. The sphere
+    turns with the head, the camera and the screen do not: turned, the image slides across the
+    lens and leaves it, as a real lens's reflection does."""
+
+    VERTEX_FW = 0.1   # the lens's front surface ~14 mm in front of the eye
+    DROP_FW = 0.02    # a lens's centre a little below the eye's
+
+    def __init__(self, fm: FaceModel, glasses: Glasses, axis: float) -> None:
+        self.fm, self.g, self.axis = fm, glasses, axis
+        fw = fm.face_width
+        self.r_px = glasses.radius_m / FACE_WIDTH_M * fw
+        self.lenses = []
+        for x0, y0, x1, y1 in fm.eye_boxes:
+            ex, ey = 0.5 * (x0 + x1), 0.5 * (y0 + y1) + self.DROP_FW * fw
+            h, w = fm.depth.shape
+            z = float(fm.depth[int(np.clip(ey, 0, h - 1)), int(np.clip(ex, 0, w - 1))]) - self.VERTEX_FW * fw
+            half_w = 0.5 * max(glasses.lens_width * fw, float(x1 - x0))
+            self.lenses.append((np.array([ex, ey, z]), half_w, 0.7 * half_w))
+        self._cache: dict[tuple[int, tuple[float, ...]], list[_LensLayer]] = {}
+
+    def _world(self, p: np.ndarray, th: float) -> np.ndarray:
+        """Head-frame points (..., 3) turned by `th` about the axis (as `_turned` turns them)."""
+        cx = self.fm.centre[0]
+        x, z = p[..., 0] - cx, p[..., 2] - self.axis
+        return np.stack([cx + x * np.cos(th) + z * np.sin(th), p[..., 1],
+                         self.axis - x * np.sin(th) + z * np.cos(th)], -1)
+
+    def _project(self, q: np.ndarray) -> np.ndarray:
+        """World points (..., 3) to frame pixels (..., 2), `_turned`'s perspective."""
+        cx, cy = self.fm.centre
+        f = _CAMERA_FW * self.fm.face_width
+        s = f / (f + q[..., 2] - self.axis)
+        return np.stack([cx + (q[..., 0] - cx) * s, cy + (q[..., 1] - cy) * s], -1)
+
+    def layers(self, yaw_deg: float, room: Room) -> list[_LensLayer]:
+        key = (int(round(yaw_deg * 10)), _screen_key(room))
+        got = self._cache.get(key)
+        if got is None:
+            if len(self._cache) > 24:
+                self._cache.clear()
+            got = self._cache[key] = [self._layer(*lens, np.deg2rad(yaw_deg), room) for lens in self.lenses]
+        return got
+
+    def _layer(self, p0: np.ndarray, half_w: float, half_h: float, th: float, room: Room) -> _LensLayer:
+        fm, g = self.fm, self.g
+        fw = fm.face_width
+        cx, cy = fm.centre
+        h, w = fm.depth.shape
+        tilt = np.deg2rad(g.tilt_deg)
+        n0 = np.array([0.0, np.sin(tilt), -np.cos(tilt)])  # the lens's outward normal, head frame
+        centre = self._world(p0 - self.r_px * n0, th)
+        normal = self._world(p0 + n0, th) - self._world(p0, th)
+        vertex = centre + self.r_px * normal
+        # the lens's outline: its centre and two edge points, turned and projected
+        ex = self._world(p0 + np.array([half_w, 0.0, 0.0]), th) - self._world(p0, th)
+        pc, px, py = (self._project(v) for v in (vertex, vertex + ex, vertex + np.array([0.0, half_h, 0.0])))
+        ax, ay = max(1.0, abs(float(px[0] - pc[0]))), max(1.0, abs(float(py[1] - pc[1])))
+        x0, x1 = int(max(0, np.floor(pc[0] - ax - 2))), int(min(w, np.ceil(pc[0] + ax + 3)))
+        y0, y1 = int(max(0, np.floor(pc[1] - ay - 2))), int(min(h, np.ceil(pc[1] + ay + 3)))
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+        rr = np.sqrt(((xx - pc[0]) / ax) ** 2 + ((yy - pc[1]) / ay) ** 2)
+        mask = np.clip((1.0 - rr) * min(ax, ay) + 0.5, 0.0, 1.0)  # about a pixel of soft edge
+        # the screen: S = 2 × screen_offset face widths wide, its centre screen_drop below the camera
+        cam = np.array([cx, cy, self.axis - _CAMERA_FW * fw])
+        half_s, half_h_s = room.screen_offset * fw, room.screen_offset * fw * SCREEN_ASPECT
+        sy, sz = cy + room.screen_drop * fw, -room.screen_distance * fw
+        images = []
+        # the patient's left half lies on the image's right (as in `_half_irradiance`)
+        for xa, xb in ((cx, cx + half_s), (cx - half_s, cx)):
+            corners = np.array([[x, y, sz] for x in (xa, xb) for y in (sy - half_h_s, sy + half_h_s)])
+            q = np.repeat(vertex[None, :], 4, axis=0)
+            for _ in range(3):  # the point whose normal halves camera and screen point, refined
+                u = cam - q
+                v = corners - q
+                m = u / np.linalg.norm(u, axis=1, keepdims=True) + v / np.linalg.norm(v, axis=1, keepdims=True)
+                q = centre + self.r_px * m / np.linalg.norm(m, axis=1, keepdims=True)
+            img = self._project(q)
+            # its sides at the mean of each edge's ends: the two halves' images meet at the
+            # screen's middle without overlapping
+            qx0, qx1 = sorted((float(img[:2, 0].mean()), float(img[2:, 0].mean())))
+            qy0, qy1 = float(img[:, 1].min()), float(img[:, 1].max())
+            cov_x = np.clip(np.minimum(xx[0] + 0.5, qx1) - np.maximum(xx[0] - 0.5, qx0), 0.0, 1.0)
+            cov_y = np.clip(np.minimum(yy[:, 0] + 0.5, qy1) - np.maximum(yy[:, 0] - 0.5, qy0), 0.0, 1.0)
+            images.append(np.ascontiguousarray((cov_y[:, None] * cov_x[None, :] * mask)[..., None],
+                                               dtype=np.float32))
+        trans = np.ascontiguousarray((1.0 - g.reflectance * mask)[..., None], dtype=np.float32)
+        return (y0, y1, x0, x1), trans, images[0], images[1]
+
+    def apply(self, rad: np.ndarray, yaw_deg: float, light: Light, room: Room) -> None:
+        """Through the lenses, in place: the eyes seen through them, and the screen mirrored."""
+        k = self.g.reflectance * SCREEN_RADIANCE * room.screen_gain
+        for (y0, y1, x0, x1), trans, left, right in self.layers(yaw_deg, room):
+            sub = rad[y0:y1, x0:x1]
+            sub *= trans
+            if np.any(light.left > 0):
+                sub += left * (k * light.left)[None, None, :]
+            if np.any(light.right > 0):
+                sub += right * (k * light.right)[None, None, :]
+
+
 class LiveFace:
-    """A real person: curved, lit by the screen, blinking, turning when asked."""
+    """A real person: curved, lit by the screen, blinking, turning when asked; `glasses`: wearing
+    spectacles, whose lenses mirror the screen."""
 
     species = "bona-fide"
 
-    def __init__(self, fm: FaceModel, behaviour: Behaviour | None = None, specular: float = 0.15) -> None:
+    def __init__(self, fm: FaceModel, behaviour: Behaviour | None = None, specular: float = 0.15,
+                 glasses: Glasses | None = None) -> None:
         self.fm, self.b = fm, behaviour or Behaviour()
         self._posed = _Posed.of(fm, planar=False)
         self._wall = _wall((fm.depth.shape[1], fm.depth.shape[0]))
         self.specular = specular
+        self.glasses = glasses
+        self._lenses = _Lenses(fm, glasses, self._posed.axis) if glasses is not None else None
 
     def prompt(self, kind: str, t_ns: int) -> None:
         self.b.prompt(kind, t_ns)
 
     def render(self, t_ns: int, light: Light, room: Room) -> np.ndarray:
-        posed = self._posed.at(self.b.yaw(t_ns))
+        yaw = self.b.yaw(t_ns)
+        posed = self._posed.at(yaw)
         rad = _compose(posed, self.b.eye_closure(t_ns), light, room, self.fm, self._wall, self.specular)
+        if self._lenses is not None:
+            self._lenses.apply(rad, _Posed.quantised(yaw), light, room)
         return _shift(rad, *self.b.offset(t_ns))
 
 

@@ -2,16 +2,18 @@
 
 Bona-fide sessions are synthesised from real photos (`../shared/data/faces-identity/` or any
 folder of face photos) under random room lighting and screen geometry; each attack species
-(kiosk.vision.liveness.sessions.SPECIES) is presented from the same photos. The thresholds are
-the fixed constants of kiosk.vision.liveness.decide, set before the run.
+(kiosk.vision.liveness.sessions.SPECIES) is presented from the same photos. A share of the
+bona-fide subjects wear glasses (sessions.GLASSES_SHARE), whose lenses mirror the screen. The
+thresholds are the fixed constants of kiosk.vision.liveness.decide, set before the run.
 
 APCER (per species): attacks classified live. BPCER: bona-fide sessions not classified live
-(attack or inconclusive). Non-response: bona-fide sessions that ended inconclusive. Each with
-its count and a Clopper-Pearson 95 % interval. Each session starts as the kiosk's does, after its
-face step: a session in which the pipeline sees no face is a failure to acquire, counted apart
-(the check never ran); one whose face never passes the face step's quality gates (a photo's pose
-is frozen) is checked all the same and reported in its own group. A refused bona-fide session
-gets the kiosk's one guided retry, reported as the check-ins sent to the front desk.
+(attack or inconclusive), also by skin-tone proxy, lighting and glasses. Non-response:
+bona-fide sessions that ended inconclusive. Each with its count and a Clopper-Pearson 95 %
+interval. Each session starts as the kiosk's does, after its face step: a session in which the
+pipeline sees no face is a failure to acquire, counted apart (the check never ran); one whose
+face never passes the face step's quality gates (a photo's pose is frozen) is checked all the
+same and reported in its own group. A refused bona-fide session gets the kiosk's one guided
+retry, reported as the check-ins sent to the front desk.
 """
 from __future__ import annotations
 
@@ -168,6 +170,11 @@ class Report:
                 out[v] = Rate(sum(r.result.status == "live" for r in sel), len(sel))
         return out
 
+    def bpcer_by_glasses(self) -> dict[str, Rate]:
+        """BPCER of the bona-fide sessions with and without (simulated) glasses."""
+        names = {"True": "glasses", "False": "no glasses"}
+        return {names.get(k, k): v for k, v in self.bpcer_by("glasses", tuple(names)).items()}
+
     def photos_by_skin_tone(self) -> dict[str, int]:
         seen: dict[int, str] = {int(r.meta["photo"]): str(r.meta["skin_tone"]) for r in self.results
                                 if "photo" in r.meta}
@@ -204,6 +211,7 @@ class Report:
                                        self.bpcer_by("face_step", FACE_STEP_ORDER).items()},
                 "apcer_by_face_step": {k: v.as_dict() for k, v in
                                        self.apcer_by("face_step", FACE_STEP_ORDER).items()},
+                "bpcer_by_glasses": {k: v.as_dict() for k, v in self.bpcer_by_glasses().items()},
                 "time_to_decision_s": {"n": int(len(t)), "median": float(np.median(t)) if len(t) else None,
                                        "p95": float(np.percentile(t, 95)) if len(t) else None}}
 
@@ -237,6 +245,9 @@ class Report:
         for k, v in self.bpcer_by("face_step", FACE_STEP_ORDER).items():
             a = f"   APCER (all species) {ap[k].line()}" if k in ap else ""
             out.append(f"  BPCER {k:26s} {v.line()}{a}")
+        out.append("by glasses (bona fide; simulated lens reflections of the screen):")
+        for k, v in self.bpcer_by_glasses().items():
+            out.append(f"  BPCER {k:14s} {v.line()}")
         if len(t):
             out.append(f"time to decision (simulated clock, bona fide): median {np.median(t):.2f} s, "
                        f"p95 {np.percentile(t, 95):.2f} s (n={len(t)})")
@@ -296,14 +307,18 @@ def _photo_sessions(sim: Simulator, index: int, photo: np.ndarray, bona_fide: in
         room = random_room(rng)
         subject = build_subject(species, fm, rng, sim.size, room)
         res = sim.run(subject, room, int(rng.integers(1 << 30)), species, acquire=True)
+        lens = getattr(subject, "glasses", None)
         res.meta = {"photo": index, "ita": None if ita != ita else round(ita, 1), "skin_tone": ita_bin(ita),
-                    "lighting": lighting(room), "face_step": FACE_STEP[res.face_step_ok]}
+                    "lighting": lighting(room), "face_step": FACE_STEP[res.face_step_ok],
+                    "glasses": lens is not None}
+        if lens is not None:
+            res.meta["lens"] = {"radius_m": round(lens.radius_m, 3), "reflectance": round(lens.reflectance, 4)}
         if species == "bona-fide" and res.acquired and res.result.status != "live":
-            # the kiosk's one guided retry: the same person in the same room, a new challenge
-            # (its own generator, so the sessions after it are those of a run without retries)
+            # the kiosk's one guided retry: the same person (and glasses) in the same room, a new
+            # challenge (its own generator: the sessions after it are those of a run without retries)
             again = np.random.default_rng([seed, index, k, 1])
-            retry = sim.run(build_subject(species, fm, again, sim.size, room), room,
-                            int(again.integers(1 << 30)), species, acquire=True)
+            person = build_subject(species, fm, again, sim.size, room, glasses=lens if lens is not None else False)
+            retry = sim.run(person, room, int(again.integers(1 << 30)), species, acquire=True)
             res.meta["retry"] = retry.result.status
         out.append(res)
     return out

@@ -21,6 +21,7 @@ from kiosk.checkin.ports import LivenessResult
 from kiosk.hardware.camera import photometric as ph
 from kiosk.vision.adapters import FaceAdapter
 from kiosk.vision.liveness import challenge as ch
+from kiosk.vision.liveness.face_model import face_model
 
 SPECIES = ("print", "screen-replay", "recorded-replay", "cut-out-print", "curved-print")
 
@@ -52,15 +53,34 @@ def random_room(rng: np.random.Generator) -> ph.Room:
                    screen_drop=float(rng.uniform(0.3, 0.9)))
 
 
+GLASSES_SHARE = 0.3  # of bona-fide subjects wearing spectacles (their lenses mirror the screen)
+
+
+def draw_glasses(seed: int) -> ph.Glasses | None:
+    """Spectacles for a bona-fide subject, from its own seed: drawn from a generator of their own,
+    so a session without them is the same session as before glasses were simulated."""
+    g = np.random.default_rng([seed, 0x61A55E5])
+    return ph.Glasses.random(g) if g.random() < GLASSES_SHARE else None
+
+
 def build_subject(species: str, fm: ph.FaceModel, rng: np.random.Generator, size: tuple[int, int],
-                  room: ph.Room) -> Any:
-    """The subject for one presentation of `species` from face model `fm`."""
+                  room: ph.Room, glasses: ph.Glasses | bool | None = None) -> Any:
+    """The subject for one presentation of `species` from face model `fm`. A bona-fide subject
+    wears glasses (its `glasses` attribute) with probability GLASSES_SHARE; `glasses` True or
+    False: always (lenses drawn all the same) or never; a `Glasses`: those."""
     seed = int(rng.integers(1 << 30))
     if species == "bona-fide":
         b = ph.Behaviour(seed=seed, turn_delay_s=float(rng.uniform(0.3, 0.7)),
                          turn_speed_dps=float(rng.uniform(35, 70)), turn_peak_deg=float(rng.uniform(16, 28)),
                          blink_every_s=float(rng.uniform(2.0, 5.0)), sway_px=float(rng.uniform(0.5, 2.0)))
-        return ph.LiveFace(fm, b, specular=float(rng.uniform(0.05, 0.25)))
+        lenses = draw_glasses(seed)
+        if isinstance(glasses, ph.Glasses):
+            lenses = glasses
+        elif glasses is True and lenses is None:
+            lenses = ph.Glasses.random(np.random.default_rng([seed, 1]))
+        elif glasses is False:
+            lenses = None
+        return ph.LiveFace(fm, b, specular=float(rng.uniform(0.05, 0.25)), glasses=lenses)
     if species == "curved-print":
         # the paper bent round the attacker's own head: it turns in 3-D and leaves a homography
         # like a face does; only its missing relief (no nose to shade) can give it away
@@ -119,7 +139,7 @@ class Simulator:
         self.check = ScreenLightLiveness(_CameraProxy(self._camera_box), settings, models_dir=models_dir)
 
     def face_model(self, photo: np.ndarray, face_px: float = 170.0) -> ph.FaceModel:
-        return ph.face_model(photo, self.size, face_px, models_dir=self.models_dir)
+        return face_model(photo, self.size, face_px, models_dir=self.models_dir)
 
     # the face step before liveness: this many frames (1.3 s at 15 frames/s) for the pipeline to
     # see one face, and one that passes its quality gates, as the kiosk's face step waits for one

@@ -402,8 +402,6 @@ class _Processor:
             if bgain == bgain and ev.light_gain == ev.light_gain and ev.light_gain > 0:
                 ev.background_ratio = max(0.0, bgain) / ev.light_gain
             ev.curvature, ev.curvature_t = dc.curvature(plan, groups, self.ref["xy"], self.ref["normals"])
-            ev.curvature_col, ev.curvature_col_t = dc.curvature_beyond_columns(plan, groups, self.ref["xy"],
-                                                                               self.ref["normals"])
         if samples and self.turn_yaws:
             ev.yaw = max(self.turn_yaws)
             if self.track is not None and ev.yaw >= dc.MIN_YAW_RATIO:

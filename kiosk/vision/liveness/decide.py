@@ -84,8 +84,6 @@ class Evidence:
     background_ratio: float = float("nan")
     curvature: float = float("nan")
     curvature_t: float = float("nan")
-    curvature_col: float = float("nan")
-    curvature_col_t: float = float("nan")
     yaw: float = float("nan")
     parallax: float = float("nan")
     relief: float = float("nan")
@@ -102,8 +100,7 @@ class Evidence:
 
         return {"frames": self.frames, "light_corr": r(self.light_corr), "light_gain": r(self.light_gain),
                 "background_ratio": r(self.background_ratio), "curvature": r(self.curvature),
-                "curvature_t": r(self.curvature_t), "curvature_col": r(self.curvature_col),
-                "curvature_col_t": r(self.curvature_col_t), "yaw": r(self.yaw), "parallax": r(self.parallax),
+                "curvature_t": r(self.curvature_t), "yaw": r(self.yaw), "parallax": r(self.parallax),
                 "relief": r(self.relief), "relief_t": r(self.relief_t), "bend": r(self.bend),
                 "glare": r(self.glare), "frame_sides": self.sides, "blinks": self.blinks,
                 "reasons": list(self.reasons)}
@@ -215,21 +212,6 @@ def curvature(challenge: Challenge, groups: list[list[FrameSample]], xy: np.ndar
         return float("nan"), float("nan")
     split, ok = got
     a = np.column_stack([np.ones(ok.sum()), xy[ok, 0], xy[ok, 1], _normal_slope(normals[ok])])
-    return _robust_last(a, split[ok])
-
-
-def curvature_beyond_columns(challenge: Challenge, groups: list[list[FrameSample]], xy: np.ndarray,
-                             normals: np.ndarray) -> tuple[float, float]:
-    """(coefficient, t) of the split on n_x/|n_z| beyond any function of the column (a quintic
-    in x, with y and x·y): a sheet bent round a vertical axis splits as a function of its column,
-    whatever its bend; a face's nose and eye sockets split beyond it (recorded, not decided on)."""
-    got = half_field_split(challenge, groups)
-    if got is None or got[1].sum() < 30:
-        return float("nan"), float("nan")
-    split, ok = got
-    x, y = xy[ok, 0], xy[ok, 1]
-    one = np.ones_like(x)
-    a = np.column_stack([one, x, x * x, x ** 3, x ** 4, x ** 5, y, x * y, _normal_slope(normals[ok])])
     return _robust_last(a, split[ok])
 
 

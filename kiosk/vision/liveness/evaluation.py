@@ -215,6 +215,15 @@ class Report:
                 "time_to_decision_s": {"n": int(len(t)), "median": float(np.median(t)) if len(t) else None,
                                        "p95": float(np.percentile(t, 95)) if len(t) else None}}
 
+    def _breakdown(self, title: str, key: str, order: tuple[str, ...], width: int) -> list[str]:
+        """BPCER and APCER (all species) per value of `meta[key]`, under `title`."""
+        out = [title]
+        ap = self.apcer_by(key, order)
+        for k, v in self.bpcer_by(key, order).items():
+            a = f"   APCER (all species) {ap[k].line()}" if k in ap else ""
+            out.append(f"  BPCER {k:{width}s} {v.line()}{a}")
+        return out
+
     def lines(self) -> list[str]:
         t = self.decision_times()
         out = [f"photos: {self.photos}; sessions: {len(self.results)}"]
@@ -227,24 +236,12 @@ class Report:
         fta = {sp: self.not_acquired(sp) for sp in ("bona-fide",) + SPECIES}
         out.append("not acquired (the face step before liveness found no face; not in the rates above): "
                    + ", ".join(f"{sp} {r.k}/{r.n}" for sp, r in fta.items()))
-        out.append("by skin tone (ITA° of the photo's skin, a colorimetric proxy, not a label; photos "
-                   f"per bin {self.photos_by_skin_tone()}):")
-        ap = self.apcer_by("skin_tone", SKIN_ORDER)
-        for k, v in self.bpcer_by("skin_tone", SKIN_ORDER).items():
-            a = f"   APCER (all species) {ap[k].line()}" if k in ap else ""
-            out.append(f"  BPCER {k:14s} {v.line()}{a}")
-        out.append("by lighting (the session's room: ambient level; the screen's share of the light on "
-                   "the face):")
-        ap = self.apcer_by("lighting", LIGHT_ORDER)
-        for k, v in self.bpcer_by("lighting", LIGHT_ORDER).items():
-            a = f"   APCER (all species) {ap[k].line()}" if k in ap else ""
-            out.append(f"  BPCER {k:26s} {v.line()}{a}")
-        out.append("by the face step's quality gates in the session's first frames (the kiosk runs liveness "
-                   "only after they pass):")
-        ap = self.apcer_by("face_step", FACE_STEP_ORDER)
-        for k, v in self.bpcer_by("face_step", FACE_STEP_ORDER).items():
-            a = f"   APCER (all species) {ap[k].line()}" if k in ap else ""
-            out.append(f"  BPCER {k:26s} {v.line()}{a}")
+        out += self._breakdown("by skin tone (ITA° of the photo's skin, a colorimetric proxy, not a label; photos "
+                               f"per bin {self.photos_by_skin_tone()}):", "skin_tone", SKIN_ORDER, 14)
+        out += self._breakdown("by lighting (the session's room: ambient level; the screen's share of the light on "
+                               "the face):", "lighting", LIGHT_ORDER, 26)
+        out += self._breakdown("by the face step's quality gates in the session's first frames (the kiosk runs "
+                               "liveness only after they pass):", "face_step", FACE_STEP_ORDER, 26)
         out.append("by glasses (bona fide; simulated lens reflections of the screen):")
         for k, v in self.bpcer_by_glasses().items():
             out.append(f"  BPCER {k:14s} {v.line()}")

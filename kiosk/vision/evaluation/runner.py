@@ -94,3 +94,8 @@ def _stop(pool: Any, grace_s: float = 10.0) -> None:
             if p.is_alive():
                 p.kill()
                 p.join(grace_s)
+    # a terminate() that waited on a worker which outlived its SIGTERM reaps it once it is killed:
+    # both threads wait for the same child, and the one the kernel answers records its exit, so
+    # let it finish (else the worker's Process can read as alive: its own wait got ECHILD)
+    if stopper.is_alive():
+        stopper.join(grace_s)

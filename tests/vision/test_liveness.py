@@ -463,3 +463,38 @@ def test_report_counts_failures_to_acquire_apart_and_the_retry() -> None:
     assert (report.not_acquired("bona-fide").k, report.not_acquired("print").k) == (1, 1)
     text = "\n".join(report.lines())
     assert "not acquired" in text and "front desk" in text
+
+
+def test_each_colour_field_must_add_its_own_colour() -> None:
+    """Skin under the locked camera adds, in each channel, the field's own linear colour as a
+    share of what white adds; a replay of another challenge shows other colours in some fields."""
+    import random
+
+    from kiosk.vision.liveness import challenge as ch
+    from kiosk.vision.liveness import decide as dc
+    from kiosk.vision.liveness.signals import FrameSample
+
+    plan = ch.draw(random.Random(4))
+    rng = np.random.default_rng(4)
+    albedo = rng.uniform(0.2, 0.6, (50, 3)) * np.array([1.0, 0.8, 0.6])
+
+    def lin(c: tuple[int, int, int]) -> np.ndarray:
+        return dc._srgb_lin(c)
+
+    def groups(shown: list[tuple[int, int, int]]) -> list[list[FrameSample]]:
+        out = []
+        for c in shown:
+            skin = (albedo * (0.25 + 0.3 * lin(c))).astype(np.float32)
+            out.append([FrameSample(0, skin, skin[:5], 170.0, (320.0, 240.0), 0.0, 0.3, 0.0, 0)])
+        return out
+
+    colours = [f.color for f in plan.fields]
+    genuine = dc.field_deviation(plan, groups(colours))
+    assert genuine < 0.01
+    # another challenge's colours in the colour fields (dim and white where they are)
+    others = [c for c in ch.PALETTE if c != ch.WHITE]
+    replayed = [c if c in (ch.DIM, ch.WHITE) else next(o for o in others if o != c and o not in colours)
+                for c in colours]
+    assert dc.field_deviation(plan, groups(replayed)) > dc.MAX_FIELD_DEVIATION
+    ev = dc.Evidence(light_corr=0.95, light_gain=0.2, field_deviation=1.5, curvature=0.1, curvature_t=9.0)
+    assert "field-mismatch" in dc.decide(ev)[1]

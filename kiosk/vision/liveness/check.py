@@ -398,6 +398,7 @@ class _Processor:
         groups = dc.plateaus(samples, marks, int(st.latency_s * 1e9 + 0.5 * period))
         if len(samples) >= 5 and self.lost <= 0.2 * self.flash_frames:
             ev.light_corr, ev.light_gain = dc.light_response(plan, groups, "skin")
+            ev.field_deviation = dc.field_deviation(plan, groups)
             _, bgain = dc.light_response(plan, groups, "background")
             if bgain == bgain and ev.light_gain == ev.light_gain and ev.light_gain > 0:
                 ev.background_ratio = max(0.0, bgain) / ev.light_gain

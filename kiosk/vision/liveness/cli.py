@@ -77,7 +77,7 @@ def _eval(args: argparse.Namespace) -> int:
         from kiosk.vision.liveness import decide as dc
 
         print(f"thresholds (fixed before the run, kiosk/vision/liveness/decide.py): light corr >= "
-              f"{dc.MIN_LIGHT_CORR}, gain >= {dc.MIN_LIGHT_GAIN}, "
+              f"{dc.MIN_LIGHT_CORR}, gain >= {dc.MIN_LIGHT_GAIN}, field deviation <= {dc.MAX_FIELD_DEVIATION}, "
               f"background ratio <= {dc.MAX_BACKGROUND_RATIO}, curvature >= {dc.MIN_CURVATURE} "
               f"(t >= {dc.MIN_CURVATURE_T}), yaw ratio >= {dc.MIN_YAW_RATIO}, "
               f"parallax >= {dc.MIN_PARALLAX}, relief: depth fit t >= {dc.MIN_RELIEF_T} and share >= "

@@ -1,7 +1,9 @@
 """The liveness decision from a challenge's frame samples: physics, one test at a time.
 
 1. Light response: on full fields the skin's linear RGB must follow the screen's colour
-   (correlation across fields and channels, and a minimum gain), within a frame of each change.
+   (correlation across fields and channels, and a minimum gain), within a frame of each change,
+   and each colour field on its own must add its own colour (a replay of another challenge
+   shows other colours in some fields).
 2. Background: the wall beyond the head is far from the screen and hardly answers; a flat
    thing filling the view (a print, a tablet) answers everywhere alike.
 3. Curvature: under the left and right half fields, each skin point's split
@@ -34,6 +36,10 @@ from kiosk.vision.liveness.signals import EYES, FrameSample
 # --- thresholds (fixed before the evaluation; docs in README "Liveness") --------------------
 MIN_LIGHT_CORR = 0.85     # skin colour vs screen colour over the full fields
 MIN_LIGHT_GAIN = 0.04     # a white screen adds at least 4 % to the skin's light
+# the worst colour field's share of white's added light, off its own colour (field_deviation):
+# calibration seeds 61 and 62 (12 photos each), genuine sessions at most 0.37 (n=57), recorded
+# replays of another challenge at least 1.17 (n=11), prints and screens at most 0.56
+MAX_FIELD_DEVIATION = 0.7
 MAX_BACKGROUND_RATIO = 0.45  # background gain / skin gain
 MIN_CURVATURE = 0.03      # split coefficient on n_x/|n_z| (≈ tan of the half-screen angle live)
 # and its t statistic. The coefficient is what separates: with the exposure locked below
@@ -82,6 +88,7 @@ class Evidence:
     frames: int = 0
     light_corr: float = float("nan")
     light_gain: float = float("nan")
+    field_deviation: float = float("nan")
     background_ratio: float = float("nan")
     curvature: float = float("nan")
     curvature_t: float = float("nan")
@@ -100,6 +107,7 @@ class Evidence:
             return None if x != x else round(float(x), 4)
 
         return {"frames": self.frames, "light_corr": r(self.light_corr), "light_gain": r(self.light_gain),
+                "field_deviation": r(self.field_deviation),
                 "background_ratio": r(self.background_ratio), "curvature": r(self.curvature),
                 "curvature_t": r(self.curvature_t), "yaw": r(self.yaw), "parallax": r(self.parallax),
                 "relief": r(self.relief), "relief_t": r(self.relief_t), "bend": r(self.bend),
@@ -154,6 +162,41 @@ def light_response(challenge: Challenge, groups: list[list[FrameSample]], attr: 
     xx, yy = np.concatenate(res_x), np.concatenate(res_y)
     corr = float(np.corrcoef(xx, yy)[0, 1]) if np.std(yy) > 0 and np.std(xx) > 0 else 0.0
     return corr, float(np.median(gains))
+
+
+def field_deviation(challenge: Challenge, groups: list[list[FrameSample]]) -> float:
+    """How far the skin's answer to one colour field strays from that field's colour, the worst
+    field and channel: the light a field adds over the dim one, as a share of what white adds,
+    is for skin (any albedo, the exposure and white balance locked) the field's own linear colour
+    in each channel. The pooled correlation lets a replay whose fields partly match another
+    challenge's pass; a single field showing another colour does not pass this. NaN: no dim,
+    white or colour field measured."""
+    by: dict[str, np.ndarray] = {}
+    colours: list[tuple[np.ndarray, np.ndarray]] = []
+    dim_rgb = white_rgb = None
+    for f, g in zip(challenge.fields, groups, strict=True):
+        if f.region != "full" or not g:
+            continue
+        v = np.nanmean(_mean(g, "skin"), axis=0)
+        if not np.all(np.isfinite(v)):
+            continue
+        if f.color == (255, 255, 255):
+            by["white"], white_rgb = v, _srgb_lin(f.color)
+        elif max(f.color) <= 40:
+            by["dim"], dim_rgb = v, _srgb_lin(f.color)
+        else:
+            colours.append((v, _srgb_lin(f.color)))
+    if "white" not in by or "dim" not in by or not colours or white_rgb is None or dim_rgb is None:
+        return float("nan")
+    span = by["white"] - by["dim"]
+    if np.any(span <= 0):
+        return 10.0  # white adds nothing in a channel: nothing here answers the screen
+    worst = 0.0
+    for v, lin in colours:
+        got = (v - by["dim"]) / span
+        want = (lin - dim_rgb) / (white_rgb - dim_rgb)
+        worst = max(worst, float(np.max(np.abs(got - want))))
+    return worst
 
 
 def half_field_split(challenge: Challenge, groups: list[list[FrameSample]]) -> tuple[np.ndarray, np.ndarray] | None:
@@ -424,6 +467,8 @@ def decide(ev: Evidence) -> tuple[str, list[str]]:
     else:
         if ev.light_corr < MIN_LIGHT_CORR:
             attack.append("light-mismatch")
+        if ev.field_deviation == ev.field_deviation and ev.field_deviation > MAX_FIELD_DEVIATION:
+            attack.append("field-mismatch")
         if ev.background_ratio == ev.background_ratio and ev.background_ratio > MAX_BACKGROUND_RATIO:
             attack.append("background-follows")
         if ev.curvature != ev.curvature:

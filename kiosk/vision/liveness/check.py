@@ -215,13 +215,13 @@ class ScreenLightLiveness:
                 j.result()  # re-raises a worker's error here
         return proc.finish(marks)
 
-    def _sample(self, frame: Any, mesh: Mesh, ref: dict[str, Any], count: int, follow: bool) -> sg.FrameSample:
+    def _sample(self, frame: Any, grey: np.ndarray, mesh: Mesh, ref: dict[str, Any], count: int,
+                follow: bool) -> sg.FrameSample:
         """One frame's measurements. `follow`: the head may be turning, so the skin is sampled
         at this frame's mesh points; a still face is sampled at the first frame's points moved
         with the face as its texture moved (sg.Registration; the mesh's centre where that
         fails), so its patches stay on the same skin instead of jittering with the mesh."""
         image = frame.image
-        grey = _grey(image)
         if "skin" not in ref:
             ref["skin"] = sg.skin_points(mesh)
             ref["normals"] = sg.point_normals(mesh.points)[ref["skin"]]
@@ -347,14 +347,15 @@ class _Processor:
             if self._past:
                 self._past += 1
             return
+        grey = _grey(frame.image)  # once a frame: registration, bezel lines, turn tracking
         if phase == _STILL:
-            self.samples.append(self.check._sample(frame, mesh, self.ref, len(self.samples), False))
+            self.samples.append(self.check._sample(frame, grey, mesh, self.ref, len(self.samples), False))
             # all but one template from the still part (the turn's frames may fail the frontal
             # quality gates); the last still frame is the turn's reference
             if obs.ok and k % self.st.template_every == self.st.template_every - 1 \
                     and len(self.templates) < self.st.max_templates - 1:
                 self._keep(frame, obs.landmarks)
-            self.frontal = _grey(frame.image)
+            self.frontal = grey
             p = mesh.points[:, :2]
             self.frontal_box = (int(p[:, 0].min()), int(p[:, 1].min()), int(p[:, 0].max()) + 1,
                                 int(p[:, 1].max()) + 1)
@@ -370,12 +371,12 @@ class _Processor:
         if lit and abs(y) < MAX_LIT_YAW:
             # a colour field's frame counts for the light test until the head has started to
             # turn (turned, the far cheek's patches slide off the face)
-            self.samples.append(self.check._sample(frame, mesh, self.ref, len(self.samples), True))
+            self.samples.append(self.check._sample(frame, grey, mesh, self.ref, len(self.samples), True))
         if self.track is not None and self._past < 3:
             # the tracking runs up to the first frame past the threshold and two more (tracked
             # on to the turn's peak, the far side's corners are occluded and the relief's fit
             # got worse: median t 8.2 against 10.8 on calibration seed 61)
-            self.track.add(_grey(frame.image))
+            self.track.add(grey)
             # the turn's extent while tracked (a single frame's mesh yaw can dip)
             self.track_yaw = y if self.track_yaw != self.track_yaw else max(self.track_yaw, y)
         if y >= dc.MIN_YAW_RATIO or self._past:
